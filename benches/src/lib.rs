@@ -1,0 +1,1 @@
+//! criterion benchmarks of the WLM crates; the benchmarks live in `benches/`.

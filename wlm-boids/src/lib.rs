@@ -1,0 +1,1 @@
+//! The Boids flocking simulator with the reference rules of SPEC 5.

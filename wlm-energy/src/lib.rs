@@ -1,0 +1,1 @@
+//! Potential-energy networks for populations, with hand-written differentiable forces.
