@@ -33,6 +33,17 @@ pub enum Error {
         /// What is wrong, naming the key or field.
         problem: String,
     },
+    /// A named entry of a file (an `.npz` key, an HDF5 path, a CSV column) is missing or
+    /// malformed.
+    #[error("{path}: key `{key}`: {problem}")]
+    Key {
+        /// The file (`<memory>` for bytes parsed without a file).
+        path: PathBuf,
+        /// The entry: `.npz` key, HDF5 path such as `obsm/X_pca`, or CSV column.
+        key: String,
+        /// What is wrong, in words.
+        problem: String,
+    },
     /// A tensor operation failed while converting to or from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

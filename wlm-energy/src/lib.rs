@@ -1,1 +1,15 @@
 //! Potential-energy networks for populations, with hand-written differentiable forces.
+
+mod attention_energy;
+mod dropout;
+mod energy;
+mod kernels;
+mod layers;
+#[cfg(test)]
+mod testing;
+mod weights;
+
+pub use attention_energy::{AttentionEnergy, AttentionEnergyConfig};
+pub use energy::{Energy, EnergyField};
+pub use kernels::Kernels;
+pub use weights::{load_weights, perturb_constant_parameters, seeded_var_builder, WeightsError};

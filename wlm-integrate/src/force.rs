@@ -23,3 +23,23 @@ impl<F: ForceField + ?Sized> ForceField for &F {
         (**self).acceleration(x, t)
     }
 }
+
+/// Evaluates `field` at `(x, t)` and checks that the acceleration matches `x` in shape and dtype.
+pub(crate) fn evaluate(field: &dyn ForceField, x: &Tensor, t: f64) -> Result<Tensor> {
+    let acceleration = field.acceleration(x, t)?;
+    if acceleration.dims() != x.dims() {
+        candle_core::bail!(
+            "force field returned an acceleration of shape {:?} for positions of shape {:?}",
+            acceleration.dims(),
+            x.dims()
+        );
+    }
+    if acceleration.dtype() != x.dtype() {
+        candle_core::bail!(
+            "force field returned an acceleration of dtype {:?} for positions of dtype {:?}",
+            acceleration.dtype(),
+            x.dtype()
+        );
+    }
+    Ok(acceleration)
+}

@@ -1,0 +1,224 @@
+//! A uniform cell list: boids binned into grid cells so neighbour queries look only nearby.
+
+/// Most cells along one axis. Keeps `(x − min) / cell_size` small enough that its rounding
+/// error (≈ 4.4e-16 × cells per axis) stays far below the 1e-9 margin on the cell size, so a
+/// pair closer than the radius always lands in the same or adjacent cells.
+const MAX_CELLS_PER_AXIS: f64 = 1e5;
+
+/// Relative margin by which a cell is wider than the search radius.
+const CELL_MARGIN: f64 = 1e-9;
+
+/// Boids binned into a grid of cells at least `radius` wide, built once per step.
+///
+/// Cell coordinates are `floor((x_k − min_k) / cell_size)`; the grid covers the bounding box
+/// of the positions. Within a cell, boids are kept in ascending index order (counting sort).
+#[derive(Debug)]
+pub(crate) struct CellGrid {
+    dim: usize,
+    /// Number of cells along each axis (the last axis has stride 1).
+    cells_per_axis: Vec<usize>,
+    /// Linear-index stride of each axis.
+    strides: Vec<usize>,
+    /// Boids of cell `c` are `order[cell_start[c]..cell_start[c + 1]]`.
+    cell_start: Vec<usize>,
+    /// Boid indices sorted by cell, ascending within a cell.
+    order: Vec<usize>,
+    /// Positions gathered in `order`, row-major, so a cell's boids are contiguous.
+    sorted_positions: Vec<f64>,
+    /// Linear cell index of each boid (by boid index).
+    cell_of: Vec<usize>,
+}
+
+impl CellGrid {
+    /// Bins `positions` (row-major, `dim` columns, all finite) into cells at least `radius`
+    /// wide. The grid never has more than about `2 · n_boids` cells: sparse clouds get wider
+    /// cells, which stay correct (only slower). A bounding box too large to subdivide falls
+    /// back to a single cell.
+    pub(crate) fn build(positions: &[f64], dim: usize, radius: f64) -> Self {
+        let n_boids = positions.len() / dim;
+        let mut min = vec![f64::INFINITY; dim];
+        let mut max = vec![f64::NEG_INFINITY; dim];
+        for row in positions.chunks_exact(dim) {
+            for k in 0..dim {
+                min[k] = min[k].min(row[k]);
+                max[k] = max[k].max(row[k]);
+            }
+        }
+        let max_cells = (2 * n_boids).max(64);
+        let mut cell_size = radius * (1.0 + CELL_MARGIN);
+        let cells_per_axis = loop {
+            let counts: Option<Vec<usize>> = (0..dim)
+                .map(|k| {
+                    let span = (max[k] - min[k]) / cell_size;
+                    (span.is_finite() && span < MAX_CELLS_PER_AXIS)
+                        .then(|| span.floor() as usize + 1)
+                })
+                .collect();
+            match counts {
+                Some(c)
+                    if c.iter()
+                        .try_fold(1usize, |acc, &m| acc.checked_mul(m))
+                        .is_some_and(|t| t <= max_cells) =>
+                {
+                    break c;
+                }
+                _ if cell_size.is_finite() => cell_size *= 2.0,
+                _ => break vec![1; dim],
+            }
+        };
+        let mut strides = vec![1usize; dim];
+        for k in (0..dim.saturating_sub(1)).rev() {
+            strides[k] = strides[k + 1] * cells_per_axis[k + 1];
+        }
+        let n_cells: usize = cells_per_axis.iter().product();
+
+        let cell_of: Vec<usize> = positions
+            .chunks_exact(dim)
+            .map(|row| {
+                (0..dim)
+                    .map(|k| {
+                        let c = if cells_per_axis[k] == 1 {
+                            0
+                        } else {
+                            // Saturating cast; the `min` guards the top edge.
+                            (((row[k] - min[k]) / cell_size).floor() as usize)
+                                .min(cells_per_axis[k] - 1)
+                        };
+                        c * strides[k]
+                    })
+                    .sum()
+            })
+            .collect();
+
+        // Counting sort by cell: stable, so indices stay ascending within a cell.
+        let mut cell_start = vec![0usize; n_cells + 1];
+        for &c in &cell_of {
+            cell_start[c + 1] += 1;
+        }
+        for c in 0..n_cells {
+            cell_start[c + 1] += cell_start[c];
+        }
+        let mut fill = cell_start.clone();
+        let mut order = vec![0usize; n_boids];
+        for (boid, &c) in cell_of.iter().enumerate() {
+            order[fill[c]] = boid;
+            fill[c] += 1;
+        }
+        let mut sorted_positions = Vec::with_capacity(positions.len());
+        for &boid in &order {
+            sorted_positions.extend_from_slice(&positions[boid * dim..(boid + 1) * dim]);
+        }
+        Self {
+            dim,
+            cells_per_axis,
+            strides,
+            cell_start,
+            order,
+            sorted_positions,
+            cell_of,
+        }
+    }
+
+    /// Writes into `out`, in ascending index order, every boid `j` with
+    /// `squared_distance(x_i, x_j) < radius²` for the `radius` of [`CellGrid::build`] (`i`
+    /// itself included). `radius_sq` must be `radius²` or smaller.
+    pub(crate) fn neighbours_of(
+        &self,
+        boid: usize,
+        positions: &[f64],
+        radius_sq: f64,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        let dim = self.dim;
+        let x_i = &positions[boid * dim..(boid + 1) * dim];
+        let home = self.cell_of[boid];
+        let coords: Vec<usize> = (0..dim)
+            .map(|k| home / self.strides[k] % self.cells_per_axis[k])
+            .collect();
+        // Odometer over the first dim − 1 axes (offsets −1, 0, +1); along the last axis the
+        // three cells are adjacent in linear index, so one contiguous range covers them.
+        let last = dim - 1;
+        let lo_last = coords[last].saturating_sub(1);
+        let hi_last = (coords[last] + 1).min(self.cells_per_axis[last] - 1);
+        let mut offset = vec![-1i64; last];
+        loop {
+            let mut base = 0usize;
+            let mut inside = true;
+            for k in 0..last {
+                let c = coords[k] as i64 + offset[k];
+                if c < 0 || c >= self.cells_per_axis[k] as i64 {
+                    inside = false;
+                    break;
+                }
+                base += c as usize * self.strides[k];
+            }
+            if inside {
+                let slots = self.cell_start[base + lo_last]..self.cell_start[base + hi_last + 1];
+                for slot in slots {
+                    let x_j = &self.sorted_positions[slot * dim..(slot + 1) * dim];
+                    if crate::flock::squared_distance(x_i, x_j) < radius_sq {
+                        out.push(self.order[slot]);
+                    }
+                }
+            }
+            // Advance the odometer; done when every axis has wrapped.
+            let mut k = 0;
+            while k < last {
+                offset[k] += 1;
+                if offset[k] <= 1 {
+                    break;
+                }
+                offset[k] = -1;
+                k += 1;
+            }
+            if k == last {
+                break;
+            }
+        }
+        // Each cell's run is ascending; the stable sort merges the runs cheaply.
+        out.sort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_finds_exactly_the_pairs_closer_than_the_radius_in_one_to_three_dimensions() {
+        let mut state = 12345u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for dim in 1..=3 {
+            let positions: Vec<f64> = (0..300 * dim).map(|_| 6.0 * uniform() - 3.0).collect();
+            let grid = CellGrid::build(&positions, dim, 0.7);
+            let mut found = Vec::new();
+            for i in 0..300 {
+                grid.neighbours_of(i, &positions, 0.49, &mut found);
+                let x_i = &positions[i * dim..(i + 1) * dim];
+                let expected: Vec<usize> = (0..300)
+                    .filter(|&j| {
+                        let x_j = &positions[j * dim..(j + 1) * dim];
+                        crate::flock::squared_distance(x_i, x_j) < 0.49
+                    })
+                    .collect();
+                assert_eq!(found, expected, "dim {dim}, boid {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn far_outliers_and_huge_spans_stay_within_the_cell_budget() {
+        let positions = vec![0.0, 0.0, 1e300, -1e300, 0.1, 0.0, -1e300, 1e300];
+        let grid = CellGrid::build(&positions, 2, 1.0);
+        assert!(grid.cell_start.len() - 1 <= 64);
+        let mut found = Vec::new();
+        grid.neighbours_of(0, &positions, 1.0, &mut found);
+        assert_eq!(found, vec![0, 2]);
+    }
+}

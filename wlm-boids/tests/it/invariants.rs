@@ -1,0 +1,124 @@
+//! Properties over many steps: unit speed, seeded reproducibility, the boundary pulls back.
+
+use proptest::prelude::*;
+use wlm_boids::{Flock, FlockingConfig, NeighbourSearch, Start};
+
+fn given_start() -> impl Strategy<Value = Start> {
+    (1..=3usize, 1..=60usize).prop_flat_map(|(dim, n_boids)| {
+        let len = n_boids * dim;
+        (
+            prop::collection::vec(-8.0f64..8.0, len),
+            prop::collection::vec(-3.0f64..3.0, len),
+        )
+            .prop_map(move |(positions, velocities)| Start::Given {
+                positions,
+                velocities,
+                dim,
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_step_leaves_unit_speeds(start in given_start(), all_pairs in any::<bool>()) {
+        let neighbour_search =
+            if all_pairs { NeighbourSearch::AllPairs } else { NeighbourSearch::CellList };
+        let config = FlockingConfig { neighbour_search, ..FlockingConfig::default() };
+        let mut flock = Flock::new(config, &start).unwrap();
+        for step in 1..=10 {
+            flock.step();
+            for (boid, v) in flock.velocities().chunks_exact(flock.dim()).enumerate() {
+                let speed = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+                prop_assert!(
+                    (speed - 1.0).abs() < 1e-12 || speed == 0.0,
+                    "step {step}, boid {boid}: speed {speed}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn random_start_has_mean_centred_directions_and_unit_speed() {
+    let (_, v, _) = Start::random_2d(1000, 11).realise().unwrap();
+    for row in v.chunks_exact(2) {
+        assert!(((row[0] * row[0] + row[1] * row[1]).sqrt() - 1.0).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_snapshots_and_another_seed_does_not() {
+    let config = FlockingConfig::default();
+    let a = config.simulate(&Start::random_2d(300, 42), 6, 2).unwrap();
+    let b = config.simulate(&Start::random_2d(300, 42), 6, 2).unwrap();
+    let c = config.simulate(&Start::random_2d(300, 43), 6, 2).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.positions(0), c.positions(0));
+    assert_ne!(a.positions(5), c.positions(5));
+}
+
+#[test]
+fn simulate_records_the_start_then_every_steps_per_record_steps() {
+    let config = FlockingConfig::default();
+    let start = Start::random_2d(50, 1);
+    let snapshots = config.simulate(&start, 4, 3).unwrap();
+    assert_eq!(snapshots.times(), &[0.0, 1.5, 3.0, 4.5]);
+    assert_eq!(snapshots.dim(), 2);
+    let (x0, v0, _) = start.realise().unwrap();
+    assert_eq!(snapshots.positions(0), &x0[..]);
+    assert_eq!(snapshots.velocities(0), Some(&v0[..]));
+    let mut flock = Flock::new(config, &start).unwrap();
+    for _ in 0..6 {
+        flock.step();
+    }
+    assert_eq!(snapshots.positions(2), flock.positions());
+    assert_eq!(snapshots.velocities(2), Some(flock.velocities()));
+}
+
+#[test]
+fn the_boundary_turns_a_boid_heading_out_of_the_box_back_in() {
+    // Alone at x = 6 (outside ±5), heading outwards and upwards: the boundary must reduce the
+    // outward component every step until it points inwards, and bring the boid back.
+    let start = Start::Given {
+        positions: vec![6.0, 0.0],
+        velocities: vec![0.6, 0.8],
+        dim: 2,
+    };
+    let mut flock = Flock::new(FlockingConfig::default(), &start).unwrap();
+    let mut outward = 0.6;
+    let mut steps = 0;
+    while flock.positions()[0] > 5.0 {
+        flock.step();
+        steps += 1;
+        let vx = flock.velocities()[0];
+        if flock.positions()[0] - 0.5 * vx > 5.0 {
+            assert!(
+                vx < outward,
+                "step {steps}: v_x {vx} did not decrease from {outward}"
+            );
+        }
+        outward = vx;
+        assert!(
+            steps < 20,
+            "still outside after 20 steps: {:?}",
+            flock.positions()
+        );
+    }
+    assert!(
+        flock.velocities()[0] < 0.0,
+        "heading inwards when back inside"
+    );
+}
+
+#[test]
+fn a_random_flock_stays_near_the_box() {
+    // 400 boids, 200 steps: the boundary keeps them close to [−5, 5]² (speed 1, dt 0.5).
+    let snapshots = FlockingConfig::default()
+        .simulate(&Start::random_2d(400, 9), 21, 10)
+        .unwrap();
+    let last = snapshots.positions(20);
+    let farthest = last.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    assert!(farthest < 8.0, "a boid at |x_k| = {farthest}");
+}

@@ -1,0 +1,223 @@
+//! The command line: clap definitions of every subcommand and its options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Wasserstein Lagrangian mechanics: learn how a population moves from unpaired snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "wlm", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Print nothing but results and errors (no progress bar, no log lines).
+    #[arg(long, short, global = true)]
+    pub(crate) quiet: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Simulate a population and write its snapshots as a particle .npz.
+    #[command(subcommand)]
+    Simulate(Simulate),
+    /// Train a model from a RON config, writing a run directory.
+    Train(TrainArgs),
+    /// Forecast from a trained run: one rollout from the first snapshot through all times.
+    Forecast(EvalArgs),
+    /// Interpolate held-out snapshots of a trained run from the snapshot before each.
+    Interpolate(EvalArgs),
+    /// Evaluate a trained run (forecast or interpolation, as its config says) with baselines.
+    Eval(EvalArgs),
+    /// Distance between two point clouds (.npy (N, d) or CSV).
+    Distance(DistanceArgs),
+    /// Describe a data file: times, sizes, dimension, velocities.
+    Inspect(InspectArgs),
+    /// Draw the plots of a run directory as PNG files.
+    Plot(PlotArgs),
+    /// Simulate Boids, train a small model, forecast and plot, with no input files.
+    Demo(DemoArgs),
+}
+
+/// `wlm simulate ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Simulate {
+    /// The Boids flocking model (SPEC 5).
+    Boids(BoidsArgs),
+    /// A gradient-flow SDE `dX = −∇ψ(X) dt + σ dW` in 2-D (SPEC 5).
+    GfSde(GfSdeArgs),
+}
+
+/// Options shared by the simulators.
+#[derive(Debug, Args)]
+pub(crate) struct SimulateCommon {
+    /// Output file (.npz with `positions`, `velocities` (T, N, d) and `times`).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Start from this snapshot instead of a random one: an .npz with `positions` (and
+    /// `velocities`) of one snapshot ((N, d) or (1, N, d)), or an .npy of shape (N, d).
+    #[arg(long)]
+    pub(crate) init: Option<PathBuf>,
+    /// Number of particles (ignored with --init).
+    #[arg(long, short = 'n')]
+    pub(crate) n_particles: Option<usize>,
+    /// Number of snapshots written, the start included.
+    #[arg(long)]
+    pub(crate) n_snapshots: Option<usize>,
+    /// Time between snapshots.
+    #[arg(long)]
+    pub(crate) dt: Option<f64>,
+    /// Seed of the random number generator.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+}
+
+/// `wlm simulate boids`.
+#[derive(Debug, Args)]
+pub(crate) struct BoidsArgs {
+    /// Options shared by the simulators.
+    #[command(flatten)]
+    pub(crate) common: SimulateCommon,
+}
+
+/// The potentials of the GF-SDE benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PotentialName {
+    /// `½ Σ v_k²`.
+    Quadratic,
+    /// `½ Σ (v_k⁴ − 16 v_k² + 5 v_k)`.
+    StyblinskiTang,
+    /// `v₀² + 2 v₁² − 0.3 cos(3π v₀) − 0.4 cos(4π v₁) + 0.7`.
+    Bohachevsky,
+    /// `Σ v_k + Σ v_k² + Σ v_k v_{k+1}`.
+    OakleyOhagan,
+    /// `Σ sin v_k`.
+    WavyPlateau,
+}
+
+/// `wlm simulate gf-sde`.
+#[derive(Debug, Args)]
+pub(crate) struct GfSdeArgs {
+    /// Options shared by the simulators.
+    #[command(flatten)]
+    pub(crate) common: SimulateCommon,
+    /// The potential ψ.
+    #[arg(long, value_enum, default_value_t = PotentialName::Quadratic)]
+    pub(crate) potential: PotentialName,
+    /// Noise level σ.
+    #[arg(long)]
+    pub(crate) sigma: Option<f64>,
+    /// Re-simulate every snapshot from fresh initial samples (unpaired particles).
+    #[arg(long)]
+    pub(crate) unpaired: bool,
+}
+
+/// `wlm train`.
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// The experiment's RON config.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Override a config value, e.g. `--set train.steps=200` (dotted path = RON value).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Run directory (default: `runs/<config name>`).
+    #[arg(long)]
+    pub(crate) run_dir: Option<PathBuf>,
+    /// Continue from the run directory's last checkpoint.
+    #[arg(long)]
+    pub(crate) resume: bool,
+}
+
+/// `wlm forecast`, `wlm interpolate`, `wlm eval`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// Run directory written by `wlm train`.
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Checkpoint to use instead of the run's final (EMA) weights.
+    #[arg(long)]
+    pub(crate) checkpoint: Option<PathBuf>,
+    /// Data file to use instead of the one named in the run's config.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// Where to write the predictions (.npz); default inside the run directory.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Integrator steps per observed interval.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) substeps: usize,
+}
+
+/// The metrics of `wlm distance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Metric {
+    /// Exact Wasserstein-1 (Euclidean cost).
+    W1,
+    /// Exact Wasserstein-2.
+    W2,
+    /// Debiased Sinkhorn divergence.
+    Sinkhorn,
+    /// Energy distance.
+    Energy,
+}
+
+/// `wlm distance`.
+#[derive(Debug, Args)]
+pub(crate) struct DistanceArgs {
+    /// First point cloud: .npy (N, d) or CSV (one point per row).
+    pub(crate) a: PathBuf,
+    /// Second point cloud.
+    pub(crate) b: PathBuf,
+    /// The metric.
+    #[arg(long, value_enum, default_value_t = Metric::W1)]
+    pub(crate) metric: Metric,
+    /// Sinkhorn cost exponent: 1 (|x−y|) or 2 (½|x−y|²).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub(crate) p: u8,
+    /// Sinkhorn blur (ε = blur^p).
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) blur: f64,
+    /// Sinkhorn ε-annealing factor in (0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) scaling: f64,
+}
+
+/// `wlm inspect`.
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The data file (.npz, .npy, .csv, .h5ad).
+    pub(crate) file: PathBuf,
+}
+
+/// `wlm plot`.
+#[derive(Debug, Args)]
+pub(crate) struct PlotArgs {
+    /// Run directory written by `wlm train` (and `wlm eval`).
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// The two dimensions drawn in scatter plots, e.g. `0,1`.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0, 1])]
+    pub(crate) dims: Vec<usize>,
+    /// Output folder (default: `<run dir>/plots`).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// `wlm demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// A seconds-long variant (fewer particles, snapshots and steps), for tests.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Run directory (default: `runs/demo`, or `runs/demo-quick`).
+    #[arg(long)]
+    pub(crate) run_dir: Option<PathBuf>,
+    /// Number of training steps (default: 1500, or 30 with --quick).
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
+    /// Seed of the simulation and of training.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+}

@@ -1,0 +1,502 @@
+//! AnnData `.h5ad` files (HDF5), read and written with the pure-Rust `hdf5-pure` crate: a
+//! time column of `obs`, an embedding from `obsm` (or `X`, or a layer), optional velocities.
+
+use std::path::Path;
+
+use hdf5_pure::{AttrValue, DType, Dataset, File, FileBuilder, FormatError};
+use serde::{Deserialize, Serialize};
+
+use crate::fs::{read_file, write_atomic};
+use crate::npz::MEMORY;
+use crate::{Error, Result, Snapshots};
+
+/// Where a `(cells, components)` matrix lives in an AnnData file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum H5adMatrix {
+    /// The main matrix `X` (dense only).
+    X,
+    /// An entry of `obsm`, e.g. `X_pca` or `velocity_pca`.
+    Obsm(String),
+    /// An entry of `layers` (dense only).
+    Layer(String),
+}
+
+impl H5adMatrix {
+    /// The HDF5 path, e.g. `obsm/X_pca`.
+    pub fn path(&self) -> String {
+        match self {
+            Self::X => "X".into(),
+            Self::Obsm(key) => format!("obsm/{key}"),
+            Self::Layer(key) => format!("layers/{key}"),
+        }
+    }
+}
+
+/// How to read (and write) snapshots from an AnnData `.h5ad` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct H5adConfig {
+    /// Column of `obs` holding each cell's time: numeric, or categorical with numeric or
+    /// string categories. Default `"time"`.
+    pub time_key: String,
+    /// Positions. Default `Obsm("X_pca")`.
+    pub embedding: H5adMatrix,
+    /// Keep only the first `n` components (of positions and velocities). Default `None`: all.
+    pub n_components: Option<usize>,
+    /// Velocities with the same number of components, if any. Default `None`.
+    pub velocity: Option<H5adMatrix>,
+}
+
+impl Default for H5adConfig {
+    fn default() -> Self {
+        Self {
+            time_key: "time".into(),
+            embedding: H5adMatrix::Obsm("X_pca".into()),
+            n_components: None,
+            velocity: None,
+        }
+    }
+}
+
+/// Loads snapshots from an AnnData `.h5ad` file (the layout of anndata ≥ 0.8; 0.7's
+/// categoricals under `obs/__categories` are read too).
+///
+/// Cells are grouped by the value of the time column; snapshots come in increasing time
+/// order and cells keep their file order. Times: a numeric column gives its values; a
+/// categorical column gives its categories' values when every category is a number (numeric
+/// categories, or strings such as `"3"` or `"1.5"`), and otherwise the category's position
+/// in the category list (`0, 1, …`, so an ordered categorical like `day0 < day1` keeps its
+/// order); snapshots are named by the category (or by the time for a numeric column). Only
+/// categories with at least one cell become snapshots. If velocities are read, a snapshot whose
+/// velocity rows are all NaN has no velocities (the way [`write_h5ad`] stores them).
+/// Chunked and deflate-compressed datasets are supported; sparse matrices are not.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] for an empty or non-HDF5
+/// file; [`Error::Key`] naming the HDF5 path for a missing `obs`, time column or matrix, a
+/// string or otherwise unsupported time column, a missing category code (`-1`) or one out of
+/// range, a sparse or non-numeric matrix, a row count that differs from `obs`, too few
+/// components, and non-finite values (naming the cell and component).
+pub fn load_h5ad(path: impl AsRef<Path>, config: &H5adConfig) -> Result<Snapshots> {
+    let path = path.as_ref();
+    h5ad(read_file(path)?, path, config)
+}
+
+/// [`load_h5ad`] on the bytes of a file; errors name the file `<memory>`.
+///
+/// # Errors
+/// As [`load_h5ad`], without the I/O errors.
+pub fn parse_h5ad(bytes: &[u8], config: &H5adConfig) -> Result<Snapshots> {
+    h5ad(bytes.to_vec(), Path::new(MEMORY), config)
+}
+
+struct Reader<'a> {
+    file: File,
+    path: &'a Path,
+}
+
+/// A time column: per-cell times and, per distinct time, a name.
+struct TimeColumn {
+    times: Vec<f64>,
+    names: Vec<(f64, String)>,
+}
+
+impl Reader<'_> {
+    fn err(&self, key: &str, problem: String) -> Error {
+        Error::Key { path: self.path.to_owned(), key: key.to_owned(), problem }
+    }
+
+    fn hdf5_err(&self, key: &str, e: &hdf5_pure::Error) -> Error {
+        match e {
+            hdf5_pure::Error::Format(FormatError::PathNotFound(_)) => self.err(key, "missing".into()),
+            _ => self.err(key, format!("cannot be read: {e}")),
+        }
+    }
+
+    fn is_group(&self, key: &str) -> bool {
+        self.file.group(key).is_ok()
+    }
+
+    fn encoding(&self, key: &str) -> Option<String> {
+        let attrs = match self.file.group(key) {
+            Ok(g) => g.attrs().ok()?,
+            Err(_) => self.file.dataset(key).ok()?.attrs().ok()?,
+        };
+        attrs.get("encoding-type").and_then(AttrValue::as_str).map(str::to_owned)
+    }
+
+    fn dataset(&self, key: &str) -> Result<Dataset> {
+        match self.file.dataset(key) {
+            Ok(d) => Ok(d),
+            Err(hdf5_pure::Error::NotADataset(_)) => {
+                let enc = self.encoding(key).unwrap_or_else(|| "a group".into());
+                Err(self.err(key, format!("is {enc}, not a dense array")))
+            }
+            Err(e) => Err(self.hdf5_err(key, &e)),
+        }
+    }
+
+    /// Reads a numeric dataset of any rank as `f64`, with its shape.
+    fn numeric(&self, key: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+        let ds = self.dataset(key)?;
+        let dtype = ds.dtype().map_err(|e| self.hdf5_err(key, &e))?;
+        let numeric = matches!(
+            dtype,
+            DType::F32
+                | DType::F64
+                | DType::I8
+                | DType::I16
+                | DType::I32
+                | DType::I64
+                | DType::U8
+                | DType::U16
+                | DType::U32
+                | DType::U64
+        );
+        if !numeric {
+            return Err(self.err(key, format!("holds {dtype:?} values, not numbers")));
+        }
+        let shape = ds.shape().map_err(|e| self.hdf5_err(key, &e))?;
+        let shape: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let values = ds.read_f64().map_err(|e| self.hdf5_err(key, &e))?;
+        if count != Some(values.len()) {
+            return Err(self.err(
+                key,
+                format!("shape {shape:?} but {} values were read", values.len()),
+            ));
+        }
+        Ok((shape, values))
+    }
+
+    fn strings(&self, key: &str) -> Result<Vec<String>> {
+        self.dataset(key)?.read_string().map_err(|e| self.hdf5_err(key, &e))
+    }
+
+    fn time_column(&self, time_key: &str) -> Result<TimeColumn> {
+        if self.file.group("obs").is_err() {
+            let problem = if self.file.dataset("obs").is_ok() {
+                "is a dataset (AnnData < 0.7 layout), not a dataframe group: re-save the file \
+                 with anndata ≥ 0.8"
+            } else {
+                "missing: not an AnnData file"
+            };
+            return Err(self.err("obs", problem.into()));
+        }
+        let key = format!("obs/{time_key}");
+        let legacy_categories = format!("obs/__categories/{time_key}");
+        if self.is_group(&key) {
+            match self.encoding(&key).as_deref() {
+                Some("categorical") => {
+                    let codes = self.numeric(&format!("{key}/codes"))?.1;
+                    let categories = format!("{key}/categories");
+                    self.categorical(&key, &codes, &categories)
+                }
+                Some("nullable-integer") => {
+                    let values = self.numeric(&format!("{key}/values"))?.1;
+                    let mask = self.numeric(&format!("{key}/mask"))?.1;
+                    if let Some(i) = mask.iter().position(|&m| m != 0.0) {
+                        return Err(self.err(&key, format!("cell {i} has no value (masked)")));
+                    }
+                    Ok(numeric_times(values))
+                }
+                other => Err(self.err(
+                    &key,
+                    format!(
+                        "has encoding {:?}: a time column must be numeric or categorical",
+                        other.unwrap_or("none")
+                    ),
+                )),
+            }
+        } else if self.file.dataset(&legacy_categories).is_ok() {
+            let codes = self.numeric(&key)?.1;
+            self.categorical(&key, &codes, &legacy_categories)
+        } else {
+            if self.file.dataset(&key).is_err() {
+                let mut columns: Vec<String> = self
+                    .file
+                    .group("obs")
+                    .and_then(|g| Ok([g.datasets()?, g.groups()?].concat()))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c != "_index" && c != "__categories")
+                    .collect();
+                columns.sort();
+                return Err(self.err(&key, format!("missing: obs has the columns {columns:?}")));
+            }
+            let ds = self.dataset(&key)?;
+            if matches!(ds.dtype(), Ok(DType::String | DType::VariableLengthString)) {
+                return Err(self.err(
+                    &key,
+                    "holds strings: a time column must be numeric or categorical".into(),
+                ));
+            }
+            let (shape, values) = self.numeric(&key)?;
+            if shape.len() != 1 {
+                return Err(self.err(&key, format!("expected rank 1, got shape {shape:?}")));
+            }
+            Ok(numeric_times(values))
+        }
+    }
+
+    fn categorical(&self, key: &str, codes: &[f64], categories: &str) -> Result<TimeColumn> {
+        let cat_ds = self.dataset(categories)?;
+        let labels: Vec<(f64, String)> = match cat_ds.dtype() {
+            Ok(DType::String | DType::VariableLengthString) => {
+                let names = self.strings(categories)?;
+                let parsed: Option<Vec<f64>> = names
+                    .iter()
+                    .map(|s| s.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+                    .collect();
+                match parsed {
+                    Some(values) => values.into_iter().zip(names).collect(),
+                    None => names.into_iter().enumerate().map(|(i, s)| (i as f64, s)).collect(),
+                }
+            }
+            _ => {
+                let values = self.numeric(categories)?.1;
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(self.err(categories, format!("category {i} is not finite")));
+                }
+                values.into_iter().map(|v| (v, format!("{v}"))).collect()
+            }
+        };
+        let mut times = Vec::with_capacity(codes.len());
+        for (cell, &code) in codes.iter().enumerate() {
+            if code < 0.0 {
+                return Err(self.err(key, format!("cell {cell} has no category (code {code})")));
+            }
+            let (t, _) = labels.get(code as usize).ok_or_else(|| {
+                self.err(
+                    key,
+                    format!("cell {cell} has code {code} but there are {} categories", labels.len()),
+                )
+            })?;
+            times.push(*t + 0.0);
+        }
+        Ok(TimeColumn { times, names: labels })
+    }
+
+    /// Reads a `(cells, ≥k)` matrix, keeping `k` columns (all if `None`); checks finiteness
+    /// unless `nan_rows_ok` (then a row may be all NaN).
+    fn matrix(
+        &self,
+        m: &H5adMatrix,
+        cells: usize,
+        k: Option<usize>,
+        nan_rows_ok: bool,
+    ) -> Result<(usize, Vec<f64>)> {
+        let key = m.path();
+        if self.is_group(&key) {
+            let enc = self.encoding(&key).unwrap_or_else(|| "a group".into());
+            return Err(self.err(&key, format!("is {enc}: only dense matrices are supported")));
+        }
+        let (shape, values) = self.numeric(&key)?;
+        let &[rows, cols] = &shape[..] else {
+            return Err(self.err(&key, format!("expected rank 2 (cells, components), got shape {shape:?}")));
+        };
+        if rows != cells {
+            return Err(self.err(&key, format!("{rows} rows but obs has {cells} cells")));
+        }
+        let k = k.unwrap_or(cols);
+        if k == 0 || k > cols {
+            return Err(self.err(
+                &key,
+                format!("{k} components requested but the matrix has {cols} (need 1..={cols})"),
+            ));
+        }
+        let mut out = Vec::with_capacity(rows * k);
+        for (i, row) in values.chunks_exact(cols.max(1)).enumerate() {
+            let row = &row[..k];
+            if nan_rows_ok && row.iter().all(|v| v.is_nan()) {
+                out.extend_from_slice(row);
+                continue;
+            }
+            if let Some(c) = row.iter().position(|v| !v.is_finite()) {
+                return Err(self.err(&key, format!("cell {i}, component {c} is not finite ({})", row[c])));
+            }
+            out.extend_from_slice(row);
+        }
+        Ok((k, out))
+    }
+}
+
+fn numeric_times(values: Vec<f64>) -> TimeColumn {
+    TimeColumn { times: values.into_iter().map(|t| t + 0.0).collect(), names: Vec::new() }
+}
+
+fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
+    if bytes.is_empty() {
+        return Err(Error::Format { path: path.to_owned(), problem: "empty file: not an HDF5 (.h5ad) file".into() });
+    }
+    let file = File::from_bytes(bytes).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
+    })?;
+    let reader = Reader { file, path };
+    let column = reader.time_column(&config.time_key)?;
+    let time_key = format!("obs/{}", config.time_key);
+    if let Some(i) = column.times.iter().position(|t| !t.is_finite()) {
+        return Err(reader.err(&time_key, format!("time of cell {i} is not finite ({})", column.times[i])));
+    }
+    let cells = column.times.len();
+    if cells == 0 {
+        return Err(reader.err(&time_key, "no cells".into()));
+    }
+    let (dim, positions) = reader.matrix(&config.embedding, cells, config.n_components, false)?;
+    let velocities = match &config.velocity {
+        Some(m) => Some(reader.matrix(m, cells, Some(dim), true)?.1),
+        None => None,
+    };
+
+    let mut unique = column.times.clone();
+    unique.sort_by(f64::total_cmp);
+    unique.dedup();
+    let mut clouds = vec![Vec::new(); unique.len()];
+    let mut vel_clouds = vec![Vec::new(); unique.len()];
+    for (i, t) in column.times.iter().enumerate() {
+        let s = unique.partition_point(|u| u < t);
+        clouds[s].extend_from_slice(&positions[i * dim..(i + 1) * dim]);
+        if let Some(v) = &velocities {
+            vel_clouds[s].extend_from_slice(&v[i * dim..(i + 1) * dim]);
+        }
+    }
+    let velocities = match (&velocities, &config.velocity) {
+        (Some(_), Some(m)) => {
+            let mut out = Vec::with_capacity(unique.len());
+            for (s, v) in vel_clouds.into_iter().enumerate() {
+                if v.iter().all(|x| x.is_nan()) {
+                    out.push(None);
+                } else if v.iter().any(|x| x.is_nan()) {
+                    return Err(reader.err(
+                        &m.path(),
+                        format!("snapshot {s} (time {}) has velocities on some cells but NaN on others", unique[s]),
+                    ));
+                } else {
+                    out.push(Some(v));
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    };
+    let names = unique
+        .iter()
+        .map(|t| {
+            column
+                .names
+                .iter()
+                .find(|(v, _)| v == t)
+                .map_or_else(|| format!("{t}"), |(_, name)| name.clone())
+        })
+        .collect();
+    Snapshots::new(unique, dim, clouds, velocities)
+        .and_then(|s| s.with_names(names))
+        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+}
+
+fn text(s: &str) -> AttrValue {
+    AttrValue::VarLenString(s.into())
+}
+
+/// Writes snapshots as an AnnData `.h5ad` file that [`load_h5ad`] with the same `config`
+/// reads back, and that anndata (≥ 0.8) reads: `obs` holds a `float64` column
+/// `config.time_key` and a string index `0, 1, …`; positions go to `config.embedding` (with
+/// `X` also setting `var` to one variable per dimension); velocities, if `config.velocity` is
+/// set and any snapshot has them, go there with NaN rows for snapshots without. Names are not
+/// stored. `n_components` is ignored. The write is atomic.
+///
+/// # Errors
+/// [`Error::Invalid`] if `config.velocity` names the same matrix as the positions;
+/// [`Error::Format`] if the HDF5 file cannot be built; [`Error::Io`] if writing fails.
+pub fn write_h5ad(path: impl AsRef<Path>, snapshots: &Snapshots, config: &H5adConfig) -> Result<()> {
+    let path = path.as_ref();
+    if config.velocity.as_ref() == Some(&config.embedding) {
+        return Err(Error::Invalid(format!(
+            "velocities and positions cannot both be written to {}",
+            config.embedding.path()
+        )));
+    }
+    let dim = snapshots.dim();
+    let cells: usize = (0..snapshots.len()).map(|k| snapshots.n_particles(k)).sum();
+    let mut times = Vec::with_capacity(cells);
+    let mut positions = Vec::with_capacity(cells * dim);
+    for k in 0..snapshots.len() {
+        times.extend(std::iter::repeat_n(snapshots.times()[k], snapshots.n_particles(k)));
+        positions.extend_from_slice(snapshots.positions(k));
+    }
+    let velocities = config.velocity.as_ref().and_then(|m| {
+        crate::particles::velocities_with_nan(snapshots).map(|v| (m.clone(), v))
+    });
+
+    let mut fb = FileBuilder::new();
+    fb.set_attr("encoding-type", text("anndata"));
+    fb.set_attr("encoding-version", text("0.1.0"));
+
+    let index: Vec<String> = (0..cells).map(|i| i.to_string()).collect();
+    let index: Vec<&str> = index.iter().map(String::as_str).collect();
+    let mut obs = fb.create_group("obs");
+    obs.set_attr("encoding-type", text("dataframe"));
+    obs.set_attr("encoding-version", text("0.2.0"));
+    obs.set_attr("_index", text("_index"));
+    obs.set_attr("column-order", AttrValue::VarLenStringArray(vec![config.time_key.clone()]));
+    obs.create_dataset("_index")
+        .with_vlen_strings(&index)
+        .set_attr("encoding-type", text("string-array"))
+        .set_attr("encoding-version", text("0.2.0"));
+    obs.create_dataset(&config.time_key)
+        .with_f64_data(&times)
+        .set_attr("encoding-type", text("array"))
+        .set_attr("encoding-version", text("0.2.0"));
+    fb.add_group(obs.finish());
+
+    let n_vars = if matches!(config.embedding, H5adMatrix::X) { dim } else { 0 };
+    let var_index: Vec<String> = (0..n_vars).map(|i| format!("x{i}")).collect();
+    let var_index: Vec<&str> = var_index.iter().map(String::as_str).collect();
+    let mut var = fb.create_group("var");
+    var.set_attr("encoding-type", text("dataframe"));
+    var.set_attr("encoding-version", text("0.2.0"));
+    var.set_attr("_index", text("_index"));
+    var.set_attr("column-order", AttrValue::VarLenStringArray(Vec::new()));
+    var.create_dataset("_index")
+        .with_vlen_strings(&var_index)
+        .set_attr("encoding-type", text("string-array"))
+        .set_attr("encoding-version", text("0.2.0"));
+    fb.add_group(var.finish());
+
+    let mut matrices = vec![(config.embedding.clone(), positions)];
+    if let Some((m, v)) = velocities {
+        matrices.push((m, v));
+    }
+    let shape = [cells as u64, dim as u64];
+    let mut obsm = fb.create_group("obsm");
+    let mut layers = fb.create_group("layers");
+    for g in [&mut obsm, &mut layers] {
+        g.set_attr("encoding-type", text("dict"));
+        g.set_attr("encoding-version", text("0.1.0"));
+    }
+    for (m, values) in &matrices {
+        let ds = match m {
+            H5adMatrix::X => fb.create_dataset("X"),
+            H5adMatrix::Obsm(key) => obsm.create_dataset(key),
+            H5adMatrix::Layer(key) => layers.create_dataset(key),
+        };
+        ds.with_f64_data(values)
+            .with_shape(&shape)
+            .set_attr("encoding-type", text("array"))
+            .set_attr("encoding-version", text("0.2.0"));
+    }
+    fb.add_group(obsm.finish());
+    fb.add_group(layers.finish());
+    for name in ["uns", "obsp", "varm", "varp"] {
+        let mut g = fb.create_group(name);
+        g.set_attr("encoding-type", text("dict"));
+        g.set_attr("encoding-version", text("0.1.0"));
+        fb.add_group(g.finish());
+    }
+    let bytes = fb.finish().map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: format!("cannot build the HDF5 file: {e}"),
+    })?;
+    write_atomic(path, &bytes)
+}

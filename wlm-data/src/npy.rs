@@ -1,0 +1,596 @@
+//! NPY: a small, defensive parser and writer for NumPy's `.npy` array format.
+//!
+//! The parser accepts format versions 1.0, 2.0 and 3.0, little- and big-endian `float32`,
+//! `float64` and integer element types, C and Fortran order, and returns the values as `f64`
+//! in C (row-major) order. It never panics and never allocates more than the input implies:
+//! the header is parsed by a tiny literal parser (not an evaluator), every size is computed
+//! with overflow checks, and the data length must match the shape exactly.
+
+use std::path::Path;
+
+use crate::fs::{read_file, write_atomic};
+use crate::particles::{float_tnd, split_tnd, times_or_default};
+use crate::{Error, Result, Snapshots};
+
+/// The magic string that starts every `.npy` file.
+const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Element type of an NPY array as stored in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyDtype {
+    /// IEEE-754 single precision (`f4`).
+    F32,
+    /// IEEE-754 double precision (`f8`).
+    F64,
+    /// Signed 8-bit integer (`i1`).
+    I8,
+    /// Signed 16-bit integer (`i2`).
+    I16,
+    /// Signed 32-bit integer (`i4`).
+    I32,
+    /// Signed 64-bit integer (`i8`).
+    I64,
+    /// Unsigned 8-bit integer (`u1`).
+    U8,
+    /// Unsigned 16-bit integer (`u2`).
+    U16,
+    /// Unsigned 32-bit integer (`u4`).
+    U32,
+    /// Unsigned 64-bit integer (`u8`).
+    U64,
+}
+
+impl NpyDtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::I8 | Self::U8 => 1,
+            Self::I16 | Self::U16 => 2,
+            Self::F32 | Self::I32 | Self::U32 => 4,
+            Self::F64 | Self::I64 | Self::U64 => 8,
+        }
+    }
+
+    /// Whether this is `float32` or `float64`.
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F64)
+    }
+
+    fn from_code(kind: u8, size: &str) -> Option<Self> {
+        Some(match (kind, size) {
+            (b'f', "4") => Self::F32,
+            (b'f', "8") => Self::F64,
+            (b'i', "1") => Self::I8,
+            (b'i', "2") => Self::I16,
+            (b'i', "4") => Self::I32,
+            (b'i', "8") => Self::I64,
+            (b'u', "1") => Self::U8,
+            (b'u', "2") => Self::U16,
+            (b'u', "4") => Self::U32,
+            (b'u', "8") => Self::U64,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed NPY array: its shape and its values as `f64` in C (row-major) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// Dimensions; empty for a 0-d (scalar) array.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values, row-major. Integers are converted to `f64` (exact up to
+    /// 2^53).
+    pub data: Vec<f64>,
+    /// The element type as stored in the file.
+    pub dtype: NpyDtype,
+    /// The dtype string of the header, e.g. `<f8`.
+    pub descr: String,
+}
+
+/// Why bytes are not a supported NPY array. Each variant has its own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NpyError {
+    /// No bytes at all.
+    #[error("empty input: an NPY file starts with the magic string \\x93NUMPY")]
+    Empty,
+    /// The input ends before the magic string, the version or the header is complete.
+    #[error("truncated NPY: {0}")]
+    Truncated(String),
+    /// The first six bytes are not `\x93NUMPY`.
+    #[error("not an NPY file: the magic string \\x93NUMPY is missing")]
+    BadMagic,
+    /// A format version other than 1.0, 2.0 or 3.0.
+    #[error("unsupported NPY format version {major}.{minor} (1.0, 2.0 and 3.0 are supported)")]
+    Version {
+        /// Major version byte.
+        major: u8,
+        /// Minor version byte.
+        minor: u8,
+    },
+    /// The header dictionary cannot be parsed or lacks a key.
+    #[error("malformed NPY header: {0}")]
+    Header(String),
+    /// A dtype other than little/big-endian float or integer (e.g. object arrays, which is
+    /// how NumPy stores ragged arrays, strings, complex, float16, structured types).
+    #[error(
+        "unsupported dtype {0:?}: only little- or big-endian float32/float64 \
+         ('<f4', '>f4', '<f8', '>f8') and integer arrays are supported"
+    )]
+    Dtype(String),
+    /// The number of data bytes differs from what the shape and dtype require.
+    #[error("data size mismatch: shape {shape:?} of dtype {descr:?} needs {expected} bytes, found {found}")]
+    Size {
+        /// Declared shape.
+        shape: Vec<usize>,
+        /// Declared dtype.
+        descr: String,
+        /// Bytes the shape needs (`None` if the count overflows).
+        expected: String,
+        /// Bytes present after the header.
+        found: usize,
+    },
+}
+
+/// Parses the bytes of a `.npy` file.
+///
+/// # Errors
+/// An [`NpyError`] for empty or truncated input, a bad magic string or version, a malformed
+/// header, an unsupported dtype (object, string, complex, float16, structured), or a data size
+/// that does not match the shape.
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
+    if bytes.is_empty() {
+        return Err(NpyError::Empty);
+    }
+    if bytes.len() < MAGIC.len() {
+        if MAGIC.starts_with(bytes) {
+            return Err(NpyError::Truncated(format!(
+                "{} bytes, shorter than the magic string",
+                bytes.len()
+            )));
+        }
+        return Err(NpyError::BadMagic);
+    }
+    if &bytes[..6] != MAGIC {
+        return Err(NpyError::BadMagic);
+    }
+    if bytes.len() < 8 {
+        return Err(NpyError::Truncated("the version bytes are missing".into()));
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (header_start, header_len) = match (major, minor) {
+        (1, 0) => {
+            let len = bytes.get(8..10).ok_or_else(|| {
+                NpyError::Truncated("the 2-byte header length is missing".into())
+            })?;
+            (10usize, u16::from_le_bytes([len[0], len[1]]) as usize)
+        }
+        (2, 0) | (3, 0) => {
+            let len = bytes.get(8..12).ok_or_else(|| {
+                NpyError::Truncated("the 4-byte header length is missing".into())
+            })?;
+            (12usize, u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+        }
+        _ => return Err(NpyError::Version { major, minor }),
+    };
+    let header_end = header_start
+        .checked_add(header_len)
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| {
+            NpyError::Truncated(format!(
+                "the header length says {header_len} bytes but only {} follow",
+                bytes.len() - header_start
+            ))
+        })?;
+    let header = std::str::from_utf8(&bytes[header_start..header_end])
+        .map_err(|_| NpyError::Header("the header is not valid UTF-8 text".into()))?;
+    let meta = parse_header(header)?;
+    let dtype_err = || NpyError::Dtype(meta.descr.clone());
+    let descr = meta.descr.as_bytes();
+    let (order, code) = match descr.first() {
+        Some(b'<' | b'>' | b'|' | b'=') => (descr[0], &meta.descr[1..]),
+        _ => (b'=', meta.descr.as_str()),
+    };
+    let kind = *code.as_bytes().first().ok_or_else(dtype_err)?;
+    let dtype = NpyDtype::from_code(kind, &code[1..]).ok_or_else(dtype_err)?;
+    let big_endian = match order {
+        b'<' => false,
+        b'>' => true,
+        // `|` (not applicable) is only valid for one-byte types; `=` means the writer's native
+        // order, which NumPy never writes for multi-byte types: read it as little-endian.
+        b'|' if dtype.size() == 1 => false,
+        b'|' => return Err(dtype_err()),
+        _ => cfg!(target_endian = "big"),
+    };
+    let data_bytes = &bytes[header_end..];
+    let count = meta.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let expected = count.and_then(|c| c.checked_mul(dtype.size()));
+    if expected != Some(data_bytes.len()) {
+        return Err(NpyError::Size {
+            shape: meta.shape.clone(),
+            descr: meta.descr.clone(),
+            expected: expected.map_or_else(|| "more than usize::MAX".into(), |e| e.to_string()),
+            found: data_bytes.len(),
+        });
+    }
+    let values: Vec<f64> =
+        data_bytes.chunks_exact(dtype.size()).map(|c| decode(c, dtype, big_endian)).collect();
+    let data = if meta.fortran_order && meta.shape.len() > 1 {
+        fortran_to_c(&values, &meta.shape)
+    } else {
+        values
+    };
+    Ok(NpyArray { shape: meta.shape, data, dtype, descr: meta.descr })
+}
+
+fn decode(c: &[u8], dtype: NpyDtype, big_endian: bool) -> f64 {
+    macro_rules! num {
+        ($t:ty, $n:expr) => {{
+            let mut b = [0u8; $n];
+            b.copy_from_slice(c);
+            if big_endian {
+                <$t>::from_be_bytes(b)
+            } else {
+                <$t>::from_le_bytes(b)
+            }
+        }};
+    }
+    match dtype {
+        NpyDtype::F32 => f64::from(num!(f32, 4)),
+        NpyDtype::F64 => num!(f64, 8),
+        NpyDtype::I8 => f64::from(num!(i8, 1)),
+        NpyDtype::I16 => f64::from(num!(i16, 2)),
+        NpyDtype::I32 => f64::from(num!(i32, 4)),
+        NpyDtype::I64 => num!(i64, 8) as f64,
+        NpyDtype::U8 => f64::from(num!(u8, 1)),
+        NpyDtype::U16 => f64::from(num!(u16, 2)),
+        NpyDtype::U32 => f64::from(num!(u32, 4)),
+        NpyDtype::U64 => num!(u64, 8) as f64,
+    }
+}
+
+/// Reorders column-major values into row-major order.
+fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
+    let rank = shape.len();
+    let mut c_strides = vec![1usize; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        c_strides[k] = c_strides[k + 1] * shape[k + 1];
+    }
+    let mut out = vec![0.0; values.len()];
+    let mut index = vec![0usize; rank];
+    for &v in values {
+        let c: usize = index.iter().zip(&c_strides).map(|(i, s)| i * s).sum();
+        out[c] = v;
+        // Fortran order: the first index varies fastest.
+        for k in 0..rank {
+            index[k] += 1;
+            if index[k] < shape[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    out
+}
+
+struct Header {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+enum Value {
+    Str(String),
+    Bool(bool),
+    Tuple(Vec<usize>),
+    Other(String),
+}
+
+/// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }`.
+fn parse_header(text: &str) -> std::result::Result<Header, NpyError> {
+    let bad = |m: String| NpyError::Header(m);
+    let mut p = Cursor { s: text.as_bytes(), i: 0 };
+    p.ws();
+    if !p.eat(b'{') {
+        return Err(bad("the header is not a dictionary (no opening '{')".into()));
+    }
+    let (mut descr, mut fortran, mut shape) = (None, None, None);
+    loop {
+        p.ws();
+        if p.eat(b'}') {
+            break;
+        }
+        let key = p.string().ok_or_else(|| bad("expected a quoted key".into()))?;
+        p.ws();
+        if !p.eat(b':') {
+            return Err(bad(format!("expected ':' after key '{key}'")));
+        }
+        p.ws();
+        let value = p.value().ok_or_else(|| bad(format!("unreadable value for key '{key}'")))?;
+        match (key.as_str(), value) {
+            ("descr", Value::Str(s)) => descr = Some(s),
+            ("descr", Value::Other(s)) => return Err(NpyError::Dtype(s)),
+            ("fortran_order", Value::Bool(b)) => fortran = Some(b),
+            ("shape", Value::Tuple(t)) => shape = Some(t),
+            ("descr" | "fortran_order" | "shape", _) => {
+                return Err(bad(format!("key '{key}' has a value of the wrong type")))
+            }
+            (other, _) => return Err(bad(format!("unexpected key '{other}'"))),
+        }
+        p.ws();
+        if p.eat(b',') {
+            continue;
+        }
+        p.ws();
+        if p.eat(b'}') {
+            break;
+        }
+        return Err(bad("expected ',' or '}' between entries".into()));
+    }
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(bad("unexpected text after the closing '}'".into()));
+    }
+    Ok(Header {
+        descr: descr.ok_or_else(|| bad("the key 'descr' is missing".into()))?,
+        fortran_order: fortran.ok_or_else(|| bad("the key 'fortran_order' is missing".into()))?,
+        shape: shape.ok_or_else(|| bad("the key 'shape' is missing".into()))?,
+    })
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let quote = self.peek().filter(|&q| q == b'\'' || q == b'"')?;
+        let start = self.i + 1;
+        let len = self.s[start..].iter().position(|&c| c == quote)?;
+        self.i = start + len + 1;
+        std::str::from_utf8(&self.s[start..start + len]).ok().map(str::to_owned)
+    }
+
+    fn word(&mut self) -> &str {
+        let start = self.i;
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'_') {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.i]).unwrap_or("")
+    }
+
+    fn value(&mut self) -> Option<Value> {
+        match self.peek()? {
+            b'\'' | b'"' => self.string().map(Value::Str),
+            b'(' => {
+                self.i += 1;
+                let mut dims = Vec::new();
+                loop {
+                    self.ws();
+                    if self.eat(b')') {
+                        return Some(Value::Tuple(dims));
+                    }
+                    let digits = self.word().trim_end_matches('L').to_owned();
+                    dims.push(digits.parse::<usize>().ok()?);
+                    self.ws();
+                    if !self.eat(b',') {
+                        self.ws();
+                        return self.eat(b')').then_some(Value::Tuple(dims));
+                    }
+                }
+            }
+            b'[' => {
+                // A list descr is a structured dtype: skip to the matching bracket.
+                let start = self.i;
+                let mut depth = 0usize;
+                while let Some(c) = self.peek() {
+                    self.i += 1;
+                    match c {
+                        b'[' => depth += 1,
+                        b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                let text = String::from_utf8_lossy(&self.s[start..self.i]);
+                                return Some(Value::Other(text.into_owned()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            }
+            _ => match self.word() {
+                "True" => Some(Value::Bool(true)),
+                "False" => Some(Value::Bool(false)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Encodes an array as a version 1.0 `.npy` file of little-endian `float64` in C order (the
+/// header padded to a multiple of 64 bytes, as NumPy writes it).
+///
+/// # Errors
+/// [`NpyError::Size`] if `data.len()` is not the product of `shape`.
+pub fn encode_npy(shape: &[usize], data: &[f64]) -> std::result::Result<Vec<u8>, NpyError> {
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if count != Some(data.len()) {
+        return Err(NpyError::Size {
+            shape: shape.to_vec(),
+            descr: "<f8".into(),
+            expected: count.map_or_else(|| "more than usize::MAX".into(), |c| (c * 8).to_string()),
+            found: data.len() * 8,
+        });
+    }
+    let dims = match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");
+    let (version, prefix) = if header.len() + 11 <= usize::from(u16::MAX) { (1u8, 10) } else { (2, 12) };
+    let total = (prefix + header.len() + 1).div_ceil(64) * 64;
+    header.push_str(&" ".repeat(total - prefix - header.len() - 1));
+    header.push('\n');
+    let mut out = Vec::with_capacity(total + data.len() * 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Loads a `.npy` file of positions shaped `(T, N, d)` (the SBIRR layout).
+///
+/// `times` gives the `T` observation times; `None` means `0, 1, …, T−1`.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] naming the file for a
+/// malformed NPY, a non-float dtype, a rank other than 3, a zero dimension, non-finite values
+/// (naming snapshot, point and coordinate), or `times` of the wrong length, non-finite or not
+/// strictly increasing.
+pub fn load_npy(path: impl AsRef<Path>, times: Option<&[f64]>) -> Result<Snapshots> {
+    let path = path.as_ref();
+    npy_snapshots(&read_file(path)?, path, times)
+}
+
+/// [`load_npy`] on the bytes of a `.npy` file; errors name the file `<memory>`.
+///
+/// # Errors
+/// As [`load_npy`], without the I/O errors.
+pub fn parse_npy_snapshots(bytes: &[u8], times: Option<&[f64]>) -> Result<Snapshots> {
+    npy_snapshots(bytes, Path::new("<memory>"), times)
+}
+
+fn npy_snapshots(bytes: &[u8], path: &Path, times: Option<&[f64]>) -> Result<Snapshots> {
+    let array = parse_npy(bytes)
+        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })?;
+    let (t, n, d) = float_tnd(&array, path, None)?;
+    let times = times_or_default(times, t, path, None)?;
+    let positions = split_tnd(&array.data, t, n, d, path, None, false)?;
+    let positions = positions.into_iter().map(|p| p.unwrap_or_default()).collect();
+    Snapshots::new(times, d, positions, None)
+        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+}
+
+/// Writes the positions of snapshots with equal sizes as a `(T, N, d)` `float64` `.npy` file
+/// (velocities, times and names are not stored). The write is atomic.
+///
+/// # Errors
+/// [`Error::Invalid`] if the snapshots differ in size; [`Error::Io`] if writing fails.
+pub fn write_npy(path: impl AsRef<Path>, snapshots: &Snapshots) -> Result<()> {
+    let n = crate::particles::equal_size(snapshots, "a (T, N, d) .npy file")?;
+    let data: Vec<f64> = (0..snapshots.len()).flat_map(|k| snapshots.positions(k).to_vec()).collect();
+    let bytes = encode_npy(&[snapshots.len(), n, snapshots.dim()], &data)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(path.as_ref(), &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn encoded_arrays_parse_back_exactly() {
+        let data = [1.5, -2.0, f64::MIN_POSITIVE, 1e300, 0.1, 7.0];
+        for shape in [vec![6], vec![2, 3], vec![1, 2, 3]] {
+            let bytes = encode_npy(&shape, &data).unwrap();
+            assert_eq!((bytes.len() - data.len() * 8) % 64, 0);
+            let back = parse_npy(&bytes).unwrap();
+            assert_eq!(back.shape, shape);
+            assert_eq!(back.data, data);
+            assert_eq!(back.dtype, NpyDtype::F64);
+        }
+    }
+
+    #[test]
+    fn big_endian_float32_is_decoded() {
+        let values = [1.25f32, -3.5];
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let bytes = header_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", &data);
+        assert_eq!(parse_npy(&bytes).unwrap().data, vec![1.25, -3.5]);
+    }
+
+    #[test]
+    fn fortran_order_is_reordered_to_c_order() {
+        // The 2×3 matrix [[0, 1, 2], [3, 4, 5]] stored column by column.
+        let column_major = [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0];
+        let data: Vec<u8> = column_major.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = header_bytes("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", &data);
+        assert_eq!(parse_npy(&bytes).unwrap().data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn integer_labels_are_read_as_floats() {
+        let data: Vec<u8> = [3i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = header_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,)}", &data);
+        let array = parse_npy(&bytes).unwrap();
+        assert_eq!((array.dtype, array.data), (NpyDtype::I64, vec![3.0, -1.0]));
+    }
+
+    #[test]
+    fn each_malformation_has_its_own_message() {
+        let ok = encode_npy(&[2], &[1.0, 2.0]).unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![], "empty input"),
+            (b"\x93NUM".to_vec(), "shorter than the magic string"),
+            (b"PK\x03\x04rest".to_vec(), "magic string"),
+            (ok[..7].to_vec(), "version bytes are missing"),
+            ([&MAGIC[..], &[9, 0]].concat(), "version 9.0"),
+            (ok[..9].to_vec(), "header length is missing"),
+            (ok[..40].to_vec(), "the header length says"),
+            (ok[..ok.len() - 3].to_vec(), "data size mismatch"),
+            ([&ok[..], &[0]].concat(), "data size mismatch"),
+            (header_bytes("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype \"|O\""),
+            (header_bytes("{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype"),
+            (header_bytes("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype"),
+            (header_bytes("{'descr': '<f8', 'shape': (2,), }", &[]), "'fortran_order' is missing"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': 1}", &[]), "unexpected key 'x'"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': 1, 'shape': (2,)}", &[]), "unreadable value"),
+            (header_bytes("[1, 2]", &[]), "not a dictionary"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,)} x", &[]), "after the closing"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,)}", &[]), "unreadable value"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296)}", &[]), "more than usize::MAX"),
+        ];
+        for (bytes, expected) in cases {
+            let msg = parse_npy(&bytes).unwrap_err().to_string();
+            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
+        }
+    }
+}

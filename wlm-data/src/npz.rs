@@ -1,0 +1,263 @@
+//! NPZ archives (zip files of `.npy` arrays): the particle layout (ocean files, predictions)
+//! and the snapMMD layout, with a writer for the particle layout.
+
+use std::io::{Cursor, Read, Write};
+use std::path::Path;
+
+use zip::result::ZipError;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+use crate::fs::{read_file, write_atomic};
+use crate::npy::{encode_npy, parse_npy, NpyArray};
+use crate::particles::{
+    check_times, equal_size, fail, float_tnd, split_tnd, times_or_default, velocities_with_nan,
+};
+use crate::{Error, Result, Snapshots};
+
+/// The file name used in errors for bytes parsed without a file.
+pub(crate) const MEMORY: &str = "<memory>";
+
+/// An opened `.npz` archive that reads arrays by key.
+pub(crate) struct Npz<'a> {
+    archive: ZipArchive<Cursor<&'a [u8]>>,
+    path: &'a Path,
+}
+
+impl<'a> Npz<'a> {
+    /// Opens the archive held in `bytes` (read from `path`).
+    pub(crate) fn open(bytes: &'a [u8], path: &'a Path) -> Result<Self> {
+        if bytes.is_empty() {
+            return Err(Error::Format {
+                path: path.to_owned(),
+                problem: "empty file: not an .npz (zip) archive".into(),
+            });
+        }
+        let archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::Format {
+            path: path.to_owned(),
+            problem: format!("not a readable .npz (zip) archive: {e}"),
+        })?;
+        Ok(Self { archive, path })
+    }
+
+    fn entry_name(&self, key: &str) -> Option<String> {
+        let with_ext = format!("{key}.npy");
+        [with_ext, key.to_owned()]
+            .into_iter()
+            .find(|name| self.archive.index_for_name(name).is_some())
+    }
+
+    /// Whether the archive has an array named `key`.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.entry_name(key).is_some()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.archive
+            .file_names()
+            .filter_map(|n| n.ok())
+            .map(|n| n.strip_suffix(".npy").unwrap_or(&n).to_owned())
+            .collect()
+    }
+
+    /// Reads and parses the array `key`.
+    pub(crate) fn array(&mut self, key: &str) -> Result<NpyArray> {
+        let err = |problem: String| Error::Key {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        let Some(name) = self.entry_name(key) else {
+            let mut keys = self.keys();
+            keys.sort();
+            return Err(err(format!("missing: the archive holds {keys:?}")));
+        };
+        let mut bytes = Vec::new();
+        let read = match self.archive.by_name(&name) {
+            Ok(file) => {
+                let declared = file.size();
+                // Never trust the declared size for an allocation; read at most that much.
+                file.take(declared).read_to_end(&mut bytes).map_err(ZipError::Io)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = read {
+            return Err(err(format!("cannot read the archive entry {name:?}: {e}")));
+        }
+        parse_npy(&bytes).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Loads a particle `.npz`: key `positions` shaped `(T, N, d)` and optional `velocities` of the
+/// same shape (the ocean files of the WLM reference, and what [`write_particles_npz`] writes).
+///
+/// Times: `times` if given; otherwise the archive's `times` key `(T,)` if it has one (written by
+/// [`write_particles_npz`]); otherwise `0, 1, …, T−1`. A velocity snapshot that is entirely
+/// NaN means "no velocities for this snapshot" (that is how the writer stores them).
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] for an empty file or a broken
+/// archive; [`Error::Key`] naming the key for a missing `positions`, a malformed NPY entry,
+/// a non-float dtype, a rank other than 3, mismatched shapes, non-finite values (naming
+/// snapshot, point and coordinate), or times of the wrong length, non-finite or not strictly
+/// increasing.
+pub fn load_particles_npz(path: impl AsRef<Path>, times: Option<&[f64]>) -> Result<Snapshots> {
+    let path = path.as_ref();
+    particles_npz(&read_file(path)?, path, times)
+}
+
+/// [`load_particles_npz`] on the bytes of an archive; errors name the file `<memory>`.
+///
+/// # Errors
+/// As [`load_particles_npz`], without the I/O errors.
+pub fn parse_particles_npz(bytes: &[u8], times: Option<&[f64]>) -> Result<Snapshots> {
+    particles_npz(bytes, Path::new(MEMORY), times)
+}
+
+fn particles_npz(bytes: &[u8], path: &Path, times: Option<&[f64]>) -> Result<Snapshots> {
+    let mut npz = Npz::open(bytes, path)?;
+    let positions = npz.array("positions")?;
+    let (t, n, d) = float_tnd(&positions, path, Some("positions"))?;
+    let times = match times {
+        Some(_) => times_or_default(times, t, path, None)?,
+        None if npz.has("times") => {
+            let array = npz.array("times")?;
+            rank1_times(&array, t, path, "times")?
+        }
+        None => times_or_default(None, t, path, None)?,
+    };
+    let clouds = split_tnd(&positions.data, t, n, d, path, Some("positions"), false)?;
+    let velocities = if npz.has("velocities") {
+        let array = npz.array("velocities")?;
+        float_tnd(&array, path, Some("velocities"))?;
+        if array.shape != positions.shape {
+            return Err(fail(
+                path,
+                Some("velocities"),
+                format!(
+                    "shape {:?} differs from the shape {:?} of `positions`",
+                    array.shape, positions.shape
+                ),
+            ));
+        }
+        Some(split_tnd(&array.data, t, n, d, path, Some("velocities"), true)?)
+    } else {
+        None
+    };
+    let clouds = clouds.into_iter().map(Option::unwrap_or_default).collect();
+    Snapshots::new(times, d, clouds, velocities)
+        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+}
+
+/// Checks a rank-1 time array of length `t`.
+fn rank1_times(array: &NpyArray, t: usize, path: &Path, key: &str) -> Result<Vec<f64>> {
+    if array.shape.len() != 1 {
+        return Err(fail(
+            path,
+            Some(key),
+            format!("expected rank 1 (T,), got shape {:?}", array.shape),
+        ));
+    }
+    check_times(&array.data, t, path, Some(key), "times")?;
+    Ok(array.data.clone())
+}
+
+/// Loads a snapMMD `.npz`: key `Xs` shaped `(T, N, d)` observed at the times of key `dts`
+/// `(T,)` (float32 times are widened exactly, e.g. `0.8f32` becomes `0.800000011920929`).
+/// Other keys (`y0`, `N_steps`, `time_scale`) are ignored.
+///
+/// # Errors
+/// As [`load_particles_npz`], for the keys `Xs` and `dts`.
+pub fn load_snapmmd_npz(path: impl AsRef<Path>) -> Result<Snapshots> {
+    let path = path.as_ref();
+    snapmmd_npz(&read_file(path)?, path)
+}
+
+/// [`load_snapmmd_npz`] on the bytes of an archive; errors name the file `<memory>`.
+///
+/// # Errors
+/// As [`load_snapmmd_npz`], without the I/O errors.
+pub fn parse_snapmmd_npz(bytes: &[u8]) -> Result<Snapshots> {
+    snapmmd_npz(bytes, Path::new(MEMORY))
+}
+
+fn snapmmd_npz(bytes: &[u8], path: &Path) -> Result<Snapshots> {
+    let mut npz = Npz::open(bytes, path)?;
+    let xs = npz.array("Xs")?;
+    let (t, n, d) = float_tnd(&xs, path, Some("Xs"))?;
+    let dts = npz.array("dts")?;
+    let times = rank1_times(&dts, t, path, "dts")?;
+    let clouds = split_tnd(&xs.data, t, n, d, path, Some("Xs"), false)?;
+    let clouds = clouds.into_iter().map(Option::unwrap_or_default).collect();
+    Snapshots::new(times, d, clouds, None)
+        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+}
+
+/// Writes snapshots of equal size as a particle `.npz`: `positions` `(T, N, d)`, `times` `(T,)`
+/// and, if any snapshot has velocities, `velocities` `(T, N, d)` with NaN for the snapshots
+/// that have none. All `float64`, uncompressed, as `numpy.savez` writes. Names are not stored.
+/// The write is atomic (temporary file in the same directory, then rename).
+///
+/// # Errors
+/// [`Error::Invalid`] if the snapshots differ in size; [`Error::Io`] if writing fails.
+pub fn write_particles_npz(path: impl AsRef<Path>, snapshots: &Snapshots) -> Result<()> {
+    let path = path.as_ref();
+    let n = equal_size(snapshots, "a particle .npz")?;
+    let shape = [snapshots.len(), n, snapshots.dim()];
+    let positions: Vec<f64> =
+        (0..snapshots.len()).flat_map(|k| snapshots.positions(k).iter().copied()).collect();
+    let mut arrays = vec![
+        ("positions", encode_npy(&shape, &positions)),
+        ("times", encode_npy(&[snapshots.len()], snapshots.times())),
+    ];
+    if let Some(velocities) = velocities_with_nan(snapshots) {
+        arrays.push(("velocities", encode_npy(&shape, &velocities)));
+    }
+    let zip_err = |e: ZipError| Error::Format {
+        path: path.to_owned(),
+        problem: format!("cannot build the zip archive: {e}"),
+    };
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Stored)
+        .large_file(true);
+    for (key, bytes) in arrays {
+        let bytes = bytes.map_err(|e| Error::Invalid(e.to_string()))?;
+        zip.start_file(format!("{key}.npy"), options).map_err(zip_err)?;
+        zip.write_all(&bytes).map_err(|e| zip_err(ZipError::Io(e)))?;
+    }
+    let bytes = zip.finish().map_err(zip_err)?.into_inner();
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, bytes) in entries {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn deflated_archives_are_read() {
+        let positions = encode_npy(&[2, 1, 1], &[0.5, 1.5]).unwrap();
+        let s = parse_particles_npz(&archive(&[("positions.npy", positions)]), None).unwrap();
+        assert_eq!(s.times(), &[0.0, 1.0]);
+        assert_eq!(s.positions(1), &[1.5]);
+    }
+
+    #[test]
+    fn caller_times_override_the_default() {
+        let positions = encode_npy(&[2, 1, 1], &[0.5, 1.5]).unwrap();
+        let bytes = archive(&[("positions.npy", positions)]);
+        let s = parse_particles_npz(&bytes, Some(&[0.0, 0.25])).unwrap();
+        assert_eq!(s.times(), &[0.0, 0.25]);
+        let msg = parse_particles_npz(&bytes, Some(&[0.0])).unwrap_err().to_string();
+        assert!(msg.contains("1 values for 2 snapshots"), "{msg}");
+    }
+}

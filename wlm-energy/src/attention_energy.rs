@@ -1,0 +1,386 @@
+//! The attention energy of SPEC 2.1 (the reference's `attn_flow` model): config, initialisation, energy and force.
+
+use candle_core::{bail, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::dropout::Dropout;
+use crate::energy::{check_positions, check_time, Energy};
+use crate::kernels::Kernels;
+use crate::layers::block::{FlowBlock, FlowBlockCache};
+use crate::layers::linear::Linear;
+use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
+
+/// Sizes of an [`AttentionEnergy`]. Defaults are the reference's GF-SDE/Boids sizes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttentionEnergyConfig {
+    /// Spatial dimension `d` of the particles. Default 2.
+    pub dim: usize,
+    /// Attention heads; must divide `hidden`. Default 4.
+    pub heads: usize,
+    /// Hidden width `H`. Default 64.
+    pub hidden: usize,
+    /// Number of pre-LayerNorm blocks `L`. Default 4.
+    pub blocks: usize,
+    /// Feed-forward width `F`. Default 512.
+    pub ff: usize,
+    /// Concatenate 16 time features `Linear(16,16)(SiLU(Linear(1,16)(t)))` after the
+    /// coordinates. Default false.
+    pub time_features: bool,
+    /// Dropout probability in `[0, 1)` on the attention weights and after the feed-forward
+    /// GELU and output (training mode only). Default 0.
+    pub dropout: f64,
+}
+
+impl Default for AttentionEnergyConfig {
+    fn default() -> Self {
+        AttentionEnergyConfig {
+            dim: 2,
+            heads: 4,
+            hidden: 64,
+            blocks: 4,
+            ff: 512,
+            time_features: false,
+            dropout: 0.0,
+        }
+    }
+}
+
+impl AttentionEnergyConfig {
+    /// Width of the input projection's input: `dim` (+ 16 with time features).
+    pub fn input_dim(&self) -> usize {
+        self.dim + if self.time_features { TIME_FEATURES } else { 0 }
+    }
+
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// A zero size, `hidden` not divisible by `heads`, or `dropout` outside `[0, 1)`.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("dim", self.dim),
+            ("heads", self.heads),
+            ("hidden", self.hidden),
+            ("ff", self.ff),
+        ] {
+            if value == 0 {
+                bail!("attention energy: {name} must be at least 1, got 0");
+            }
+        }
+        if self.hidden % self.heads != 0 {
+            bail!(
+                "attention energy: hidden size {} is not divisible by heads {}",
+                self.hidden,
+                self.heads
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!(
+                "attention energy: dropout must be in [0, 1), got {}",
+                self.dropout
+            );
+        }
+        Ok(())
+    }
+
+    /// Number of scalar parameters.
+    pub fn parameter_count(&self) -> usize {
+        let (h, f) = (self.hidden, self.ff);
+        let time = if self.time_features {
+            2 * TIME_FEATURES + TIME_FEATURES * TIME_FEATURES + TIME_FEATURES
+        } else {
+            0
+        };
+        let block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
+        time + (self.input_dim() * h + h) + self.blocks * block + (h + 1)
+    }
+
+    /// Creates the parameters through `vb` under the reference's state_dict names
+    /// (`time_mlp.0.weight`, `input_projection.weight`, `flow_layers.0.norm1.weight`,
+    /// `flow_layers.0.self_attn.in_proj_weight`, …, `output_projection.bias`) with PyTorch's
+    /// default initialisation. With a `VarMap` behind `vb`, `varmap.save(path)` writes a
+    /// reference-compatible safetensors file and [`crate::load_weights`] reads one. The model
+    /// starts in training mode (PyTorch's default) with dropout seed 0 and fused kernels.
+    ///
+    /// # Errors
+    /// [`AttentionEnergyConfig::validate`] failures; `vb` failures (e.g. a loaded tensor of
+    /// another shape).
+    pub fn init(&self, vb: VarBuilder) -> Result<AttentionEnergy> {
+        self.validate()?;
+        let time_mlp = if self.time_features {
+            Some(TimeMlp::new(vb.pp("time_mlp"))?)
+        } else {
+            None
+        };
+        let input_projection = Linear::new(vb.pp("input_projection"), self.input_dim(), self.hidden)?;
+        let blocks = (0..self.blocks)
+            .map(|i| {
+                FlowBlock::new(
+                    vb.pp(format!("flow_layers.{i}")),
+                    self.hidden,
+                    self.heads,
+                    self.ff,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output_projection = Linear::new(vb.pp("output_projection"), self.hidden, 1)?;
+        Ok(AttentionEnergy {
+            config: self.clone(),
+            time_mlp,
+            input_projection,
+            blocks,
+            output_projection,
+            dropout: Dropout::new(self.dropout, 0)?,
+            kernels: Kernels::default(),
+        })
+    }
+}
+
+/// The attention energy `E(X, t) = Σ_i out_i`, `out = Linear(H,1)(blocks(Linear(in,H)(z)))`.
+///
+/// Built by [`AttentionEnergyConfig::init`]. The parameters are the `VarBuilder`'s tensors, so
+/// updating the variables of a `VarMap` updates the model.
+pub struct AttentionEnergy {
+    config: AttentionEnergyConfig,
+    time_mlp: Option<TimeMlp>,
+    input_projection: Linear,
+    blocks: Vec<FlowBlock>,
+    output_projection: Linear,
+    dropout: Dropout,
+    kernels: Kernels,
+}
+
+impl std::fmt::Debug for AttentionEnergy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttentionEnergy")
+            .field("config", &self.config)
+            .field("kernels", &self.kernels)
+            .field("training", &self.dropout.is_training())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttentionEnergy {
+    /// The sizes this model was built with.
+    pub fn config(&self) -> &AttentionEnergyConfig {
+        &self.config
+    }
+
+    /// Which kernels run ([`Kernels::Fused`] by default).
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// Selects the kernels; [`Kernels::Plain`] keeps every op differentiable by candle's
+    /// autograd.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
+    }
+
+    /// Builder form of [`AttentionEnergy::set_kernels`].
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// Training mode (dropout active when `dropout > 0`) or evaluation mode.
+    pub fn set_training(&self, training: bool) {
+        self.dropout.set_training(training);
+    }
+
+    /// Whether the model is in training mode.
+    pub fn is_training(&self) -> bool {
+        self.dropout.is_training()
+    }
+
+    /// Reseeds the dropout generator.
+    ///
+    /// # Errors
+    /// Only if the generator's lock was poisoned by a panic elsewhere.
+    pub fn seed_dropout(&self, seed: u64) -> Result<()> {
+        self.dropout.reseed(seed)
+    }
+
+    /// Per-particle outputs `out_i` (the reference's `model(x, t)[0]`).
+    ///
+    /// # Shapes
+    /// `x`: `(n_particles, dim)` → `(n_particles,)`.
+    ///
+    /// # Errors
+    /// As [`Energy::energy`].
+    pub fn per_particle_energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        let (h, _) = self.hidden_states(x, t, "per_particle_energy")?;
+        self.output_projection.forward(&h)?.squeeze(1)
+    }
+
+    /// `z = [x, τ(t)]`, `h = blocks(z W_inᵀ + b_in)`, with the blocks' caches.
+    fn hidden_states(&self, x: &Tensor, t: f64, what: &str) -> Result<(Tensor, Vec<FlowBlockCache>)> {
+        let param_dtype = self.input_projection.weight.dtype();
+        let n = check_positions(x, self.config.dim, param_dtype, what)?;
+        check_time(t, what)?;
+        let z = match &self.time_mlp {
+            Some(mlp) => {
+                let tau = mlp.forward(t, x.dtype(), x.device())?;
+                Tensor::cat(&[x, &tau.broadcast_as((n, TIME_FEATURES))?], 1)?
+            }
+            None => x.clone(),
+        };
+        let mut h = self.input_projection.forward(&z)?;
+        let mut caches = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let (next, cache) = block.forward(&h, self.kernels, &self.dropout)?;
+            h = next;
+            caches.push(cache);
+        }
+        Ok((h, caches))
+    }
+}
+
+impl Energy for AttentionEnergy {
+    fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        let (h, _) = self.hidden_states(x, t, "energy")?;
+        self.output_projection.forward(&h)?.sum_all()
+    }
+
+    /// `dE/dh_L` = every row `W_out`; then the blocks' VJPs in reverse; then the input
+    /// projection's VJP restricted to the coordinate columns; the force is its negation.
+    fn force(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        let (h, caches) = self.hidden_states(x, t, "force")?;
+        let mut g = self
+            .output_projection
+            .weight
+            .broadcast_as(h.shape())?
+            .contiguous()?;
+        for (block, cache) in self.blocks.iter().zip(&caches).rev() {
+            g = block.vjp(cache, &g, self.kernels)?;
+        }
+        self.input_projection
+            .vjp_leading_columns(&g, self.config.dim)?
+            .neg()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{max_rel, random};
+    use crate::weights::{perturb_constant_parameters, seeded_var_builder};
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
+        let varmap = VarMap::new();
+        let vb = seeded_var_builder(&varmap, seed, DType::F64, &Device::Cpu);
+        let energy = config.init(vb)?.with_kernels(Kernels::Plain);
+        perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
+        Ok((energy, varmap))
+    }
+
+    #[test]
+    fn force_matches_autograd_of_energy() -> Result<()> {
+        for &heads in &[1usize, 4] {
+            for &time_features in &[false, true] {
+                for &dim in &[1usize, 2, 5] {
+                    let config = AttentionEnergyConfig {
+                        dim,
+                        heads,
+                        hidden: 8,
+                        blocks: 2,
+                        ff: 16,
+                        time_features,
+                        dropout: 0.0,
+                    };
+                    let (energy, _varmap) = model(&config, 7)?;
+                    for &n in &[1usize, 2, 17, 64] {
+                        let x = Var::from_tensor(&random(&[n, dim], n as u64, -2.0, 2.0)?)?;
+                        let t = 0.3;
+                        let grads = energy.energy(x.as_tensor(), t)?.backward()?;
+                        let minus_grad = grads.get(x.as_tensor()).expect("grad").neg()?;
+                        let force = energy.force(x.as_tensor(), t)?;
+                        let err = max_rel(&force, &minus_grad)?;
+                        assert!(err < 1e-10, "heads={heads} time={time_features} d={dim} n={n}: {err}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fused_kernels_equal_plain_kernels_in_f64() -> Result<()> {
+        let config = AttentionEnergyConfig {
+            dim: 3,
+            heads: 2,
+            hidden: 8,
+            blocks: 2,
+            ff: 16,
+            time_features: true,
+            dropout: 0.0,
+        };
+        let (mut energy, _varmap) = model(&config, 3)?;
+        let x = random(&[29, 3], 1, -2.0, 2.0)?;
+        let plain_e = energy.energy(&x, 0.5)?;
+        let plain_f = energy.force(&x, 0.5)?;
+        energy.set_kernels(Kernels::Fused);
+        assert!(max_rel(&energy.energy(&x, 0.5)?, &plain_e)? < 1e-13);
+        assert!(max_rel(&energy.force(&x, 0.5)?, &plain_f)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn parameter_count_matches_the_variables() -> Result<()> {
+        for time_features in [false, true] {
+            let config = AttentionEnergyConfig {
+                time_features,
+                ..AttentionEnergyConfig::default()
+            };
+            let (_, varmap) = model(&config, 1)?;
+            let total: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+            assert_eq!(total, config.parameter_count());
+        }
+        // The parity fixture `small` has 1233 parameters.
+        let small = AttentionEnergyConfig {
+            dim: 2,
+            heads: 2,
+            hidden: 8,
+            blocks: 2,
+            ff: 16,
+            time_features: false,
+            dropout: 0.0,
+        };
+        assert_eq!(small.parameter_count(), 1233);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_naming_the_values() -> Result<()> {
+        let config = AttentionEnergyConfig {
+            hidden: 8,
+            ff: 8,
+            blocks: 1,
+            ..AttentionEnergyConfig::default()
+        };
+        let (energy, _) = model(&config, 1)?;
+        let x = random(&[4, 3], 1, -1.0, 1.0)?;
+        let err = energy.force(&x, 0.0).unwrap_err();
+        assert!(err.to_string().contains("dim 3"), "{err}");
+        let x32 = random(&[4, 2], 1, -1.0, 1.0)?.to_dtype(DType::F32)?;
+        let err = energy.energy(&x32, 0.0).unwrap_err();
+        assert!(err.to_string().contains("F32"), "{err}");
+        let bad = AttentionEnergyConfig {
+            hidden: 10,
+            ..config.clone()
+        };
+        let varmap = VarMap::new();
+        let err = bad
+            .init(seeded_var_builder(&varmap, 0, DType::F64, &Device::Cpu))
+            .unwrap_err();
+        assert!(err.to_string().contains("not divisible"), "{err}");
+        let bad = AttentionEnergyConfig {
+            dropout: 1.0,
+            ..config
+        };
+        assert!(bad.validate().is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The [`Energy`] trait, the [`EnergyField`] adapter to `wlm_integrate::ForceField`, and input checks.
+
+use candle_core::{bail, DType, Result, Tensor};
+
+/// A population potential energy with a hand-written force.
+///
+/// Implementations compute the force `−∇_x E` as an explicit vector-Jacobian product written in
+/// candle ops, so that one ordinary `backward()` of a loss on the force reaches the parameters
+/// (and `x`, when `x` carries a graph).
+///
+/// # Shapes
+/// `x`: `(n_particles, dim)`; [`Energy::energy`] → rank 0; [`Energy::force`] →
+/// `(n_particles, dim)`, same dtype and device as `x`.
+pub trait Energy {
+    /// Scalar total energy `E(x, t)` (sum pooling over particles), a rank-0 tensor.
+    ///
+    /// # Errors
+    /// `x` not of rank 2, of the wrong `dim`, dtype or device, or with no particles; any tensor
+    /// failure.
+    fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor>;
+
+    /// Force `−∇_x E(x, t)`, `(n_particles, dim)`, by explicit VJPs in candle ops.
+    ///
+    /// # Errors
+    /// As [`Energy::energy`].
+    fn force(&self, x: &Tensor, t: f64) -> Result<Tensor>;
+}
+
+impl<E: Energy + ?Sized> Energy for &E {
+    fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        (**self).energy(x, t)
+    }
+
+    fn force(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        (**self).force(x, t)
+    }
+}
+
+/// Adapter: a `wlm_integrate::ForceField` whose acceleration is an [`Energy`]'s force.
+///
+/// `detach_positions = true` (the reference's default): the force is computed at `x.detach()`,
+/// so backpropagation through a rollout reaches the parameters through each force value but
+/// ignores `∂a/∂x`. `false` (exact mode): the graph is kept through `x`, and backpropagation
+/// includes the Hessian-vector products `J_a(x)ᵀ ā`.
+pub struct EnergyField<'a> {
+    /// The energy whose force is the acceleration.
+    pub energy: &'a dyn Energy,
+    /// Compute the force at `x.detach()` (reference semantics, default `true`).
+    pub detach_positions: bool,
+}
+
+impl<'a> EnergyField<'a> {
+    /// The reference configuration: `detach_positions = true`.
+    pub fn new(energy: &'a dyn Energy) -> Self {
+        EnergyField {
+            energy,
+            detach_positions: true,
+        }
+    }
+
+    /// Exact mode: `detach_positions = false`.
+    pub fn exact(energy: &'a dyn Energy) -> Self {
+        EnergyField {
+            energy,
+            detach_positions: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for EnergyField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnergyField")
+            .field("detach_positions", &self.detach_positions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl wlm_integrate::ForceField for EnergyField<'_> {
+    fn acceleration(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        if self.detach_positions {
+            self.energy.force(&x.detach(), t)
+        } else {
+            self.energy.force(x, t)
+        }
+    }
+}
+
+/// Checks that `x` is `(n_particles, dim)` with `n_particles ≥ 1`, a float dtype equal to
+/// `dtype`, and returns `n_particles`.
+pub(crate) fn check_positions(x: &Tensor, dim: usize, dtype: DType, what: &str) -> Result<usize> {
+    let dims = x.dims();
+    if dims.len() != 2 {
+        bail!("{what}: positions must have shape (n_particles, {dim}), got shape {dims:?}");
+    }
+    if dims[1] != dim {
+        bail!(
+            "{what}: positions have dim {} but the energy was built for dim {dim}",
+            dims[1]
+        );
+    }
+    if dims[0] == 0 {
+        bail!("{what}: positions have no particles (shape {dims:?})");
+    }
+    if x.dtype() != dtype {
+        bail!(
+            "{what}: positions have dtype {:?} but the parameters have dtype {dtype:?}",
+            x.dtype()
+        );
+    }
+    Ok(dims[0])
+}
+
+/// Checks that `t` is finite.
+pub(crate) fn check_time(t: f64, what: &str) -> Result<()> {
+    if !t.is_finite() {
+        bail!("{what}: time must be finite, got {t}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn check_positions_names_the_offending_shape_and_dtype() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((3, 2), DType::F64, &dev)?;
+        assert_eq!(check_positions(&x, 2, DType::F64, "e")?, 3);
+        let err = check_positions(&x, 5, DType::F64, "e").unwrap_err();
+        assert!(err.to_string().contains("dim 2"), "{err}");
+        let err = check_positions(&x, 2, DType::F32, "e").unwrap_err();
+        assert!(err.to_string().contains("F32"), "{err}");
+        let err = check_positions(&x.flatten_all()?, 2, DType::F64, "e").unwrap_err();
+        assert!(err.to_string().contains("[6]"), "{err}");
+        let empty = Tensor::zeros((0, 2), DType::F64, &dev)?;
+        let err = check_positions(&empty, 2, DType::F64, "e").unwrap_err();
+        assert!(err.to_string().contains("no particles"), "{err}");
+        assert!(check_time(f64::NAN, "e").is_err());
+        Ok(())
+    }
+}

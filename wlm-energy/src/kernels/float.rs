@@ -1,0 +1,248 @@
+//! The float abstraction of the fused kernels: f32/f64 arithmetic, a vectorisable `exp`/`erfc`, storage access.
+
+use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// Scalar type of a fused kernel (`f32` or `f64`).
+///
+/// `f32` uses branch-free polynomial `exp`/`erfc` that LLVM vectorises (relative error a few
+/// ulp); `f64` uses the standard library's `exp` and libm's `erfc`, so the f64 fused path agrees
+/// with the plain candle path to rounding.
+pub(crate) trait Float:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + candle_core::WithDType
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn of(v: f64) -> Self;
+    fn max_of(self, other: Self) -> Self;
+    /// `exp(self)`; vectorisable for f32.
+    fn exp_v(self) -> Self;
+    /// `erfc(self)`; vectorisable for f32.
+    fn erfc_v(self) -> Self;
+    fn slice(storage: &CpuStorage) -> Result<&[Self]>;
+    fn storage(values: Vec<Self>) -> CpuStorage;
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn max_of(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+    #[inline(always)]
+    fn exp_v(self) -> Self {
+        self.exp()
+    }
+    #[inline(always)]
+    fn erfc_v(self) -> Self {
+        candle_core::cpu::erf::erfc_f64(self)
+    }
+    fn slice(storage: &CpuStorage) -> Result<&[Self]> {
+        match storage {
+            CpuStorage::F64(v) => Ok(v),
+            other => bail!("fused kernel expected f64 storage, got {:?}", other.dtype()),
+        }
+    }
+    fn storage(values: Vec<Self>) -> CpuStorage {
+        CpuStorage::F64(values)
+    }
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn max_of(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+    #[inline(always)]
+    fn exp_v(self) -> Self {
+        exp_f32(self)
+    }
+    #[inline(always)]
+    fn erfc_v(self) -> Self {
+        erfc_f32(self)
+    }
+    fn slice(storage: &CpuStorage) -> Result<&[Self]> {
+        match storage {
+            CpuStorage::F32(v) => Ok(v),
+            other => bail!("fused kernel expected f32 storage, got {:?}", other.dtype()),
+        }
+    }
+    fn storage(values: Vec<Self>) -> CpuStorage {
+        CpuStorage::F32(values)
+    }
+}
+
+/// Branch-free `exp` for f32 (Cephes `expf` polynomial, relative error ≤ 2 ulp on
+/// `[−87, 88]`; inputs below −87.3 give ≈ 1e-38 instead of a denormal or 0, above 88.7 give
+/// ≈ 3e38).
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const SHIFTER: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.3, 88.7);
+    let shifted = x * LOG2E + SHIFTER;
+    let n = shifted - SHIFTER;
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let p = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
+    p * scale
+}
+
+/// Branch-free `erfc` for f32 (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7
+/// everywhere).
+#[inline(always)]
+pub(crate) fn erfc_f32(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let p = 0.170_872_77_f32;
+    let p = p * t - 0.822_152_23;
+    let p = p * t + 1.488_515_9;
+    let p = p * t - 1.135_203_98;
+    let p = p * t + 0.278_868_07;
+    let p = p * t - 0.186_288_06;
+    let p = p * t + 0.096_784_18;
+    let p = p * t + 0.374_091_96;
+    let p = p * t + 1.000_023_7;
+    let p = p * t - 1.265_512_2;
+    let ans = t * exp_f32(-z * z + p);
+    if x >= 0.0 {
+        ans
+    } else {
+        2.0 - ans
+    }
+}
+
+/// The contiguous slice of a tensor's storage, or an error naming `what`.
+pub(crate) fn contiguous_slice<'a, T: Float>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&T::slice(storage)?[start..end]),
+        None => bail!("fused kernel {what}: input is not contiguous"),
+    }
+}
+
+/// Copies a CPU tensor's values into a contiguous `Vec`.
+pub(crate) fn tensor_values<T: Float>(tensor: &Tensor) -> Result<Vec<T>> {
+    tensor.flatten_all()?.to_vec1::<T>()
+}
+
+/// Whether the AVX2+FMA variants of the kernels can run on this CPU.
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `$name(args)` that runs the `#[inline(always)]` generic body `$body` compiled for
+/// AVX2+FMA when the CPU has them, and the baseline build otherwise.
+macro_rules! simd_dispatch {
+    ($(#[$meta:meta])* fn $name:ident<T: Float>($($arg:ident : $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$meta])*
+        pub(crate) fn $name<T: Float>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn with_avx2<T: Float>($($arg: $ty),*) {
+                    $body::<T>($($arg),*)
+                }
+                if $crate::kernels::float::has_avx2_fma() {
+                    // SAFETY: the CPU supports avx2 and fma (checked at run time just above),
+                    // which is the only requirement of calling a `target_feature` function.
+                    unsafe { with_avx2::<T>($($arg),*) };
+                    return;
+                }
+            }
+            $body::<T>($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_f32_is_within_a_few_ulp_of_std_exp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let fast = exp_f32(x) as f64;
+            let exact = (x as f64).exp();
+            worst = worst.max((fast - exact).abs() / exact);
+            x += 0.0137;
+        }
+        assert!(worst < 4.0 * f32::EPSILON as f64, "worst relative error {worst}");
+        assert!(exp_f32(-1000.0) < 1e-37);
+        assert!(exp_f32(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn fast_erfc_f32_has_small_relative_error() {
+        let mut worst = 0.0f64;
+        let mut x = -6.0f32;
+        while x < 9.0 {
+            let fast = erfc_f32(x) as f64;
+            let exact = 1.0 - candle_core::cpu::erf::erf_f64(x as f64);
+            let exact = if x > 3.0 {
+                // 1 − erf loses digits for large x; use the libm complement there.
+                candle_core::cpu::erf::erfc_f64(x as f64)
+            } else {
+                exact
+            };
+            worst = worst.max((fast - exact).abs() / exact);
+            x += 0.0071;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+    }
+}

@@ -1,0 +1,222 @@
+//! Fused exact (erf) GELU and its VJP, as candle custom ops with backward passes.
+//!
+//! `gelu(z) = z Φ(z)`, `gelu'(z) = Φ(z) + z φ(z)`, `gelu''(z) = φ(z) (2 − z²)`, with
+//! `Φ(z) = ½ erfc(−z/√2)` and `φ(z) = exp(−z²/2)/√(2π)`.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::float::{contiguous_slice, simd_dispatch, Float};
+use super::with_slices;
+
+const CHUNK: usize = 16_384;
+
+/// `gelu(z)` elementwise, differentiable (backward `ȳ gelu'(z)`).
+pub(crate) fn gelu(z: &Tensor) -> Result<Tensor> {
+    z.contiguous()?.apply_op1(GeluOp)
+}
+
+/// `g ⊙ gelu'(z)`, differentiable in `z` and `g`.
+pub(crate) fn gelu_vjp(z: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if z.dims() != g.dims() {
+        bail!("gelu_vjp: shapes differ, {:?} and {:?}", z.dims(), g.dims());
+    }
+    z.contiguous()?.apply_op2(&g.contiguous()?, GeluVjpOp)
+}
+
+#[inline(always)]
+fn phi_cdf<T: Float>(z: T) -> (T, T) {
+    let half = T::of(0.5);
+    let cdf = half * (-z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erfc_v();
+    let pdf = T::of(0.398_942_280_401_432_7) * (-half * z * z).exp_v();
+    (cdf, pdf)
+}
+
+#[inline(always)]
+fn gelu_body<T: Float>(z: &[T], out: &mut [T]) {
+    for (o, &zi) in out.iter_mut().zip(z) {
+        let (cdf, _) = phi_cdf(zi);
+        *o = zi * cdf;
+    }
+}
+simd_dispatch!(fn gelu_kernel<T: Float>(z: &[T], out: &mut [T]) => gelu_body);
+
+#[inline(always)]
+fn vjp_body<T: Float>(z: &[T], g: &[T], out: &mut [T]) {
+    for ((o, &zi), &gi) in out.iter_mut().zip(z).zip(g) {
+        let (cdf, pdf) = phi_cdf(zi);
+        *o = gi * (cdf + zi * pdf);
+    }
+}
+simd_dispatch!(fn vjp_kernel<T: Float>(z: &[T], g: &[T], out: &mut [T]) => vjp_body);
+
+#[inline(always)]
+fn vjp_bwd_body<T: Float>(z: &[T], g: &[T], ybar: &[T], zbar: &mut [T], gbar: &mut [T]) {
+    let inputs = z.iter().zip(g).zip(ybar);
+    for ((zb, gb), ((&zi, &gi), &yi)) in zbar.iter_mut().zip(gbar.iter_mut()).zip(inputs) {
+        let (cdf, pdf) = phi_cdf(zi);
+        *zb = yi * gi * pdf * (T::of(2.0) - zi * zi);
+        *gb = yi * (cdf + zi * pdf);
+    }
+}
+simd_dispatch!(fn vjp_bwd_kernel<T: Float>(z: &[T], g: &[T], ybar: &[T], zbar: &mut [T], gbar: &mut [T]) => vjp_bwd_body);
+
+fn gelu_all<T: Float>(z: &[T]) -> Vec<T> {
+    let mut out = vec![T::ZERO; z.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(z.par_chunks(CHUNK))
+        .for_each(|(o, zc)| gelu_kernel(zc, o));
+    out
+}
+
+fn vjp_all<T: Float>(z: &[T], g: &[T]) -> Vec<T> {
+    let mut out = vec![T::ZERO; z.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(o, (zc, gc))| vjp_kernel(zc, gc, o));
+    out
+}
+
+fn vjp_bwd_all<T: Float>(z: &[T], g: &[T], ybar: &[T]) -> (Vec<T>, Vec<T>) {
+    let mut zbar = vec![T::ZERO; z.len()];
+    let mut gbar = vec![T::ZERO; z.len()];
+    zbar.par_chunks_mut(CHUNK)
+        .zip(gbar.par_chunks_mut(CHUNK))
+        .zip(
+            z.par_chunks(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(ybar.par_chunks(CHUNK)),
+        )
+        .for_each(|((zb, gb), ((zc, gc), yc))| vjp_bwd_kernel(zc, gc, yc, zb, gb));
+    (zbar, gbar)
+}
+
+struct GeluOp;
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "wlm-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match storage.dtype() {
+            DType::F32 => f32::storage(gelu_all(contiguous_slice::<f32>(storage, layout, "gelu")?)),
+            DType::F64 => f64::storage(gelu_all(contiguous_slice::<f64>(storage, layout, "gelu")?)),
+            other => bail!("gelu: unsupported dtype {other:?}"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluVjpOp)?))
+    }
+}
+
+struct GeluVjpOp;
+
+impl CustomOp2 for GeluVjpOp {
+    fn name(&self) -> &'static str {
+        "wlm-gelu-vjp"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!("gelu_vjp: shapes differ, {:?} and {:?}", l1.shape(), l2.shape());
+        }
+        let out = match (s1.dtype(), s2.dtype()) {
+            (DType::F32, DType::F32) => f32::storage(vjp_all(
+                contiguous_slice::<f32>(s1, l1, "gelu_vjp")?,
+                contiguous_slice::<f32>(s2, l2, "gelu_vjp")?,
+            )),
+            (DType::F64, DType::F64) => f64::storage(vjp_all(
+                contiguous_slice::<f64>(s1, l1, "gelu_vjp")?,
+                contiguous_slice::<f64>(s2, l2, "gelu_vjp")?,
+            )),
+            (a, b) => bail!("gelu_vjp: unsupported dtypes {a:?}, {b:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        z: &Tensor,
+        g: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let shape = z.shape().clone();
+        let device = z.device().clone();
+        let (zbar, gbar) = match z.dtype() {
+            DType::F32 => with_slices::<f32, _>(&[z, g, grad_res], |s| {
+                let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
+                Ok((Tensor::from_vec(a, &shape, &device)?, Tensor::from_vec(b, &shape, &device)?))
+            })?,
+            DType::F64 => with_slices::<f64, _>(&[z, g, grad_res], |s| {
+                let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
+                Ok((Tensor::from_vec(a, &shape, &device)?, Tensor::from_vec(b, &shape, &device)?))
+            })?,
+            other => bail!("gelu_vjp backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(zbar), Some(gbar)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn plain_gelu(z: &Tensor) -> Result<Tensor> {
+        let cdf = ((z * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5;
+        z * cdf?
+    }
+
+    fn plain_gelu_vjp(z: &Tensor, g: &Tensor) -> Result<Tensor> {
+        let cdf = (((z * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5)?;
+        let pdf = ((z.sqr()? * -0.5)?.exp()? * 0.398_942_280_401_432_7)?;
+        g * (cdf + (z * pdf)?)?
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
+        let a = a.to_dtype(DType::F64)?;
+        let b = b.to_dtype(DType::F64)?;
+        let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        Ok(diff / b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-300))
+    }
+
+    #[test]
+    fn fused_gelu_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
+        let n = 40_000; // more than one rayon chunk
+        let zs: Vec<f64> = (0..n).map(|i| -9.0 + 18.0 * (i as f64) / (n as f64)).collect();
+        let gs: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64) / 50.0 - 1.0).collect();
+        let ws: Vec<f64> = (0..n).map(|i| ((i * 53 % 97) as f64) / 48.0 - 1.0).collect();
+        for (dtype, tol) in [(DType::F64, 1e-14), (DType::F32, 3e-6)] {
+            let z = Var::from_tensor(&Tensor::new(zs.as_slice(), &Device::Cpu)?.to_dtype(dtype)?)?;
+            let g = Var::from_tensor(&Tensor::new(gs.as_slice(), &Device::Cpu)?.to_dtype(dtype)?)?;
+            let w = Tensor::new(ws.as_slice(), &Device::Cpu)?.to_dtype(dtype)?;
+            let fy = gelu(z.as_tensor())?;
+            let py = plain_gelu(z.as_tensor())?;
+            assert!(max_rel(&fy, &py)? < tol);
+            let fd = gelu_vjp(z.as_tensor(), g.as_tensor())?;
+            let pd = plain_gelu_vjp(z.as_tensor(), g.as_tensor())?;
+            assert!(max_rel(&fd, &pd)? < tol);
+            let loss = |y: &Tensor, d: &Tensor| -> Result<Tensor> {
+                (y * &w)?.sum_all()? + (d * &w)?.sum_all()?
+            };
+            let gf = loss(&fy, &fd)?.backward()?;
+            let gp = loss(&py, &pd)?.backward()?;
+            for var in [&z, &g] {
+                let a = gf.get(var.as_tensor()).expect("fused grad");
+                let b = gp.get(var.as_tensor()).expect("plain grad");
+                assert!(max_rel(a, b)? < tol * 4.0, "{dtype:?}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! Fused LayerNorm normalisation and its VJP, as candle custom ops with backward passes.
+//!
+//! Per row of `H` features: `x̂ = (x − μ)/σ`, `σ = sqrt(var + eps)` (biased variance).
+//! `VJP(x, ĝ) = (ĝ − mean(ĝ) − x̂ mean(ĝ ⊙ x̂)) / σ = J ĝ` with `J` symmetric. Its backward, for
+//! a cotangent `ȳ` of the VJP's output `dx`: `ĝ̄ = J ȳ` and
+//! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::float::{contiguous_slice, simd_dispatch, Float};
+use super::rows::{row_dot, row_sum, rows_per_task};
+use super::{row_len, with_slices};
+
+/// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
+pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(NormalizeOp { eps })
+}
+
+/// `J ĝ` of every row, differentiable in `x` and `ĝ`.
+pub(crate) fn normalize_vjp(x: &Tensor, g_hat: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.dims() != g_hat.dims() {
+        bail!(
+            "layer_norm_vjp: shapes differ, {:?} and {:?}",
+            x.dims(),
+            g_hat.dims()
+        );
+    }
+    x.contiguous()?
+        .apply_op2(&g_hat.contiguous()?, NormalizeVjpOp { eps })
+}
+
+/// Writes `x̂` of `x` into `xhat` and returns `1/σ`.
+#[inline(always)]
+fn normalize_row<T: Float>(x: &[T], xhat: &mut [T], eps: T) -> T {
+    let inv_h = T::ONE / T::of(x.len() as f64);
+    let mean = row_sum(x) * inv_h;
+    for (o, &v) in xhat.iter_mut().zip(x) {
+        *o = v - mean;
+    }
+    let var = row_dot(xhat, xhat) * inv_h;
+    let inv_sigma = T::ONE / T::of((var + eps).to_f64().sqrt());
+    for o in xhat.iter_mut() {
+        *o *= inv_sigma;
+    }
+    inv_sigma
+}
+
+/// `out = inv_sigma (g − mean(g) − x̂ mean(g ⊙ x̂))`.
+#[inline(always)]
+fn apply_j<T: Float>(xhat: &[T], g: &[T], inv_sigma: T, out: &mut [T]) {
+    let inv_h = T::ONE / T::of(g.len() as f64);
+    let mean_g = row_sum(g) * inv_h;
+    let mean_gx = row_dot(g, xhat) * inv_h;
+    for ((o, &gj), &xj) in out.iter_mut().zip(g).zip(xhat) {
+        *o = inv_sigma * (gj - mean_g - xj * mean_gx);
+    }
+}
+
+#[inline(always)]
+fn normalize_body<T: Float>(x: &[T], out: &mut [T], h: usize, eps: T) {
+    for (xrow, orow) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        normalize_row(xrow, orow, eps);
+    }
+}
+simd_dispatch!(fn normalize_kernel<T: Float>(x: &[T], out: &mut [T], h: usize, eps: T) => normalize_body);
+
+#[inline(always)]
+fn vjp_body<T: Float>(x: &[T], g: &[T], out: &mut [T], h: usize, eps: T) {
+    let mut xhat = vec![T::ZERO; h];
+    let rows = x.chunks_exact(h).zip(g.chunks_exact(h));
+    for ((xrow, grow), orow) in rows.zip(out.chunks_exact_mut(h)) {
+        let inv_sigma = normalize_row(xrow, &mut xhat, eps);
+        apply_j(&xhat, grow, inv_sigma, orow);
+    }
+}
+simd_dispatch!(fn vjp_kernel<T: Float>(x: &[T], g: &[T], out: &mut [T], h: usize, eps: T) => vjp_body);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn vjp_bwd_body<T: Float>(
+    x: &[T],
+    g: &[T],
+    dx: &[T],
+    ybar: &[T],
+    xbar: &mut [T],
+    gbar: &mut [T],
+    h: usize,
+    eps: T,
+) {
+    let inv_h = T::ONE / T::of(h as f64);
+    let mut xhat = vec![T::ZERO; h];
+    let mut w = vec![T::ZERO; h];
+    let inputs = x
+        .chunks_exact(h)
+        .zip(g.chunks_exact(h))
+        .zip(dx.chunks_exact(h).zip(ybar.chunks_exact(h)));
+    let outputs = xbar.chunks_exact_mut(h).zip(gbar.chunks_exact_mut(h));
+    for (((xrow, grow), (dxrow, yrow)), (xbrow, gbrow)) in inputs.zip(outputs) {
+        let inv_sigma = normalize_row(xrow, &mut xhat, eps);
+        apply_j(&xhat, yrow, inv_sigma, gbrow);
+        let coef_y = row_dot(grow, &xhat) * inv_sigma * inv_h;
+        let coef_g = row_dot(yrow, &xhat) * inv_sigma * inv_h;
+        let coef_x = row_dot(yrow, dxrow) * inv_sigma * inv_h;
+        for ((wj, &yj), &gj) in w.iter_mut().zip(yrow).zip(grow) {
+            *wj = coef_y * yj + coef_g * gj;
+        }
+        apply_j(&xhat, &w, inv_sigma, xbrow);
+        for (xb, &xj) in xbrow.iter_mut().zip(&xhat) {
+            *xb = -(*xb) - coef_x * xj;
+        }
+    }
+}
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_bwd_kernel<T: Float>(
+        x: &[T],
+        g: &[T],
+        dx: &[T],
+        ybar: &[T],
+        xbar: &mut [T],
+        gbar: &mut [T],
+        h: usize,
+        eps: T,
+    ) => vjp_bwd_body
+);
+
+fn normalize_rows<T: Float>(x: &[T], h: usize, eps: f64) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    let chunk = rows_per_task(h) * h;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, xc)| normalize_kernel(xc, o, h, T::of(eps)));
+    out
+}
+
+fn vjp_rows<T: Float>(x: &[T], g: &[T], h: usize, eps: f64) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    let chunk = rows_per_task(h) * h;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
+        .for_each(|(o, (xc, gc))| vjp_kernel(xc, gc, o, h, T::of(eps)));
+    out
+}
+
+fn vjp_bwd_rows<T: Float>(
+    x: &[T],
+    g: &[T],
+    dx: &[T],
+    ybar: &[T],
+    h: usize,
+    eps: f64,
+) -> (Vec<T>, Vec<T>) {
+    let mut xbar = vec![T::ZERO; x.len()];
+    let mut gbar = vec![T::ZERO; x.len()];
+    let chunk = rows_per_task(h) * h;
+    xbar.par_chunks_mut(chunk)
+        .zip(gbar.par_chunks_mut(chunk))
+        .zip(
+            x.par_chunks(chunk)
+                .zip(g.par_chunks(chunk))
+                .zip(dx.par_chunks(chunk).zip(ybar.par_chunks(chunk))),
+        )
+        .for_each(|((xb, gb), ((xc, gc), (dc, yc)))| {
+            vjp_bwd_kernel(xc, gc, dc, yc, xb, gb, h, T::of(eps))
+        });
+    (xbar, gbar)
+}
+
+struct NormalizeOp {
+    eps: f64,
+}
+
+impl CustomOp1 for NormalizeOp {
+    fn name(&self) -> &'static str {
+        "wlm-layer-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let h = row_len(layout.shape(), "layer_norm")?;
+        let out = match storage.dtype() {
+            DType::F32 => f32::storage(normalize_rows(
+                contiguous_slice::<f32>(storage, layout, "layer_norm")?,
+                h,
+                self.eps,
+            )),
+            DType::F64 => f64::storage(normalize_rows(
+                contiguous_slice::<f64>(storage, layout, "layer_norm")?,
+                h,
+                self.eps,
+            )),
+            other => bail!("layer_norm: unsupported dtype {other:?}"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &NormalizeVjpOp { eps: self.eps },
+        )?))
+    }
+}
+
+struct NormalizeVjpOp {
+    eps: f64,
+}
+
+impl CustomOp2 for NormalizeVjpOp {
+    fn name(&self) -> &'static str {
+        "wlm-layer-norm-vjp"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!(
+                "layer_norm_vjp: shapes differ, {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let h = row_len(l1.shape(), "layer_norm_vjp")?;
+        let out = match (s1.dtype(), s2.dtype()) {
+            (DType::F32, DType::F32) => f32::storage(vjp_rows(
+                contiguous_slice::<f32>(s1, l1, "layer_norm_vjp")?,
+                contiguous_slice::<f32>(s2, l2, "layer_norm_vjp")?,
+                h,
+                self.eps,
+            )),
+            (DType::F64, DType::F64) => f64::storage(vjp_rows(
+                contiguous_slice::<f64>(s1, l1, "layer_norm_vjp")?,
+                contiguous_slice::<f64>(s2, l2, "layer_norm_vjp")?,
+                h,
+                self.eps,
+            )),
+            (a, b) => bail!("layer_norm_vjp: unsupported dtypes {a:?}, {b:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let shape = x.shape().clone();
+        let h = row_len(&shape, "layer_norm_vjp backward")?;
+        let device = x.device().clone();
+        let eps = self.eps;
+        let (xbar, gbar) = match x.dtype() {
+            DType::F32 => with_slices::<f32, _>(&[x, g, res, grad_res], |s| {
+                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], s[3], h, eps);
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
+            })?,
+            DType::F64 => with_slices::<f64, _>(&[x, g, res, grad_res], |s| {
+                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], s[3], h, eps);
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
+            })?,
+            other => bail!("layer_norm_vjp backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(xbar), Some(gbar)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn plain_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+        let xc = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let sigma = (xc.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+        xc.broadcast_div(&sigma)
+    }
+
+    fn plain_vjp(x: &Tensor, g: &Tensor, eps: f64) -> Result<Tensor> {
+        let xc = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let sigma = (xc.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+        let xhat = xc.broadcast_div(&sigma)?;
+        let m1 = g.mean_keepdim(D::Minus1)?;
+        let m2 = (g * &xhat)?.mean_keepdim(D::Minus1)?;
+        g.broadcast_sub(&m1)?
+            .sub(&xhat.broadcast_mul(&m2)?)?
+            .broadcast_div(&sigma)
+    }
+
+    fn random(shape: (usize, usize), seed: u64, dtype: DType) -> Result<Tensor> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let v: Vec<f64> = (0..shape.0 * shape.1)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
+        let a = a.to_dtype(DType::F64)?;
+        let b = b.to_dtype(DType::F64)?;
+        let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        Ok(diff / b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-300))
+    }
+
+    #[test]
+    fn fused_layer_norm_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-4)] {
+            for &(n, h) in &[(1usize, 3usize), (7, 8), (600, 13)] {
+                let x = Var::from_tensor(&random((n, h), 1, dtype)?)?;
+                let g = Var::from_tensor(&random((n, h), 2, dtype)?)?;
+                let w = random((n, h), 3, dtype)?;
+                let eps = 1e-5;
+                let fx = normalize(x.as_tensor(), eps)?;
+                let px = plain_normalize(x.as_tensor(), eps)?;
+                assert!(max_rel(&fx, &px)? < tol);
+                let fd = normalize_vjp(x.as_tensor(), g.as_tensor(), eps)?;
+                let pd = plain_vjp(x.as_tensor(), g.as_tensor(), eps)?;
+                assert!(max_rel(&fd, &pd)? < tol);
+                let loss = |y: &Tensor, d: &Tensor| -> Result<Tensor> {
+                    (y.sqr()? * &w)?.sum_all()? + (d * &w)?.sum_all()?
+                };
+                let gf = loss(&fx, &fd)?.backward()?;
+                let gp = loss(&px, &pd)?.backward()?;
+                for var in [&x, &g] {
+                    let a = gf.get(var.as_tensor()).expect("fused grad");
+                    let b = gp.get(var.as_tensor()).expect("plain grad");
+                    assert!(max_rel(a, b)? < tol * 10.0, "{dtype:?} n={n} h={h}");
+                }
+            }
+        }
+        Ok(())
+    }
+}

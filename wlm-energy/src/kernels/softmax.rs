@@ -1,0 +1,334 @@
+//! Fused row softmax (scale folded in) and the softmax VJP, as candle custom ops with backward passes.
+//!
+//! `P = softmax_rows(scale · S)`; `VJP(P, dP) = scale · P ⊙ (dP − rowsum(dP ⊙ P))` (the gradient
+//! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::float::{contiguous_slice, simd_dispatch, Float};
+use super::rows::{row_dot, row_max, row_sum, rows_per_task};
+use super::{row_len, with_slices};
+
+/// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
+/// [`softmax_vjp`]).
+pub(crate) fn softmax(s: &Tensor, scale: f64) -> Result<Tensor> {
+    s.contiguous()?.apply_op1(SoftmaxOp { scale })
+}
+
+/// `scale · p ⊙ (dp − rowsum(dp ⊙ p))`, differentiable in both arguments.
+pub(crate) fn softmax_vjp(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Tensor> {
+    if p.dims() != dp.dims() {
+        bail!(
+            "softmax_vjp: shapes differ, {:?} and {:?}",
+            p.dims(),
+            dp.dims()
+        );
+    }
+    p.contiguous()?
+        .apply_op2(&dp.contiguous()?, SoftmaxVjpOp { scale })
+}
+
+#[inline(always)]
+fn softmax_body<T: Float>(s: &[T], p: &mut [T], n_cols: usize, scale: T) {
+    for (srow, prow) in s.chunks_exact(n_cols).zip(p.chunks_exact_mut(n_cols)) {
+        let max = row_max(srow);
+        for (pj, &sj) in prow.iter_mut().zip(srow) {
+            *pj = ((sj - max) * scale).exp_v();
+        }
+        let inv = T::ONE / row_sum(prow);
+        for pj in prow.iter_mut() {
+            *pj *= inv;
+        }
+    }
+}
+simd_dispatch!(fn softmax_kernel<T: Float>(s: &[T], p: &mut [T], n_cols: usize, scale: T) => softmax_body);
+
+#[inline(always)]
+fn vjp_body<T: Float>(p: &[T], dp: &[T], out: &mut [T], n_cols: usize, scale: T) {
+    let rows = p.chunks_exact(n_cols).zip(dp.chunks_exact(n_cols));
+    for ((prow, dprow), orow) in rows.zip(out.chunks_exact_mut(n_cols)) {
+        let r = row_dot(dprow, prow);
+        for ((o, &pj), &dpj) in orow.iter_mut().zip(prow).zip(dprow) {
+            *o = scale * pj * (dpj - r);
+        }
+    }
+}
+simd_dispatch!(fn vjp_kernel<T: Float>(p: &[T], dp: &[T], out: &mut [T], n_cols: usize, scale: T) => vjp_body);
+
+/// Backward of `y = scale · P ⊙ (dP − r)`, `r = rowsum(dP ⊙ P)`: with `ȳ' = scale · ȳ` and
+/// `s = rowsum(ȳ' ⊙ P)`, `P̄ = ȳ' ⊙ (dP − r) − s dP` and `dP̄ = P ⊙ (ȳ' − s)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn vjp_bwd_body<T: Float>(
+    p: &[T],
+    dp: &[T],
+    ybar: &[T],
+    pbar: &mut [T],
+    dpbar: &mut [T],
+    n_cols: usize,
+    scale: T,
+) {
+    let inputs = p
+        .chunks_exact(n_cols)
+        .zip(dp.chunks_exact(n_cols))
+        .zip(ybar.chunks_exact(n_cols));
+    let outputs = pbar
+        .chunks_exact_mut(n_cols)
+        .zip(dpbar.chunks_exact_mut(n_cols));
+    for (((prow, dprow), yrow), (pbrow, dpbrow)) in inputs.zip(outputs) {
+        let r = row_dot(dprow, prow);
+        let s = scale * row_dot(yrow, prow);
+        for j in 0..n_cols {
+            let y = scale * yrow[j];
+            pbrow[j] = y * (dprow[j] - r) - s * dprow[j];
+            dpbrow[j] = prow[j] * (y - s);
+        }
+    }
+}
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_bwd_kernel<T: Float>(
+        p: &[T],
+        dp: &[T],
+        ybar: &[T],
+        pbar: &mut [T],
+        dpbar: &mut [T],
+        n_cols: usize,
+        scale: T,
+    ) => vjp_bwd_body
+);
+
+fn softmax_rows<T: Float>(s: &[T], n_cols: usize, scale: f64) -> Vec<T> {
+    let mut p = vec![T::ZERO; s.len()];
+    let chunk = rows_per_task(n_cols) * n_cols;
+    p.par_chunks_mut(chunk)
+        .zip(s.par_chunks(chunk))
+        .for_each(|(pc, sc)| softmax_kernel(sc, pc, n_cols, T::of(scale)));
+    p
+}
+
+fn vjp_rows<T: Float>(p: &[T], dp: &[T], n_cols: usize, scale: f64) -> Vec<T> {
+    let mut out = vec![T::ZERO; p.len()];
+    let chunk = rows_per_task(n_cols) * n_cols;
+    out.par_chunks_mut(chunk)
+        .zip(p.par_chunks(chunk).zip(dp.par_chunks(chunk)))
+        .for_each(|(oc, (pc, dpc))| vjp_kernel(pc, dpc, oc, n_cols, T::of(scale)));
+    out
+}
+
+fn vjp_bwd_rows<T: Float>(
+    p: &[T],
+    dp: &[T],
+    ybar: &[T],
+    n_cols: usize,
+    scale: f64,
+) -> (Vec<T>, Vec<T>) {
+    let mut pbar = vec![T::ZERO; p.len()];
+    let mut dpbar = vec![T::ZERO; p.len()];
+    let chunk = rows_per_task(n_cols) * n_cols;
+    pbar.par_chunks_mut(chunk)
+        .zip(dpbar.par_chunks_mut(chunk))
+        .zip(
+            p.par_chunks(chunk)
+                .zip(dp.par_chunks(chunk))
+                .zip(ybar.par_chunks(chunk)),
+        )
+        .for_each(|((pbc, dpbc), ((pc, dpc), yc))| {
+            vjp_bwd_kernel(pc, dpc, yc, pbc, dpbc, n_cols, T::of(scale))
+        });
+    (pbar, dpbar)
+}
+
+struct SoftmaxOp {
+    scale: f64,
+}
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "wlm-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n_cols = row_len(layout.shape(), "softmax")?;
+        let out = match storage.dtype() {
+            DType::F32 => f32::storage(softmax_rows(
+                contiguous_slice::<f32>(storage, layout, "softmax")?,
+                n_cols,
+                self.scale,
+            )),
+            DType::F64 => f64::storage(softmax_rows(
+                contiguous_slice::<f64>(storage, layout, "softmax")?,
+                n_cols,
+                self.scale,
+            )),
+            other => bail!("softmax: unsupported dtype {other:?}"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad_res.contiguous()?;
+        Ok(Some(res.apply_op2_no_bwd(
+            &grad,
+            &SoftmaxVjpOp { scale: self.scale },
+        )?))
+    }
+}
+
+struct SoftmaxVjpOp {
+    scale: f64,
+}
+
+impl CustomOp2 for SoftmaxVjpOp {
+    fn name(&self) -> &'static str {
+        "wlm-softmax-vjp"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!(
+                "softmax_vjp: shapes differ, {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let n_cols = row_len(l1.shape(), "softmax_vjp")?;
+        let out = match (s1.dtype(), s2.dtype()) {
+            (DType::F32, DType::F32) => f32::storage(vjp_rows(
+                contiguous_slice::<f32>(s1, l1, "softmax_vjp")?,
+                contiguous_slice::<f32>(s2, l2, "softmax_vjp")?,
+                n_cols,
+                self.scale,
+            )),
+            (DType::F64, DType::F64) => f64::storage(vjp_rows(
+                contiguous_slice::<f64>(s1, l1, "softmax_vjp")?,
+                contiguous_slice::<f64>(s2, l2, "softmax_vjp")?,
+                n_cols,
+                self.scale,
+            )),
+            (a, b) => bail!("softmax_vjp: unsupported dtypes {a:?}, {b:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        p: &Tensor,
+        dp: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let shape = p.shape().clone();
+        let n_cols = row_len(&shape, "softmax_vjp backward")?;
+        let device = p.device().clone();
+        let scale = self.scale;
+        let (pbar, dpbar) = match p.dtype() {
+            DType::F32 => with_slices::<f32, _>(&[p, dp, grad_res], |s| {
+                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], n_cols, scale);
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
+            })?,
+            DType::F64 => with_slices::<f64, _>(&[p, dp, grad_res], |s| {
+                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], n_cols, scale);
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
+            })?,
+            other => bail!("softmax_vjp backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(pbar), Some(dpbar)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn plain_softmax(s: &Tensor, scale: f64) -> Result<Tensor> {
+        let z = s.affine(scale, 0.0)?;
+        let max = z.max_keepdim(D::Minus1)?.detach();
+        let e = z.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    }
+
+    fn plain_vjp(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Tensor> {
+        let r = (dp * p)?.sum_keepdim(D::Minus1)?;
+        (p * dp.broadcast_sub(&r)?)?.affine(scale, 0.0)
+    }
+
+    fn random(shape: (usize, usize, usize), seed: u64, dtype: DType) -> Result<Tensor> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = shape.0 * shape.1 * shape.2;
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
+        let a = a.to_dtype(DType::F64)?;
+        let b = b.to_dtype(DType::F64)?;
+        let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-300);
+        Ok(diff / scale)
+    }
+
+    #[test]
+    fn fused_softmax_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
+        for (dtype, tol) in [(DType::F64, 1e-13), (DType::F32, 2e-5)] {
+            for &n in &[1usize, 5, 37] {
+                let shape = (3, n, n);
+                let s = Var::from_tensor(&random(shape, 1, dtype)?)?;
+                let dp = Var::from_tensor(&random(shape, 2, dtype)?)?;
+                let w = random(shape, 3, dtype)?;
+                let scale = 0.37;
+                let fused_p = softmax(s.as_tensor(), scale)?;
+                let plain_p = plain_softmax(s.as_tensor(), scale)?;
+                assert!(max_rel(&fused_p, &plain_p)? < tol);
+                let fused_ds = softmax_vjp(&fused_p, dp.as_tensor(), scale)?;
+                let plain_ds = plain_vjp(&plain_p, dp.as_tensor(), scale)?;
+                assert!(max_rel(&fused_ds, &plain_ds)? < tol);
+                // A loss that uses P directly and through the VJP checks every backward.
+                let loss = |p: &Tensor, ds: &Tensor| -> Result<Tensor> {
+                    ((ds * &w)?.sum_all()? + (p.sqr()? * &w)?.sum_all()?)
+                };
+                let gf = loss(&fused_p, &fused_ds)?.backward()?;
+                let gp = loss(&plain_p, &plain_ds)?.backward()?;
+                for var in [&s, &dp] {
+                    let a = gf.get(var.as_tensor()).expect("fused grad");
+                    let b = gp.get(var.as_tensor()).expect("plain grad");
+                    assert!(max_rel(a, b)? < tol * 10.0, "{dtype:?} n={n}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_even_with_huge_logits() -> Result<()> {
+        let s = Tensor::new(&[[1e4f32, -1e4, 0.0], [3.0, 3.0, 3.0]], &Device::Cpu)?;
+        let p = softmax(&s, 1.0)?;
+        let sums = p.sum(1)?.to_vec1::<f32>()?;
+        assert!(sums.iter().all(|v| (v - 1.0).abs() < 1e-6), "{sums:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn softmax_vjp_rejects_mismatched_shapes() -> Result<()> {
+        let a = Tensor::zeros((2, 3), DType::F64, &Device::Cpu)?;
+        let b = Tensor::zeros((3, 2), DType::F64, &Device::Cpu)?;
+        let err = softmax_vjp(&a, &b, 1.0).unwrap_err();
+        assert!(err.to_string().contains("shapes differ"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Full multi-head self-attention (PyTorch's packed in-projection) with its input VJP.
+//!
+//! Head `j` of width `c = H/heads`: `S_j = Q_j K_jᵀ / √c`, `P_j = softmax_rows(S_j)`,
+//! `O_j = P_j V_j`, `y = [O_1 … O_heads] Wₒᵀ + bₒ`. The VJP (SPEC Appendix A):
+//! `dO = g Wₒ`, `dP = dO Vᵀ`, `dV = Pᵀ dO`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
+//! `dQ = dS K/√c`, `dK = dSᵀ Q/√c`, `du = dQ W_q + dK W_k + dV W_v`.
+
+use candle_core::{Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+use super::linear::Linear;
+use crate::dropout::{self, Dropout};
+use crate::kernels::{softmax as fused, Kernels};
+use crate::weights::{linear_init, xavier_uniform};
+
+/// `nn.MultiheadAttention(hidden, heads)` with biases, self-attention `q = k = v = u`.
+#[derive(Clone, Debug)]
+pub(crate) struct MultiHeadAttention {
+    pub(crate) in_proj_weight: Tensor,
+    pub(crate) in_proj_bias: Tensor,
+    pub(crate) out_proj: Linear,
+    heads: usize,
+    hidden: usize,
+}
+
+/// What the VJP needs from the forward pass.
+pub(crate) struct AttentionCache {
+    /// `(heads, n, c)` each.
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    /// Softmax probabilities `(heads, n, n)` before dropout.
+    p: Tensor,
+    /// Dropout mask on `P`, if any.
+    mask: Option<Tensor>,
+}
+
+impl MultiHeadAttention {
+    /// PyTorch's initialisation: in-projection Xavier-uniform with zero bias, out-projection
+    /// weight like a Linear, zero out-projection bias.
+    pub(crate) fn new(vb: VarBuilder, hidden: usize, heads: usize) -> Result<Self> {
+        if heads == 0 || hidden % heads != 0 {
+            candle_core::bail!("hidden size {hidden} is not divisible by heads {heads}");
+        }
+        let in_proj_weight = vb.get_with_hints(
+            (3 * hidden, hidden),
+            "in_proj_weight",
+            xavier_uniform(hidden, 3 * hidden),
+        )?;
+        let in_proj_bias = vb.get_with_hints(3 * hidden, "in_proj_bias", Init::Const(0.0))?;
+        let out_proj = Linear::with_init(
+            vb.pp("out_proj"),
+            hidden,
+            hidden,
+            linear_init(hidden),
+            Init::Const(0.0),
+        )?;
+        Ok(MultiHeadAttention {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            heads,
+            hidden,
+        })
+    }
+
+    fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    fn scale(&self) -> f64 {
+        (1.0 / self.head_dim() as f64).sqrt()
+    }
+
+    /// # Shapes
+    /// `u`: `(n, hidden)` → `(n, hidden)`.
+    pub(crate) fn forward(
+        &self,
+        u: &Tensor,
+        kernels: Kernels,
+        dropout: &Dropout,
+    ) -> Result<(Tensor, AttentionCache)> {
+        let n = u.dim(0)?;
+        let (heads, c) = (self.heads, self.head_dim());
+        let qkv = u
+            .matmul(&self.in_proj_weight.t()?)?
+            .broadcast_add(&self.in_proj_bias)?;
+        // (n, 3H) → (3, heads, n, c)
+        let qkv = qkv
+            .reshape((n, 3, heads, c))?
+            .permute((1, 2, 0, 3))?
+            .contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let p = match kernels {
+            Kernels::Plain => {
+                let s = q.affine(self.scale(), 0.0)?.matmul(&k.t()?)?;
+                let max = s.max_keepdim(D::Minus1)?.detach();
+                let e = s.broadcast_sub(&max)?.exp()?;
+                e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+            }
+            Kernels::Fused => fused::softmax(&q.matmul(&k.t()?)?, self.scale())?,
+        };
+        let mask = dropout.mask(p.dims(), p.dtype(), p.device())?;
+        let o = dropout::apply(&p, mask.as_ref())?.matmul(&v)?;
+        let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
+        let y = self.out_proj.forward(&o)?;
+        Ok((y, AttentionCache { q, k, v, p, mask }))
+    }
+
+    /// # Shapes
+    /// `g`: `(n, hidden)` → `(n, hidden)`.
+    pub(crate) fn vjp(&self, cache: &AttentionCache, g: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let n = g.dim(0)?;
+        let (heads, c) = (self.heads, self.head_dim());
+        let scale = self.scale();
+        let d_o = self
+            .out_proj
+            .vjp(g)?
+            .reshape((n, heads, c))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        let p_used = dropout::apply(&cache.p, cache.mask.as_ref())?;
+        let d_v = p_used.t()?.matmul(&d_o)?;
+        let d_p = dropout::apply(&d_o.matmul(&cache.v.t()?)?, cache.mask.as_ref())?;
+        let (d_q, d_k) = match kernels {
+            Kernels::Plain => {
+                let r = (&d_p * &cache.p)?.sum_keepdim(D::Minus1)?;
+                let d_s = (&cache.p * d_p.broadcast_sub(&r)?)?;
+                (
+                    d_s.matmul(&cache.k)?.affine(scale, 0.0)?,
+                    d_s.t()?.matmul(&cache.q)?.affine(scale, 0.0)?,
+                )
+            }
+            Kernels::Fused => {
+                let d_s = fused::softmax_vjp(&cache.p, &d_p, scale)?;
+                (d_s.matmul(&cache.k)?, d_s.t()?.matmul(&cache.q)?)
+            }
+        };
+        // (3, heads, n, c) → (n, 3H)
+        let d_qkv = Tensor::stack(&[d_q, d_k, d_v], 0)?
+            .permute((2, 0, 1, 3))?
+            .reshape((n, 3 * self.hidden))?;
+        d_qkv.matmul(&self.in_proj_weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{autograd_vjp, max_rel, random};
+    use crate::weights::seeded_var_builder;
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    fn attention(hidden: usize, heads: usize, seed: u64) -> Result<MultiHeadAttention> {
+        let varmap = VarMap::new();
+        let vb = seeded_var_builder(&varmap, seed, DType::F64, &Device::Cpu);
+        let mut mha = MultiHeadAttention::new(vb, hidden, heads)?;
+        // Move the zero-initialised biases away from zero so the check covers them.
+        mha.in_proj_bias = random(&[3 * hidden], seed + 1, -0.3, 0.3)?;
+        mha.out_proj.bias = random(&[hidden], seed + 2, -0.3, 0.3)?;
+        Ok(mha)
+    }
+
+    #[test]
+    fn attention_vjp_matches_autograd() -> Result<()> {
+        let dropout = Dropout::new(0.0, 0)?;
+        for &(n, hidden, heads) in &[(1usize, 8usize, 1usize), (2, 8, 4), (17, 12, 4), (33, 8, 1)] {
+            let mha = attention(hidden, heads, 3)?;
+            let u = Var::from_tensor(&random(&[n, hidden], 4, -2.0, 2.0)?)?;
+            let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
+            let g = random(&[n, hidden], 5, -1.0, 1.0)?;
+            let auto = autograd_vjp(&u, &y, &g)?;
+            let hand = mha.vjp(&cache, &g, Kernels::Plain)?;
+            assert!(max_rel(&hand, &auto)? < 1e-12, "n={n} heads={heads}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn attention_vjp_with_a_dropout_mask_matches_autograd() -> Result<()> {
+        let dropout = Dropout::new(0.3, 9)?;
+        let mha = attention(8, 2, 7)?;
+        let u = Var::from_tensor(&random(&[11, 8], 4, -2.0, 2.0)?)?;
+        let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
+        assert!(cache.mask.is_some());
+        let g = random(&[11, 8], 5, -1.0, 1.0)?;
+        let auto = autograd_vjp(&u, &y, &g)?;
+        assert!(max_rel(&mha.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn fused_attention_equals_plain() -> Result<()> {
+        let dropout = Dropout::new(0.0, 0)?;
+        let mha = attention(16, 4, 3)?;
+        let u = random(&[40, 16], 4, -2.0, 2.0)?;
+        let g = random(&[40, 16], 5, -1.0, 1.0)?;
+        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
+        let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
+        assert!(max_rel(&yf, &yp)? < 1e-13);
+        let dp = mha.vjp(&cp, &g, Kernels::Plain)?;
+        let df = mha.vjp(&cf, &g, Kernels::Fused)?;
+        assert!(max_rel(&df, &dp)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn indivisible_heads_are_an_error() {
+        let varmap = VarMap::new();
+        let vb = seeded_var_builder(&varmap, 0, DType::F64, &Device::Cpu);
+        let err = MultiHeadAttention::new(vb, 10, 4).unwrap_err();
+        assert!(err.to_string().contains("not divisible"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Test helpers shared by the unit tests: seeded tensors, relative errors, autograd VJPs.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+
+/// Uniform values in `[lo, hi)` from a seeded generator, as an f64 tensor.
+pub(crate) fn random(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Result<Tensor> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n: usize = dims.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu)
+}
+
+/// `max|a − b| / max|b|`, in f64.
+pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a = a.to_dtype(DType::F64)?;
+    let b = b.to_dtype(DType::F64)?;
+    let diff = (&a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    Ok(diff / scale.max(1e-300))
+}
+
+/// `∂⟨y, g⟩/∂x` by candle's autograd.
+pub(crate) fn autograd_vjp(x: &Var, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let grads = (y * g)?.sum_all()?.backward()?;
+    Ok(grads
+        .get(x.as_tensor())
+        .cloned()
+        .unwrap_or(x.as_tensor().zeros_like()?))
+}

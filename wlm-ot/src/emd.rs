@@ -1,0 +1,535 @@
+//! Exact optimal transport between uniform clouds (W1, W2): a primal network simplex on the
+//! complete bipartite graph, with masses scaled to integers.
+//!
+//! With uniform weights `1/N` and `1/M`, multiplying every mass by `NM/g` (`g = gcd(N, M)`)
+//! gives integer supplies `M/g` at each `x_i` and demands `N/g` at each `y_j`; the transport
+//! problem is then an integral min-cost flow, solved exactly (up to the rounding of the costs)
+//! by the network simplex method: spanning-tree bases stored as parent/thread/successor arrays,
+//! block-search pricing, an artificial root for the initial basis — the scheme of LEMON's
+//! `NetworkSimplex`, which POT's `ot.emd2` also uses. Memory: the `N × M` cost matrix (f64) and
+//! one state byte and one flow per arc.
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::metrics::read_pair_f64;
+
+/// `n_x · n_y` above which the exact solver refuses to run (the cost matrix alone would need
+/// 8 TB).
+const MAX_ARCS: usize = 1 << 40;
+
+/// Exact 1-Wasserstein distance with Euclidean ground cost `|x − y|` between the uniform
+/// measures on `x` and `y` (sizes may differ), as POT's `ot.emd2(a, b, M)` computes it.
+/// Computed in f64.
+///
+/// # Shapes
+/// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
+///
+/// # Errors
+/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+pub fn wasserstein_1(x: &Tensor, y: &Tensor) -> Result<f64> {
+    let pair = read_pair_f64(x, y)?;
+    let cost = cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq.sqrt());
+    emd_uniform(&cost, pair.n_x, pair.n_y)
+}
+
+/// Exact 2-Wasserstein distance `W2 = sqrt(emd2)` with ground cost `|x − y|²` (not halved)
+/// between the uniform measures on `x` and `y`. Computed in f64.
+///
+/// # Shapes
+/// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
+///
+/// # Errors
+/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+pub fn wasserstein_2(x: &Tensor, y: &Tensor) -> Result<f64> {
+    let pair = read_pair_f64(x, y)?;
+    let cost = cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq);
+    Ok(emd_uniform(&cost, pair.n_x, pair.n_y)?.max(0.0).sqrt())
+}
+
+/// Row-major `N × M` matrix `f(|x_i − y_j|²)`.
+fn cost_matrix(x: &[f64], y: &[f64], dim: usize, f: impl Fn(f64) -> f64) -> Vec<f64> {
+    let mut cost = Vec::with_capacity(x.len() / dim * (y.len() / dim));
+    for xi in x.chunks_exact(dim) {
+        for yj in y.chunks_exact(dim) {
+            let sq: f64 = xi.iter().zip(yj).map(|(a, b)| (a - b) * (a - b)).sum();
+            cost.push(f(sq));
+        }
+    }
+    cost
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Optimal transport cost `min Σ_ij π_ij C_ij` over couplings of the uniform measures on
+/// `n_x` and `n_y` points; `cost` is row-major `n_x × n_y`.
+pub(crate) fn emd_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<f64> {
+    if n_x.checked_mul(n_y).is_none_or(|arcs| arcs >= MAX_ARCS) {
+        return Err(Error::ProblemTooLarge { n_x, n_y });
+    }
+    let g = gcd(n_x, n_y);
+    let (supply, demand) = ((n_y / g) as i64, (n_x / g) as i64);
+    let mut simplex = NetworkSimplex::new(cost, n_x, n_y, supply, demand);
+    simplex.run();
+    let total_mass = (n_x / g) as f64 * n_y as f64;
+    Ok(simplex.total_cost() / total_mass)
+}
+
+const NONE: usize = usize::MAX;
+/// Arc state: in the spanning tree.
+const TREE: u8 = 0;
+/// Arc state: non-basic at flow 0 (every arc is uncapacitated, so there is no upper state).
+const LOWER: u8 = 1;
+/// Relative tolerance on negative reduced costs (rounding of the potentials).
+const PRICING_TOLERANCE: f64 = 64.0 * f64::EPSILON;
+
+/// Network simplex for the balanced transportation problem between `n_src` sources of supply
+/// `supply` and `n_dst` sinks of demand `demand`. Nodes: sources `0..n_src`, sinks
+/// `n_src..n_src + n_dst`, root `n_src + n_dst`. Arcs: `i·n_dst + j` from source `i` to sink `j`
+/// (implicit), then one artificial arc per node linking it to the root.
+struct NetworkSimplex<'a> {
+    n_src: usize,
+    n_dst: usize,
+    n_real: usize,
+    root: usize,
+    cost: &'a [f64],
+    art_cost: f64,
+    /// Supply of every node (negative = demand), root excluded.
+    supply: Vec<i64>,
+    state: Vec<u8>,
+    flow: Vec<i64>,
+    parent: Vec<usize>,
+    pred: Vec<usize>,
+    /// `+1` when `pred[u]` points from `u` up to its parent, `−1` when down from the parent.
+    pred_dir: Vec<i64>,
+    thread: Vec<usize>,
+    rev_thread: Vec<usize>,
+    succ_num: Vec<usize>,
+    last_succ: Vec<usize>,
+    pi: Vec<f64>,
+    dirty_revs: Vec<usize>,
+    block_size: usize,
+    next_arc: usize,
+    // The current pivot.
+    in_arc: usize,
+    join: usize,
+    u_in: usize,
+    v_in: usize,
+    u_out: usize,
+    delta: i64,
+}
+
+impl<'a> NetworkSimplex<'a> {
+    fn new(cost: &'a [f64], n_src: usize, n_dst: usize, supply: i64, demand: i64) -> Self {
+        let n_nodes = n_src + n_dst;
+        let n_real = n_src * n_dst;
+        let root = n_nodes;
+        let max_cost = cost.iter().fold(0.0_f64, |m, &c| m.max(c.abs()));
+        let art_cost = (max_cost + 1.0) * n_nodes as f64;
+        let mut s = Self {
+            n_src,
+            n_dst,
+            n_real,
+            root,
+            cost,
+            art_cost,
+            supply: (0..n_nodes)
+                .map(|u| if u < n_src { supply } else { -demand })
+                .collect(),
+            state: vec![LOWER; n_real + n_nodes],
+            flow: vec![0; n_real + n_nodes],
+            parent: vec![NONE; n_nodes + 1],
+            pred: vec![NONE; n_nodes + 1],
+            pred_dir: vec![0; n_nodes + 1],
+            thread: vec![0; n_nodes + 1],
+            rev_thread: vec![0; n_nodes + 1],
+            succ_num: vec![0; n_nodes + 1],
+            last_succ: vec![0; n_nodes + 1],
+            pi: vec![0.0; n_nodes + 1],
+            dirty_revs: Vec::new(),
+            block_size: ((n_real as f64).sqrt() as usize).max(10),
+            next_arc: 0,
+            in_arc: NONE,
+            join: NONE,
+            u_in: NONE,
+            v_in: NONE,
+            u_out: NONE,
+            delta: 0,
+        };
+        // Initial basis: every node hangs from the root by its artificial arc.
+        s.thread[root] = 0;
+        s.rev_thread[0] = root;
+        s.succ_num[root] = n_nodes + 1;
+        s.last_succ[root] = root - 1;
+        for u in 0..n_nodes {
+            let e = n_real + u;
+            s.parent[u] = root;
+            s.pred[u] = e;
+            s.thread[u] = u + 1;
+            s.rev_thread[u + 1] = u;
+            s.succ_num[u] = 1;
+            s.last_succ[u] = u;
+            s.state[e] = TREE;
+            if s.supply[u] >= 0 {
+                s.pred_dir[u] = 1;
+                s.flow[e] = s.supply[u];
+            } else {
+                s.pred_dir[u] = -1;
+                s.pi[u] = art_cost;
+                s.flow[e] = -s.supply[u];
+            }
+        }
+        s
+    }
+
+    fn source(&self, arc: usize) -> usize {
+        if arc < self.n_real {
+            arc / self.n_dst
+        } else if self.supply[arc - self.n_real] >= 0 {
+            arc - self.n_real
+        } else {
+            self.root
+        }
+    }
+
+    fn target(&self, arc: usize) -> usize {
+        if arc < self.n_real {
+            self.n_src + arc % self.n_dst
+        } else if self.supply[arc - self.n_real] >= 0 {
+            self.root
+        } else {
+            arc - self.n_real
+        }
+    }
+
+    fn arc_cost(&self, arc: usize) -> f64 {
+        if arc < self.n_real {
+            self.cost[arc]
+        } else if self.supply[arc - self.n_real] >= 0 {
+            0.0
+        } else {
+            self.art_cost
+        }
+    }
+
+    /// Block-search pricing over the real arcs: the most negative reduced cost
+    /// `c_ij + π_i − π_j` of the first block (in cyclic order from `next_arc`) that has one.
+    fn find_entering_arc(&mut self) -> bool {
+        let n_dst = self.n_dst;
+        let mut best = NONE;
+        let mut best_rc = 0.0;
+        let mut count = self.block_size;
+        let mut arc = self.next_arc;
+        let (mut i, mut j) = (arc / n_dst, arc % n_dst);
+        for _ in 0..self.n_real {
+            if self.state[arc] == LOWER {
+                let rc = self.cost[arc] + self.pi[i] - self.pi[self.n_src + j];
+                if rc < best_rc {
+                    best_rc = rc;
+                    best = arc;
+                }
+            }
+            count -= 1;
+            if count == 0 {
+                if best != NONE && self.is_improving(best, best_rc) {
+                    self.in_arc = best;
+                    self.next_arc = arc;
+                    return true;
+                }
+                count = self.block_size;
+            }
+            arc += 1;
+            j += 1;
+            if j == n_dst {
+                j = 0;
+                i += 1;
+                if arc == self.n_real {
+                    arc = 0;
+                    i = 0;
+                }
+            }
+        }
+        if best != NONE && self.is_improving(best, best_rc) {
+            self.in_arc = best;
+            self.next_arc = arc;
+            return true;
+        }
+        false
+    }
+
+    /// A reduced cost counts as negative beyond the rounding of its terms.
+    fn is_improving(&self, arc: usize, rc: f64) -> bool {
+        let i = arc / self.n_dst;
+        let j = self.n_src + arc % self.n_dst;
+        let scale = self.cost[arc]
+            .abs()
+            .max(self.pi[i].abs())
+            .max(self.pi[j].abs());
+        rc < -PRICING_TOLERANCE * scale
+    }
+
+    fn find_join_node(&mut self) {
+        let (mut u, mut v) = (self.source(self.in_arc), self.target(self.in_arc));
+        while u != v {
+            if self.succ_num[u] < self.succ_num[v] {
+                u = self.parent[u];
+            } else {
+                v = self.parent[v];
+            }
+        }
+        self.join = u;
+    }
+
+    /// The blocking arc of the cycle closed by the entering arc (strongly feasible rule).
+    fn find_leaving_arc(&mut self) -> bool {
+        let first = self.source(self.in_arc);
+        let second = self.target(self.in_arc);
+        let mut delta = i64::MAX;
+        let mut result = 0;
+        let mut u = first;
+        while u != self.join {
+            if self.pred_dir[u] == 1 && self.flow[self.pred[u]] < delta {
+                delta = self.flow[self.pred[u]];
+                self.u_out = u;
+                result = 1;
+            }
+            u = self.parent[u];
+        }
+        let mut u = second;
+        while u != self.join {
+            if self.pred_dir[u] == -1 && self.flow[self.pred[u]] <= delta {
+                delta = self.flow[self.pred[u]];
+                self.u_out = u;
+                result = 2;
+            }
+            u = self.parent[u];
+        }
+        if result == 1 {
+            (self.u_in, self.v_in) = (first, second);
+        } else {
+            (self.u_in, self.v_in) = (second, first);
+        }
+        self.delta = delta;
+        result != 0
+    }
+
+    fn change_flow(&mut self) {
+        let delta = self.delta;
+        if delta > 0 {
+            self.flow[self.in_arc] += delta;
+            let mut u = self.source(self.in_arc);
+            while u != self.join {
+                self.flow[self.pred[u]] -= self.pred_dir[u] * delta;
+                u = self.parent[u];
+            }
+            let mut u = self.target(self.in_arc);
+            while u != self.join {
+                self.flow[self.pred[u]] += self.pred_dir[u] * delta;
+                u = self.parent[u];
+            }
+        }
+        self.state[self.in_arc] = TREE;
+        self.state[self.pred[self.u_out]] = LOWER;
+    }
+
+    /// Re-hangs the subtree cut off by the leaving arc below the entering arc, keeping the
+    /// thread order, successor counts and last successors consistent.
+    fn update_tree_structure(&mut self) {
+        let (u_in, v_in, u_out, join) = (self.u_in, self.v_in, self.u_out, self.join);
+        let old_rev_thread = self.rev_thread[u_out];
+        let old_succ_num = self.succ_num[u_out];
+        let old_last_succ = self.last_succ[u_out];
+        let v_out = self.parent[u_out];
+        let in_dir = if u_in == self.source(self.in_arc) { 1 } else { -1 };
+
+        if u_in == u_out {
+            self.parent[u_in] = v_in;
+            self.pred[u_in] = self.in_arc;
+            self.pred_dir[u_in] = in_dir;
+            if self.thread[v_in] != u_out {
+                let after = self.thread[old_last_succ];
+                self.thread[old_rev_thread] = after;
+                self.rev_thread[after] = old_rev_thread;
+                let after = self.thread[v_in];
+                self.thread[v_in] = u_out;
+                self.rev_thread[u_out] = v_in;
+                self.thread[old_last_succ] = after;
+                self.rev_thread[after] = old_last_succ;
+            }
+        } else {
+            // When old_rev_thread == v_in, join and v_out coincide.
+            let thread_continue = if old_rev_thread == v_in {
+                self.thread[old_last_succ]
+            } else {
+                self.thread[v_in]
+            };
+            // Walk the stem from u_in up to u_out, reversing parent links.
+            let mut stem = u_in;
+            let mut par_stem = v_in;
+            let mut last = self.last_succ[u_in];
+            let mut after = self.thread[last];
+            self.thread[v_in] = u_in;
+            self.dirty_revs.clear();
+            self.dirty_revs.push(v_in);
+            while stem != u_out {
+                let next_stem = self.parent[stem];
+                self.thread[last] = next_stem;
+                self.dirty_revs.push(last);
+                // Unlink the subtree of stem from the thread list.
+                let before = self.rev_thread[stem];
+                self.thread[before] = after;
+                self.rev_thread[after] = before;
+                self.parent[stem] = par_stem;
+                par_stem = stem;
+                stem = next_stem;
+                last = if self.last_succ[stem] == self.last_succ[par_stem] {
+                    self.rev_thread[par_stem]
+                } else {
+                    self.last_succ[stem]
+                };
+                after = self.thread[last];
+            }
+            self.parent[u_out] = par_stem;
+            self.thread[last] = thread_continue;
+            self.rev_thread[thread_continue] = last;
+            self.last_succ[u_out] = last;
+            if old_rev_thread != v_in {
+                self.thread[old_rev_thread] = after;
+                self.rev_thread[after] = old_rev_thread;
+            }
+            for k in 0..self.dirty_revs.len() {
+                let u = self.dirty_revs[k];
+                let t = self.thread[u];
+                self.rev_thread[t] = u;
+            }
+            // Shift pred, pred_dir, succ_num and last_succ along the reversed stem.
+            let mut tmp_sc = 0usize;
+            let tmp_ls = self.last_succ[u_out];
+            let mut u = u_out;
+            while u != u_in {
+                let p = self.parent[u];
+                self.pred[u] = self.pred[p];
+                self.pred_dir[u] = -self.pred_dir[p];
+                tmp_sc = tmp_sc + self.succ_num[u] - self.succ_num[p];
+                self.succ_num[u] = tmp_sc;
+                self.last_succ[p] = tmp_ls;
+                u = p;
+            }
+            self.pred[u_in] = self.in_arc;
+            self.pred_dir[u_in] = in_dir;
+            self.succ_num[u_in] = old_succ_num;
+        }
+
+        // Last successors from v_in towards the root.
+        let up_limit_out = if self.last_succ[join] == v_in { join } else { NONE };
+        let last_succ_out = self.last_succ[u_out];
+        let mut u = v_in;
+        while u != NONE && self.last_succ[u] == v_in {
+            self.last_succ[u] = last_succ_out;
+            u = self.parent[u];
+        }
+        // Last successors from v_out towards the root.
+        if join != old_rev_thread && v_in != old_rev_thread {
+            let mut u = v_out;
+            while u != up_limit_out && self.last_succ[u] == old_last_succ {
+                self.last_succ[u] = old_rev_thread;
+                u = self.parent[u];
+            }
+        } else if last_succ_out != old_last_succ {
+            let mut u = v_out;
+            while u != up_limit_out && self.last_succ[u] == old_last_succ {
+                self.last_succ[u] = last_succ_out;
+                u = self.parent[u];
+            }
+        }
+        // Successor counts on both paths to the join node.
+        let mut u = v_in;
+        while u != join {
+            self.succ_num[u] += old_succ_num;
+            u = self.parent[u];
+        }
+        let mut u = v_out;
+        while u != join {
+            self.succ_num[u] -= old_succ_num;
+            u = self.parent[u];
+        }
+    }
+
+    /// Shifts the potentials of the re-hung subtree so the entering arc has reduced cost 0.
+    fn update_potential(&mut self) {
+        let u_in = self.u_in;
+        let sigma = self.pi[self.v_in]
+            - self.pi[u_in]
+            - self.pred_dir[u_in] as f64 * self.arc_cost(self.in_arc);
+        let end = self.thread[self.last_succ[u_in]];
+        let mut u = u_in;
+        while u != end {
+            self.pi[u] += sigma;
+            u = self.thread[u];
+        }
+    }
+
+    fn run(&mut self) {
+        while self.find_entering_arc() {
+            self.find_join_node();
+            let bounded = self.find_leaving_arc();
+            // Every cycle through a real arc contains an artificial or real arc pointing
+            // against it (the graph is bipartite and balanced), so the flow is bounded.
+            debug_assert!(bounded, "unbounded pivot in a balanced transportation problem");
+            if !bounded {
+                break;
+            }
+            self.change_flow();
+            self.update_tree_structure();
+            self.update_potential();
+        }
+    }
+
+    /// `Σ flow · cost` over the real arcs (only tree arcs carry flow).
+    fn total_cost(&self) -> f64 {
+        (0..self.root)
+            .map(|u| self.pred[u])
+            .filter(|&a| a < self.n_real)
+            .map(|a| self.flow[a] as f64 * self.cost[a])
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_points_cost_their_distance() {
+        assert_eq!(emd_uniform(&[2.5], 1, 1).expect("ok"), 2.5);
+    }
+
+    #[test]
+    fn two_by_two_picks_the_cheaper_matching() {
+        // matching (0,1),(1,0) costs (1 + 2)/2, the identity (5 + 7)/2
+        let c = [5.0, 1.0, 2.0, 7.0];
+        assert!((emd_uniform(&c, 2, 2).expect("ok") - 1.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn one_source_spreads_over_all_sinks() {
+        let c = [1.0, 2.0, 6.0];
+        assert!((emd_uniform(&c, 1, 3).expect("ok") - 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn unequal_sizes_split_mass() {
+        // 2 sources (mass 1/2), 3 sinks (mass 1/3) on a line: x = {0, 1}, y = {0, 0.5, 1}
+        let x = [0.0, 1.0];
+        let y = [0.0, 0.5, 1.0];
+        let c: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| (a - b).abs())).collect();
+        // sorted 1-d coupling: quantile functions differ only on the middle third: 1/6 · 0.5 · 2
+        let w = emd_uniform(&c, 2, 3).expect("ok");
+        assert!((w - 1.0 / 6.0).abs() < 1e-15, "{w}");
+    }
+}

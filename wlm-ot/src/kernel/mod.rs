@@ -1,0 +1,114 @@
+//! The CPU kernel: log-domain softmin passes over tiles, never storing an N×M matrix.
+//!
+//! Structure (a GPU path slots in behind the same three functions):
+//! - [`exp`]: a branch-free polynomial `exp` that vectorises (f32 and f64 variants);
+//! - [`softmin`]: one *softmin pass* `out_i = −ε log Σ_j exp(h_j − C(x_i, y_j)/ε)` with an online
+//!   log-sum-exp over column tiles, optionally also accumulating the *gradient sums*
+//!   `Σ_j P_ij ∇₁C(x_i, y_j)`; the four potentials of the Sinkhorn loop all go through it;
+//! - [`dispatch`]: runs a batch of passes over rows, multi-threaded when the batch is large,
+//!   with the widest SIMD instruction set the CPU offers.
+
+pub(crate) mod dispatch;
+pub(crate) mod exp;
+pub(crate) mod softmin;
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+pub(crate) use dispatch::run_passes;
+pub(crate) use softmin::{Cloud, Cost, PassSpec};
+
+/// The float types the kernels run in: `f32` and `f64` (conversions `from_f64`/`to_f64` and
+/// `DTYPE` come from candle's `WithDType`).
+pub(crate) trait Real:
+    Copy
+    + Send
+    + Sync
+    + Debug
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + candle_core::WithDType
+    + 'static
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// −∞ (padding logits, empty maxima).
+    const NEG_INFINITY: Self;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// `exp(t)` for `t` below this is flushed to exactly 0 by [`Real::exp_nonpositive`].
+    const EXP_CUTOFF: Self;
+    /// Finite (neither NaN nor ±∞).
+    fn is_finite(self) -> bool;
+    /// `self * a + b`, fused when `FMA`.
+    fn madd<const FMA: bool>(self, a: Self, b: Self) -> Self;
+    /// `exp(t)` for `t <= 0` (vectorisable polynomial); exactly 0 below [`Real::EXP_CUTOFF`].
+    fn exp_nonpositive<const FMA: bool>(self) -> Self;
+    /// Square root (IEEE).
+    fn sqrt(self) -> Self;
+    /// Natural log (libm).
+    fn ln(self) -> Self;
+    /// `exp` (libm), for scalar rescaling factors.
+    fn exp(self) -> Self;
+    /// The larger of two values; `other` when `self` is NaN (vectorises to `max`).
+    #[inline(always)]
+    fn max_fast(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty, $cutoff:expr, $exp:ident) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const EPSILON: Self = <$t>::EPSILON;
+            const EXP_CUTOFF: Self = $cutoff;
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn madd<const FMA: bool>(self, a: Self, b: Self) -> Self {
+                if FMA {
+                    self.mul_add(a, b)
+                } else {
+                    self * a + b
+                }
+            }
+            #[inline(always)]
+            fn exp_nonpositive<const FMA: bool>(self) -> Self {
+                exp::$exp::<FMA>(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+        }
+    };
+}
+
+impl_real!(f32, -80.0, exp_f32);
+impl_real!(f64, -700.0, exp_f64);

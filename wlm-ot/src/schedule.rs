@@ -1,0 +1,110 @@
+//! The ε-annealing schedule, exactly as geomloss computes it (numpy `arange` semantics).
+
+use crate::kernel::Real;
+
+/// Diagonal of the bounding box of `x ∪ y` (`‖max − min‖₂` per coordinate), computed in the
+/// clouds' precision like geomloss's `max_diameter`, and the box's center (used to shift the
+/// clouds before the kernels).
+pub(crate) fn bounding_box<T: Real>(x: &[T], y: &[T], dim: usize) -> (f64, Vec<T>) {
+    let mut lo = vec![T::from_f64(f64::INFINITY); dim];
+    let mut hi = vec![T::NEG_INFINITY; dim];
+    for p in x.chunks_exact(dim).chain(y.chunks_exact(dim)) {
+        for k in 0..dim {
+            if p[k] < lo[k] {
+                lo[k] = p[k];
+            }
+            if p[k] > hi[k] {
+                hi[k] = p[k];
+            }
+        }
+    }
+    let mut sq = T::ZERO;
+    let mut center = Vec::with_capacity(dim);
+    for k in 0..dim {
+        let side = hi[k] - lo[k];
+        sq += side * side;
+        center.push(lo[k] + side * T::from_f64(0.5));
+    }
+    (sq.sqrt().to_f64(), center)
+}
+
+/// numpy's `arange(start, stop, step)` for floats: length `ceil((stop − start)/step)`, first
+/// value `start`, second `start + step`, then `start + i·δ` with `δ = (start + step) − start`.
+pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
+    let len = ((stop - start) / step).ceil();
+    if !(len > 0.0) || !len.is_finite() {
+        return Vec::new();
+    }
+    let len = len as usize;
+    let second = start + step;
+    let delta = second - start;
+    (0..len)
+        .map(|i| match i {
+            0 => start,
+            1 => second,
+            _ => start + i as f64 * delta,
+        })
+        .collect()
+}
+
+/// geomloss's `epsilon_schedule`: `[diam^p] + [exp(e) for e in arange(p ln diam, p ln blur,
+/// p ln scaling)] + [blur^p]`.
+///
+/// A zero diameter (all points identical) would make geomloss divide by zero; the schedule is
+/// then `[blur^p, blur^p]`.
+pub(crate) fn epsilon_schedule(p: u32, diameter: f64, blur: f64, scaling: f64) -> Vec<f64> {
+    let pf = p as f64;
+    let first = diameter.powi(p as i32);
+    let last = blur.powi(p as i32);
+    if !(first > 0.0) {
+        return vec![last, last];
+    }
+    let mut eps = vec![first];
+    eps.extend(
+        numpy_arange(pf * diameter.ln(), pf * blur.ln(), pf * scaling.ln())
+            .into_iter()
+            .map(f64::exp),
+    );
+    eps.push(last);
+    eps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arange_uses_numpy_length_and_delta() {
+        assert_eq!(numpy_arange(0.0, 1.0, 0.25), vec![0.0, 0.25, 0.5, 0.75]);
+        assert_eq!(numpy_arange(1.0, 0.0, -0.3).len(), 4);
+        assert!(numpy_arange(0.0, 1.0, -0.5).is_empty());
+        // value_i = start + i·δ with δ = (start+step) − start, not start + i·step
+        let (start, step) = (0.1_f64.ln(), 0.9_f64.ln());
+        let delta = (start + step) - start;
+        assert_eq!(numpy_arange(start, -3.0, step)[5], start + 5.0 * delta);
+    }
+
+    #[test]
+    fn schedule_starts_at_diameter_and_ends_at_blur() {
+        let e = epsilon_schedule(2, 3.0, 0.05, 0.9);
+        assert_eq!(e[0], 9.0);
+        assert_eq!(*e.last().expect("nonempty"), 0.05_f64.powi(2));
+        assert!((e[1] - 9.0).abs() < 1e-12);
+        assert!(e.windows(2).skip(1).all(|w| w[1] < w[0]));
+    }
+
+    #[test]
+    fn schedule_of_a_small_diameter_has_two_entries() {
+        assert_eq!(epsilon_schedule(1, 0.01, 0.05, 0.5), vec![0.01, 0.05]);
+        assert_eq!(epsilon_schedule(2, 0.0, 0.1, 0.5), vec![0.1_f64.powi(2); 2]);
+    }
+
+    #[test]
+    fn bounding_box_diagonal_and_center() {
+        let x = [0.0_f64, 0.0, 1.0, 2.0];
+        let y = [3.0_f64, -2.0];
+        let (diam, center) = bounding_box(&x, &y, 2);
+        assert_eq!(diam, (9.0_f64 + 16.0).sqrt());
+        assert_eq!(center, vec![1.5, 0.0]);
+    }
+}

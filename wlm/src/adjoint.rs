@@ -1,0 +1,440 @@
+//! Backpropagation through a rollout in memory independent of its length: a graph-free forward
+//! pass that stores the states, then the adjoint reverse sweep (parity README §6.3).
+//!
+//! Both schemes of [`Integrator`] have the form
+//!
+//! ```text
+//! h_n     = m v_n + c₁ a_n                  (half-step velocity)
+//! x_{n+1} = x_n + dt h_n
+//! a_{n+1} = A_θ(x_{n+1}, t_{n+1})
+//! v_{n+1} = m h_n + c₂ a_{n+1}
+//! ```
+//!
+//! with `m = e^{−γ dt/2}` and `c₁ = c₂ = m dt/2 + (1 − m)` (reference leapfrog) or `c₁ = dt/2`,
+//! `c₂ = m dt/2` (conformal leapfrog). Given `G_n = ∂L/∂x_n`, the sweep runs backwards:
+//!
+//! ```text
+//! x̄ = G_k, v̄ = 0, ā = 0
+//! for n = k−1 .. 0:
+//!     ā_{n+1} += c₂ v̄                                   (complete now)
+//!     θ̄ += ∂/∂θ ⟨ā_{n+1}, A_θ(x_{n+1})⟩;  exact mode: x̄ += J_A(x_{n+1})ᵀ ā_{n+1}
+//!     h̄ = m v̄ + dt x̄
+//!     m̄ += ⟨v̄, h_n⟩ + ⟨h̄, v_n⟩;  c̄₂ += ⟨v̄, a_{n+1}⟩;  c̄₁ += ⟨h̄, a_n⟩
+//!     v̄ = m h̄;  ā_n = c₁ h̄;  x̄ += G_n (n ≥ 1)
+//! θ̄ += ∂/∂θ ⟨ā_0, A_θ(x_0)⟩
+//! γ̄ = Σ_n m̄_n ∂m/∂γ + c̄₁ ∂c₁/∂γ + c̄₂ ∂c₂/∂γ
+//! ```
+//!
+//! Each `∂/∂θ ⟨ā, A_θ(x)⟩` rebuilds one force graph and calls `backward()` on it, so the peak
+//! memory is one step's graph whatever the horizon.
+
+use candle_core::{DType, Tensor, Var};
+use wlm_integrate::{ForceField, Integrator};
+
+use crate::Result;
+
+/// The step's scalar coefficients and their derivatives with respect to `γ`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct StepCoefficients {
+    pub(crate) dt: f64,
+    pub(crate) m: f64,
+    pub(crate) c1: f64,
+    pub(crate) c2: f64,
+    pub(crate) dm: f64,
+    pub(crate) dc1: f64,
+    pub(crate) dc2: f64,
+}
+
+impl StepCoefficients {
+    /// The coefficients of `integrator` for step size `dt` and friction `gamma`, computed in
+    /// the reference's operation order (`m = exp((−0.5 γ) dt)`).
+    pub(crate) fn new(integrator: Integrator, gamma: f64, dt: f64) -> Self {
+        let m = (-0.5 * gamma * dt).exp();
+        let dm = -(dt / 2.0) * m;
+        match integrator {
+            Integrator::ReferenceLeapfrog => {
+                let c = m * (dt / 2.0) + (1.0 - m);
+                let dc = (dt / 2.0 - 1.0) * dm;
+                Self { dt, m, c1: c, c2: c, dm, dc1: dc, dc2: dc }
+            }
+            Integrator::ConformalLeapfrog => Self {
+                dt,
+                m,
+                c1: dt / 2.0,
+                c2: m * dt / 2.0,
+                dm,
+                dc1: 0.0,
+                dc2: dt / 2.0 * dm,
+            },
+        }
+    }
+}
+
+/// The stored forward pass: plain tensors, no graph.
+#[derive(Debug)]
+pub(crate) struct Tape {
+    /// `x_0 .. x_k`.
+    pub(crate) positions: Vec<Tensor>,
+    /// `v_0 .. v_k`.
+    pub(crate) velocities: Vec<Tensor>,
+    /// `a_0 .. a_k`.
+    pub(crate) accelerations: Vec<Tensor>,
+    /// `h_0 .. h_{k−1}`.
+    pub(crate) half_velocities: Vec<Tensor>,
+    /// `t_0 .. t_k` (accumulated `t + dt`).
+    pub(crate) times: Vec<f64>,
+    /// One entry per step.
+    pub(crate) coefficients: Vec<StepCoefficients>,
+}
+
+/// Runs the rollout without keeping any graph: every acceleration is detached as soon as it
+/// is computed. The arithmetic follows `wlm_integrate`'s schemes operation for operation.
+///
+/// # Shapes
+/// `x0`, `v0`: `(n_particles, dim)`; one step per entry of `coefficients`.
+pub(crate) fn forward(
+    integrator: Integrator,
+    field: &dyn ForceField,
+    x0: &Tensor,
+    v0: &Tensor,
+    t0: f64,
+    coefficients: &[StepCoefficients],
+) -> Result<Tape> {
+    let k = coefficients.len();
+    let mut tape = Tape {
+        positions: Vec::with_capacity(k + 1),
+        velocities: Vec::with_capacity(k + 1),
+        accelerations: Vec::with_capacity(k + 1),
+        half_velocities: Vec::with_capacity(k),
+        times: Vec::with_capacity(k + 1),
+        coefficients: coefficients.to_vec(),
+    };
+    let mut x = x0.detach();
+    let mut v = v0.detach();
+    let mut a = field.acceleration(&x, t0)?.detach();
+    let mut t = t0;
+    for co in coefficients {
+        let (h, x_next, a_next, v_next, t_next);
+        match integrator {
+            Integrator::ReferenceLeapfrog => {
+                h = ((&v * co.m)? + (&a * co.c1)?)?;
+                x_next = (&x + h.affine(co.dt, 0.0)?)?;
+                t_next = t + co.dt;
+                a_next = field.acceleration(&x_next, t_next)?.detach();
+                v_next = ((&h * co.m)? + (&a_next * co.c2)?)?;
+            }
+            Integrator::ConformalLeapfrog => {
+                h = ((&v * co.m)? + a.affine(co.dt / 2.0, 0.0)?)?;
+                x_next = (&x + h.affine(co.dt, 0.0)?)?;
+                t_next = t + co.dt;
+                a_next = field.acceleration(&x_next, t_next)?.detach();
+                v_next = ((&h + a_next.affine(co.dt / 2.0, 0.0)?)? * co.m)?;
+            }
+        }
+        tape.positions.push(x);
+        tape.velocities.push(v);
+        tape.accelerations.push(a);
+        tape.half_velocities.push(h);
+        tape.times.push(t);
+        x = x_next;
+        v = v_next;
+        a = a_next;
+        t = t_next;
+    }
+    tape.positions.push(x);
+    tape.velocities.push(v);
+    tape.accelerations.push(a);
+    tape.times.push(t);
+    Ok(tape)
+}
+
+/// Gradients produced by [`reverse_sweep`].
+#[derive(Debug)]
+pub(crate) struct SweepGradients {
+    /// One entry per parameter; `None` where the force never depends on it.
+    pub(crate) params: Vec<Option<Tensor>>,
+    /// `∂L/∂γ` (to be multiplied by `γ` for `θ_γ = ln γ`).
+    pub(crate) gamma: f64,
+}
+
+/// The adjoint reverse sweep over `tape`.
+///
+/// `field` must keep the graph to its input positions (it is called with a fresh [`Var`] in
+/// exact mode) and to `params`. `loss_grads[m − 1] = ∂L/∂x_m` for `m = 1..=k`.
+pub(crate) fn reverse_sweep(
+    field: &dyn ForceField,
+    tape: &Tape,
+    loss_grads: &[Tensor],
+    params: &[Var],
+    exact: bool,
+) -> Result<SweepGradients> {
+    let k = tape.coefficients.len();
+    debug_assert_eq!(loss_grads.len(), k);
+    let mut grads: Vec<Option<Tensor>> = vec![None; params.len()];
+    let mut gamma_bar = 0.0;
+    let mut x_bar = loss_grads[k - 1].clone();
+    let mut v_bar: Option<Tensor> = None;
+    // Partial adjoint of a_{n+1} coming from the half step of step n+1 (c₁ h̄_{n+1}).
+    let mut a_next: Option<Tensor> = None;
+    for n in (0..k).rev() {
+        let co = tape.coefficients[n];
+        // ā_{n+1} = c₁ h̄_{n+1} + c₂ v̄_{n+1}.
+        let a_bar = add_opt(a_next.take(), v_bar.as_ref().map(|v| v * co.c2).transpose()?)?;
+        if let Some(a_bar) = &a_bar {
+            let jx = accumulate_force_vjp(
+                field,
+                &tape.positions[n + 1],
+                tape.times[n + 1],
+                a_bar,
+                params,
+                exact,
+                &mut grads,
+            )?;
+            if let Some(jx) = jx {
+                x_bar = (x_bar + jx)?;
+            }
+        }
+        let h_bar = match &v_bar {
+            Some(v) => ((v * co.m)? + (&x_bar * co.dt)?)?,
+            None => (&x_bar * co.dt)?,
+        };
+        let mut m_bar = dot(&h_bar, &tape.velocities[n])?;
+        let mut c2_bar = 0.0;
+        if let Some(v) = &v_bar {
+            m_bar += dot(v, &tape.half_velocities[n])?;
+            c2_bar = dot(v, &tape.accelerations[n + 1])?;
+        }
+        let c1_bar = dot(&h_bar, &tape.accelerations[n])?;
+        gamma_bar += m_bar * co.dm + c1_bar * co.dc1 + c2_bar * co.dc2;
+        v_bar = Some((&h_bar * co.m)?);
+        a_next = Some((&h_bar * co.c1)?);
+        if n >= 1 {
+            x_bar = (x_bar + &loss_grads[n - 1])?;
+        }
+    }
+    if let Some(a_bar) = a_next {
+        accumulate_force_vjp(
+            field,
+            &tape.positions[0],
+            tape.times[0],
+            &a_bar,
+            params,
+            false,
+            &mut grads,
+        )?;
+    }
+    Ok(SweepGradients { params: grads, gamma: gamma_bar })
+}
+
+/// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`.
+fn accumulate_force_vjp(
+    field: &dyn ForceField,
+    x: &Tensor,
+    t: f64,
+    a_bar: &Tensor,
+    params: &[Var],
+    exact: bool,
+    grads: &mut [Option<Tensor>],
+) -> Result<Option<Tensor>> {
+    let x_var = if exact { Some(Var::from_tensor(x)?) } else { None };
+    let input = match &x_var {
+        Some(v) => v.as_tensor().clone(),
+        None => x.detach(),
+    };
+    let force = field.acceleration(&input, t)?;
+    let objective = (force * a_bar)?.sum_all()?;
+    let store = objective.backward()?;
+    for (slot, var) in grads.iter_mut().zip(params) {
+        if let Some(g) = store.get(var.as_tensor()) {
+            *slot = Some(match slot.take() {
+                Some(acc) => (acc + g)?,
+                None => g.clone(),
+            });
+        }
+    }
+    Ok(match &x_var {
+        Some(v) => store.get(v.as_tensor()).cloned(),
+        None => None,
+    })
+}
+
+fn add_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
+    Ok(match (a, b) {
+        (Some(a), Some(b)) => Some((a + b)?),
+        (a, None) => a,
+        (None, b) => b,
+    })
+}
+
+/// `⟨a, b⟩` accumulated in f64.
+pub(crate) fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let (a, b) = if a.dtype() == DType::F64 {
+        (a.clone(), b.clone())
+    } else {
+        (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?)
+    };
+    Ok((a * b)?.sum_all()?.to_scalar::<f64>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+    use wlm_integrate::State;
+
+    /// `A(x, t) = −α x + tanh(x W₁ + b₁) W₂ + β (mean(x) − x) + t u`, parameters as Vars.
+    struct TestField {
+        alpha: Var,
+        w1: Var,
+        b1: Var,
+        w2: Var,
+        beta: Var,
+        u: Var,
+    }
+
+    impl TestField {
+        fn new(dim: usize, hidden: usize) -> candle_core::Result<Self> {
+            let dev = Device::Cpu;
+            let r = |shape: &[usize], s: f64, seed: u64| -> candle_core::Result<Var> {
+                let n: usize = shape.iter().product();
+                let vals: Vec<f64> = (0..n)
+                    .map(|i| ((i as f64 + 1.0) * 0.7071 + seed as f64 * 1.3).sin() * s)
+                    .collect();
+                Var::from_tensor(&Tensor::from_vec(vals, shape, &dev)?)
+            };
+            Ok(Self {
+                alpha: r(&[1], 0.8, 1)?,
+                w1: r(&[dim, hidden], 0.9, 2)?,
+                b1: r(&[hidden], 0.3, 3)?,
+                w2: r(&[hidden, dim], 0.9, 4)?,
+                beta: r(&[1], 0.5, 5)?,
+                u: r(&[dim], 0.4, 6)?,
+            })
+        }
+
+        fn params(&self) -> Vec<Var> {
+            vec![
+                self.alpha.clone(),
+                self.w1.clone(),
+                self.b1.clone(),
+                self.w2.clone(),
+                self.beta.clone(),
+                self.u.clone(),
+            ]
+        }
+    }
+
+    impl ForceField for TestField {
+        fn acceleration(&self, x: &Tensor, t: f64) -> candle_core::Result<Tensor> {
+            let n = x.dim(0)?;
+            let spring = x.broadcast_mul(self.alpha.as_tensor())?.neg()?;
+            let hidden = x.matmul(self.w1.as_tensor())?.broadcast_add(self.b1.as_tensor())?.tanh()?;
+            let mlp = hidden.matmul(self.w2.as_tensor())?;
+            let mean = x.mean_keepdim(0)?.broadcast_as(x.shape())?;
+            let pull = (mean - x)?.broadcast_mul(self.beta.as_tensor())?;
+            let drift = (self.u.as_tensor() * t)?.unsqueeze(0)?.repeat((n, 1))?;
+            spring + mlp + pull + drift
+        }
+    }
+
+    struct Detached<'a>(&'a dyn ForceField);
+
+    impl ForceField for Detached<'_> {
+        fn acceleration(&self, x: &Tensor, t: f64) -> candle_core::Result<Tensor> {
+            self.0.acceleration(&x.detach(), t)
+        }
+    }
+
+    fn cloud(n: usize, d: usize, seed: f64) -> Tensor {
+        let vals: Vec<f64> = (0..n * d).map(|i| ((i as f64) * 1.37 + seed).sin()).collect();
+        Tensor::from_vec(vals, (n, d), &Device::Cpu).unwrap()
+    }
+
+    /// Loss `L = (1/k) Σ_m ⟨W_m, x_m⟩ + ½ α_m |x_m|²`.
+    fn loss_terms(k: usize, n: usize, d: usize) -> Vec<(Tensor, f64)> {
+        (1..=k).map(|m| (cloud(n, d, m as f64 * 0.31), 0.2 * m as f64)).collect()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+        let scale = b.abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap();
+        let scale = scale.to_scalar::<f64>().unwrap().max(1e-300);
+        let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap();
+        diff.to_scalar::<f64>().unwrap() / scale
+    }
+
+    fn check(integrator: Integrator, exact: bool) {
+        let (n, d, hidden) = (7, 2, 5);
+        let field = TestField::new(d, hidden).unwrap();
+        let params = field.params();
+        let theta = Var::from_tensor(&Tensor::new(0.4f64.ln(), &Device::Cpu).unwrap()).unwrap();
+        let gamma_value = theta.as_tensor().exp().unwrap().to_scalar::<f64>().unwrap();
+        let dts = [0.1, 0.25, 0.15, 0.2];
+        let k = dts.len();
+        let x0 = cloud(n, d, 0.0);
+        let v0 = (cloud(n, d, 2.0) * 0.5).unwrap();
+        let t0 = 0.3;
+        let terms = loss_terms(k, n, d);
+
+        // Plain backprop through the whole rollout.
+        let gamma = theta.as_tensor().exp().unwrap();
+        let detached = Detached(&field);
+        let used: &dyn ForceField = if exact { &field } else { &detached };
+        let mut state = State::new(used, x0.clone(), v0.clone(), t0).unwrap();
+        let mut loss = Tensor::new(0.0f64, &Device::Cpu).unwrap();
+        for (m, &dt) in dts.iter().enumerate() {
+            state = integrator.step(used, &state, dt, &gamma).unwrap();
+            let (w, alpha) = &terms[m];
+            let term = ((&state.positions * w).unwrap().sum_all().unwrap()
+                + (state.positions.sqr().unwrap().sum_all().unwrap() * (0.5 * alpha)).unwrap())
+            .unwrap();
+            loss = (loss + term).unwrap();
+        }
+        let loss = (loss / k as f64).unwrap();
+        let store = loss.backward().unwrap();
+
+        // Reverse sweep.
+        let coefficients: Vec<_> =
+            dts.iter().map(|&dt| StepCoefficients::new(integrator, gamma_value, dt)).collect();
+        let tape = forward(integrator, &field, &x0, &v0, t0, &coefficients).unwrap();
+        let last = &state.positions;
+        assert!(max_rel(&tape.positions[k], last) < 1e-14);
+        let loss_grads: Vec<Tensor> = (1..=k)
+            .map(|m| {
+                let (w, alpha) = &terms[m - 1];
+                ((w + (&tape.positions[m] * *alpha).unwrap()).unwrap() / k as f64).unwrap()
+            })
+            .collect();
+        let sweep = reverse_sweep(&field, &tape, &loss_grads, &params, exact).unwrap();
+        for (var, got) in params.iter().zip(&sweep.params) {
+            let want = store.get(var.as_tensor()).unwrap();
+            let err = max_rel(got.as_ref().unwrap(), want);
+            assert!(err < 1e-10, "{integrator:?} exact={exact}: parameter error {err}");
+        }
+        let want_theta = store.get(theta.as_tensor()).unwrap().to_scalar::<f64>().unwrap();
+        let got_theta = gamma_value * sweep.gamma;
+        assert!(
+            (got_theta - want_theta).abs() <= 1e-10 * want_theta.abs().max(1e-3),
+            "{integrator:?} exact={exact}: friction {got_theta} vs {want_theta}"
+        );
+    }
+
+    #[test]
+    fn reverse_sweep_equals_backprop_reference_leapfrog_detached() {
+        check(Integrator::ReferenceLeapfrog, false);
+    }
+
+    #[test]
+    fn reverse_sweep_equals_backprop_reference_leapfrog_exact() {
+        check(Integrator::ReferenceLeapfrog, true);
+    }
+
+    #[test]
+    fn reverse_sweep_equals_backprop_conformal_leapfrog_detached() {
+        check(Integrator::ConformalLeapfrog, false);
+    }
+
+    #[test]
+    fn reverse_sweep_equals_backprop_conformal_leapfrog_exact() {
+        check(Integrator::ConformalLeapfrog, true);
+    }
+}

@@ -1,0 +1,336 @@
+//! Training, loss, split and evaluation configs: plain serde structs with documented defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Where the initial velocities of a rollout come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VelocitySource {
+    /// The velocities stored with the starting snapshot (an error if it has none).
+    #[default]
+    Data,
+    /// Zero velocities.
+    Zero,
+}
+
+/// How gradients are propagated through the training rollout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GradientMethod {
+    /// Graph-free forward pass and the adjoint reverse sweep: peak memory is one step's
+    /// force graph whatever the horizon (default).
+    #[default]
+    ReverseSweep,
+    /// Plain candle backprop through the whole rollout and the Sinkhorn custom op; memory
+    /// grows with the horizon. The reference path for tests.
+    Backprop,
+}
+
+/// The Sinkhorn training loss (SPEC 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LossConfig {
+    /// Exponent of the ground cost: 1 (`|x − y|`) or 2 (`½|x − y|²`). Default 2.
+    pub p: u32,
+    /// Blur (length scale; `ε = blurᵖ`). `None` (default) estimates it from the training
+    /// data: 0.5 × median over 8 random snapshots of the median distance of random pairs,
+    /// clamped to `[1e-3, 10]` (SPEC 4).
+    pub blur: Option<f64>,
+    /// ε-annealing factor in (0, 1). Default 0.9 (the reference's).
+    pub scaling: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self { p: 2, blur: None, scaling: 0.9 }
+    }
+}
+
+/// One training run's optimisation settings (SPEC 4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Total number of training steps (one random-horizon rollout each). Default 1000.
+    pub steps: usize,
+    /// Seed of the training RNG (horizons, minibatches, blur estimate). Default 0.
+    pub seed: u64,
+    /// AdamW learning rate of the energy parameters θ. Default 1e-4.
+    pub lr: f64,
+    /// Decoupled weight decay of θ. Default 1e-4.
+    pub weight_decay: f64,
+    /// Learning rate of the friction parameter `θ_γ = ln γ` (no weight decay). Default 1e-2.
+    pub friction_lr: f64,
+    /// AdamW β₁. Default 0.9.
+    pub beta1: f64,
+    /// AdamW β₂. Default 0.999.
+    pub beta2: f64,
+    /// AdamW ε. Default 1e-8.
+    pub eps: f64,
+    /// Decay of the exponential moving average of the parameters (updated every step, used
+    /// for evaluation). Default 0.999.
+    pub ema_decay: f64,
+    /// Minibatch size `B`: that many points of snapshot 0 (with their velocities) start each
+    /// rollout. `None` (default) uses all points; a value above the cloud size is clamped.
+    pub batch_size: Option<usize>,
+    /// Subsample each target (and the batch) to a common size, as the reference does:
+    /// `n = min(B, N₀, M₁..M_k)`. Default true. When false, targets are used in full.
+    pub subsample_targets: bool,
+    /// Cap on the horizon `K` (default `None`: number of training snapshots − 1).
+    pub max_horizon: Option<usize>,
+    /// Always use the full horizon `K` instead of drawing `k ~ U{1..K}`. Default false.
+    pub fixed_horizon: bool,
+    /// Initial velocities of the training rollouts. Default [`VelocitySource::Data`].
+    pub initial_velocities: VelocitySource,
+    /// The Sinkhorn loss.
+    pub loss: LossConfig,
+    /// Gradient propagation. Default [`GradientMethod::ReverseSweep`].
+    pub gradient: GradientMethod,
+    /// Write a checkpoint every this many steps (0: only at the end). Default 1000.
+    pub checkpoint_every: usize,
+    /// Evaluate (with the EMA weights) every this many steps (0: only at the end). Default 0.
+    pub eval_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            seed: 0,
+            lr: 1e-4,
+            weight_decay: 1e-4,
+            friction_lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            ema_decay: 0.999,
+            batch_size: None,
+            subsample_targets: true,
+            max_horizon: None,
+            fixed_horizon: false,
+            initial_velocities: VelocitySource::Data,
+            loss: LossConfig::default(),
+            gradient: GradientMethod::ReverseSweep,
+            checkpoint_every: 1000,
+            eval_every: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field's range.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field (`train.lr`, `train.loss.p`, ...).
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(field, format!("must be finite and > 0, got {v}")))
+            }
+        };
+        let non_negative = |field: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(field, format!("must be finite and ≥ 0, got {v}")))
+            }
+        };
+        let unit = |field: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(field, format!("must be in [0, 1), got {v}")))
+            }
+        };
+        positive("train.lr", self.lr)?;
+        non_negative("train.weight_decay", self.weight_decay)?;
+        positive("train.friction_lr", self.friction_lr)?;
+        unit("train.beta1", self.beta1)?;
+        unit("train.beta2", self.beta2)?;
+        positive("train.eps", self.eps)?;
+        unit("train.ema_decay", self.ema_decay)?;
+        if self.batch_size == Some(0) {
+            return Err(Error::config("train.batch_size", "must be at least 1 (or None for all)"));
+        }
+        if self.max_horizon == Some(0) {
+            return Err(Error::config("train.max_horizon", "must be at least 1 (or None)"));
+        }
+        if !matches!(self.loss.p, 1 | 2) {
+            return Err(Error::config("train.loss.p", format!("must be 1 or 2, got {}", self.loss.p)));
+        }
+        if let Some(blur) = self.loss.blur {
+            positive("train.loss.blur", blur)?;
+        }
+        if !(self.loss.scaling > 0.0 && self.loss.scaling < 1.0) {
+            return Err(Error::config(
+                "train.loss.scaling",
+                format!("must be in (0, 1), got {}", self.loss.scaling),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which snapshots train the model and which are held out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SplitConfig {
+    /// Forecasting: the first `n_train` snapshots train, the rest are test snapshots.
+    Forecast {
+        /// Number of leading training snapshots (at least 2).
+        n_train: usize,
+    },
+    /// Interpolation: the listed snapshots (never 0) are held out, the others train.
+    Holdout {
+        /// Held-out snapshot indices.
+        indices: Vec<usize>,
+    },
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self::Forecast { n_train: 2 }
+    }
+}
+
+/// Resolved snapshot indices of a split.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// Training snapshot indices, increasing, starting with 0.
+    pub train: Vec<usize>,
+    /// Test snapshot indices, increasing.
+    pub test: Vec<usize>,
+}
+
+impl Split {
+    /// Whether this is a forecast split (every test snapshot after the last training one).
+    pub fn is_forecast(&self) -> bool {
+        let last_train = self.train.last().copied().unwrap_or(0);
+        self.test.iter().all(|&h| h > last_train)
+    }
+}
+
+impl SplitConfig {
+    /// The indices for `n_snapshots` snapshots.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (`split`) for fewer than 2 training snapshots, a holdout index of 0
+    /// or out of range.
+    pub fn resolve(&self, n_snapshots: usize) -> Result<Split> {
+        let split = match self {
+            SplitConfig::Forecast { n_train } => {
+                if *n_train < 2 || *n_train > n_snapshots {
+                    return Err(Error::config(
+                        "split.n_train",
+                        format!("must be in 2..={n_snapshots} (the number of snapshots), got {n_train}"),
+                    ));
+                }
+                Split { train: (0..*n_train).collect(), test: (*n_train..n_snapshots).collect() }
+            }
+            SplitConfig::Holdout { indices } => {
+                let mut test = indices.clone();
+                test.sort_unstable();
+                test.dedup();
+                if let Some(&bad) = test.iter().find(|&&h| h == 0 || h >= n_snapshots) {
+                    return Err(Error::config(
+                        "split.indices",
+                        format!("held-out index {bad} must be in 1..{n_snapshots}"),
+                    ));
+                }
+                let train: Vec<usize> = (0..n_snapshots).filter(|k| !test.contains(k)).collect();
+                if train.len() < 2 {
+                    return Err(Error::config(
+                        "split.indices",
+                        "at least 2 training snapshots must remain",
+                    ));
+                }
+                Split { train, test }
+            }
+        };
+        Ok(split)
+    }
+}
+
+/// Evaluation settings (SPEC 4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalConfig {
+    /// Integrator steps per observed interval. Default 5.
+    pub steps_per_interval: usize,
+    /// Also compute exact W2. Default true.
+    pub w2: bool,
+    /// Evaluate with the EMA weights (the trainer's; a bare model has none). Default true.
+    pub use_ema: bool,
+    /// Initial velocities of evaluation rollouts. Default [`VelocitySource::Data`].
+    pub initial_velocities: VelocitySource,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            steps_per_interval: 5,
+            w2: true,
+            use_ema: true,
+            initial_velocities: VelocitySource::Data,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (`eval.steps_per_interval`) for 0 steps.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps_per_interval == 0 {
+            return Err(Error::config("eval.steps_per_interval", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_learning_rate_names_the_field() {
+        let config = TrainConfig { lr: -1.0, ..TrainConfig::default() };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("train.lr"), "{err}");
+    }
+
+    #[test]
+    fn bad_p_and_batch_name_their_fields() {
+        let mut config = TrainConfig::default();
+        config.loss.p = 3;
+        assert!(config.validate().unwrap_err().to_string().contains("train.loss.p"));
+        let config = TrainConfig { batch_size: Some(0), ..TrainConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("train.batch_size"));
+    }
+
+    #[test]
+    fn splits_resolve_and_reject_bad_indices() {
+        let s = SplitConfig::Forecast { n_train: 3 }.resolve(5).unwrap();
+        assert_eq!(s.train, vec![0, 1, 2]);
+        assert_eq!(s.test, vec![3, 4]);
+        assert!(s.is_forecast());
+        let s = SplitConfig::Holdout { indices: vec![3, 1] }.resolve(5).unwrap();
+        assert_eq!(s.train, vec![0, 2, 4]);
+        assert_eq!(s.test, vec![1, 3]);
+        assert!(!s.is_forecast());
+        assert!(SplitConfig::Holdout { indices: vec![0] }.resolve(5).is_err());
+        assert!(SplitConfig::Forecast { n_train: 1 }.resolve(5).is_err());
+    }
+
+    #[test]
+    fn configs_round_trip_through_ron() {
+        let config = TrainConfig { batch_size: Some(64), ..TrainConfig::default() };
+        let text = ron::to_string(&config).unwrap();
+        let back: TrainConfig = ron::from_str(&text).unwrap();
+        assert_eq!(back, config);
+        let partial: TrainConfig = ron::from_str("(steps: 5)").unwrap();
+        assert_eq!(partial.steps, 5);
+        assert_eq!(partial.lr, 1e-4);
+    }
+}

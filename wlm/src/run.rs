@@ -1,0 +1,295 @@
+//! A training run on disk: resolved config, metrics, checkpoints and predictions in one
+//! directory, with exact resume.
+//!
+//! Layout of a run directory:
+//!
+//! | file | content |
+//! |---|---|
+//! | `config.ron` | the resolved [`RunConfig`] |
+//! | `metrics.csv` | `step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se` (evaluation columns empty between evaluations) |
+//! | `checkpoint.safetensors` | the latest checkpoint (see [`Trainer::save_checkpoint`]), replaced atomically |
+//! | `weights.safetensors`, `ema_weights.safetensors` | final weights under the reference names ([`Run::finish`]) |
+//! | `forecast.npz` | the EMA model's forecast from snapshot 0 at every observed time ([`Run::finish`]) |
+//! | `evaluation.ron` | the final [`Evaluation`] ([`Run::finish`]) |
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+use wlm_data::Snapshots;
+
+use crate::config::{EvalConfig, Split, SplitConfig, TrainConfig};
+use crate::evaluate::Evaluation;
+use crate::model::{Model, ModelConfig};
+use crate::trainer::{StepReport, Trainer};
+use crate::{Error, Result};
+
+/// File name of the resolved config in a run directory.
+pub const CONFIG_FILE: &str = "config.ron";
+/// File name of the metrics table.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// File name of the latest checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// File name of the final weights.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// File name of the final EMA weights.
+pub const EMA_WEIGHTS_FILE: &str = "ema_weights.safetensors";
+/// File name of the final forecast.
+pub const FORECAST_FILE: &str = "forecast.npz";
+/// File name of the final evaluation.
+pub const EVALUATION_FILE: &str = "evaluation.ron";
+
+const METRICS_HEADER: &str =
+    "step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se";
+
+/// Everything a run needs besides the data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// The model.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Evaluation.
+    pub eval: EvalConfig,
+    /// Which snapshots train and which are held out.
+    pub split: SplitConfig,
+}
+
+/// Receives progress from [`Run::train`]; libraries never print, the CLI implements this.
+pub trait TrainObserver {
+    /// After every training step.
+    fn on_step(&mut self, report: &StepReport) {
+        let _ = report;
+    }
+    /// After every periodic (and the final) evaluation.
+    fn on_evaluation(&mut self, step: usize, evaluation: &Evaluation) {
+        let _ = (step, evaluation);
+    }
+    /// After a checkpoint was written.
+    fn on_checkpoint(&mut self, step: usize, path: &Path) {
+        let _ = (step, path);
+    }
+}
+
+/// An observer that ignores everything.
+impl TrainObserver for () {}
+
+/// A training run bound to a directory.
+#[derive(Debug)]
+pub struct Run {
+    dir: PathBuf,
+    config: RunConfig,
+    snapshots: Snapshots,
+    split: Split,
+    trainer: Trainer,
+}
+
+impl Run {
+    /// Starts a new run in `dir` (created if needed) on all `snapshots`; writes `config.ron`
+    /// (with the estimated blur filled in) and the metrics header.
+    ///
+    /// # Errors
+    /// [`Error::File`] if `dir` already holds a checkpoint (resume it instead); config
+    /// errors naming the field; I/O failures.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        mut config: RunConfig,
+        snapshots: Snapshots,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let checkpoint = dir.join(CHECKPOINT_FILE);
+        if checkpoint.exists() {
+            return Err(Error::file(checkpoint, "a run already exists here: resume it instead"));
+        }
+        let split = config.split.resolve(snapshots.len())?;
+        config.eval.validate()?;
+        let model = Model::new(config.model.clone(), device)?;
+        let train = snapshots.select(&split.train)?;
+        let trainer = Trainer::new(model, config.train.clone(), &train)?;
+        config.train.loss.blur = Some(trainer.blur());
+        write_atomic(&dir.join(CONFIG_FILE), &to_ron(&config)?)?;
+        write_atomic(&dir.join(METRICS_FILE), &format!("{METRICS_HEADER}\n"))?;
+        Ok(Self { dir, config, snapshots, split, trainer })
+    }
+
+    /// Reopens the run in `dir` at its checkpoint; continuing it gives exactly the losses an
+    /// uninterrupted run would. Metrics rows after the checkpoint's step are dropped.
+    ///
+    /// # Errors
+    /// [`Error::File`] for a missing or unreadable `config.ron` or checkpoint; config errors.
+    pub fn resume(dir: impl AsRef<Path>, snapshots: Snapshots, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let config_path = dir.join(CONFIG_FILE);
+        let text = fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let config: RunConfig =
+            ron::from_str(&text).map_err(|e| Error::file(&config_path, e.to_string()))?;
+        let split = config.split.resolve(snapshots.len())?;
+        config.eval.validate()?;
+        let model = Model::new(config.model.clone(), device)?;
+        let train = snapshots.select(&split.train)?;
+        let mut trainer = Trainer::new(model, config.train.clone(), &train)?;
+        trainer.load_checkpoint(dir.join(CHECKPOINT_FILE))?;
+        truncate_metrics(&dir.join(METRICS_FILE), trainer.step_count())?;
+        Ok(Self { dir, config, snapshots, split, trainer })
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The resolved split.
+    pub fn split(&self) -> &Split {
+        &self.split
+    }
+
+    /// All snapshots (train and test).
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// The trainer.
+    pub fn trainer(&self) -> &Trainer {
+        &self.trainer
+    }
+
+    /// Mutable access to the trainer (e.g. to inspect or perturb parameters in tests).
+    pub fn trainer_mut(&mut self) -> &mut Trainer {
+        &mut self.trainer
+    }
+
+    /// Trains until `config.train.steps` steps are done (see [`Run::train_for`]).
+    ///
+    /// # Errors
+    /// As [`Run::train_for`].
+    pub fn train(&mut self, observer: &mut dyn TrainObserver) -> Result<()> {
+        let remaining = self.config.train.steps.saturating_sub(self.trainer.step_count());
+        self.train_for(remaining, observer)
+    }
+
+    /// Runs up to `n_steps` more steps (never past `config.train.steps`), appending to
+    /// `metrics.csv`, evaluating every `eval_every` steps and checkpointing every
+    /// `checkpoint_every` steps and at the last step of the run.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] naming the step (the previous checkpoint stays as it was);
+    /// evaluation, checkpoint and I/O failures.
+    pub fn train_for(&mut self, n_steps: usize, observer: &mut dyn TrainObserver) -> Result<()> {
+        let target = (self.trainer.step_count() + n_steps).min(self.config.train.steps);
+        let metrics_path = self.dir.join(METRICS_FILE);
+        while self.trainer.step_count() < target {
+            let report = self.trainer.step()?;
+            observer.on_step(&report);
+            let step = report.step;
+            let last = step == self.config.train.steps;
+            let every = |n: usize| n > 0 && step % n == 0;
+            let evaluation = if every(self.config.train.eval_every) || last {
+                let e = self.evaluate()?;
+                observer.on_evaluation(step, &e);
+                Some(e)
+            } else {
+                None
+            };
+            append_metrics(&metrics_path, &report, self.trainer.wall_seconds(), evaluation.as_ref())?;
+            if every(self.config.train.checkpoint_every) || last {
+                let path = self.dir.join(CHECKPOINT_FILE);
+                self.trainer.save_checkpoint(&path)?;
+                observer.on_checkpoint(step, &path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates the current (EMA) model on the split.
+    ///
+    /// # Errors
+    /// As [`crate::evaluate`].
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        self.trainer.evaluate(&self.snapshots, &self.split, &self.config.eval)
+    }
+
+    /// Writes the final outputs: weights, EMA weights, the forecast (`.npz`) and the
+    /// evaluation (`.ron`); returns the evaluation.
+    ///
+    /// # Errors
+    /// Evaluation and I/O failures.
+    pub fn finish(&self) -> Result<Evaluation> {
+        let model = self.trainer.model();
+        model.save_weights(self.dir.join(WEIGHTS_FILE))?;
+        self.trainer.ema().with_shadows(|| model.save_weights(self.dir.join(EMA_WEIGHTS_FILE)))?;
+        let fc = self.trainer.forecast(&self.snapshots, &self.config.eval)?;
+        let path = self.dir.join(FORECAST_FILE);
+        wlm_data::write_particles_npz(&path, &fc.to_snapshots()?)?;
+        let evaluation = self.evaluate()?;
+        write_atomic(&self.dir.join(EVALUATION_FILE), &to_ron(&evaluation)?)?;
+        Ok(evaluation)
+    }
+}
+
+fn to_ron<T: Serialize>(value: &T) -> Result<String> {
+    ron::ser::to_string_pretty(value, ron::ser::PrettyConfig::default())
+        .map_err(|e| Error::Data(format!("cannot serialise to RON: {e}")))
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn append_metrics(
+    path: &Path,
+    report: &StepReport,
+    wall: f64,
+    evaluation: Option<&Evaluation>,
+) -> Result<()> {
+    let mut line = format!(
+        "{},{},{},{:e},{:e},{:.3}",
+        report.step, report.horizon, report.batch, report.loss, report.friction, wall
+    );
+    let cell = |m: Option<crate::evaluate::MeanSe>| match m {
+        Some(m) => format!(",{:e},{:e}", m.mean, m.se),
+        None => ",,".to_string(),
+    };
+    match evaluation {
+        Some(e) => {
+            line.push_str(&cell(e.train_w1));
+            line.push_str(&cell(e.test_w1));
+        }
+        None => line.push_str(",,,,"),
+    }
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(file, "{line}").map_err(|e| Error::io(path, e))
+}
+
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut out = format!("{METRICS_HEADER}\n");
+    for line in text.lines().skip(1) {
+        let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
+        if matches!(row_step, Some(s) if s <= step) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    write_atomic(path, &out)
+}

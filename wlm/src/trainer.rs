@@ -1,0 +1,285 @@
+//! The training loop of SPEC 4: random horizon, minibatch, rollout loss, AdamW with two
+//! parameter groups, EMA.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use rand::seq::index::sample;
+use rand::Rng;
+use wlm_data::Snapshots;
+use wlm_ot::SinkhornConfig;
+
+use crate::config::{TrainConfig, VelocitySource};
+use crate::ema::Ema;
+use crate::loss::RolloutLoss;
+use crate::model::{Model, FRICTION_PARAMETER};
+use crate::optim::{AdamW, AdamWGroup};
+use crate::rng::TrainRng;
+use crate::{Error, Result};
+
+/// What one training step did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// The step number, 1-based (the number of updates applied so far).
+    pub step: usize,
+    /// The horizon `k` drawn for this step.
+    pub horizon: usize,
+    /// Number of rollout particles (the minibatch size).
+    pub batch: usize,
+    /// The loss `(1/k) Σ_m S_m` before the update.
+    pub loss: f64,
+    /// Friction γ after the update.
+    pub friction: f64,
+    /// Seconds this step took.
+    pub seconds: f64,
+}
+
+/// The training snapshots as tensors of the model's dtype.
+#[derive(Debug)]
+pub(crate) struct TrainingData {
+    pub(crate) times: Vec<f64>,
+    pub(crate) positions: Vec<Tensor>,
+    pub(crate) velocities0: Option<Tensor>,
+}
+
+/// Trains a [`Model`] on training snapshots (SPEC 4).
+///
+/// Each [`Trainer::step`]: draw `k ~ U{1..K}` (`K` = number of training snapshots − 1, capped
+/// by `max_horizon`); take `B` points of snapshot 0 with their velocities (or zero); roll out
+/// one integrator step per interval to the `k`-th training time; loss = mean over `m = 1..k`
+/// of the Sinkhorn divergence to snapshot `m` (subsampled to the batch size when
+/// `subsample_targets`); AdamW update (θ: `lr`, `weight_decay`; `θ_γ`: `friction_lr`, no
+/// decay); EMA update. All randomness comes from one [`TrainRng`], checkpointed with the rest
+/// of the state, so a resumed run repeats an uninterrupted one exactly.
+#[derive(Debug)]
+pub struct Trainer {
+    pub(crate) model: Model,
+    pub(crate) config: TrainConfig,
+    pub(crate) data: TrainingData,
+    pub(crate) optimizer: AdamW,
+    pub(crate) ema: Ema,
+    pub(crate) rng: TrainRng,
+    pub(crate) step: usize,
+    pub(crate) blur: f64,
+    pub(crate) wall_seconds: f64,
+}
+
+impl Trainer {
+    /// A trainer at step 0. `train` holds the training snapshots only, in time order
+    /// (e.g. `snapshots.select(&split.train)`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings, fewer than 2 training snapshots
+    /// (`split`), a dimension mismatch (`model.energy.dim`) or data velocities that snapshot
+    /// 0 lacks (`train.initial_velocities`); tensor failures.
+    pub fn new(model: Model, config: TrainConfig, train: &Snapshots) -> Result<Self> {
+        config.validate()?;
+        if train.len() < 2 {
+            return Err(Error::config(
+                "split",
+                format!("training needs at least 2 snapshots, got {}", train.len()),
+            ));
+        }
+        if train.dim() != model.dim() {
+            return Err(Error::config(
+                "model.energy.dim",
+                format!("the model is {}-dimensional but the data are {}-dimensional", model.dim(), train.dim()),
+            ));
+        }
+        let dtype = model.dtype();
+        let device = model.device().clone();
+        let positions = (0..train.len())
+            .map(|k| Ok(train.positions_tensor(k, dtype, &device)?))
+            .collect::<Result<Vec<_>>>()?;
+        let velocities0 = match config.initial_velocities {
+            VelocitySource::Zero => None,
+            VelocitySource::Data => match train.velocities_tensor(0, dtype, &device)? {
+                Some(v) => Some(v),
+                None => {
+                    return Err(Error::config(
+                        "train.initial_velocities",
+                        "Data was asked for but the first training snapshot has no velocities (use Zero)",
+                    ))
+                }
+            },
+        };
+        let blur = match config.loss.blur {
+            Some(b) => b,
+            None => wlm_data::estimate_blur(
+                train,
+                &wlm_data::BlurConfig { seed: config.seed, ..wlm_data::BlurConfig::default() },
+            ),
+        };
+        let groups = vec![
+            AdamWGroup {
+                lr: config.lr,
+                weight_decay: config.weight_decay,
+                beta1: config.beta1,
+                beta2: config.beta2,
+                eps: config.eps,
+            },
+            AdamWGroup {
+                lr: config.friction_lr,
+                weight_decay: 0.0,
+                beta1: config.beta1,
+                beta2: config.beta2,
+                eps: config.eps,
+            },
+        ];
+        let params = model.named_parameters();
+        let optimizer = AdamW::new(
+            groups,
+            params
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone(), usize::from(n == FRICTION_PARAMETER)))
+                .collect(),
+        )?;
+        let ema = Ema::new(config.ema_decay, params)?;
+        let data = TrainingData { times: train.times().to_vec(), positions, velocities0 };
+        let rng = TrainRng::seed_from(config.seed);
+        Ok(Self { model, config, data, optimizer, ema, rng, step: 0, blur, wall_seconds: 0.0 })
+    }
+
+    /// The model being trained (current, not EMA, weights).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The EMA of the parameters.
+    pub fn ema(&self) -> &Ema {
+        &self.ema
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> &AdamW {
+        &self.optimizer
+    }
+
+    /// Number of updates applied so far.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// The Sinkhorn blur in use (configured or estimated).
+    pub fn blur(&self) -> f64 {
+        self.blur
+    }
+
+    /// Training wall time so far, seconds (carried across resumes).
+    pub fn wall_seconds(&self) -> f64 {
+        self.wall_seconds
+    }
+
+    /// The largest horizon `K`.
+    pub fn max_horizon(&self) -> usize {
+        let k = self.data.positions.len() - 1;
+        self.config.max_horizon.map_or(k, |cap| cap.min(k))
+    }
+
+    /// The Sinkhorn settings of the loss.
+    pub fn sinkhorn_config(&self) -> SinkhornConfig {
+        SinkhornConfig {
+            p: self.config.loss.p,
+            blur: self.blur,
+            scaling: self.config.loss.scaling,
+            converge_final: None,
+        }
+    }
+
+    /// Draws this step's horizon and minibatch (consuming the RNG).
+    fn draw_problem(&mut self) -> Result<(RolloutLoss, usize)> {
+        let big_k = self.max_horizon();
+        let k = if self.config.fixed_horizon { big_k } else { self.rng.random_range(1..=big_k) };
+        let n0 = self.data.positions[0].dim(0)?;
+        let mut n = self.config.batch_size.map_or(n0, |b| b.min(n0));
+        if self.config.subsample_targets {
+            for m in 1..=k {
+                n = n.min(self.data.positions[m].dim(0)?);
+            }
+        }
+        let x_all = &self.data.positions[0];
+        let (x0, v0) = if n < n0 {
+            let idx = self.index_tensor(n0, n)?;
+            let x0 = x_all.index_select(&idx, 0)?;
+            let v0 = match &self.data.velocities0 {
+                Some(v) => v.index_select(&idx, 0)?,
+                None => x0.zeros_like()?,
+            };
+            (x0, v0)
+        } else {
+            let v0 = match &self.data.velocities0 {
+                Some(v) => v.clone(),
+                None => x_all.zeros_like()?,
+            };
+            (x_all.clone(), v0)
+        };
+        let mut targets = Vec::with_capacity(k);
+        for m in 1..=k {
+            let y = &self.data.positions[m];
+            let size = y.dim(0)?;
+            if self.config.subsample_targets && n < size {
+                let idx = self.index_tensor(size, n)?;
+                targets.push(y.index_select(&idx, 0)?);
+            } else {
+                targets.push(y.clone());
+            }
+        }
+        let dts = (1..=k).map(|m| self.data.times[m] - self.data.times[m - 1]).collect();
+        let problem = RolloutLoss {
+            x0,
+            v0,
+            t0: self.data.times[0],
+            dts,
+            targets,
+            sinkhorn: self.sinkhorn_config(),
+        };
+        Ok((problem, n))
+    }
+
+    fn index_tensor(&mut self, length: usize, amount: usize) -> Result<Tensor> {
+        let idx: Vec<u32> =
+            sample(&mut self.rng, length, amount).into_iter().map(|i| i as u32).collect();
+        Ok(Tensor::from_vec(idx, amount, self.model.device())?)
+    }
+
+    /// One training step.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] naming the step when the loss or a gradient is NaN or infinite
+    /// (nothing is updated then); Sinkhorn, force and tensor failures.
+    pub fn step(&mut self) -> Result<StepReport> {
+        let start = Instant::now();
+        let step = self.step + 1;
+        let (problem, batch) = self.draw_problem()?;
+        let out = self.model.loss_and_gradients(&problem, self.config.gradient)?;
+        if !out.loss.is_finite() {
+            return Err(Error::NonFinite { step, what: format!("loss ({})", out.loss) });
+        }
+        for (name, grad) in out.names.iter().zip(&out.grads) {
+            if let Some(g) = grad {
+                let total = g.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !total.is_finite() {
+                    return Err(Error::NonFinite { step, what: format!("gradient of {name}") });
+                }
+            }
+        }
+        self.optimizer.step(&out.grads)?;
+        self.ema.update()?;
+        self.step = step;
+        let seconds = start.elapsed().as_secs_f64();
+        self.wall_seconds += seconds;
+        Ok(StepReport {
+            step,
+            horizon: problem.dts.len(),
+            batch,
+            loss: out.loss,
+            friction: self.model.friction()?,
+            seconds,
+        })
+    }
+}
