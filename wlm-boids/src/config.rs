@@ -117,8 +117,7 @@ impl FlockingConfig {
                 return bad(field, value, "must be finite");
             }
         }
-        // `!(x >= 0)` also catches NaN.
-        if !(self.box_half_width >= 0.0) {
+        if self.box_half_width.is_nan() || self.box_half_width < 0.0 {
             return bad(
                 "box_half_width",
                 self.box_half_width,
@@ -207,7 +206,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named_with_its_value() {
-        let cases: [(fn(&mut FlockingConfig), &str); 7] = [
+        type Spoil = fn(&mut FlockingConfig);
+        let cases: [(Spoil, &str); 7] = [
             (|c| c.dt = 0.0, "dt = 0"),
             (|c| c.dt = f64::INFINITY, "dt = inf"),
             (|c| c.outer_radius = -1.0, "outer_radius = -1"),

@@ -53,6 +53,12 @@
 //! - Density, not `N`, sets the cost: with the reference start (`x ~ N(0, I)`) every boid of
 //!   a 100 000-boid flock has thousands of neighbours, so a step takes seconds. Spread the
 //!   start (and the box) with `√N` to keep the reference density.
+//! - The box is soft: the push `dt · boundary_weight = 0.25` is smaller than the unit speed,
+//!   so a boid heading nearly straight out turns back only slowly (one heading exactly out
+//!   never does); boids of a reference flock can wander well outside `±5`.
+//! - Absurd magnitudes (weights or positions near `1e300`) can overflow to infinity during
+//!   stepping; [`FlockingConfig::simulate`] then returns [`Error::Data`] from the snapshot
+//!   validation.
 //! - Stepping never fails and never panics once [`Flock::new`] has accepted the inputs.
 //!
 //! # References

@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use anyhow::Context;
-use font8x8::UnicodeFonts;
 
 /// An RGB colour.
 pub(crate) type Rgb = [u8; 3];
@@ -161,10 +160,7 @@ impl Canvas {
     /// Characters outside the font's basic Latin set are drawn as `?`.
     pub(crate) fn text(&mut self, x: i64, y: i64, text: &str, scale: usize, color: Rgb) {
         for (k, ch) in text.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS
-                .get(ch)
-                .or_else(|| font8x8::BASIC_FONTS.get('?'))
-                .unwrap_or([0; 8]);
+            let glyph = glyph(ch);
             let gx = x + (k * GLYPH * scale) as i64;
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
@@ -190,10 +186,7 @@ impl Canvas {
         let n = text.chars().count();
         let total = (n * GLYPH * scale) as i64;
         for (k, ch) in text.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS
-                .get(ch)
-                .or_else(|| font8x8::BASIC_FONTS.get('?'))
-                .unwrap_or([0; 8]);
+            let glyph = glyph(ch);
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits & (1 << col) != 0 {
@@ -237,6 +230,17 @@ impl Canvas {
     pub(crate) fn save_png(&self, path: &Path) -> anyhow::Result<()> {
         let bytes = self.encode_png()?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The 8×8 bitmap of `ch` (row-major, least significant bit leftmost): basic Latin and
+/// Latin-1 (e.g. `±`, `²`); anything else is drawn as `?`.
+fn glyph(ch: char) -> [u8; 8] {
+    let code = ch as usize;
+    match code {
+        0..=127 => font8x8::legacy::BASIC_LEGACY[code],
+        0xA0..=0xFF => font8x8::legacy::LATIN_LEGACY[code - 0xA0],
+        _ => font8x8::legacy::BASIC_LEGACY['?' as usize],
     }
 }
 

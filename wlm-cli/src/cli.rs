@@ -116,9 +116,9 @@ pub(crate) struct GfSdeArgs {
 /// `wlm train`.
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
-    /// The experiment's RON config.
+    /// The experiment's RON config (with --resume, optional: the run's own is used).
     #[arg(long, short)]
-    pub(crate) config: PathBuf,
+    pub(crate) config: Option<PathBuf>,
     /// Override a config value, e.g. `--set train.steps=200` (dotted path = RON value).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<String>,
@@ -142,12 +142,13 @@ pub(crate) struct EvalArgs {
     /// Data file to use instead of the one named in the run's config.
     #[arg(long)]
     pub(crate) data: Option<PathBuf>,
-    /// Where to write the predictions (.npz); default inside the run directory.
+    /// Output file: the predictions (.npz) for forecast and interpolate, the evaluation
+    /// (.ron) for eval; default inside the run directory.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
-    /// Integrator steps per observed interval.
-    #[arg(long, default_value_t = 5)]
-    pub(crate) substeps: usize,
+    /// Integrator steps per observed interval (default: the run's `eval.steps_per_interval`).
+    #[arg(long)]
+    pub(crate) substeps: Option<usize>,
 }
 
 /// The metrics of `wlm distance`.

@@ -5,12 +5,24 @@
 
 mod canvas;
 mod cli;
+mod config;
+mod data;
+mod demo;
+mod distance;
+mod figures;
+mod inspect;
+mod overrides;
 mod plot;
 mod progress;
+mod report;
+mod runs;
+mod simulate;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use anyhow::Context;
+
+use cli::{Cli, Command, Simulate};
 
 /// Runs the `wlm` command with the given arguments (without the program name).
 ///
@@ -33,19 +45,55 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!(text));
         }
     };
-    let quiet = cli.quiet;
+    let mode = progress::Mode::detect(cli.quiet);
     match cli.command {
-        Command::Simulate(_)
-        | Command::Train(_)
-        | Command::Forecast(_)
-        | Command::Interpolate(_)
-        | Command::Eval(_)
-        | Command::Distance(_)
-        | Command::Inspect(_)
-        | Command::Plot(_)
-        | Command::Demo(_) => {
-            let _ = quiet;
-            anyhow::bail!("not implemented yet")
+        Command::Simulate(sim) => {
+            let (snapshots, out) = match &sim {
+                Simulate::Boids(a) => (simulate::boids(a)?, &a.common.out),
+                Simulate::GfSde(a) => (simulate::gf_sde(a)?, &a.common.out),
+            };
+            wlm_data::write_particles_npz(out, &snapshots)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if mode != progress::Mode::Quiet {
+                eprintln!(
+                    "wrote {}: {} snapshots of {} points in {} dimensions, times {} to {}",
+                    out.display(),
+                    snapshots.len(),
+                    snapshots.n_particles(0),
+                    snapshots.dim(),
+                    snapshots.times()[0],
+                    snapshots.times()[snapshots.len() - 1]
+                );
+            }
         }
+        Command::Train(a) => {
+            runs::train(&a, mode)?;
+        }
+        Command::Forecast(a) => runs::forecast(&a, mode)?,
+        Command::Interpolate(a) => runs::interpolate(&a, mode)?,
+        Command::Eval(a) => runs::eval(&a, mode)?,
+        Command::Distance(a) => println!("{}", distance::distance(&a)?),
+        Command::Inspect(a) => print!("{}", inspect::inspect(&a.file)?),
+        Command::Plot(a) => {
+            let mut config = runs::read_experiment(&a.run_dir)?;
+            if let [d0, d1] = a.dims[..] {
+                config.plot.dims = (d0, d1);
+            }
+            let snapshots = data::load_config_data(&config.data)?;
+            let split = runs::check_data(&config, &snapshots)?;
+            let written =
+                figures::plot_run(&a.run_dir, &config, &snapshots, &split, a.out.as_deref())?;
+            if written.is_empty() {
+                anyhow::bail!(
+                    "nothing to plot in {}: no forecast, evaluation or metrics yet",
+                    a.run_dir.display()
+                );
+            }
+            for p in written {
+                println!("{}", p.display());
+            }
+        }
+        Command::Demo(a) => demo::demo(&a, mode)?,
     }
+    Ok(())
 }

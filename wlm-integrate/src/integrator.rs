@@ -269,3 +269,89 @@ fn check_like(name: &str, tensor: &Tensor, positions: &Tensor) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::{FnField, Harmonic};
+    use candle_core::Device;
+
+    fn state() -> Result<State> {
+        let x = Tensor::new(&[[1.0f64, 2.0], [3.0, 4.0]], &Device::Cpu)?;
+        let v = Tensor::new(&[[0.5f64, -0.5], [0.0, 1.0]], &Device::Cpu)?;
+        State::new(&Harmonic { stiffness: 1.0 }, x, v, 0.0)
+    }
+
+    fn step_err(dt: f64, friction: &Tensor) -> String {
+        let state = state().expect("state");
+        Integrator::default()
+            .step(&Harmonic { stiffness: 1.0 }, &state, dt, friction)
+            .expect_err("must be an Err")
+            .to_string()
+    }
+
+    #[test]
+    fn step_rejects_bad_step_sizes_and_friction_with_clear_messages() -> Result<()> {
+        let ok = Tensor::new(0.1f64, &Device::Cpu)?;
+        assert!(step_err(f64::INFINITY, &ok).contains("dt must be finite, got inf"));
+        assert!(step_err(f64::NAN, &ok).contains("dt must be finite, got NaN"));
+        let rank1 = Tensor::new(&[0.1f64], &Device::Cpu)?;
+        assert!(step_err(0.1, &rank1).contains("rank-0 tensor, got shape [1]"));
+        let negative = Tensor::new(-0.1f64, &Device::Cpu)?;
+        assert!(step_err(0.1, &negative).contains("non-negative, got -0.1"));
+        let nan = Tensor::new(f64::NAN, &Device::Cpu)?;
+        assert!(step_err(0.1, &nan).contains("non-negative, got NaN"));
+        let wrong_dtype = Tensor::new(0.1f32, &Device::Cpu)?;
+        assert!(step_err(0.1, &wrong_dtype).contains("friction has dtype F32"));
+        assert!(reference_coefficients(&negative, 0.1).is_err());
+        assert!(reference_coefficients(&ok, f64::NAN).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn state_rejects_mismatched_velocities_and_bad_field_outputs() -> Result<()> {
+        let field = Harmonic { stiffness: 1.0 };
+        let x = Tensor::zeros((3, 2), DType::F64, &Device::Cpu)?;
+        let v = Tensor::zeros((2, 3), DType::F64, &Device::Cpu)?;
+        let err = State::new(&field, x.clone(), v, 0.0).unwrap_err().to_string();
+        assert!(err.contains("velocities have shape [2, 3]"), "{err}");
+        let v32 = Tensor::zeros((3, 2), DType::F32, &Device::Cpu)?;
+        let err = State::new(&field, x.clone(), v32, 0.0).unwrap_err().to_string();
+        assert!(err.contains("velocities have dtype F32"), "{err}");
+        let v = Tensor::zeros((3, 2), DType::F64, &Device::Cpu)?;
+        let bad_field = FnField(|x: &Tensor, _t: f64| x.sum_keepdim(1));
+        let err = State::new(&bad_field, x.clone(), v.clone(), 0.0).unwrap_err().to_string();
+        assert!(err.contains("acceleration of shape [3, 1]"), "{err}");
+        let err = State::new(&field, x, v, f64::NAN).unwrap_err().to_string();
+        assert!(err.contains("initial time must be finite"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn conformal_step_at_zero_friction_equals_the_reference_step() -> Result<()> {
+        let field = Harmonic { stiffness: 2.0 };
+        let zero = Tensor::new(0.0f64, &Device::Cpu)?;
+        let s = state()?;
+        let a = Integrator::ReferenceLeapfrog.step(&field, &s, 0.1, &zero)?;
+        let b = Integrator::ConformalLeapfrog.step(&field, &s, 0.1, &zero)?;
+        let diff = (a.positions - b.positions)?.abs()?.max_all()?.to_scalar::<f64>()?
+            + (a.velocities - b.velocities)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(diff < 1e-15, "{diff}");
+        // … and at positive friction they differ (different equations).
+        let gamma = Tensor::new(0.5f64, &Device::Cpu)?;
+        let a = Integrator::ReferenceLeapfrog.step(&field, &s, 0.1, &gamma)?;
+        let b = Integrator::ConformalLeapfrog.step(&field, &s, 0.1, &gamma)?;
+        let diff = (a.velocities - b.velocities)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(diff > 1e-3, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn integrator_serializes_by_variant_name_and_defaults_to_reference() {
+        assert_eq!(Integrator::default(), Integrator::ReferenceLeapfrog);
+        let json = serde_json::to_string(&Integrator::ConformalLeapfrog).expect("serialize");
+        assert_eq!(json, "\"ConformalLeapfrog\"");
+        let back: Integrator = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, Integrator::ConformalLeapfrog);
+    }
+}

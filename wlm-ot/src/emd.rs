@@ -525,8 +525,8 @@ mod tests {
     #[test]
     fn unequal_sizes_split_mass() {
         // 2 sources (mass 1/2), 3 sinks (mass 1/3) on a line: x = {0, 1}, y = {0, 0.5, 1}
-        let x = [0.0, 1.0];
-        let y = [0.0, 0.5, 1.0];
+        let x = [0.0_f64, 1.0];
+        let y = [0.0_f64, 0.5, 1.0];
         let c: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| (a - b).abs())).collect();
         // sorted 1-d coupling: quantile functions differ only on the middle third: 1/6 · 0.5 · 2
         let w = emd_uniform(&c, 2, 3).expect("ok");

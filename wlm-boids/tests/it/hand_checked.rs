@@ -77,7 +77,7 @@ fn three_boids_with_one_pair_out_of_range_follow_the_reference_formula() {
     // Boid 1, n_outer = 2: coh = (−0.5, 0) / 2; ali = (1, −1) / 2.
     let v1 = unit([
         0.0 + 0.5 * (0.005 * -0.5 / 2.0 + 0.3 * 1.0 / 2.0),
-        1.0 + 0.5 * (0.3 * -1.0 / 2.0),
+        1.0 + 0.5 * (0.3 * (-1.0 / 2.0)),
     ]);
     // Boid 2, n_outer = 2: coh = (0, −0.9) / 2; ali = (2, 0) / 2.
     let v2 = unit([
@@ -111,7 +111,7 @@ fn a_neighbour_at_exactly_the_radius_does_not_count() {
 fn a_lone_boid_outside_the_box_is_steered_back_per_coordinate() {
     // x = (6, −7): both coordinates outside ±5, so bnd = (−1, +1).
     let flock = one_step(vec![6.0, -7.0], vec![1.0, 0.0]);
-    let v = unit([1.0 + 0.5 * 0.5 * -1.0, 0.0 + 0.5 * 0.5 * 1.0]);
+    let v = unit([1.0 - 0.5 * 0.5, 0.0 + 0.5 * 0.5]);
     assert_close(flock.velocities(), &v, "velocity");
     assert_close(
         flock.positions(),

@@ -1,6 +1,7 @@
 //! The float abstraction of the fused kernels: f32/f64 arithmetic, a vectorisable `exp`/`erfc`, storage access.
 
-use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// Scalar type of a fused kernel (`f32` or `f64`).
@@ -163,11 +164,6 @@ pub(crate) fn contiguous_slice<'a, T: Float>(
         Some((start, end)) => Ok(&T::slice(storage)?[start..end]),
         None => bail!("fused kernel {what}: input is not contiguous"),
     }
-}
-
-/// Copies a CPU tensor's values into a contiguous `Vec`.
-pub(crate) fn tensor_values<T: Float>(tensor: &Tensor) -> Result<Vec<T>> {
-    tensor.flatten_all()?.to_vec1::<T>()
 }
 
 /// Whether the AVX2+FMA variants of the kernels can run on this CPU.

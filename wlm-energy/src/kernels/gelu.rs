@@ -3,6 +3,7 @@
 //! `gelu(z) = z Φ(z)`, `gelu'(z) = Φ(z) + z φ(z)`, `gelu''(z) = φ(z) (2 − z²)`, with
 //! `Φ(z) = ½ erfc(−z/√2)` and `φ(z) = exp(−z²/2)/√(2π)`.
 
+use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

@@ -5,6 +5,7 @@
 //! a cotangent `ȳ` of the VJP's output `dx`: `ĝ̄ = J ȳ` and
 //! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
 
+use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

@@ -3,6 +3,7 @@
 //! `P = softmax_rows(scale · S)`; `VJP(P, dP) = scale · P ⊙ (dP − rowsum(dP ⊙ P))` (the gradient
 //! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
 
+use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

@@ -53,6 +53,7 @@ pub(crate) fn silu(z: &Tensor) -> Result<Tensor> {
 ///
 /// # Shapes
 /// Elementwise; `z` and `g` of equal shape.
+#[cfg(test)]
 pub(crate) fn silu_vjp(z: &Tensor, g: &Tensor) -> Result<Tensor> {
     let s = logistic(z)?;
     let one_minus_s = s.affine(-1.0, 1.0)?;

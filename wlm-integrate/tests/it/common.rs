@@ -39,7 +39,7 @@ pub(crate) struct Pendulums;
 impl ForceField for Pendulums {
     fn acceleration(&self, x: &Tensor, _t: f64) -> Result<Tensor> {
         let centred = x.broadcast_sub(&x.mean_keepdim(0)?)?;
-        (x.sin()?.neg()? - centred.affine(0.1, 0.0)?)
+        x.sin()?.neg()? - centred.affine(0.1, 0.0)?
     }
 }
 

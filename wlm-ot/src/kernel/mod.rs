@@ -45,13 +45,11 @@ pub(crate) trait Real:
     const NEG_INFINITY: Self;
     /// Machine epsilon.
     const EPSILON: Self;
-    /// `exp(t)` for `t` below this is flushed to exactly 0 by [`Real::exp_nonpositive`].
-    const EXP_CUTOFF: Self;
     /// Finite (neither NaN nor ±∞).
     fn is_finite(self) -> bool;
     /// `self * a + b`, fused when `FMA`.
     fn madd<const FMA: bool>(self, a: Self, b: Self) -> Self;
-    /// `exp(t)` for `t <= 0` (vectorisable polynomial); exactly 0 below [`Real::EXP_CUTOFF`].
+    /// `exp(t)` for `t <= 0` (vectorisable polynomial); exactly 0 below −80 (f32) / −700 (f64).
     fn exp_nonpositive<const FMA: bool>(self) -> Self;
     /// Square root (IEEE).
     fn sqrt(self) -> Self;
@@ -71,13 +69,12 @@ pub(crate) trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $cutoff:expr, $exp:ident) => {
+    ($t:ty, $exp:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
             const EPSILON: Self = <$t>::EPSILON;
-            const EXP_CUTOFF: Self = $cutoff;
             #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
@@ -110,5 +107,5 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, -80.0, exp_f32);
-impl_real!(f64, -700.0, exp_f64);
+impl_real!(f32, exp_f32);
+impl_real!(f64, exp_f64);

@@ -1,0 +1,360 @@
+//! Experiment configs: the RON file format, `--set` overrides, and errors that name the field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use wlm::{EnergyConfig, EvalConfig, ModelConfig, RunConfig, SplitConfig, TrainConfig};
+use wlm_boids::FlockingConfig;
+use wlm_data::{GfSdeConfig, H5adConfig, TrajectoryNetConfig};
+
+use crate::overrides::set_path;
+
+/// One experiment: where the data comes from, the model, training, evaluation and split.
+///
+/// Every field of every nested struct is checked: an unknown field is an error naming its
+/// dotted path, and a wrong type or out-of-range value names the field too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExperimentConfig {
+    /// Name of the experiment; the default run directory is `runs/<name>`.
+    pub(crate) name: String,
+    /// The data.
+    pub(crate) data: DataConfig,
+    /// The model (energy network, friction, integrator, precision).
+    #[serde(default)]
+    pub(crate) model: ModelConfig,
+    /// Optimisation.
+    #[serde(default)]
+    pub(crate) train: TrainConfig,
+    /// Evaluation.
+    #[serde(default)]
+    pub(crate) eval: EvalConfig,
+    /// Which snapshots train and which are held out.
+    pub(crate) split: SplitConfig,
+    /// Plots written after training.
+    #[serde(default)]
+    pub(crate) plot: PlotConfig,
+}
+
+/// Where the snapshots come from, and how they are prepared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DataConfig {
+    /// A file (relative paths are relative to the config file's folder) or a simulator.
+    pub(crate) source: DataSource,
+    /// Observation times replacing the file's (one per snapshot). Default: the file's, or
+    /// `0, 1, …` when it has none.
+    #[serde(default)]
+    pub(crate) times: Option<Vec<f64>>,
+    /// Keep at most this many points of each snapshot (a seeded random subset), for
+    /// CPU-sized runs. Default: all.
+    #[serde(default)]
+    pub(crate) max_particles: Option<usize>,
+    /// Drop the velocities of the data (train and evaluate from zero velocities).
+    #[serde(default)]
+    pub(crate) drop_velocities: bool,
+    /// Seed of the subsampling. Default 0.
+    #[serde(default)]
+    pub(crate) seed: u64,
+}
+
+/// The data sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum DataSource {
+    /// Particle `.npz` (`positions`, optional `velocities` and `times`, each `(T, N, d)`).
+    Particles(PathBuf),
+    /// snapMMD `.npz` (`Xs` `(T, N, d)` at times `dts`).
+    SnapMmd(PathBuf),
+    /// `.npy` of positions `(T, N, d)`.
+    Npy(PathBuf),
+    /// Long-format CSV `time,x0,…[,v0,…]`.
+    Csv(PathBuf),
+    /// AnnData `.h5ad`.
+    H5ad {
+        /// The file.
+        path: PathBuf,
+        /// Which columns and matrices to read.
+        #[serde(default)]
+        config: H5adConfig,
+    },
+    /// TrajectoryNet-style `.npz` (`pcs`, `sample_labels`, `pcs_delta`), e.g. the full EB file.
+    TrajectoryNet {
+        /// The file.
+        path: PathBuf,
+        /// Components, keys and standardisation.
+        #[serde(default)]
+        config: TrajectoryNetConfig,
+    },
+    /// Simulated Boids (SPEC 5).
+    Boids(BoidsSource),
+    /// Simulated gradient-flow SDE (SPEC 5).
+    GfSde(GfSdeConfig),
+}
+
+/// A simulated Boids data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BoidsSource {
+    /// Number of boids. Default 1000.
+    pub(crate) n_particles: usize,
+    /// Number of snapshots, the start included. Default 101.
+    pub(crate) n_snapshots: usize,
+    /// Simulator steps between snapshots. Default 1.
+    pub(crate) steps_per_snapshot: usize,
+    /// Seed of the random start. Default 0.
+    pub(crate) seed: u64,
+    /// The flocking rules. Default: the reference's.
+    pub(crate) flocking: FlockingConfig,
+}
+
+impl Default for BoidsSource {
+    fn default() -> Self {
+        Self {
+            n_particles: 1000,
+            n_snapshots: 101,
+            steps_per_snapshot: 1,
+            seed: 0,
+            flocking: FlockingConfig::default(),
+        }
+    }
+}
+
+/// What the plots show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct PlotConfig {
+    /// The two coordinates drawn in scatter plots. Default `(0, 1)`.
+    pub(crate) dims: (usize, usize),
+    /// At most this many times in the true-vs-predicted figure. Default 6.
+    pub(crate) max_times: usize,
+}
+
+impl Default for PlotConfig {
+    fn default() -> Self {
+        Self { dims: (0, 1), max_times: 6 }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads a config file, applies `key=value` overrides and checks every field.
+    ///
+    /// # Errors
+    /// Unreadable file; malformed RON (with line and column); unknown fields, wrong types
+    /// and out-of-range values, naming the field; a malformed override.
+    pub(crate) fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut config = Self::parse(&text, overrides)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data.source.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// [`ExperimentConfig::load`] on text (paths are left as written).
+    ///
+    /// # Errors
+    /// As [`ExperimentConfig::load`].
+    pub(crate) fn parse(text: &str, overrides: &[String]) -> Result<Self> {
+        let mut text = text.to_string();
+        for item in overrides {
+            let (key, value) = item
+                .split_once('=')
+                .with_context(|| format!("invalid --set `{item}`: expected KEY=VALUE"))?;
+            text = set_path(&text, key.trim(), value.trim())
+                .with_context(|| format!("invalid --set `{item}`"))?;
+        }
+        let config: Self = from_ron(&text).map_err(|e| {
+            if overrides.is_empty() {
+                e
+            } else {
+                e.context("after applying --set")
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that serde cannot.
+    ///
+    /// # Errors
+    /// The first bad field, named by its dotted path.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()?;
+        self.eval.validate()?;
+        if self.data.max_particles == Some(0) {
+            bail!("invalid config field `data.max_particles`: must be at least 1");
+        }
+        if self.plot.max_times == 0 {
+            bail!("invalid config field `plot.max_times`: must be at least 1");
+        }
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            bail!("invalid config field `name`: must be a non-empty name without slashes");
+        }
+        Ok(())
+    }
+
+    /// The learner's part of the config.
+    pub(crate) fn run_config(&self) -> RunConfig {
+        RunConfig {
+            model: self.model.clone(),
+            train: self.train.clone(),
+            eval: self.eval.clone(),
+            split: self.split.clone(),
+        }
+    }
+
+    /// The model's spatial dimension.
+    pub(crate) fn model_dim(&self) -> usize {
+        match &self.model.energy {
+            EnergyConfig::Attention(c) => c.dim,
+        }
+    }
+
+    /// Pretty RON text of the config.
+    ///
+    /// # Errors
+    /// Serialisation failures (none are expected).
+    pub(crate) fn to_ron(&self) -> Result<String> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .context("cannot write the config as RON")
+    }
+}
+
+impl DataSource {
+    /// Makes relative file paths relative to `base`.
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        match self {
+            Self::Particles(p) | Self::SnapMmd(p) | Self::Npy(p) | Self::Csv(p) => fix(p),
+            Self::H5ad { path, .. } | Self::TrajectoryNet { path, .. } => fix(path),
+            Self::Boids(_) | Self::GfSde(_) => {}
+        }
+    }
+
+    /// Makes file paths absolute (relative to the current directory).
+    pub(crate) fn absolutize(&mut self) {
+        if let Ok(cwd) = std::env::current_dir() {
+            self.resolve_paths(&cwd);
+        }
+    }
+}
+
+/// Deserialises RON text, rejecting unknown fields at any depth and naming the field of any
+/// error with its dotted path and position.
+///
+/// # Errors
+/// Syntax errors, unknown fields, wrong types.
+pub(crate) fn from_ron<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    let mut de = ron::Deserializer::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut unknown = Vec::new();
+    let result = {
+        let ignoring = serde_ignored::Deserializer::new(&mut de, |path| {
+            unknown.push(path.to_string());
+        });
+        serde_path_to_error::deserialize(ignoring)
+    };
+    match result {
+        Ok(value) => {
+            de.end().map_err(|e| {
+                let spanned = de.span_error(e);
+                anyhow::anyhow!("{}: {}", spanned.span.start, spanned.code)
+            })?;
+            if let Some(path) = unknown.first() {
+                bail!("unknown field `{path}`");
+            }
+            Ok(value)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let spanned = de.span_error(err.into_inner());
+            let at = spanned.span.start;
+            if path.is_empty() || path == "." {
+                bail!("{at}: {}", spanned.code)
+            }
+            bail!("field `{path}` ({at}): {}", spanned.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"(
+        name: "t",
+        data: (source: Particles("x.npz")),
+        model: (energy: Attention((dim: 2, heads: 2, hidden: 8, blocks: 1, ff: 8))),
+        train: (steps: 3),
+        split: Forecast(n_train: 3),
+    )"#;
+
+    #[test]
+    fn a_good_config_parses_and_keeps_defaults() {
+        let c = ExperimentConfig::parse(GOOD, &[]).unwrap();
+        assert_eq!(c.train.steps, 3);
+        assert_eq!(c.train.lr, 1e-4);
+        assert_eq!(c.model_dim(), 2);
+        assert_eq!(c.split, SplitConfig::Forecast { n_train: 3 });
+    }
+
+    #[test]
+    fn unknown_nested_field_is_named_by_its_path() {
+        let text = GOOD.replace("steps: 3", "steps: 3, stepz: 4");
+        let err = format!("{:#}", ExperimentConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("unknown field `train.stepz`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_and_position() {
+        let text = GOOD.replace("steps: 3", "steps: \"many\"");
+        let err = format!("{:#}", ExperimentConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("train.steps"), "{err}");
+        assert!(err.contains("5:"), "no line number in {err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_field() {
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::parse(GOOD, &["train.lr=-1.0".into()]).unwrap_err()
+        );
+        assert!(err.contains("train.lr"), "{err}");
+    }
+
+    #[test]
+    fn overrides_set_nested_values() {
+        let c = ExperimentConfig::parse(
+            GOOD,
+            &["train.steps=9".into(), "model.friction.learnable=true".into(), "name=other".into()],
+        )
+        .unwrap();
+        assert_eq!(c.train.steps, 9);
+        assert!(c.model.friction.learnable);
+        assert_eq!(c.name, "other");
+    }
+
+    #[test]
+    fn unknown_override_key_is_named() {
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::parse(GOOD, &["train.nonsense=1".into()]).unwrap_err()
+        );
+        assert!(err.contains("unknown field `train.nonsense`"), "{err}");
+        let err = format!("{:#}", ExperimentConfig::parse(GOOD, &["oops".into()]).unwrap_err());
+        assert!(err.contains("expected KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let text = GOOD.replace("split: Forecast(n_train: 3),", "");
+        let err = format!("{:#}", ExperimentConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("split"), "{err}");
+    }
+}

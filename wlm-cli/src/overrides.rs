@@ -1,0 +1,397 @@
+//! `--set key=value` on RON text: finds the dotted path in the document and splices the new
+//! value in, keeping everything else (enum variants, comments, formatting) as written.
+//!
+//! A parsed `ron::Value` would lose enum variant names (`Forecast(n_train: 5)` becomes a bare
+//! map), so the override works on the text: a small scanner locates the value's byte span.
+
+use anyhow::{anyhow, bail, Result};
+
+/// A token of RON text with its byte span.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    /// `( ) [ ] { } : , # !`
+    Punct(char),
+    /// An identifier (`train`, `Some`, `r#type`).
+    Ident(String),
+    /// A string, char, number or other literal; the text is not needed.
+    Literal,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    start: usize,
+    end: usize,
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if text[i..].starts_with("//") {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else if text[i..].starts_with("/*") {
+            let mut depth = 0usize;
+            loop {
+                if i >= bytes.len() {
+                    bail!("unterminated block comment");
+                }
+                if text[i..].starts_with("/*") {
+                    depth += 1;
+                    i += 2;
+                } else if text[i..].starts_with("*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else if b"()[]{}:,#!".contains(&c) {
+            out.push(Token { tok: Tok::Punct(c as char), start: i, end: i + 1 });
+            i += 1;
+        } else if c == b'"' {
+            let start = i;
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            if i >= bytes.len() {
+                bail!("unterminated string starting at byte {start}");
+            }
+            i += 1;
+            out.push(Token { tok: Tok::Literal, start, end: i });
+        } else if c == b'r' && (text[i..].starts_with("r\"") || text[i..].starts_with("r#\"")) {
+            let start = i;
+            let hashes = text[i + 1..].bytes().take_while(|&b| b == b'#').count();
+            let close = format!("\"{}", "#".repeat(hashes));
+            let body = i + 2 + hashes;
+            let end = text[body..]
+                .find(&close)
+                .ok_or_else(|| anyhow!("unterminated raw string starting at byte {start}"))?;
+            i = body + end + close.len();
+            out.push(Token { tok: Tok::Literal, start, end: i });
+        } else if c == b'\'' {
+            let start = i;
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\'' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(bytes.len());
+            out.push(Token { tok: Tok::Literal, start, end: i });
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            if text[i..].starts_with("r#") {
+                i += 2;
+            }
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let name = text[start..i].trim_start_matches("r#").to_string();
+            out.push(Token { tok: Tok::Ident(name), start, end: i });
+        } else {
+            // Numbers and anything else up to a delimiter.
+            let start = i;
+            while i < bytes.len()
+                && !bytes[i].is_ascii_whitespace()
+                && !b"()[]{}:,\"'".contains(&bytes[i])
+                && !text[i..].starts_with("//")
+                && !text[i..].starts_with("/*")
+            {
+                i += 1;
+            }
+            if i == start {
+                i += 1;
+            }
+            out.push(Token { tok: Tok::Literal, start, end: i });
+        }
+    }
+    Ok(out)
+}
+
+/// A parsed value: its byte span and, for containers, its parts.
+#[derive(Debug)]
+struct Node {
+    start: usize,
+    end: usize,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// A literal or bare identifier.
+    Atom { is_string: bool },
+    /// `(key: value, …)` or `Name(key: value, …)`; `body` is the byte just after `(`.
+    Struct { body: usize, fields: Vec<(String, Node)> },
+    /// `(a, b)`, `Name(a)`, `Some(a)`.
+    Tuple(Vec<Node>),
+    /// `[…]` or `{…}`.
+    Other,
+}
+
+struct Parser<'a> {
+    tokens: &'a [Token],
+    text: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self, k: usize) -> Option<&Tok> {
+        self.tokens.get(self.pos + k).map(|t| &t.tok)
+    }
+
+    fn expect(&mut self, c: char) -> Result<usize> {
+        match self.tokens.get(self.pos) {
+            Some(t) if t.tok == Tok::Punct(c) => {
+                self.pos += 1;
+                Ok(t.end)
+            }
+            Some(t) => bail!("expected `{c}` at byte {}, found `{}`", t.start, self.slice(t)),
+            None => bail!("expected `{c}`, found the end of the text"),
+        }
+    }
+
+    fn slice(&self, t: &Token) -> &str {
+        &self.text[t.start..t.end]
+    }
+
+    /// Skips `#![enable(...)]` attributes at the start of a document.
+    fn skip_attributes(&mut self) -> Result<()> {
+        while self.peek(0) == Some(&Tok::Punct('#')) {
+            self.pos += 1;
+            if self.peek(0) == Some(&Tok::Punct('!')) {
+                self.pos += 1;
+            }
+            self.skip_group('[', ']')?;
+        }
+        Ok(())
+    }
+
+    fn skip_group(&mut self, open: char, close: char) -> Result<usize> {
+        self.expect(open)?;
+        let mut depth = 1;
+        while let Some(t) = self.tokens.get(self.pos) {
+            self.pos += 1;
+            match t.tok {
+                Tok::Punct(c) if c == open => depth += 1,
+                Tok::Punct(c) if c == close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(t.end);
+                    }
+                }
+                _ => {}
+            }
+        }
+        bail!("unclosed `{open}`")
+    }
+
+    fn value(&mut self) -> Result<Node> {
+        let first = self
+            .tokens
+            .get(self.pos)
+            .ok_or_else(|| anyhow!("expected a value, found the end of the text"))?
+            .clone();
+        match &first.tok {
+            Tok::Punct('[') => {
+                let end = self.skip_group('[', ']')?;
+                Ok(Node { start: first.start, end, kind: Kind::Other })
+            }
+            Tok::Punct('{') => {
+                let end = self.skip_group('{', '}')?;
+                Ok(Node { start: first.start, end, kind: Kind::Other })
+            }
+            Tok::Punct('(') => self.parens(first.start),
+            Tok::Ident(_) => {
+                self.pos += 1;
+                if self.peek(0) == Some(&Tok::Punct('(')) {
+                    self.parens(first.start)
+                } else {
+                    Ok(Node { start: first.start, end: first.end, kind: Kind::Atom { is_string: false } })
+                }
+            }
+            Tok::Literal => {
+                self.pos += 1;
+                let is_string = self.text[first.start..].starts_with('"')
+                    || self.text[first.start..].starts_with('r');
+                Ok(Node { start: first.start, end: first.end, kind: Kind::Atom { is_string } })
+            }
+            Tok::Punct(c) => bail!("unexpected `{c}` at byte {}", first.start),
+        }
+    }
+
+    /// `( … )` starting at the current token; `start` is where the whole value starts.
+    fn parens(&mut self, start: usize) -> Result<Node> {
+        let body = self.expect('(')?;
+        let is_struct = matches!(
+            (self.peek(0), self.peek(1)),
+            (Some(Tok::Ident(_)), Some(Tok::Punct(':')))
+        ) || self.peek(0) == Some(&Tok::Punct(')'));
+        if is_struct {
+            let mut fields = Vec::new();
+            while self.peek(0) != Some(&Tok::Punct(')')) {
+                let name = match self.peek(0) {
+                    Some(Tok::Ident(name)) => name.clone(),
+                    _ => {
+                        let t = self.tokens.get(self.pos).map(|t| t.start).unwrap_or(self.text.len());
+                        bail!("expected a field name at byte {t}");
+                    }
+                };
+                self.pos += 1;
+                self.expect(':')?;
+                let value = self.value()?;
+                fields.push((name, value));
+                if self.peek(0) == Some(&Tok::Punct(',')) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+            let end = self.expect(')')?;
+            Ok(Node { start, end, kind: Kind::Struct { body, fields } })
+        } else {
+            let mut items = Vec::new();
+            while self.peek(0) != Some(&Tok::Punct(')')) {
+                items.push(self.value()?);
+                if self.peek(0) == Some(&Tok::Punct(',')) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+            let end = self.expect(')')?;
+            Ok(Node { start, end, kind: Kind::Tuple(items) })
+        }
+    }
+}
+
+/// Returns `text` with the value at the dotted `path` replaced by `value` (RON text), or the
+/// field inserted when the struct on the path does not have it yet (missing intermediate
+/// structs are created as `(key: …)`).
+///
+/// A bare word given where the document has a string (`--set name=run1`) is quoted.
+///
+/// # Errors
+/// Malformed RON around the path; a path that goes through something that is not a struct
+/// (a list, a number).
+pub(crate) fn set_path(text: &str, path: &str, value: &str) -> Result<String> {
+    let segments: Vec<&str> = path.split('.').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        bail!("invalid key `{path}`: expected a dotted path such as `train.steps`");
+    }
+    let tokens = tokenize(text)?;
+    let mut parser = Parser { tokens: &tokens, text, pos: 0 };
+    parser.skip_attributes()?;
+    let root = parser.value()?;
+    let mut node = &root;
+    let mut k = 0;
+    loop {
+        match &node.kind {
+            Kind::Tuple(items) if items.len() == 1 => node = &items[0],
+            Kind::Struct { body, fields } => {
+                let segment = segments[k];
+                match fields.iter().find(|(name, _)| name == segment) {
+                    Some((_, child)) if k + 1 == segments.len() => {
+                        let value = match child.kind {
+                            Kind::Atom { is_string: true }
+                                if !value.trim_start().starts_with('"')
+                                    && !value.trim_start().starts_with("r\"")
+                                    && !value.trim_start().starts_with("r#") =>
+                            {
+                                format!("{value:?}")
+                            }
+                            _ => value.to_string(),
+                        };
+                        return Ok(format!("{}{}{}", &text[..child.start], value, &text[child.end..]));
+                    }
+                    Some((_, child)) => {
+                        node = child;
+                        k += 1;
+                    }
+                    None => {
+                        let mut inserted = value.to_string();
+                        for seg in segments[k + 1..].iter().rev() {
+                            inserted = format!("({seg}: {inserted})");
+                        }
+                        let sep = if fields.is_empty() { "" } else { ", " };
+                        return Ok(format!(
+                            "{}{segment}: {inserted}{sep}{}",
+                            &text[..*body],
+                            &text[*body..]
+                        ));
+                    }
+                }
+            }
+            _ => {
+                let done = segments[..k].join(".");
+                let at = if done.is_empty() { "the document".to_string() } else { format!("`{done}`") };
+                bail!("cannot set `{path}`: {at} is not a struct with named fields");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"// A config.
+(
+    name: "boids", // trailing comment
+    model: (energy: Attention((dim: 2, heads: 4)), friction: (gamma: 0.0)),
+    train: (steps: 100, loss: (p: 1)),
+    split: Forecast(n_train: 5),
+    data: (source: Boids((n_particles: 64, flocking: ()))),
+)
+"#;
+
+    #[test]
+    fn existing_field_is_replaced_and_the_rest_kept() {
+        let out = set_path(DOC, "train.steps", "7").unwrap();
+        assert!(out.contains("train: (steps: 7, loss: (p: 1))"), "{out}");
+        assert!(out.contains("// trailing comment"));
+        assert!(out.contains("split: Forecast(n_train: 5)"));
+    }
+
+    #[test]
+    fn fields_inside_enum_variants_and_newtypes_are_reachable() {
+        let out = set_path(DOC, "split.n_train", "9").unwrap();
+        assert!(out.contains("Forecast(n_train: 9)"), "{out}");
+        let out = set_path(DOC, "model.energy.heads", "2").unwrap();
+        assert!(out.contains("Attention((dim: 2, heads: 2))"), "{out}");
+        let out = set_path(DOC, "data.source.flocking.dt", "0.25").unwrap();
+        assert!(out.contains("flocking: (dt: 0.25)"), "{out}");
+    }
+
+    #[test]
+    fn missing_fields_and_structs_are_inserted() {
+        let out = set_path(DOC, "train.lr", "0.001").unwrap();
+        assert!(out.contains("train: (lr: 0.001, steps: 100"), "{out}");
+        let out = set_path(DOC, "eval.steps_per_interval", "3").unwrap();
+        assert!(out.contains("(eval: (steps_per_interval: 3), \n    name"), "{out}");
+    }
+
+    #[test]
+    fn bare_words_replacing_strings_are_quoted() {
+        let out = set_path(DOC, "name", "run1").unwrap();
+        assert!(out.contains("name: \"run1\","), "{out}");
+        let out = set_path(DOC, "name", "\"run2\"").unwrap();
+        assert!(out.contains("name: \"run2\","), "{out}");
+    }
+
+    #[test]
+    fn paths_through_non_structs_are_errors() {
+        let err = set_path(DOC, "train.steps.x", "1").unwrap_err().to_string();
+        assert!(err.contains("`train.steps` is not a struct"), "{err}");
+        assert!(set_path(DOC, "train..steps", "1").is_err());
+        assert!(set_path("(a: \"unterminated)", "a", "1").is_err());
+    }
+}

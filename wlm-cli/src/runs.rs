@@ -1,0 +1,409 @@
+//! `wlm train`, `forecast`, `interpolate`, `eval`: run directories, progress, predictions
+//! and W1 tables.
+//!
+//! Besides the learner's files (see `wlm::Run`), a run directory holds `experiment.ron` (the
+//! full CLI config, data paths made absolute), `interpolation.npz` (predictions at the test
+//! snapshots, each from the observed snapshot before it) and `plots/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use wlm::{Evaluation, Model, Run, Split, StepReport, TrainObserver, Trainer};
+use wlm_data::Snapshots;
+
+use crate::cli::{EvalArgs, TrainArgs};
+use crate::config::{from_ron, ExperimentConfig};
+use crate::data::{load_any, load_config_data};
+use crate::progress::{Mode, Progress};
+use crate::report::{evaluation_table, simple_table};
+
+/// The CLI's config inside a run directory.
+pub(crate) const EXPERIMENT_FILE: &str = "experiment.ron";
+/// Interpolation predictions inside a run directory.
+pub(crate) const INTERPOLATION_FILE: &str = "interpolation.npz";
+
+/// Prints training progress.
+struct Observer {
+    progress: Progress,
+    mode: Mode,
+    learnable_friction: bool,
+}
+
+impl TrainObserver for Observer {
+    fn on_step(&mut self, report: &StepReport) {
+        let note = if self.learnable_friction {
+            format!("friction {:.4}", report.friction)
+        } else {
+            String::new()
+        };
+        self.progress.update(report.step, report.loss, &note);
+    }
+
+    fn on_evaluation(&mut self, step: usize, e: &Evaluation) {
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        let fmt = |m: Option<wlm::MeanSe>| m.map_or("-".into(), |m| format!("{:.4}", m.mean));
+        let line = format!(
+            "step {step}: W1 train {} test {}",
+            fmt(e.train_w1),
+            fmt(e.test_w1)
+        );
+        if self.mode == Mode::Bar {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{line}");
+    }
+}
+
+/// Checks that the data suit the model and the split.
+///
+/// # Errors
+/// A dimension mismatch (naming `model.energy.dim`) or an unusable split.
+pub(crate) fn check_data(config: &ExperimentConfig, snapshots: &Snapshots) -> Result<Split> {
+    if config.model_dim() != snapshots.dim() {
+        bail!(
+            "invalid config field `model.energy.dim`: the model is {}-dimensional but the data are {}-dimensional",
+            config.model_dim(),
+            snapshots.dim()
+        );
+    }
+    Ok(config.split.resolve(snapshots.len())?)
+}
+
+/// `wlm train`: trains (or resumes) a run, prints its W1 table and writes its plots.
+///
+/// # Errors
+/// Config, data, training and I/O failures.
+pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
+    let config = match (&args.config, args.resume) {
+        (Some(path), false) => ExperimentConfig::load(path, &args.set)?,
+        (_, true) => {
+            if !args.set.is_empty() {
+                bail!("--set cannot change a resumed run: its config is fixed in the run directory");
+            }
+            let dir = match (&args.run_dir, &args.config) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(path)) => default_run_dir(&ExperimentConfig::load(path, &[])?),
+                (None, None) => bail!("--resume needs --run-dir or --config"),
+            };
+            read_experiment(&dir)?
+        }
+        (None, false) => bail!("--config is required (or --resume with --run-dir)"),
+    };
+    let dir = args.run_dir.clone().unwrap_or_else(|| default_run_dir(&config));
+    train_config(&config, &dir, args.resume, mode)?;
+    Ok(dir)
+}
+
+/// `runs/<name>`.
+pub(crate) fn default_run_dir(config: &ExperimentConfig) -> PathBuf {
+    Path::new("runs").join(&config.name)
+}
+
+/// Trains `config` in `dir` (resuming its checkpoint when `resume`), then evaluates, writes
+/// predictions and plots, and prints the W1 table. Returns the evaluation.
+///
+/// # Errors
+/// Config, data, training and I/O failures.
+pub(crate) fn train_config(
+    config: &ExperimentConfig,
+    dir: &Path,
+    resume: bool,
+    mode: Mode,
+) -> Result<Evaluation> {
+    let snapshots = load_config_data(&config.data)?;
+    let split = check_data(config, &snapshots)?;
+    let device = Device::Cpu;
+    let mut run = if resume {
+        Run::resume(dir, snapshots.clone(), &device)
+            .with_context(|| format!("cannot resume the run in {}", dir.display()))?
+    } else {
+        if dir.join(wlm::CHECKPOINT_FILE).exists() {
+            bail!(
+                "{} already holds a run: continue it with --resume, or choose another --run-dir",
+                dir.display()
+            );
+        }
+        let run = Run::create(dir, config.run_config(), snapshots.clone(), &device)
+            .with_context(|| format!("cannot start a run in {}", dir.display()))?;
+        let mut stored = config.clone();
+        stored.data.source.absolutize();
+        write_text(&dir.join(EXPERIMENT_FILE), &stored.to_ron()?)?;
+        run
+    };
+    let first = run.trainer().step_count();
+    let total = run.config().train.steps;
+    if mode != Mode::Quiet {
+        eprintln!(
+            "training `{}`: {} snapshots of {} points in {} dimensions, split {} train / {} test, {} steps{}",
+            config.name,
+            snapshots.len(),
+            snapshots.n_particles(0),
+            snapshots.dim(),
+            split.train.len(),
+            split.test.len(),
+            total,
+            if first > 0 { format!(" (resuming at step {first})") } else { String::new() }
+        );
+    }
+    let mut observer = Observer {
+        progress: Progress::new("train", first, total, mode),
+        mode,
+        learnable_friction: config.model.friction.learnable,
+    };
+    let result = run.train(&mut observer);
+    observer.progress.finish();
+    result.with_context(|| format!("training failed (run directory {})", dir.display()))?;
+    let seconds = observer.progress.elapsed();
+    let evaluation = run.finish().context("final evaluation failed")?;
+    if !split.is_forecast() {
+        let trainer = run.trainer();
+        let predictions = trainer.ema().with_shadows(|| {
+            interpolations(trainer.model(), &snapshots, &split.test, config)
+                .map_err(|e| wlm::Error::Data(format!("{e:#}")))
+        })?;
+        write_interpolations(&dir.join(INTERPOLATION_FILE), &snapshots, &split.test, &predictions)?;
+    }
+    if mode != Mode::Quiet && total > first {
+        eprintln!(
+            "trained {} steps in {:.1} s ({:.2} steps/s)",
+            total - first,
+            seconds,
+            (total - first) as f64 / seconds.max(1e-9)
+        );
+    }
+    println!("{}", evaluation_table(&evaluation));
+    let plots = crate::figures::plot_run(dir, config, &snapshots, &split, None)?;
+    if mode != Mode::Quiet {
+        eprintln!("run directory: {}", dir.display());
+        for p in plots {
+            eprintln!("plot: {}", p.display());
+        }
+    }
+    Ok(evaluation)
+}
+
+/// Reads a run directory's `experiment.ron`.
+///
+/// # Errors
+/// Missing or invalid file.
+pub(crate) fn read_experiment(dir: &Path) -> Result<ExperimentConfig> {
+    let path = dir.join(EXPERIMENT_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("cannot read {}: is {} a run directory written by `wlm train`?", path.display(), dir.display())
+    })?;
+    from_ron(&text).with_context(|| format!("invalid {}", path.display()))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Model weights for evaluation: plain weights, or a trainer restored from a checkpoint
+/// (whose EMA weights are used when the config asks for them).
+enum Weights {
+    Plain(Model),
+    Checkpoint(Box<Trainer>),
+}
+
+impl Weights {
+    fn with_model<T>(&self, use_ema: bool, f: impl FnOnce(&Model) -> Result<T>) -> Result<T> {
+        match self {
+            Self::Plain(model) => f(model),
+            Self::Checkpoint(trainer) if use_ema => {
+                let mut out = None;
+                trainer.ema().with_shadows(|| {
+                    out = Some(f(trainer.model()));
+                    Ok(())
+                })?;
+                out.unwrap_or_else(|| bail!("evaluation did not run"))
+            }
+            Self::Checkpoint(trainer) => f(trainer.model()),
+        }
+    }
+}
+
+/// A trained run loaded for evaluation.
+struct Loaded {
+    config: ExperimentConfig,
+    snapshots: Snapshots,
+    split: Split,
+    weights: Weights,
+    source: PathBuf,
+}
+
+fn is_checkpoint(path: &Path) -> Result<bool> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("cannot read weights {}", path.display()))?;
+    Ok(tensors.contains_key("meta/step"))
+}
+
+fn load_run(args: &EvalArgs) -> Result<Loaded> {
+    let dir = &args.run_dir;
+    let mut config = read_experiment(dir)?;
+    if let Some(n) = args.substeps {
+        config.eval.steps_per_interval = n;
+        config.eval.validate()?;
+    }
+    let snapshots = match &args.data {
+        Some(path) => load_any(path)?.1,
+        None => load_config_data(&config.data)?,
+    };
+    let split = check_data(&config, &snapshots)?;
+    let device = Device::Cpu;
+    let preferred = if config.eval.use_ema { wlm::EMA_WEIGHTS_FILE } else { wlm::WEIGHTS_FILE };
+    let source = match &args.checkpoint {
+        Some(path) => path.clone(),
+        None if dir.join(preferred).exists() => dir.join(preferred),
+        None => dir.join(wlm::CHECKPOINT_FILE),
+    };
+    if !source.exists() {
+        bail!("{}: no such weights or checkpoint file", source.display());
+    }
+    let model = Model::new(config.model.clone(), &device)?;
+    let weights = if is_checkpoint(&source)? {
+        let train = snapshots.select(&split.train)?;
+        let mut trainer = Trainer::new(model, config.train.clone(), &train)?;
+        trainer.load_checkpoint(&source)?;
+        Weights::Checkpoint(Box::new(trainer))
+    } else {
+        model.load_weights(&source)?;
+        Weights::Plain(model)
+    };
+    Ok(Loaded { config, snapshots, split, weights, source })
+}
+
+fn to_f64_cpu(t: &Tensor) -> Result<Tensor> {
+    Ok(t.to_dtype(DType::F64)?.to_device(&Device::Cpu)?)
+}
+
+fn w1(prediction: &Tensor, snapshots: &Snapshots, k: usize) -> Result<f64> {
+    let y = snapshots.positions_tensor(k, DType::F64, &Device::Cpu)?;
+    Ok(wlm_ot::wasserstein_1(&to_f64_cpu(prediction)?, &y)?)
+}
+
+/// Interpolations of the snapshots `indices`, each from the observed snapshot before it.
+fn interpolations(
+    model: &Model,
+    snapshots: &Snapshots,
+    indices: &[usize],
+    config: &ExperimentConfig,
+) -> Result<Vec<Tensor>> {
+    indices
+        .iter()
+        .map(|&h| {
+            Ok(wlm::interpolate(
+                model,
+                snapshots,
+                h,
+                config.eval.initial_velocities,
+                config.eval.steps_per_interval,
+            )?)
+        })
+        .collect()
+}
+
+fn write_interpolations(
+    path: &Path,
+    snapshots: &Snapshots,
+    indices: &[usize],
+    predictions: &[Tensor],
+) -> Result<()> {
+    let times: Vec<f64> = indices.iter().map(|&h| snapshots.times()[h]).collect();
+    let predicted = Snapshots::from_tensors(times, predictions, None)
+        .context("the interpolation produced invalid values")?;
+    wlm_data::write_particles_npz(path, &predicted)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `wlm forecast`: one rollout from snapshot 0 through every observed time.
+///
+/// # Errors
+/// Loading, simulation and I/O failures.
+pub(crate) fn forecast(args: &EvalArgs, mode: Mode) -> Result<()> {
+    let loaded = load_run(args)?;
+    let eval = &loaded.config.eval;
+    let fc = loaded.weights.with_model(eval.use_ema, |model| {
+        Ok(wlm::forecast(model, &loaded.snapshots, 0, eval.initial_velocities, eval.steps_per_interval)?)
+    })?;
+    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(wlm::FORECAST_FILE));
+    wlm_data::write_particles_npz(&out, &fc.to_snapshots()?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let mut rows = Vec::new();
+    for k in 1..loaded.snapshots.len() {
+        let role = if loaded.split.test.contains(&k) { 1.0 } else { 0.0 };
+        rows.push((k, loaded.snapshots.times()[k], vec![w1(&fc.positions[k], &loaded.snapshots, k)?, role]));
+    }
+    println!(
+        "{}",
+        simple_table(
+            &format!("forecast from snapshot 0 ({}), exact W1", loaded.source.display()),
+            &["model W1", "held out (1 = yes)"],
+            &rows
+        )
+    );
+    if mode != Mode::Quiet {
+        eprintln!("predictions: {}", out.display());
+    }
+    Ok(())
+}
+
+/// `wlm interpolate`: each test snapshot from the observed snapshot before it.
+///
+/// # Errors
+/// Loading, simulation and I/O failures; a split without test snapshots.
+pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
+    let loaded = load_run(args)?;
+    let test = &loaded.split.test;
+    if test.is_empty() {
+        bail!("the run's split has no held-out snapshots to interpolate");
+    }
+    let eval = &loaded.config.eval;
+    let predictions = loaded.weights.with_model(eval.use_ema, |model| {
+        interpolations(model, &loaded.snapshots, test, &loaded.config)
+    })?;
+    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
+    write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
+    let mut rows = Vec::new();
+    for (&h, p) in test.iter().zip(&predictions) {
+        let baseline = wlm_ot::wasserstein_1(
+            &loaded.snapshots.positions_tensor(h - 1, DType::F64, &Device::Cpu)?,
+            &loaded.snapshots.positions_tensor(h, DType::F64, &Device::Cpu)?,
+        )?;
+        rows.push((h, loaded.snapshots.times()[h], vec![w1(p, &loaded.snapshots, h)?, baseline]));
+    }
+    println!(
+        "{}",
+        simple_table(
+            "interpolation of held-out snapshots from the snapshot before, exact W1",
+            &["model", "repeat_previous"],
+            &rows
+        )
+    );
+    if mode != Mode::Quiet {
+        eprintln!("predictions: {}", out.display());
+    }
+    Ok(())
+}
+
+/// `wlm eval`: the full evaluation with baselines; writes `evaluation.ron`.
+///
+/// # Errors
+/// Loading, simulation, metric and I/O failures.
+pub(crate) fn eval(args: &EvalArgs, mode: Mode) -> Result<()> {
+    let loaded = load_run(args)?;
+    let eval = loaded.config.eval.clone();
+    let evaluation = loaded.weights.with_model(eval.use_ema, |model| {
+        Ok(wlm::evaluate(model, &loaded.snapshots, &loaded.split, &eval)?)
+    })?;
+    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(wlm::EVALUATION_FILE));
+    let text = ron::ser::to_string_pretty(&evaluation, ron::ser::PrettyConfig::default())?;
+    write_text(&out, &text)?;
+    println!("{}", evaluation_table(&evaluation));
+    if mode != Mode::Quiet {
+        eprintln!("evaluation: {}", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Shared helpers: fixture loading, random clouds, tensor conversion.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// `../../shared/fixtures/<sub>` relative to this crate, or `WLM_FIXTURES/<sub>`; `None` (with a
+/// message) when absent, so the suite still runs on a checkout without the shared folder.
+pub(crate) fn fixture_dir(sub: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("WLM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    let dir = base.join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: fixtures not found at {}", dir.display());
+        None
+    }
+}
+
+/// Every `case_*.json` of a fixture folder, sorted, parsed.
+pub(crate) fn load_cases<T: serde::de::DeserializeOwned>(sub: &str) -> Vec<(String, T)> {
+    let Some(dir) = fixture_dir(sub) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("readable fixture dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("case_") && n.ends_with(".json"))
+        })
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no cases in {}", dir.display());
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("readable fixture");
+            let case = serde_json::from_str(&text).expect("valid fixture json");
+            (p.file_name().expect("name").to_string_lossy().into_owned(), case)
+        })
+        .collect()
+}
+
+/// `(n, d)` f64 tensor from nested rows.
+pub(crate) fn tensor_from_rows(rows: &[Vec<f64>]) -> Tensor {
+    let d = rows[0].len();
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (rows.len(), d), &Device::Cpu).expect("tensor")
+}
+
+/// `(n, d)` f64 tensor from a flat row-major vector.
+pub(crate) fn tensor(flat: &[f64], n: usize, d: usize) -> Tensor {
+    Tensor::from_slice(flat, (n, d), &Device::Cpu).expect("tensor")
+}
+
+/// Flat row-major values of a tensor as f64.
+pub(crate) fn values(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(candle_core::DType::F64)
+        .expect("f64")
+        .flatten_all()
+        .expect("flat")
+        .to_vec1()
+        .expect("vec")
+}
+
+/// `n` points in `[lo, hi)^d` (flat, row-major) from a seeded generator.
+pub(crate) fn uniform_cloud(rng: &mut StdRng, n: usize, d: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n * d).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// A seeded generator.
+pub(crate) fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `max_k |a_k − b_k| / max_k |b_k|`.
+pub(crate) fn rel_max_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0_f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+    a.iter()
+        .zip(b)
+        .fold(0.0_f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}

@@ -1,0 +1,102 @@
+//! Exact transport: POT `ot.emd2` fixtures, brute force over permutations, the 1-d closed form.
+
+use proptest::prelude::*;
+use serde::Deserialize;
+use wlm_ot::{wasserstein_1, wasserstein_2};
+
+use crate::common::{load_cases, rng, tensor, tensor_from_rows, uniform_cloud};
+
+#[derive(Deserialize)]
+struct EmdCase {
+    x: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+    w1: f64,
+    w2_squared: f64,
+}
+
+#[test]
+fn w1_and_w2_match_pot_emd2() {
+    for (name, case) in load_cases::<EmdCase>("emd") {
+        let (x, y) = (tensor_from_rows(&case.x), tensor_from_rows(&case.y));
+        let w1 = wasserstein_1(&x, &y).expect("w1");
+        let w2 = wasserstein_2(&x, &y).expect("w2");
+        let e1 = ((w1 - case.w1) / case.w1).abs();
+        let e2 = ((w2 * w2 - case.w2_squared) / case.w2_squared).abs();
+        assert!(e1 < 1e-9, "{name}: W1 {w1} vs POT {} (rel {e1:e})", case.w1);
+        assert!(e2 < 1e-9, "{name}: W2² {} vs POT {} (rel {e2:e})", w2 * w2, case.w2_squared);
+    }
+}
+
+/// Minimum over permutations σ of `mean_i c(x_i, y_σ(i))` (Birkhoff: optimal for N = M).
+fn brute_force(x: &[f64], y: &[f64], n: usize, d: usize, squared: bool) -> f64 {
+    let cost = |i: usize, j: usize| {
+        let sq: f64 = (0..d).map(|k| (x[i * d + k] - y[j * d + k]).powi(2)).sum();
+        if squared {
+            sq
+        } else {
+            sq.sqrt()
+        }
+    };
+    fn search(i: usize, used: &mut [bool], acc: f64, best: &mut f64, cost: &dyn Fn(usize, usize) -> f64) {
+        let n = used.len();
+        if i == n {
+            *best = best.min(acc);
+            return;
+        }
+        for j in 0..n {
+            if !used[j] {
+                used[j] = true;
+                search(i + 1, used, acc + cost(i, j), best, cost);
+                used[j] = false;
+            }
+        }
+    }
+    let mut best = f64::INFINITY;
+    search(0, &mut vec![false; n], 0.0, &mut best, &cost);
+    best / n as f64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exact_transport_equals_the_best_permutation(
+        (n, d, x, y) in (1usize..=6, 1usize..=3).prop_flat_map(|(n, d)| (
+            Just(n), Just(d),
+            prop::collection::vec(-1.0f64..1.0, n * d),
+            prop::collection::vec(-1.0f64..2.0, n * d),
+        ))
+    ) {
+        let (xt, yt) = (tensor(&x, n, d), tensor(&y, n, d));
+        let w1 = wasserstein_1(&xt, &yt).expect("w1");
+        let w2 = wasserstein_2(&xt, &yt).expect("w2");
+        let b1 = brute_force(&x, &y, n, d, false);
+        let b2 = brute_force(&x, &y, n, d, true);
+        prop_assert!((w1 - b1).abs() <= 1e-12 * (1.0 + b1), "W1 {} vs brute force {}", w1, b1);
+        prop_assert!((w2 * w2 - b2).abs() <= 1e-12 * (1.0 + b2), "W2² {} vs brute force {}", w2 * w2, b2);
+    }
+}
+
+#[test]
+fn one_dimensional_w1_is_the_mean_gap_of_sorted_samples() {
+    let mut r = rng(31);
+    for n in [10, 100, 400] {
+        let mut x = uniform_cloud(&mut r, n, 1, 0.0, 1.0);
+        let mut y = uniform_cloud(&mut r, n, 1, 0.3, 2.0);
+        let w1 = wasserstein_1(&tensor(&x, n, 1), &tensor(&y, n, 1)).expect("w1");
+        x.sort_by(f64::total_cmp);
+        y.sort_by(f64::total_cmp);
+        let want = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).sum::<f64>() / n as f64;
+        assert!(((w1 - want) / want).abs() < 1e-12, "n {n}: {w1} vs {want}");
+    }
+}
+
+#[test]
+fn transport_between_identical_clouds_is_zero_and_w2_dominates_w1() {
+    let mut r = rng(32);
+    let x = tensor(&uniform_cloud(&mut r, 50, 2, 0.0, 1.0), 50, 2);
+    let y = tensor(&uniform_cloud(&mut r, 70, 2, 0.5, 1.5), 70, 2);
+    assert!(wasserstein_1(&x, &x).expect("w1").abs() < 1e-15);
+    let (w1, w2) = (wasserstein_1(&x, &y).expect("w1"), wasserstein_2(&x, &y).expect("w2"));
+    assert!(w2 >= w1 - 1e-12, "W2 {w2} < W1 {w1}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of `wlm-ot`: fixtures from geomloss and POT, a dense reference, properties,
+//! autograd, exact transport and input errors.
+
+mod autograd;
+mod common;
+mod dense;
+mod emd;
+mod errors;
+mod fixtures;
+mod properties;
