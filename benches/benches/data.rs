@@ -5,10 +5,48 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 // --- GF-SDE ---
-// Owned by the wlm-data issue; placeholder until it lands.
+// Owned by the wlm-data issue. SPEC 5's data set: N 1000, d 2, 21 snapshots, dt 0.01,
+// 10 Euler–Maruyama sub-steps per interval.
+
+use wlm_data::{GfSdeConfig, Pairing, VelocitySnapshots};
 
 fn gf_sde(c: &mut Criterion) {
-    let _ = c;
+    let mut group = c.benchmark_group("gf_sde_generate_n1000_t21");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    let cases = [
+        (
+            "paired_velocities_all",
+            Pairing::Paired,
+            VelocitySnapshots::All,
+        ),
+        (
+            "paired_velocities_first",
+            Pairing::Paired,
+            VelocitySnapshots::First,
+        ),
+        (
+            "paired_no_velocities",
+            Pairing::Paired,
+            VelocitySnapshots::None,
+        ),
+        (
+            "unpaired_velocities_all",
+            Pairing::Unpaired,
+            VelocitySnapshots::All,
+        ),
+    ];
+    for (name, pairing, velocities) in cases {
+        let config = GfSdeConfig {
+            pairing,
+            velocities,
+            ..GfSdeConfig::default()
+        };
+        group.bench_function(name, |b| b.iter(|| config.generate().unwrap()));
+    }
+    group.finish();
 }
 
 criterion_group!(gf_sde_benches, gf_sde);

@@ -25,16 +25,18 @@ pub(crate) struct CellGrid {
     order: Vec<usize>,
     /// Positions gathered in `order`, row-major, so a cell's boids are contiguous.
     sorted_positions: Vec<f64>,
-    /// Linear cell index of each boid (by boid index).
-    cell_of: Vec<usize>,
+    /// Velocities gathered in `order`, row-major.
+    sorted_velocities: Vec<f64>,
+    /// Linear cell index of each slot of `order`.
+    slot_cell: Vec<usize>,
 }
 
 impl CellGrid {
-    /// Bins `positions` (row-major, `dim` columns, all finite) into cells at least `radius`
-    /// wide. The grid never has more than about `2 · n_boids` cells: sparse clouds get wider
+    /// Bins boids (row-major `positions` and `velocities`, `dim` columns, at most `u32::MAX`
+    /// boids) into cells at least `radius` wide, and gathers their state in cell order. The grid never has more than about `2 · n_boids` cells: sparse clouds get wider
     /// cells, which stay correct (only slower). A bounding box too large to subdivide falls
     /// back to a single cell.
-    pub(crate) fn build(positions: &[f64], dim: usize, radius: f64) -> Self {
+    pub(crate) fn build(positions: &[f64], velocities: &[f64], dim: usize, radius: f64) -> Self {
         let n_boids = positions.len() / dim;
         let mut min = vec![f64::INFINITY; dim];
         let mut max = vec![f64::NEG_INFINITY; dim];
@@ -104,10 +106,16 @@ impl CellGrid {
             order[fill[c]] = boid;
             fill[c] += 1;
         }
-        let mut sorted_positions = Vec::with_capacity(positions.len());
-        for &boid in &order {
-            sorted_positions.extend_from_slice(&positions[boid * dim..(boid + 1) * dim]);
-        }
+        let gather = |values: &[f64]| {
+            let mut sorted = Vec::with_capacity(values.len());
+            for &boid in &order {
+                sorted.extend_from_slice(&values[boid * dim..(boid + 1) * dim]);
+            }
+            sorted
+        };
+        let sorted_positions = gather(positions);
+        let sorted_velocities = gather(velocities);
+        let slot_cell = order.iter().map(|&boid| cell_of[boid]).collect();
         Self {
             dim,
             cells_per_axis,
@@ -115,24 +123,34 @@ impl CellGrid {
             cell_start,
             order,
             sorted_positions,
-            cell_of,
+            sorted_velocities,
+            slot_cell,
         }
     }
 
-    /// Writes into `out`, in ascending index order, every boid `j` with
-    /// `squared_distance(x_i, x_j) < radius²` for the `radius` of [`CellGrid::build`] (`i`
-    /// itself included). `radius_sq` must be `radius²` or smaller.
-    pub(crate) fn neighbours_of(
-        &self,
-        boid: usize,
-        positions: &[f64],
-        radius_sq: f64,
-        out: &mut Vec<usize>,
-    ) {
+    /// Boid indices in slot order: slot `s` holds boid `order()[s]`.
+    pub(crate) fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Position and velocity of the boid in slot `slot`.
+    pub(crate) fn state(&self, slot: usize) -> (&[f64], &[f64]) {
+        let range = slot * self.dim..(slot + 1) * self.dim;
+        (
+            &self.sorted_positions[range.clone()],
+            &self.sorted_velocities[range],
+        )
+    }
+
+    /// Writes into `out` every boid `j` with `squared_distance(x_i, x_j) < radius_sq` (`i`,
+    /// the boid in slot `slot`, included), packed as `(j << 32) | slot_of_j` and sorted, so in
+    /// ascending boid index. `radius_sq` must be at most the square of the `radius` of
+    /// [`CellGrid::build`].
+    pub(crate) fn neighbours_of(&self, slot: usize, radius_sq: f64, out: &mut Vec<u64>) {
         out.clear();
         let dim = self.dim;
-        let x_i = &positions[boid * dim..(boid + 1) * dim];
-        let home = self.cell_of[boid];
+        let x_i = &self.sorted_positions[slot * dim..(slot + 1) * dim];
+        let home = self.slot_cell[slot];
         let coords: Vec<usize> = (0..dim)
             .map(|k| home / self.strides[k] % self.cells_per_axis[k])
             .collect();
@@ -155,10 +173,10 @@ impl CellGrid {
             }
             if inside {
                 let slots = self.cell_start[base + lo_last]..self.cell_start[base + hi_last + 1];
-                for slot in slots {
-                    let x_j = &self.sorted_positions[slot * dim..(slot + 1) * dim];
+                for other in slots {
+                    let x_j = &self.sorted_positions[other * dim..(other + 1) * dim];
                     if crate::flock::squared_distance(x_i, x_j) < radius_sq {
-                        out.push(self.order[slot]);
+                        out.push(((self.order[other] as u64) << 32) | other as u64);
                     }
                 }
             }
@@ -176,7 +194,7 @@ impl CellGrid {
                 break;
             }
         }
-        // Each cell's run is ascending; the stable sort merges the runs cheaply.
+        // Each cell's run is ascending in `j`; the stable sort merges the runs cheaply.
         out.sort();
     }
 }
@@ -196,11 +214,15 @@ mod tests {
         };
         for dim in 1..=3 {
             let positions: Vec<f64> = (0..300 * dim).map(|_| 6.0 * uniform() - 3.0).collect();
-            let grid = CellGrid::build(&positions, dim, 0.7);
+            let grid = CellGrid::build(&positions, &positions, dim, 0.7);
             let mut found = Vec::new();
-            for i in 0..300 {
-                grid.neighbours_of(i, &positions, 0.49, &mut found);
+            for slot in 0..300 {
+                let i = grid.order()[slot];
+                grid.neighbours_of(slot, 0.49, &mut found);
+                let found: Vec<usize> = found.iter().map(|p| (p >> 32) as usize).collect();
+                let (x_slot, _) = grid.state(slot);
                 let x_i = &positions[i * dim..(i + 1) * dim];
+                assert_eq!(x_slot, x_i);
                 let expected: Vec<usize> = (0..300)
                     .filter(|&j| {
                         let x_j = &positions[j * dim..(j + 1) * dim];
@@ -215,10 +237,12 @@ mod tests {
     #[test]
     fn far_outliers_and_huge_spans_stay_within_the_cell_budget() {
         let positions = vec![0.0, 0.0, 1e300, -1e300, 0.1, 0.0, -1e300, 1e300];
-        let grid = CellGrid::build(&positions, 2, 1.0);
+        let grid = CellGrid::build(&positions, &positions, 2, 1.0);
         assert!(grid.cell_start.len() - 1 <= 64);
+        let slot = grid.order().iter().position(|&boid| boid == 0).unwrap();
         let mut found = Vec::new();
-        grid.neighbours_of(0, &positions, 1.0, &mut found);
+        grid.neighbours_of(slot, 1.0, &mut found);
+        let found: Vec<u64> = found.iter().map(|p| p >> 32).collect();
         assert_eq!(found, vec![0, 2]);
     }
 }

@@ -20,6 +20,7 @@ pub struct Flock {
     positions: Vec<f64>,
     velocities: Vec<f64>,
     next_velocities: Vec<f64>,
+    sorted_next_velocities: Vec<f64>,
     steps_taken: usize,
 }
 
@@ -39,6 +40,7 @@ impl Flock {
             positions,
             velocities,
             next_velocities,
+            sorted_next_velocities: Vec::new(),
             steps_taken: 0,
         })
     }
@@ -57,26 +59,40 @@ impl Flock {
         match self.config.neighbour_search {
             NeighbourSearch::AllPairs => {
                 let mut sums = vec![0.0; 3 * dim];
+                let row = |values: &'_ [f64], j: usize| &values[j * dim..(j + 1) * dim];
                 for (boid, out) in self.next_velocities.chunks_exact_mut(dim).enumerate() {
-                    rules.steer(dim, positions, velocities, boid, 0..n_boids, &mut sums, out);
+                    let others = (0..n_boids).map(|j| (row(positions, j), row(velocities, j)));
+                    let (x_i, v_i) = (row(positions, boid), row(velocities, boid));
+                    rules.steer(x_i, v_i, others, &mut sums, out);
                 }
             }
             NeighbourSearch::CellList => {
+                // Work in cell order (slots) so that neighbours are close in memory; sum them
+                // in ascending boid index; then scatter the results back to boid order.
                 let radius = rules.outer_radius.max(rules.inner_radius);
-                let grid = CellGrid::build(positions, dim, radius);
+                let grid = CellGrid::build(positions, velocities, dim, radius);
                 let search_sq = rules.outer_sq.max(rules.inner_sq);
-                self.next_velocities
+                let sorted_next = &mut self.sorted_next_velocities;
+                sorted_next.resize(n_boids * dim, 0.0);
+                sorted_next
                     .par_chunks_mut(dim)
                     .with_min_len(MIN_BOIDS_PER_TASK)
                     .enumerate()
                     .for_each_init(
                         || (Vec::new(), vec![0.0; 3 * dim]),
-                        |(found, sums), (boid, out)| {
-                            grid.neighbours_of(boid, positions, search_sq, found);
-                            let candidates = found.iter().copied();
-                            rules.steer(dim, positions, velocities, boid, candidates, sums, out);
+                        |(found, sums), (slot, out)| {
+                            grid.neighbours_of(slot, search_sq, found);
+                            let others = found
+                                .iter()
+                                .map(|&packed| grid.state((packed & u64::from(u32::MAX)) as usize));
+                            let (x_i, v_i) = grid.state(slot);
+                            rules.steer(x_i, v_i, others, sums, out);
                         },
                     );
+                for (slot, &boid) in grid.order().iter().enumerate() {
+                    self.next_velocities[boid * dim..(boid + 1) * dim]
+                        .copy_from_slice(&sorted_next[slot * dim..(slot + 1) * dim]);
+                }
             }
         }
         std::mem::swap(&mut self.velocities, &mut self.next_velocities);
@@ -153,34 +169,30 @@ impl Rules {
         }
     }
 
-    /// Writes boid `boid`'s new (normalised) velocity into `out`.
+    /// Writes the new (normalised) velocity of the boid at `x_i` with velocity `v_i` into
+    /// `out`.
     ///
-    /// `candidates` must be ascending and contain every neighbour within the larger radius;
-    /// non-neighbours among them are filtered here, so the arithmetic is the same whichever
-    /// search produced them. `sums` is scratch of length `3 · dim`.
-    #[allow(clippy::too_many_arguments)]
-    fn steer(
+    /// `others` yields `(x_j, v_j)` in ascending boid index and must include every neighbour
+    /// within the larger radius (the boid itself too); non-neighbours among them are filtered
+    /// here, so the arithmetic is the same whichever search produced them. `sums` is scratch
+    /// of length `3 · dim`.
+    fn steer<'a>(
         &self,
-        dim: usize,
-        positions: &[f64],
-        velocities: &[f64],
-        boid: usize,
-        candidates: impl Iterator<Item = usize>,
+        x_i: &[f64],
+        v_i: &[f64],
+        others: impl Iterator<Item = (&'a [f64], &'a [f64])>,
         sums: &mut [f64],
         out: &mut [f64],
     ) {
-        let x_i = &positions[boid * dim..(boid + 1) * dim];
-        let v_i = &velocities[boid * dim..(boid + 1) * dim];
+        let dim = x_i.len();
         sums.fill(0.0);
         let (cohesion, rest) = sums.split_at_mut(dim);
         let (separation, alignment) = rest.split_at_mut(dim);
         let mut n_outer = 0usize;
-        for other in candidates {
-            let x_j = &positions[other * dim..(other + 1) * dim];
+        for (x_j, v_j) in others {
             let d_sq = squared_distance(x_i, x_j);
             if d_sq < self.outer_sq {
                 n_outer += 1;
-                let v_j = &velocities[other * dim..(other + 1) * dim];
                 for k in 0..dim {
                     cohesion[k] += x_j[k] - x_i[k];
                     alignment[k] += v_j[k] - v_i[k];

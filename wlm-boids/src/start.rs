@@ -49,7 +49,7 @@ impl Start {
     /// Both vectors are row-major `(n_boids, dim)`.
     ///
     /// # Errors
-    /// [`Error::Start`] for zero boids, `dim == 0`, a length that is not a multiple of `dim`,
+    /// [`Error::Start`] for zero or more than `u32::MAX` boids, `dim == 0`, a length that is not a multiple of `dim`,
     /// velocities whose length differs from the positions', or a NaN or infinite value
     /// (naming the boid and coordinate).
     pub fn realise(&self) -> Result<(Vec<f64>, Vec<f64>, usize)> {
@@ -122,6 +122,13 @@ fn check_sizes(n_boids: usize, dim: usize) -> Result<()> {
     }
     if dim == 0 {
         return Err(Error::Start("dim must be at least 1, got 0".into()));
+    }
+    // The cell list packs boid indices into 32 bits.
+    if u32::try_from(n_boids).is_err() {
+        return Err(Error::Start(format!(
+            "at most {} boids, got {n_boids}",
+            u32::MAX
+        )));
     }
     Ok(())
 }

@@ -40,11 +40,13 @@ impl Canvas {
     }
 
     /// Width in pixels.
+    #[cfg(test)]
     pub(crate) fn width(&self) -> usize {
         self.width
     }
 
     /// Height in pixels.
+    #[cfg(test)]
     pub(crate) fn height(&self) -> usize {
         self.height
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use wlm::{EnergyConfig, EvalConfig, ModelConfig, RunConfig, SplitConfig, TrainConfig};
+use wlm::{EvalConfig, ModelConfig, RunConfig, SplitConfig, TrainConfig};
 use wlm_boids::FlockingConfig;
 use wlm_data::{GfSdeConfig, H5adConfig, TrajectoryNetConfig};
 
@@ -208,9 +208,7 @@ impl ExperimentConfig {
 
     /// The model's spatial dimension.
     pub(crate) fn model_dim(&self) -> usize {
-        match &self.model.energy {
-            EnergyConfig::Attention(c) => c.dim,
-        }
+        self.model.energy.dim()
     }
 
     /// Pretty RON text of the config.
@@ -253,11 +251,10 @@ impl DataSource {
 /// Syntax errors, unknown fields, wrong types.
 pub(crate) fn from_ron<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     let mut de = ron::Deserializer::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut unknown = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
     let result = {
-        let ignoring = serde_ignored::Deserializer::new(&mut de, |path| {
-            unknown.push(path.to_string());
-        });
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let ignoring = serde_ignored::Deserializer::new(&mut de, &mut record);
         serde_path_to_error::deserialize(ignoring)
     };
     match result {
@@ -356,5 +353,46 @@ mod tests {
         let text = GOOD.replace("split: Forecast(n_train: 3),", "");
         let err = format!("{:#}", ExperimentConfig::parse(&text, &[]).unwrap_err());
         assert!(err.contains("split"), "{err}");
+    }
+
+    fn configs_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+    }
+
+    #[test]
+    fn every_config_in_the_configs_folder_parses() {
+        let mut n = 0;
+        for entry in std::fs::read_dir(configs_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "ron") {
+                let c = ExperimentConfig::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                assert!(stem.starts_with(c.name.split('_').next().unwrap()), "{stem}: {}", c.name);
+                n += 1;
+            }
+        }
+        assert!(n >= 10, "only {n} configs");
+    }
+
+    #[test]
+    fn gf_sde_template_accepts_every_potential_and_pairing() {
+        let path = configs_dir().join("gf_sde.ron");
+        for potential in
+            ["quadratic", "styblinski_tang", "bohachevsky", "oakley_o_hagan", "wavy_plateau"]
+        {
+            for pairing in ["paired", "unpaired"] {
+                let c = ExperimentConfig::load(
+                    &path,
+                    &[
+                        format!("data.source.potential={potential}"),
+                        format!("data.source.pairing={pairing}"),
+                        "model.friction=(gamma: 1.0, learnable: true)".into(),
+                    ],
+                )
+                .unwrap_or_else(|e| panic!("{potential} {pairing}: {e:#}"));
+                assert!(c.model.friction.learnable);
+            }
+        }
     }
 }

@@ -133,7 +133,13 @@ pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{}: not a valid .npz (zip) archive", path.display()))?;
-    Ok(archive.file_names().map(|n| n.trim_end_matches(".npy").to_string()).collect())
+    archive
+        .file_names()
+        .map(|n| {
+            n.map(|n| n.trim_end_matches(".npy").to_string())
+                .with_context(|| format!("{}: unreadable entry name", path.display()))
+        })
+        .collect()
 }
 
 /// One array of an `.npz` archive.

@@ -88,3 +88,17 @@ pub(crate) fn demo(args: &DemoArgs, mode: Mode) -> Result<()> {
     println!("demo finished in {:.1} s; run directory {}", start.elapsed().as_secs_f64(), dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_config_parses_in_both_variants() {
+        let full = DemoArgs { quick: false, run_dir: None, steps: None, seed: 0 };
+        let c = demo_config(&full).unwrap();
+        assert_eq!(c.name, "demo");
+        let quick = demo_config(&DemoArgs { quick: true, steps: Some(7), ..full }).unwrap();
+        assert_eq!((quick.name.as_str(), quick.train.steps), ("demo-quick", 7));
+    }
+}

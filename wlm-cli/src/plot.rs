@@ -294,13 +294,40 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canv
             }
         }
     }
-    draw_legend(
-        &mut canvas,
-        frame.right as i64 - 8,
-        frame.top as i64 + 8,
-        &chart.series.iter().map(|s| (s.label.clone(), s.color)).collect::<Vec<_>>(),
-    );
+    let entries: Vec<(String, Rgb)> =
+        chart.series.iter().map(|s| (s.label.clone(), s.color)).collect();
+    let (w, h) = legend_size(&entries);
+    // The corner whose legend box covers the fewest data points.
+    let pixels: Vec<(f64, f64)> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied().filter(finite))
+        .map(|(x, y)| (frame.px(x), frame.py(y)))
+        .collect();
+    let (l, t, r, b) =
+        (frame.left as i64 + 8 + w, frame.top as i64 + 8, frame.right as i64 - 8, frame.bottom as i64 - 8 - h);
+    let corners = [(r, t), (l, t), (r, b), (l, b)];
+    let covered = |&(right, top): &(i64, i64)| {
+        pixels
+            .iter()
+            .filter(|&&(px, py)| {
+                px >= (right - w - 4) as f64
+                    && px <= (right + 4) as f64
+                    && py >= (top - 4) as f64
+                    && py <= (top + h + 4) as f64
+            })
+            .count()
+    };
+    let best = corners.iter().min_by_key(|c| covered(c)).copied().unwrap_or((r, t));
+    draw_legend(&mut canvas, best.0, best.1, &entries);
     canvas
+}
+
+/// Width and height in pixels of the legend box of `entries`.
+fn legend_size(entries: &[(String, Rgb)]) -> (i64, i64) {
+    let shown: Vec<&(String, Rgb)> = entries.iter().filter(|e| !e.0.is_empty()).collect();
+    let widest = shown.iter().map(|e| text_width(&e.0, 1)).max().unwrap_or(0);
+    (widest + 30, 14 * shown.len() as i64 + 6)
 }
 
 /// Legend box with its top-right corner at `(right, top)`.
@@ -309,9 +336,8 @@ fn draw_legend(canvas: &mut Canvas, right: i64, top: i64, entries: &[(String, Rg
     if entries.is_empty() {
         return;
     }
-    let widest = entries.iter().map(|e| text_width(&e.0, 1)).max().unwrap_or(0);
-    let w = widest + 30;
-    let h = 14 * entries.len() as i64 + 6;
+    let owned: Vec<(String, Rgb)> = entries.iter().map(|e| (*e).clone()).collect();
+    let (w, h) = legend_size(&owned);
     let left = right - w;
     canvas.fill_rect(left, top, right, top + h, WHITE);
     canvas.rect(left, top, right, top + h, GREY);

@@ -28,7 +28,14 @@ pub struct BlurConfig {
 
 impl Default for BlurConfig {
     fn default() -> Self {
-        Self { n_snapshots: 8, pairs_per_snapshot: 4096, scale: 0.5, min: 1e-3, max: 10.0, seed: 0 }
+        Self {
+            n_snapshots: 8,
+            pairs_per_snapshot: 4096,
+            scale: 0.5,
+            min: 1e-3,
+            max: 10.0,
+            seed: 0,
+        }
     }
 }
 
@@ -40,7 +47,11 @@ impl Default for BlurConfig {
 pub fn estimate_blur(snapshots: &Snapshots, config: &BlurConfig) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let dim = snapshots.dim();
-    let chosen = sample(&mut rng, snapshots.len(), config.n_snapshots.min(snapshots.len()));
+    let chosen = sample(
+        &mut rng,
+        snapshots.len(),
+        config.n_snapshots.min(snapshots.len()),
+    );
     let mut medians = Vec::with_capacity(chosen.len());
     for k in chosen {
         let x = snapshots.positions(k);
@@ -55,7 +66,11 @@ pub fn estimate_blur(snapshots: &Snapshots, config: &BlurConfig) -> f64 {
                 // A second index uniform over the other n − 1 points.
                 let j = (i + rng.random_range(1..n)) % n;
                 let (a, b) = (&x[i * dim..(i + 1) * dim], &x[j * dim..(j + 1) * dim]);
-                a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>().sqrt()
+                a.iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q) * (p - q))
+                    .sum::<f64>()
+                    .sqrt()
             })
             .collect();
         medians.push(median(&mut distances));
@@ -74,7 +89,10 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     if n % 2 == 1 {
         upper
     } else {
-        let lower = values[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lower = values[..n / 2]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         0.5 * (lower + upper)
     }
 }
@@ -108,7 +126,10 @@ mod tests {
         let huge = Snapshots::new(vec![0.0], 1, vec![line(50, 1e6)], None).unwrap();
         assert_eq!(estimate_blur(&huge, &BlurConfig::default()), 10.0);
         let s = Snapshots::new(vec![0.0], 1, vec![line(100, 0.1)], None).unwrap();
-        let config = BlurConfig { seed: 7, ..BlurConfig::default() };
+        let config = BlurConfig {
+            seed: 7,
+            ..BlurConfig::default()
+        };
         assert_eq!(estimate_blur(&s, &config), estimate_blur(&s, &config));
     }
 }

@@ -34,14 +34,20 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Snapshots> {
 }
 
 fn csv(bytes: &[u8], path: &Path) -> Result<Snapshots> {
-    let format = |problem: String| Error::Format { path: path.to_owned(), problem };
+    let format = |problem: String| Error::Format {
+        path: path.to_owned(),
+        problem,
+    };
     let key = |column: &str, problem: String| Error::Key {
         path: path.to_owned(),
         key: column.to_owned(),
         problem,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        format(format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()))
+        format(format!(
+            "not UTF-8 text: invalid byte at offset {}",
+            e.valid_up_to()
+        ))
     })?;
     let mut lines = text
         .lines()
@@ -70,12 +76,18 @@ fn csv(bytes: &[u8], path: &Path) -> Result<Snapshots> {
         }
         let number = |c: usize| -> Result<f64> {
             let v: f64 = fields[c].parse().map_err(|_| {
-                key(columns[c], format!("line {line}: cannot parse {:?} as a number", fields[c]))
+                key(
+                    columns[c],
+                    format!("line {line}: cannot parse {:?} as a number", fields[c]),
+                )
             })?;
             if v.is_finite() {
                 Ok(v)
             } else {
-                Err(key(columns[c], format!("line {line}: value is not finite ({v})")))
+                Err(key(
+                    columns[c],
+                    format!("line {line}: value is not finite ({v})"),
+                ))
             }
         };
         let time = number(0)? + 0.0;
@@ -145,16 +157,21 @@ fn csv(bytes: &[u8], path: &Path) -> Result<Snapshots> {
     } else {
         None
     };
-    Snapshots::new(times, dim, positions, velocities)
-        .map_err(|e| format(e.to_string()))
+    Snapshots::new(times, dim, positions, velocities).map_err(|e| format(e.to_string()))
 }
 
 /// Checks the header and returns the dimension.
 fn parse_header(columns: &[&str]) -> std::result::Result<usize, String> {
     if columns.first() != Some(&"time") {
-        return Err(format!("the first column must be `time`, found `{}`", columns[0]));
+        return Err(format!(
+            "the first column must be `time`, found `{}`",
+            columns[0]
+        ));
     }
-    let dim = columns[1..].iter().take_while(|c| c.starts_with('x')).count();
+    let dim = columns[1..]
+        .iter()
+        .take_while(|c| c.starts_with('x'))
+        .count();
     if dim == 0 {
         return Err("no position columns: expected `x0` after `time`".into());
     }
@@ -175,7 +192,10 @@ fn parse_header(columns: &[&str]) -> std::result::Result<usize, String> {
     }
     for (i, c) in rest.iter().enumerate() {
         if *c != format!("v{i}") {
-            return Err(format!("column {} must be `v{i}`, found `{c}`", dim + i + 2));
+            return Err(format!(
+                "column {} must be `v{i}`, found `{c}`",
+                dim + i + 2
+            ));
         }
     }
     Ok(dim)

@@ -99,7 +99,9 @@ impl GfSdeConfig {
     /// or non-finite `dt`; a negative or non-finite `sigma` or `initial_variance`.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, value: String, need: &str| {
-            Err(Error::Invalid(format!("GF-SDE config: {field} is {value}, {need}")))
+            Err(Error::Invalid(format!(
+                "GF-SDE config: {field} is {value}, {need}"
+            )))
         };
         if self.n_particles == 0 {
             return bad("n_particles", "0".into(), "need at least 1");
@@ -114,14 +116,22 @@ impl GfSdeConfig {
             return bad(
                 "dim",
                 self.dim.to_string(),
-                &format!("the {} potential needs at least {}", self.potential, self.potential.min_dim()),
+                &format!(
+                    "the {} potential needs at least {}",
+                    self.potential,
+                    self.potential.min_dim()
+                ),
             );
         }
         if !(self.dt.is_finite() && self.dt > 0.0) {
             return bad("dt", self.dt.to_string(), "need a finite positive step");
         }
         if !(self.sigma.is_finite() && self.sigma >= 0.0) {
-            return bad("sigma", self.sigma.to_string(), "need a finite non-negative value");
+            return bad(
+                "sigma",
+                self.sigma.to_string(),
+                "need a finite non-negative value",
+            );
         }
         if !(self.initial_variance.is_finite() && self.initial_variance >= 0.0) {
             return bad(
@@ -149,13 +159,54 @@ impl GfSdeConfig {
     /// diverges to infinity or NaN (e.g. a huge `dt` with the quartic Styblinski–Tang).
     pub fn generate(&self) -> Result<Snapshots> {
         self.validate()?;
-        let (n, d, t) = (self.n_particles, self.dim, self.n_snapshots);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let std0 = self.initial_variance.sqrt();
-        let draw = |rng: &mut ChaCha8Rng| -> Vec<f64> {
-            (0..n * d).map(|_| std0 * rng.sample::<f64, _>(StandardNormal)).collect()
+        let x0 = self.draw_start(&mut rng);
+        self.simulate(x0, rng, true)
+    }
+
+    /// As [`GfSdeConfig::generate`], but from the given start `x0` (`(n, dim)` row-major;
+    /// `n_particles` and `initial_variance` are ignored). Both unpaired modes resample the given
+    /// start (with replacement) for each snapshot, as there is no distribution to draw fresh
+    /// starts from.
+    ///
+    /// # Errors
+    /// The errors of [`GfSdeConfig::validate`]; [`Error::Invalid`] if `x0` is empty, not a
+    /// multiple of `dim` long, or not finite; [`Error::InvalidSnapshot`] on divergence.
+    pub fn generate_from(&self, x0: &[f64]) -> Result<Snapshots> {
+        self.validate()?;
+        if x0.is_empty() || x0.len() % self.dim != 0 {
+            return Err(Error::Invalid(format!(
+                "GF-SDE start: {} values is not a positive multiple of dim {}",
+                x0.len(),
+                self.dim
+            )));
+        }
+        if let Some(i) = x0.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "GF-SDE start: point {}, coordinate {} is not finite ({})",
+                i / self.dim,
+                i % self.dim,
+                x0[i]
+            )));
+        }
+        let config = Self {
+            n_particles: x0.len() / self.dim,
+            ..self.clone()
         };
-        let x0 = draw(&mut rng);
+        config.simulate(x0.to_vec(), ChaCha8Rng::seed_from_u64(self.seed), false)
+    }
+
+    /// `x0 ~ N(0, initial_variance · I)`, `(n_particles, dim)`.
+    fn draw_start(&self, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let std0 = self.initial_variance.sqrt();
+        (0..self.n_particles * self.dim)
+            .map(|_| std0 * rng.sample::<f64, _>(StandardNormal))
+            .collect()
+    }
+
+    /// Simulates from `x0`; `fresh_starts` lets [`Pairing::Unpaired`] draw new starts.
+    fn simulate(&self, x0: Vec<f64>, mut rng: ChaCha8Rng, fresh_starts: bool) -> Result<Snapshots> {
+        let (n, d, t) = (self.n_particles, self.dim, self.n_snapshots);
         let mut positions = Vec::with_capacity(t);
         positions.push(x0.clone());
         match self.pairing {
@@ -168,8 +219,8 @@ impl GfSdeConfig {
             }
             Pairing::Unpaired | Pairing::UnpairedBootstrap => {
                 for k in 1..t {
-                    let mut x = if self.pairing == Pairing::Unpaired {
-                        draw(&mut rng)
+                    let mut x = if self.pairing == Pairing::Unpaired && fresh_starts {
+                        self.draw_start(&mut rng)
                     } else {
                         let mut x = Vec::with_capacity(n * d);
                         for _ in 0..n {
@@ -191,7 +242,13 @@ impl GfSdeConfig {
                     VelocitySnapshots::None => false,
                 };
                 wanted.then(|| {
-                    probability_flow_velocity(&positions[k], d, self.potential, self.sigma, self.score_sign)
+                    probability_flow_velocity(
+                        &positions[k],
+                        d,
+                        self.potential,
+                        self.sigma,
+                        self.score_sign,
+                    )
                 })
             })
             .collect();
@@ -221,12 +278,20 @@ mod tests {
     use super::*;
 
     fn small() -> GfSdeConfig {
-        GfSdeConfig { n_particles: 50, n_snapshots: 4, ..GfSdeConfig::default() }
+        GfSdeConfig {
+            n_particles: 50,
+            n_snapshots: 4,
+            ..GfSdeConfig::default()
+        }
     }
 
     #[test]
     fn snapshots_have_the_configured_shape_and_times() {
-        for pairing in [Pairing::Paired, Pairing::Unpaired, Pairing::UnpairedBootstrap] {
+        for pairing in [
+            Pairing::Paired,
+            Pairing::Unpaired,
+            Pairing::UnpairedBootstrap,
+        ] {
             let s = GfSdeConfig { pairing, ..small() }.generate().unwrap();
             assert_eq!(s.len(), 4);
             assert_eq!(s.dim(), 2);
@@ -238,23 +303,73 @@ mod tests {
 
     #[test]
     fn velocity_option_controls_which_snapshots_have_them() {
-        let first = GfSdeConfig { velocities: VelocitySnapshots::First, ..small() }.generate().unwrap();
+        let first = GfSdeConfig {
+            velocities: VelocitySnapshots::First,
+            ..small()
+        }
+        .generate()
+        .unwrap();
         assert!(first.velocities(0).is_some() && first.velocities(1).is_none());
-        let none = GfSdeConfig { velocities: VelocitySnapshots::None, ..small() }.generate().unwrap();
+        let none = GfSdeConfig {
+            velocities: VelocitySnapshots::None,
+            ..small()
+        }
+        .generate()
+        .unwrap();
         assert!((0..4).all(|k| none.velocities(k).is_none()));
     }
 
     #[test]
     fn invalid_fields_are_named() {
         let cases = [
-            (GfSdeConfig { n_particles: 0, ..small() }, "n_particles is 0"),
-            (GfSdeConfig { n_snapshots: 0, ..small() }, "n_snapshots is 0"),
-            (GfSdeConfig { substeps: 0, ..small() }, "substeps is 0"),
-            (GfSdeConfig { dt: -0.1, ..small() }, "dt is -0.1"),
-            (GfSdeConfig { sigma: f64::NAN, ..small() }, "sigma is NaN"),
-            (GfSdeConfig { initial_variance: -1.0, ..small() }, "initial_variance is -1"),
             (
-                GfSdeConfig { potential: Potential::Bohachevsky, dim: 1, ..small() },
+                GfSdeConfig {
+                    n_particles: 0,
+                    ..small()
+                },
+                "n_particles is 0",
+            ),
+            (
+                GfSdeConfig {
+                    n_snapshots: 0,
+                    ..small()
+                },
+                "n_snapshots is 0",
+            ),
+            (
+                GfSdeConfig {
+                    substeps: 0,
+                    ..small()
+                },
+                "substeps is 0",
+            ),
+            (
+                GfSdeConfig {
+                    dt: -0.1,
+                    ..small()
+                },
+                "dt is -0.1",
+            ),
+            (
+                GfSdeConfig {
+                    sigma: f64::NAN,
+                    ..small()
+                },
+                "sigma is NaN",
+            ),
+            (
+                GfSdeConfig {
+                    initial_variance: -1.0,
+                    ..small()
+                },
+                "initial_variance is -1",
+            ),
+            (
+                GfSdeConfig {
+                    potential: Potential::Bohachevsky,
+                    dim: 1,
+                    ..small()
+                },
                 "bohachevsky potential needs at least 2",
             ),
         ];
@@ -262,6 +377,28 @@ mod tests {
             let msg = config.generate().unwrap_err().to_string();
             assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
         }
+    }
+
+    #[test]
+    fn a_given_start_is_snapshot_zero_and_is_checked() {
+        let x0 = [0.5, -0.5, 1.0, 2.0, 0.0, 0.0];
+        let s = small().generate_from(&x0).unwrap();
+        assert_eq!((s.n_particles(0), s.positions(0)), (3, &x0[..]));
+        let unpaired = GfSdeConfig {
+            pairing: Pairing::Unpaired,
+            ..small()
+        };
+        assert_eq!(unpaired.generate_from(&x0).unwrap().n_particles(3), 3);
+        let msg = small().generate_from(&x0[..5]).unwrap_err().to_string();
+        assert!(
+            msg.contains("5 values is not a positive multiple of dim 2"),
+            "{msg}"
+        );
+        let msg = small()
+            .generate_from(&[0.0, f64::NAN])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("point 0, coordinate 1 is not finite"), "{msg}");
     }
 
     #[test]

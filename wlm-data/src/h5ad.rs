@@ -103,12 +103,18 @@ struct TimeColumn {
 
 impl Reader<'_> {
     fn err(&self, key: &str, problem: String) -> Error {
-        Error::Key { path: self.path.to_owned(), key: key.to_owned(), problem }
+        Error::Key {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        }
     }
 
     fn hdf5_err(&self, key: &str, e: &hdf5_pure::Error) -> Error {
         match e {
-            hdf5_pure::Error::Format(FormatError::PathNotFound(_)) => self.err(key, "missing".into()),
+            hdf5_pure::Error::Format(FormatError::PathNotFound(_)) => {
+                self.err(key, "missing".into())
+            }
             _ => self.err(key, format!("cannot be read: {e}")),
         }
     }
@@ -122,7 +128,10 @@ impl Reader<'_> {
             Ok(g) => g.attrs().ok()?,
             Err(_) => self.file.dataset(key).ok()?.attrs().ok()?,
         };
-        attrs.get("encoding-type").and_then(AttrValue::as_str).map(str::to_owned)
+        attrs
+            .get("encoding-type")
+            .and_then(AttrValue::as_str)
+            .map(str::to_owned)
     }
 
     fn dataset(&self, key: &str) -> Result<Dataset> {
@@ -157,7 +166,10 @@ impl Reader<'_> {
             return Err(self.err(key, format!("holds {dtype:?} values, not numbers")));
         }
         let shape = ds.shape().map_err(|e| self.hdf5_err(key, &e))?;
-        let shape: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let shape: Vec<usize> = shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect();
         let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let values = ds.read_f64().map_err(|e| self.hdf5_err(key, &e))?;
         if count != Some(values.len()) {
@@ -170,7 +182,9 @@ impl Reader<'_> {
     }
 
     fn strings(&self, key: &str) -> Result<Vec<String>> {
-        self.dataset(key)?.read_string().map_err(|e| self.hdf5_err(key, &e))
+        self.dataset(key)?
+            .read_string()
+            .map_err(|e| self.hdf5_err(key, &e))
     }
 
     fn time_column(&self, time_key: &str) -> Result<TimeColumn> {
@@ -250,7 +264,11 @@ impl Reader<'_> {
                     .collect();
                 match parsed {
                     Some(values) => values.into_iter().zip(names).collect(),
-                    None => names.into_iter().enumerate().map(|(i, s)| (i as f64, s)).collect(),
+                    None => names
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, s)| (i as f64, s))
+                        .collect(),
                 }
             }
             _ => {
@@ -269,12 +287,18 @@ impl Reader<'_> {
             let (t, _) = labels.get(code as usize).ok_or_else(|| {
                 self.err(
                     key,
-                    format!("cell {cell} has code {code} but there are {} categories", labels.len()),
+                    format!(
+                        "cell {cell} has code {code} but there are {} categories",
+                        labels.len()
+                    ),
                 )
             })?;
             times.push(*t + 0.0);
         }
-        Ok(TimeColumn { times, names: labels })
+        Ok(TimeColumn {
+            times,
+            names: labels,
+        })
     }
 
     /// Reads a `(cells, ≥k)` matrix, keeping `k` columns (all if `None`); checks finiteness
@@ -293,7 +317,10 @@ impl Reader<'_> {
         }
         let (shape, values) = self.numeric(&key)?;
         let &[rows, cols] = &shape[..] else {
-            return Err(self.err(&key, format!("expected rank 2 (cells, components), got shape {shape:?}")));
+            return Err(self.err(
+                &key,
+                format!("expected rank 2 (cells, components), got shape {shape:?}"),
+            ));
         };
         if rows != cells {
             return Err(self.err(&key, format!("{rows} rows but obs has {cells} cells")));
@@ -313,7 +340,10 @@ impl Reader<'_> {
                 continue;
             }
             if let Some(c) = row.iter().position(|v| !v.is_finite()) {
-                return Err(self.err(&key, format!("cell {i}, component {c} is not finite ({})", row[c])));
+                return Err(self.err(
+                    &key,
+                    format!("cell {i}, component {c} is not finite ({})", row[c]),
+                ));
             }
             out.extend_from_slice(row);
         }
@@ -322,12 +352,18 @@ impl Reader<'_> {
 }
 
 fn numeric_times(values: Vec<f64>) -> TimeColumn {
-    TimeColumn { times: values.into_iter().map(|t| t + 0.0).collect(), names: Vec::new() }
+    TimeColumn {
+        times: values.into_iter().map(|t| t + 0.0).collect(),
+        names: Vec::new(),
+    }
 }
 
 fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
     if bytes.is_empty() {
-        return Err(Error::Format { path: path.to_owned(), problem: "empty file: not an HDF5 (.h5ad) file".into() });
+        return Err(Error::Format {
+            path: path.to_owned(),
+            problem: "empty file: not an HDF5 (.h5ad) file".into(),
+        });
     }
     let file = File::from_bytes(bytes).map_err(|e| Error::Format {
         path: path.to_owned(),
@@ -337,7 +373,10 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
     let column = reader.time_column(&config.time_key)?;
     let time_key = format!("obs/{}", config.time_key);
     if let Some(i) = column.times.iter().position(|t| !t.is_finite()) {
-        return Err(reader.err(&time_key, format!("time of cell {i} is not finite ({})", column.times[i])));
+        return Err(reader.err(
+            &time_key,
+            format!("time of cell {i} is not finite ({})", column.times[i]),
+        ));
     }
     let cells = column.times.len();
     if cells == 0 {
@@ -370,7 +409,10 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
                 } else if v.iter().any(|x| x.is_nan()) {
                     return Err(reader.err(
                         &m.path(),
-                        format!("snapshot {s} (time {}) has velocities on some cells but NaN on others", unique[s]),
+                        format!(
+                            "snapshot {s} (time {}) has velocities on some cells but NaN on others",
+                            unique[s]
+                        ),
                     ));
                 } else {
                     out.push(Some(v));
@@ -392,7 +434,10 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
         .collect();
     Snapshots::new(unique, dim, clouds, velocities)
         .and_then(|s| s.with_names(names))
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+        .map_err(|e| Error::Format {
+            path: path.to_owned(),
+            problem: e.to_string(),
+        })
 }
 
 fn text(s: &str) -> AttrValue {
@@ -402,14 +447,18 @@ fn text(s: &str) -> AttrValue {
 /// Writes snapshots as an AnnData `.h5ad` file that [`load_h5ad`] with the same `config`
 /// reads back, and that anndata (≥ 0.8) reads: `obs` holds a `float64` column
 /// `config.time_key` and a string index `0, 1, …`; positions go to `config.embedding` (with
-/// `X` also setting `var` to one variable per dimension); velocities, if `config.velocity` is
-/// set and any snapshot has them, go there with NaN rows for snapshots without. Names are not
-/// stored. `n_components` is ignored. The write is atomic.
+/// `X` also setting `var` to one variable per dimension); if `config.velocity` is set, the
+/// velocities go there, with NaN rows for the snapshots that have none (all rows NaN if none
+/// has). Names are not stored. `n_components` is ignored. The write is atomic.
 ///
 /// # Errors
 /// [`Error::Invalid`] if `config.velocity` names the same matrix as the positions;
 /// [`Error::Format`] if the HDF5 file cannot be built; [`Error::Io`] if writing fails.
-pub fn write_h5ad(path: impl AsRef<Path>, snapshots: &Snapshots, config: &H5adConfig) -> Result<()> {
+pub fn write_h5ad(
+    path: impl AsRef<Path>,
+    snapshots: &Snapshots,
+    config: &H5adConfig,
+) -> Result<()> {
     let path = path.as_ref();
     if config.velocity.as_ref() == Some(&config.embedding) {
         return Err(Error::Invalid(format!(
@@ -422,11 +471,16 @@ pub fn write_h5ad(path: impl AsRef<Path>, snapshots: &Snapshots, config: &H5adCo
     let mut times = Vec::with_capacity(cells);
     let mut positions = Vec::with_capacity(cells * dim);
     for k in 0..snapshots.len() {
-        times.extend(std::iter::repeat_n(snapshots.times()[k], snapshots.n_particles(k)));
+        times.extend(std::iter::repeat_n(
+            snapshots.times()[k],
+            snapshots.n_particles(k),
+        ));
         positions.extend_from_slice(snapshots.positions(k));
     }
-    let velocities = config.velocity.as_ref().and_then(|m| {
-        crate::particles::velocities_with_nan(snapshots).map(|v| (m.clone(), v))
+    let velocities = config.velocity.as_ref().map(|m| {
+        let v = crate::particles::velocities_with_nan(snapshots)
+            .unwrap_or_else(|| vec![f64::NAN; positions.len()]);
+        (m.clone(), v)
     });
 
     let mut fb = FileBuilder::new();
@@ -439,7 +493,10 @@ pub fn write_h5ad(path: impl AsRef<Path>, snapshots: &Snapshots, config: &H5adCo
     obs.set_attr("encoding-type", text("dataframe"));
     obs.set_attr("encoding-version", text("0.2.0"));
     obs.set_attr("_index", text("_index"));
-    obs.set_attr("column-order", AttrValue::VarLenStringArray(vec![config.time_key.clone()]));
+    obs.set_attr(
+        "column-order",
+        AttrValue::VarLenStringArray(vec![config.time_key.clone()]),
+    );
     obs.create_dataset("_index")
         .with_vlen_strings(&index)
         .set_attr("encoding-type", text("string-array"))
@@ -450,7 +507,11 @@ pub fn write_h5ad(path: impl AsRef<Path>, snapshots: &Snapshots, config: &H5adCo
         .set_attr("encoding-version", text("0.2.0"));
     fb.add_group(obs.finish());
 
-    let n_vars = if matches!(config.embedding, H5adMatrix::X) { dim } else { 0 };
+    let n_vars = if matches!(config.embedding, H5adMatrix::X) {
+        dim
+    } else {
+        0
+    };
     let var_index: Vec<String> = (0..n_vars).map(|i| format!("x{i}")).collect();
     let var_index: Vec<&str> = var_index.iter().map(String::as_str).collect();
     let mut var = fb.create_group("var");

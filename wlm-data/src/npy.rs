@@ -56,18 +56,19 @@ impl NpyDtype {
         matches!(self, Self::F32 | Self::F64)
     }
 
-    fn from_code(kind: u8, size: &str) -> Option<Self> {
-        Some(match (kind, size) {
-            (b'f', "4") => Self::F32,
-            (b'f', "8") => Self::F64,
-            (b'i', "1") => Self::I8,
-            (b'i', "2") => Self::I16,
-            (b'i', "4") => Self::I32,
-            (b'i', "8") => Self::I64,
-            (b'u', "1") => Self::U8,
-            (b'u', "2") => Self::U16,
-            (b'u', "4") => Self::U32,
-            (b'u', "8") => Self::U64,
+    /// The dtype of a code such as `f8` (without the byte-order character).
+    fn from_code(code: &[u8]) -> Option<Self> {
+        Some(match code {
+            b"f4" => Self::F32,
+            b"f8" => Self::F64,
+            b"i1" => Self::I8,
+            b"i2" => Self::I16,
+            b"i4" => Self::I32,
+            b"i8" => Self::I64,
+            b"u1" => Self::U8,
+            b"u2" => Self::U16,
+            b"u4" => Self::U32,
+            b"u8" => Self::U64,
             _ => return None,
         })
     }
@@ -160,16 +161,19 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
     let (major, minor) = (bytes[6], bytes[7]);
     let (header_start, header_len) = match (major, minor) {
         (1, 0) => {
-            let len = bytes.get(8..10).ok_or_else(|| {
-                NpyError::Truncated("the 2-byte header length is missing".into())
-            })?;
+            let len = bytes
+                .get(8..10)
+                .ok_or_else(|| NpyError::Truncated("the 2-byte header length is missing".into()))?;
             (10usize, u16::from_le_bytes([len[0], len[1]]) as usize)
         }
         (2, 0) | (3, 0) => {
-            let len = bytes.get(8..12).ok_or_else(|| {
-                NpyError::Truncated("the 4-byte header length is missing".into())
-            })?;
-            (12usize, u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+            let len = bytes
+                .get(8..12)
+                .ok_or_else(|| NpyError::Truncated("the 4-byte header length is missing".into()))?;
+            (
+                12usize,
+                u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+            )
         }
         _ => return Err(NpyError::Version { major, minor }),
     };
@@ -188,11 +192,10 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
     let dtype_err = || NpyError::Dtype(meta.descr.clone());
     let descr = meta.descr.as_bytes();
     let (order, code) = match descr.first() {
-        Some(b'<' | b'>' | b'|' | b'=') => (descr[0], &meta.descr[1..]),
-        _ => (b'=', meta.descr.as_str()),
+        Some(b'<' | b'>' | b'|' | b'=') => (descr[0], &descr[1..]),
+        _ => (b'=', descr),
     };
-    let kind = *code.as_bytes().first().ok_or_else(dtype_err)?;
-    let dtype = NpyDtype::from_code(kind, &code[1..]).ok_or_else(dtype_err)?;
+    let dtype = NpyDtype::from_code(code).ok_or_else(dtype_err)?;
     let big_endian = match order {
         b'<' => false,
         b'>' => true,
@@ -203,7 +206,10 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
         _ => cfg!(target_endian = "big"),
     };
     let data_bytes = &bytes[header_end..];
-    let count = meta.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let count = meta
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let expected = count.and_then(|c| c.checked_mul(dtype.size()));
     if expected != Some(data_bytes.len()) {
         return Err(NpyError::Size {
@@ -213,14 +219,21 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
             found: data_bytes.len(),
         });
     }
-    let values: Vec<f64> =
-        data_bytes.chunks_exact(dtype.size()).map(|c| decode(c, dtype, big_endian)).collect();
+    let values: Vec<f64> = data_bytes
+        .chunks_exact(dtype.size())
+        .map(|c| decode(c, dtype, big_endian))
+        .collect();
     let data = if meta.fortran_order && meta.shape.len() > 1 {
         fortran_to_c(&values, &meta.shape)
     } else {
         values
     };
-    Ok(NpyArray { shape: meta.shape, data, dtype, descr: meta.descr })
+    Ok(NpyArray {
+        shape: meta.shape,
+        data,
+        dtype,
+        descr: meta.descr,
+    })
 }
 
 fn decode(c: &[u8], dtype: NpyDtype, big_endian: bool) -> f64 {
@@ -289,7 +302,10 @@ enum Value {
 /// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }`.
 fn parse_header(text: &str) -> std::result::Result<Header, NpyError> {
     let bad = |m: String| NpyError::Header(m);
-    let mut p = Cursor { s: text.as_bytes(), i: 0 };
+    let mut p = Cursor {
+        s: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     if !p.eat(b'{') {
         return Err(bad("the header is not a dictionary (no opening '{')".into()));
@@ -300,13 +316,17 @@ fn parse_header(text: &str) -> std::result::Result<Header, NpyError> {
         if p.eat(b'}') {
             break;
         }
-        let key = p.string().ok_or_else(|| bad("expected a quoted key".into()))?;
+        let key = p
+            .string()
+            .ok_or_else(|| bad("expected a quoted key".into()))?;
         p.ws();
         if !p.eat(b':') {
             return Err(bad(format!("expected ':' after key '{key}'")));
         }
         p.ws();
-        let value = p.value().ok_or_else(|| bad(format!("unreadable value for key '{key}'")))?;
+        let value = p
+            .value()
+            .ok_or_else(|| bad(format!("unreadable value for key '{key}'")))?;
         match (key.as_str(), value) {
             ("descr", Value::Str(s)) => descr = Some(s),
             ("descr", Value::Other(s)) => return Err(NpyError::Dtype(s)),
@@ -368,7 +388,9 @@ impl Cursor<'_> {
         let start = self.i + 1;
         let len = self.s[start..].iter().position(|&c| c == quote)?;
         self.i = start + len + 1;
-        std::str::from_utf8(&self.s[start..start + len]).ok().map(str::to_owned)
+        std::str::from_utf8(&self.s[start..start + len])
+            .ok()
+            .map(str::to_owned)
     }
 
     fn word(&mut self) -> &str {
@@ -445,10 +467,21 @@ pub fn encode_npy(shape: &[usize], data: &[f64]) -> std::result::Result<Vec<u8>,
     }
     let dims = match shape {
         [one] => format!("({one},)"),
-        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");
-    let (version, prefix) = if header.len() + 11 <= usize::from(u16::MAX) { (1u8, 10) } else { (2, 12) };
+    let (version, prefix) = if header.len() + 11 <= usize::from(u16::MAX) {
+        (1u8, 10)
+    } else {
+        (2, 12)
+    };
     let total = (prefix + header.len() + 1).div_ceil(64) * 64;
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));
     header.push('\n');
@@ -490,14 +523,21 @@ pub fn parse_npy_snapshots(bytes: &[u8], times: Option<&[f64]>) -> Result<Snapsh
 }
 
 fn npy_snapshots(bytes: &[u8], path: &Path, times: Option<&[f64]>) -> Result<Snapshots> {
-    let array = parse_npy(bytes)
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })?;
+    let array = parse_npy(bytes).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
     let (t, n, d) = float_tnd(&array, path, None)?;
     let times = times_or_default(times, t, path, None)?;
     let positions = split_tnd(&array.data, t, n, d, path, None, false)?;
-    let positions = positions.into_iter().map(|p| p.unwrap_or_default()).collect();
-    Snapshots::new(times, d, positions, None)
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+    let positions = positions
+        .into_iter()
+        .map(|p| p.unwrap_or_default())
+        .collect();
+    Snapshots::new(times, d, positions, None).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })
 }
 
 /// Writes the positions of snapshots with equal sizes as a `(T, N, d)` `float64` `.npy` file
@@ -507,7 +547,9 @@ fn npy_snapshots(bytes: &[u8], path: &Path, times: Option<&[f64]>) -> Result<Sna
 /// [`Error::Invalid`] if the snapshots differ in size; [`Error::Io`] if writing fails.
 pub fn write_npy(path: impl AsRef<Path>, snapshots: &Snapshots) -> Result<()> {
     let n = crate::particles::equal_size(snapshots, "a (T, N, d) .npy file")?;
-    let data: Vec<f64> = (0..snapshots.len()).flat_map(|k| snapshots.positions(k).to_vec()).collect();
+    let data: Vec<f64> = (0..snapshots.len())
+        .flat_map(|k| snapshots.positions(k).to_vec())
+        .collect();
     let bytes = encode_npy(&[snapshots.len(), n, snapshots.dim()], &data)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(path.as_ref(), &bytes)
@@ -543,7 +585,10 @@ mod tests {
     fn big_endian_float32_is_decoded() {
         let values = [1.25f32, -3.5];
         let data: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-        let bytes = header_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", &data);
+        let bytes = header_bytes(
+            "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n",
+            &data,
+        );
         assert_eq!(parse_npy(&bytes).unwrap().data, vec![1.25, -3.5]);
     }
 
@@ -552,14 +597,23 @@ mod tests {
         // The 2×3 matrix [[0, 1, 2], [3, 4, 5]] stored column by column.
         let column_major = [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0];
         let data: Vec<u8> = column_major.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let bytes = header_bytes("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", &data);
-        assert_eq!(parse_npy(&bytes).unwrap().data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        let bytes = header_bytes(
+            "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }",
+            &data,
+        );
+        assert_eq!(
+            parse_npy(&bytes).unwrap().data,
+            vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
     }
 
     #[test]
     fn integer_labels_are_read_as_floats() {
         let data: Vec<u8> = [3i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let bytes = header_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,)}", &data);
+        let bytes = header_bytes(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2,)}",
+            &data,
+        );
         let array = parse_npy(&bytes).unwrap();
         assert_eq!((array.dtype, array.data), (NpyDtype::I64, vec![3.0, -1.0]));
     }
@@ -580,8 +634,10 @@ mod tests {
             (header_bytes("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype \"|O\""),
             (header_bytes("{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype"),
             (header_bytes("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype"),
+            // A multi-byte character where the type code starts (found by the proptest).
+            (header_bytes("{'descr': 'ǩ8', 'fortran_order': False, 'shape': (2,), }", &[]), "unsupported dtype"),
             (header_bytes("{'descr': '<f8', 'shape': (2,), }", &[]), "'fortran_order' is missing"),
-            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': 1}", &[]), "unexpected key 'x'"),
+            (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': 'y'}", &[]), "unexpected key 'x'"),
             (header_bytes("{'descr': '<f8', 'fortran_order': 1, 'shape': (2,)}", &[]), "unreadable value"),
             (header_bytes("[1, 2]", &[]), "not a dictionary"),
             (header_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,)} x", &[]), "after the closing"),

@@ -77,7 +77,11 @@ impl<'a> Npz<'a> {
             Ok(file) => {
                 let declared = file.size();
                 // Never trust the declared size for an allocation; read at most that much.
-                file.take(declared).read_to_end(&mut bytes).map_err(ZipError::Io)
+                // (one byte more than declared, so that the reader reaches its end and checks
+                // the CRC)
+                file.take(declared.saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .map_err(ZipError::Io)
             }
             Err(e) => Err(e),
         };
@@ -140,13 +144,23 @@ fn particles_npz(bytes: &[u8], path: &Path, times: Option<&[f64]>) -> Result<Sna
                 ),
             ));
         }
-        Some(split_tnd(&array.data, t, n, d, path, Some("velocities"), true)?)
+        Some(split_tnd(
+            &array.data,
+            t,
+            n,
+            d,
+            path,
+            Some("velocities"),
+            true,
+        )?)
     } else {
         None
     };
     let clouds = clouds.into_iter().map(Option::unwrap_or_default).collect();
-    Snapshots::new(times, d, clouds, velocities)
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+    Snapshots::new(times, d, clouds, velocities).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })
 }
 
 /// Checks a rank-1 time array of length `t`.
@@ -189,8 +203,10 @@ fn snapmmd_npz(bytes: &[u8], path: &Path) -> Result<Snapshots> {
     let times = rank1_times(&dts, t, path, "dts")?;
     let clouds = split_tnd(&xs.data, t, n, d, path, Some("Xs"), false)?;
     let clouds = clouds.into_iter().map(Option::unwrap_or_default).collect();
-    Snapshots::new(times, d, clouds, None)
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+    Snapshots::new(times, d, clouds, None).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })
 }
 
 /// Writes snapshots of equal size as a particle `.npz`: `positions` `(T, N, d)`, `times` `(T,)`
@@ -204,8 +220,9 @@ pub fn write_particles_npz(path: impl AsRef<Path>, snapshots: &Snapshots) -> Res
     let path = path.as_ref();
     let n = equal_size(snapshots, "a particle .npz")?;
     let shape = [snapshots.len(), n, snapshots.dim()];
-    let positions: Vec<f64> =
-        (0..snapshots.len()).flat_map(|k| snapshots.positions(k).iter().copied()).collect();
+    let positions: Vec<f64> = (0..snapshots.len())
+        .flat_map(|k| snapshots.positions(k).iter().copied())
+        .collect();
     let mut arrays = vec![
         ("positions", encode_npy(&shape, &positions)),
         ("times", encode_npy(&[snapshots.len()], snapshots.times())),
@@ -223,8 +240,10 @@ pub fn write_particles_npz(path: impl AsRef<Path>, snapshots: &Snapshots) -> Res
         .large_file(true);
     for (key, bytes) in arrays {
         let bytes = bytes.map_err(|e| Error::Invalid(e.to_string()))?;
-        zip.start_file(format!("{key}.npy"), options).map_err(zip_err)?;
-        zip.write_all(&bytes).map_err(|e| zip_err(ZipError::Io(e)))?;
+        zip.start_file(format!("{key}.npy"), options)
+            .map_err(zip_err)?;
+        zip.write_all(&bytes)
+            .map_err(|e| zip_err(ZipError::Io(e)))?;
     }
     let bytes = zip.finish().map_err(zip_err)?.into_inner();
     write_atomic(path, &bytes)
@@ -257,7 +276,9 @@ mod tests {
         let bytes = archive(&[("positions.npy", positions)]);
         let s = parse_particles_npz(&bytes, Some(&[0.0, 0.25])).unwrap();
         assert_eq!(s.times(), &[0.0, 0.25]);
-        let msg = parse_particles_npz(&bytes, Some(&[0.0])).unwrap_err().to_string();
+        let msg = parse_particles_npz(&bytes, Some(&[0.0]))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("1 values for 2 snapshots"), "{msg}");
     }
 }

@@ -9,8 +9,15 @@ use crate::{Error, Result, Snapshots};
 /// An error about `path`, naming `key` when the problem is in one entry of an archive.
 pub(crate) fn fail(path: &Path, key: Option<&str>, problem: String) -> Error {
     match key {
-        Some(key) => Error::Key { path: path.to_owned(), key: key.to_owned(), problem },
-        None => Error::Format { path: path.to_owned(), problem },
+        Some(key) => Error::Key {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        },
+        None => Error::Format {
+            path: path.to_owned(),
+            problem,
+        },
     }
 }
 
@@ -63,7 +70,11 @@ pub(crate) fn check_times(
     }
     for (k, &t) in times.iter().enumerate() {
         if !t.is_finite() {
-            return Err(fail(path, key, format!("{what}: time {k} is not finite ({t})")));
+            return Err(fail(
+                path,
+                key,
+                format!("{what}: time {k} is not finite ({t})"),
+            ));
         }
         if k > 0 && t <= times[k - 1] {
             return Err(fail(

@@ -72,7 +72,10 @@ impl Potential {
         match self {
             Self::Quadratic => 0.5 * v.iter().map(|x| x * x).sum::<f64>(),
             Self::StyblinskiTang => {
-                0.5 * v.iter().map(|x| x.powi(4) - 16.0 * x * x + 5.0 * x).sum::<f64>()
+                0.5 * v
+                    .iter()
+                    .map(|x| x.powi(4) - 16.0 * x * x + 5.0 * x)
+                    .sum::<f64>()
             }
             Self::Bohachevsky => {
                 v[0] * v[0] + 2.0 * v[1] * v[1]
@@ -91,7 +94,11 @@ impl Potential {
     /// Writes `∇ψ(v)` of one point into `grad` (same length as `v`). Panics if the lengths
     /// differ or `v.len() < self.min_dim()`.
     pub fn gradient(self, v: &[f64], grad: &mut [f64]) {
-        assert_eq!(v.len(), grad.len(), "gradient: point and output lengths differ");
+        assert_eq!(
+            v.len(),
+            grad.len(),
+            "gradient: point and output lengths differ"
+        );
         match self {
             Self::Quadratic => grad.copy_from_slice(v),
             Self::StyblinskiTang => {
@@ -134,12 +141,15 @@ impl FromStr for Potential {
         if s == "poly" {
             return Ok(Self::Quadratic);
         }
-        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            Error::Invalid(format!(
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
                 "unknown potential {s:?}: expected one of quadratic (or poly), styblinski_tang, \
                  bohachevsky, oakley_ohagan, wavy_plateau"
             ))
-        })
+            })
     }
 }
 

@@ -117,11 +117,15 @@ mod tests {
         // For N(0, s² I) the score is −x / s²; the kernel smooths it to −x / (s² + h²/2).
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let n = 800;
-        let x: Vec<f64> = (0..2 * n).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let x: Vec<f64> = (0..2 * n)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         let s = kde_score(&x, 2);
         // Regress s on x: slope must be negative and near −1 / (1 + h²/2) ≈ −0.9.
-        let (sx, xx): (f64, f64) =
-            x.iter().zip(&s).fold((0.0, 0.0), |(a, b), (x, s)| (a + x * s, b + x * x));
+        let (sx, xx): (f64, f64) = x
+            .iter()
+            .zip(&s)
+            .fold((0.0, 0.0), |(a, b), (x, s)| (a + x * s, b + x * x));
         let slope = sx / xx;
         assert!((-1.05..-0.7).contains(&slope), "slope {slope}");
     }
@@ -135,7 +139,8 @@ mod tests {
     #[test]
     fn the_two_signs_differ_only_in_the_entropic_term() {
         let x = [0.0, 0.0, 1.0, 0.0, 0.0, 2.0];
-        let a = probability_flow_velocity(&x, 2, Potential::Quadratic, 1.0, ScoreSign::ProbabilityFlow);
+        let a =
+            probability_flow_velocity(&x, 2, Potential::Quadratic, 1.0, ScoreSign::ProbabilityFlow);
         let b = probability_flow_velocity(&x, 2, Potential::Quadratic, 1.0, ScoreSign::Reference);
         for i in 0..6 {
             // a + b = −2 ∇ψ = −2 x for the quadratic potential.

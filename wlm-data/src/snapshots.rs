@@ -36,7 +36,9 @@ impl Snapshots {
         velocities: Option<Vec<Option<Vec<f64>>>>,
     ) -> Result<Self> {
         if times.is_empty() {
-            return Err(Error::Invalid("no snapshots: at least one is needed".into()));
+            return Err(Error::Invalid(
+                "no snapshots: at least one is needed".into(),
+            ));
         }
         if dim == 0 {
             return Err(Error::Invalid("dimension must be at least 1, got 0".into()));
@@ -104,7 +106,13 @@ impl Snapshots {
                 }
             }
         }
-        Ok(Self { times, dim, positions, velocities, names: None })
+        Ok(Self {
+            times,
+            dim,
+            positions,
+            velocities,
+            names: None,
+        })
     }
 
     /// Attaches one name per snapshot (e.g. sample labels).
@@ -184,7 +192,12 @@ impl Snapshots {
             indices.iter().map(|&k| self.times[k]).collect(),
             self.dim,
             indices.iter().map(|&k| self.positions[k].clone()).collect(),
-            Some(indices.iter().map(|&k| self.velocities[k].clone()).collect()),
+            Some(
+                indices
+                    .iter()
+                    .map(|&k| self.velocities[k].clone())
+                    .collect(),
+            ),
         )?;
         match &self.names {
             Some(names) => out.with_names(indices.iter().map(|&k| names[k].clone()).collect()),
@@ -228,7 +241,11 @@ impl Snapshots {
     ) -> Result<Self> {
         let dim = match positions.first() {
             Some(first) => rank2(first, "positions", 0)?.1,
-            None => return Err(Error::Invalid("no snapshots: at least one is needed".into())),
+            None => {
+                return Err(Error::Invalid(
+                    "no snapshots: at least one is needed".into(),
+                ))
+            }
         };
         let mut pos = Vec::with_capacity(positions.len());
         for (k, t) in positions.iter().enumerate() {
@@ -273,8 +290,13 @@ mod tests {
     use super::*;
 
     fn two() -> Snapshots {
-        Snapshots::new(vec![0.0, 1.0], 2, vec![vec![0.0, 1.0], vec![1.0, 2.0, 3.0, 4.0]], None)
-            .unwrap()
+        Snapshots::new(
+            vec![0.0, 1.0],
+            2,
+            vec![vec![0.0, 1.0], vec![1.0, 2.0, 3.0, 4.0]],
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -304,10 +326,14 @@ mod tests {
 
     #[test]
     fn velocity_shape_mismatch_is_rejected() {
-        let err =
-            Snapshots::new(vec![0.0], 1, vec![vec![0.0, 1.0]], Some(vec![Some(vec![1.0])]))
-                .unwrap_err()
-                .to_string();
+        let err = Snapshots::new(
+            vec![0.0],
+            1,
+            vec![vec![0.0, 1.0]],
+            Some(vec![Some(vec![1.0])]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("velocities have 1 values"), "{err}");
     }
 
@@ -322,8 +348,9 @@ mod tests {
     fn tensors_round_trip() {
         let s = two();
         let dev = Device::Cpu;
-        let ts: Vec<Tensor> =
-            (0..2).map(|k| s.positions_tensor(k, DType::F32, &dev).unwrap()).collect();
+        let ts: Vec<Tensor> = (0..2)
+            .map(|k| s.positions_tensor(k, DType::F32, &dev).unwrap())
+            .collect();
         let back = Snapshots::from_tensors(s.times().to_vec(), &ts, None).unwrap();
         assert_eq!(back, s);
     }

@@ -73,19 +73,30 @@ pub fn parse_trajectorynet_npz(bytes: &[u8], config: &TrajectoryNetConfig) -> Re
 }
 
 fn key_err(path: &Path, key: &str, problem: String) -> Error {
-    Error::Key { path: path.to_owned(), key: key.to_owned(), problem }
+    Error::Key {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem,
+    }
 }
 
 /// Checks a float `(cells, D)` matrix with at least `k` columns; returns `(cells, D)`.
 fn matrix(array: &NpyArray, path: &Path, key: &str, k: usize) -> Result<(usize, usize)> {
     if !array.dtype.is_float() {
-        return Err(key_err(path, key, format!("dtype {:?} is not float32 or float64", array.descr)));
+        return Err(key_err(
+            path,
+            key,
+            format!("dtype {:?} is not float32 or float64", array.descr),
+        ));
     }
     let &[cells, cols] = &array.shape[..] else {
         return Err(key_err(
             path,
             key,
-            format!("expected rank 2 (cells, components), got shape {:?}", array.shape),
+            format!(
+                "expected rank 2 (cells, components), got shape {:?}",
+                array.shape
+            ),
         ));
     };
     if cells == 0 {
@@ -102,7 +113,7 @@ fn matrix(array: &NpyArray, path: &Path, key: &str, k: usize) -> Result<(usize, 
 }
 
 /// The first `k` columns of row `i`, checked finite.
-fn row<'a>(array: &'a NpyArray, cols: usize, i: usize, k: usize) -> Option<&'a [f64]> {
+fn row(array: &NpyArray, cols: usize, i: usize, k: usize) -> Option<&[f64]> {
     let r = &array.data[i * cols..i * cols + k];
     r.iter().all(|v| v.is_finite()).then_some(r)
 }
@@ -120,11 +131,18 @@ fn trajectorynet_npz(bytes: &[u8], path: &Path, config: &TrajectoryNetConfig) ->
         return Err(key_err(
             path,
             label_key,
-            format!("expected shape ({cells},), one label per row of `{emb_key}`, got {:?}", labels.shape),
+            format!(
+                "expected shape ({cells},), one label per row of `{emb_key}`, got {:?}",
+                labels.shape
+            ),
         ));
     }
     if let Some(i) = labels.data.iter().position(|l| !l.is_finite()) {
-        return Err(key_err(path, label_key, format!("label of cell {i} is not finite ({})", labels.data[i])));
+        return Err(key_err(
+            path,
+            label_key,
+            format!("label of cell {i} is not finite ({})", labels.data[i]),
+        ));
     }
 
     let velocity = match &config.velocity_key {
@@ -146,7 +164,11 @@ fn trajectorynet_npz(bytes: &[u8], path: &Path, config: &TrajectoryNetConfig) ->
     let mut positions = Vec::with_capacity(cells * k);
     for i in 0..cells {
         let r = row(&embedding, cols, i, k).ok_or_else(|| {
-            key_err(path, emb_key, format!("cell {i} has a non-finite value among its first {k} components"))
+            key_err(
+                path,
+                emb_key,
+                format!("cell {i} has a non-finite value among its first {k} components"),
+            )
         })?;
         positions.extend_from_slice(r);
     }
@@ -155,7 +177,11 @@ fn trajectorynet_npz(bytes: &[u8], path: &Path, config: &TrajectoryNetConfig) ->
             let mut out = Vec::with_capacity(cells * k);
             for i in 0..cells {
                 let r = row(array, *vcols, i, k).ok_or_else(|| {
-                    key_err(path, key, format!("cell {i} has a non-finite value among its first {k} components"))
+                    key_err(
+                        path,
+                        key,
+                        format!("cell {i} has a non-finite value among its first {k} components"),
+                    )
                 })?;
                 out.extend_from_slice(r);
             }
@@ -193,7 +219,10 @@ fn trajectorynet_npz(bytes: &[u8], path: &Path, config: &TrajectoryNetConfig) ->
     let names = unique.iter().map(|l| format!("{l}")).collect();
     Snapshots::new(unique, k, clouds, vel)
         .and_then(|s| s.with_names(names))
-        .map_err(|e| Error::Format { path: path.to_owned(), problem: e.to_string() })
+        .map_err(|e| Error::Format {
+            path: path.to_owned(),
+            problem: e.to_string(),
+        })
 }
 
 /// Mean and population standard deviation of each of the `k` columns (σ = 0 replaced by 1).

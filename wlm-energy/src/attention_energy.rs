@@ -1,7 +1,7 @@
 //! The attention energy of SPEC 2.1 (the reference's `attn_flow` model): config, initialisation, energy and force.
 
-use candle_core::{bail, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 
 use crate::dropout::Dropout;
 use crate::energy::{check_positions, check_time, Energy};
@@ -9,6 +9,7 @@ use crate::kernels::Kernels;
 use crate::layers::block::{FlowBlock, FlowBlockCache};
 use crate::layers::linear::Linear;
 use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
+use crate::weights::seeded_var_builder;
 
 /// Sizes of an [`AttentionEnergy`]. Defaults are the reference's GF-SDE/Boids sizes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -106,6 +107,26 @@ impl AttentionEnergyConfig {
     /// [`AttentionEnergyConfig::validate`] failures; `vb` failures (e.g. a loaded tensor of
     /// another shape).
     pub fn init(&self, vb: VarBuilder) -> Result<AttentionEnergy> {
+        self.init_inner(vb)
+    }
+
+    /// A fresh `VarMap` and a model initialised in it from a seeded generator
+    /// ([`crate::seeded_var_builder`]): reproducible PyTorch-default initialisation.
+    ///
+    /// # Errors
+    /// As [`AttentionEnergyConfig::init`].
+    pub fn init_seeded(
+        &self,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(AttentionEnergy, VarMap)> {
+        let varmap = VarMap::new();
+        let energy = self.init(seeded_var_builder(&varmap, seed, dtype, device))?;
+        Ok((energy, varmap))
+    }
+
+    fn init_inner(&self, vb: VarBuilder) -> Result<AttentionEnergy> {
         self.validate()?;
         let time_mlp = if self.time_features {
             Some(TimeMlp::new(vb.pp("time_mlp"))?)
@@ -264,9 +285,8 @@ impl Energy for AttentionEnergy {
 mod tests {
     use super::*;
     use crate::testing::{max_rel, random};
-    use crate::weights::{perturb_constant_parameters, seeded_var_builder};
-    use candle_core::{DType, Device, Var};
-    use candle_nn::VarMap;
+    use crate::weights::perturb_constant_parameters;
+    use candle_core::Var;
 
     fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
         let varmap = VarMap::new();

@@ -78,7 +78,10 @@ mod tests {
     fn harmonic_acceleration_is_minus_stiffness_times_position() -> Result<()> {
         let x = Tensor::new(&[[1.0f64, -2.0], [0.5, 3.0]], &Device::Cpu)?;
         let a = Harmonic { stiffness: 4.0 }.acceleration(&x, 7.0)?;
-        assert_eq!(a.to_vec2::<f64>()?, vec![vec![-4.0, 8.0], vec![-2.0, -12.0]]);
+        assert_eq!(
+            a.to_vec2::<f64>()?,
+            vec![vec![-4.0, 8.0], vec![-2.0, -12.0]]
+        );
         Ok(())
     }
 
@@ -101,7 +104,10 @@ mod tests {
             acceleration: vec![0.0, 1.0],
         };
         let err = field.acceleration(&x, 0.0).unwrap_err().to_string();
-        assert!(err.contains("2 components") && err.contains("dimension 3"), "{err}");
+        assert!(
+            err.contains("2 components") && err.contains("dimension 3"),
+            "{err}"
+        );
         Ok(())
     }
 }

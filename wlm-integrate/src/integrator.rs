@@ -167,8 +167,7 @@ fn reference_step(
     friction: &Tensor,
 ) -> Result<State> {
     let (m, c) = coefficients_unchecked(friction, dt)?;
-    let v_half =
-        (state.velocities.broadcast_mul(&m)? + state.acceleration.broadcast_mul(&c)?)?;
+    let v_half = (state.velocities.broadcast_mul(&m)? + state.acceleration.broadcast_mul(&c)?)?;
     let positions = (&state.positions + v_half.affine(dt, 0.0)?)?;
     let time = state.time + dt;
     let acceleration = evaluate(field, &positions, time)?;
@@ -313,14 +312,20 @@ mod tests {
         let field = Harmonic { stiffness: 1.0 };
         let x = Tensor::zeros((3, 2), DType::F64, &Device::Cpu)?;
         let v = Tensor::zeros((2, 3), DType::F64, &Device::Cpu)?;
-        let err = State::new(&field, x.clone(), v, 0.0).unwrap_err().to_string();
+        let err = State::new(&field, x.clone(), v, 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("velocities have shape [2, 3]"), "{err}");
         let v32 = Tensor::zeros((3, 2), DType::F32, &Device::Cpu)?;
-        let err = State::new(&field, x.clone(), v32, 0.0).unwrap_err().to_string();
+        let err = State::new(&field, x.clone(), v32, 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("velocities have dtype F32"), "{err}");
         let v = Tensor::zeros((3, 2), DType::F64, &Device::Cpu)?;
         let bad_field = FnField(|x: &Tensor, _t: f64| x.sum_keepdim(1));
-        let err = State::new(&bad_field, x.clone(), v.clone(), 0.0).unwrap_err().to_string();
+        let err = State::new(&bad_field, x.clone(), v.clone(), 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("acceleration of shape [3, 1]"), "{err}");
         let err = State::new(&field, x, v, f64::NAN).unwrap_err().to_string();
         assert!(err.contains("initial time must be finite"), "{err}");
@@ -334,14 +339,23 @@ mod tests {
         let s = state()?;
         let a = Integrator::ReferenceLeapfrog.step(&field, &s, 0.1, &zero)?;
         let b = Integrator::ConformalLeapfrog.step(&field, &s, 0.1, &zero)?;
-        let diff = (a.positions - b.positions)?.abs()?.max_all()?.to_scalar::<f64>()?
-            + (a.velocities - b.velocities)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        let diff = (a.positions - b.positions)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f64>()?
+            + (a.velocities - b.velocities)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f64>()?;
         assert!(diff < 1e-15, "{diff}");
         // … and at positive friction they differ (different equations).
         let gamma = Tensor::new(0.5f64, &Device::Cpu)?;
         let a = Integrator::ReferenceLeapfrog.step(&field, &s, 0.1, &gamma)?;
         let b = Integrator::ConformalLeapfrog.step(&field, &s, 0.1, &gamma)?;
-        let diff = (a.velocities - b.velocities)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        let diff = (a.velocities - b.velocities)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f64>()?;
         assert!(diff > 1e-3, "{diff}");
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! by the network simplex method: spanning-tree bases stored as parent/thread/successor arrays,
 //! block-search pricing, an artificial root for the initial basis — the scheme of LEMON's
 //! `NetworkSimplex`, which POT's `ot.emd2` also uses. Memory: the `N × M` cost matrix (f64) and
-//! one state byte and one flow per arc.
+//! a second copy used for pricing (tree arcs priced at +∞), and one flow per arc.
 
 use candle_core::Tensor;
 
@@ -81,10 +81,6 @@ pub(crate) fn emd_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<f64> {
 }
 
 const NONE: usize = usize::MAX;
-/// Arc state: in the spanning tree.
-const TREE: u8 = 0;
-/// Arc state: non-basic at flow 0 (every arc is uncapacitated, so there is no upper state).
-const LOWER: u8 = 1;
 /// Relative tolerance on negative reduced costs (rounding of the potentials).
 const PRICING_TOLERANCE: f64 = 64.0 * f64::EPSILON;
 
@@ -98,10 +94,11 @@ struct NetworkSimplex<'a> {
     n_real: usize,
     root: usize,
     cost: &'a [f64],
+    /// `cost` with the arcs of the spanning tree priced at `+∞` (what pricing scans).
+    pricing_cost: Vec<f64>,
     art_cost: f64,
     /// Supply of every node (negative = demand), root excluded.
     supply: Vec<i64>,
-    state: Vec<u8>,
     flow: Vec<i64>,
     parent: Vec<usize>,
     pred: Vec<usize>,
@@ -137,11 +134,11 @@ impl<'a> NetworkSimplex<'a> {
             n_real,
             root,
             cost,
+            pricing_cost: cost.to_vec(),
             art_cost,
             supply: (0..n_nodes)
                 .map(|u| if u < n_src { supply } else { -demand })
                 .collect(),
-            state: vec![LOWER; n_real + n_nodes],
             flow: vec![0; n_real + n_nodes],
             parent: vec![NONE; n_nodes + 1],
             pred: vec![NONE; n_nodes + 1],
@@ -174,7 +171,6 @@ impl<'a> NetworkSimplex<'a> {
             s.rev_thread[u + 1] = u;
             s.succ_num[u] = 1;
             s.last_succ[u] = u;
-            s.state[e] = TREE;
             if s.supply[u] >= 0 {
                 s.pred_dir[u] = 1;
                 s.flow[e] = s.supply[u];
@@ -220,46 +216,60 @@ impl<'a> NetworkSimplex<'a> {
     /// Block-search pricing over the real arcs: the most negative reduced cost
     /// `c_ij + π_i − π_j` of the first block (in cyclic order from `next_arc`) that has one.
     fn find_entering_arc(&mut self) -> bool {
-        let n_dst = self.n_dst;
-        let mut best = NONE;
-        let mut best_rc = 0.0;
-        let mut count = self.block_size;
+        let mut best = (0.0, NONE);
         let mut arc = self.next_arc;
-        let (mut i, mut j) = (arc / n_dst, arc % n_dst);
-        for _ in 0..self.n_real {
-            if self.state[arc] == LOWER {
-                let rc = self.cost[arc] + self.pi[i] - self.pi[self.n_src + j];
-                if rc < best_rc {
-                    best_rc = rc;
-                    best = arc;
-                }
-            }
-            count -= 1;
-            if count == 0 {
-                if best != NONE && self.is_improving(best, best_rc) {
-                    self.in_arc = best;
-                    self.next_arc = arc;
-                    return true;
-                }
-                count = self.block_size;
-            }
-            arc += 1;
-            j += 1;
-            if j == n_dst {
-                j = 0;
-                i += 1;
+        let mut scanned = 0;
+        while scanned < self.n_real {
+            let block = self.block_size.min(self.n_real - scanned);
+            let mut left = block;
+            while left > 0 {
+                let (i, j0) = (arc / self.n_dst, arc % self.n_dst);
+                let len = left.min(self.n_dst - j0);
+                self.scan_row_segment(i, j0, len, &mut best);
+                arc += len;
                 if arc == self.n_real {
                     arc = 0;
-                    i = 0;
                 }
+                left -= len;
+            }
+            scanned += block;
+            if best.1 != NONE && self.is_improving(best.1, best.0) {
+                self.in_arc = best.1;
+                self.next_arc = arc;
+                return true;
             }
         }
-        if best != NONE && self.is_improving(best, best_rc) {
-            self.in_arc = best;
-            self.next_arc = arc;
-            return true;
-        }
         false
+    }
+
+    /// Lowers `best` (reduced cost, arc) with the non-basic arcs `(i, j0..j0 + len)`.
+    fn scan_row_segment(&self, i: usize, j0: usize, len: usize, best: &mut (f64, usize)) {
+        const L: usize = 8;
+        let start = i * self.n_dst + j0;
+        let cost = &self.pricing_cost[start..start + len];
+        let pi_dst = &self.pi[self.n_src + j0..self.n_src + j0 + len];
+        // Pass 1: the minimum of c_ij − π_j (vectorised; tree arcs priced at +∞).
+        let mut lane_min = [f64::INFINITY; L];
+        let body = len - len % L;
+        for (c, p) in cost[..body].chunks_exact(L).zip(pi_dst[..body].chunks_exact(L)) {
+            for l in 0..L {
+                let v = c[l] - p[l];
+                lane_min[l] = if v < lane_min[l] { v } else { lane_min[l] };
+            }
+        }
+        let mut min = lane_min.iter().fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+        for k in body..len {
+            let v = cost[k] - pi_dst[k];
+            min = if v < min { v } else { min };
+        }
+        let rc = min + self.pi[i];
+        if rc < best.0 {
+            // Pass 2: where it is.
+            let k = (0..len)
+                .find(|&k| cost[k] - pi_dst[k] == min)
+                .expect("the minimum is attained");
+            *best = (rc, start + k);
+        }
     }
 
     /// A reduced cost counts as negative beyond the rounding of its terms.
@@ -333,8 +343,11 @@ impl<'a> NetworkSimplex<'a> {
                 u = self.parent[u];
             }
         }
-        self.state[self.in_arc] = TREE;
-        self.state[self.pred[self.u_out]] = LOWER;
+        self.pricing_cost[self.in_arc] = f64::INFINITY;
+        let out_arc = self.pred[self.u_out];
+        if out_arc < self.n_real {
+            self.pricing_cost[out_arc] = self.cost[out_arc];
+        }
     }
 
     /// Re-hangs the subtree cut off by the leaving arc below the entering arc, keeping the

@@ -8,6 +8,7 @@ mod error;
 mod input;
 mod kernel;
 mod metrics;
+mod numpy_math;
 mod schedule;
 mod sinkhorn;
 

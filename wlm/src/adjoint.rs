@@ -246,14 +246,17 @@ fn accumulate_force_vjp(
     let store = objective.backward()?;
     for (slot, var) in grads.iter_mut().zip(params) {
         if let Some(g) = store.get(var.as_tensor()) {
+            // Gradients from candle's backward may reference parameters through ops (e.g.
+            // `g·W` of a matmul): detach, or later backward calls would flow through them.
+            let g = g.detach();
             *slot = Some(match slot.take() {
                 Some(acc) => (acc + g)?,
-                None => g.clone(),
+                None => g,
             });
         }
     }
     Ok(match &x_var {
-        Some(v) => store.get(v.as_tensor()).cloned(),
+        Some(v) => store.get(v.as_tensor()).map(Tensor::detach),
         None => None,
     })
 }

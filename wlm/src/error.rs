@@ -20,7 +20,8 @@ pub enum Error {
     /// The loss or a gradient became NaN or infinite; training stopped before updating.
     #[error("step {step}: non-finite {what}; training stopped, the last checkpoint is kept")]
     NonFinite {
-        /// The training step (1-based) at which it happened.
+        /// The training step (1-based) at which it happened; 0 when raised outside a
+        /// [`crate::Trainer`] (e.g. by [`crate::Model::loss_and_gradients`]).
         step: usize,
         /// What was non-finite (`loss`, or `gradient of <parameter>`).
         what: String,

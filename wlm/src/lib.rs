@@ -1,4 +1,57 @@
 //! The WLM learner: an energy network, friction and an integrator, trained on snapshots.
+//!
+//! This crate sits on top of the workspace: `wlm-energy` (the energy networks and their
+//! hand-written forces), `wlm-integrate` (damped leapfrog), `wlm-ot` (Sinkhorn loss, exact
+//! W1/W2) and `wlm-data` (snapshots, blur estimate, `.npz`). `wlm-cli` drives it.
+//!
+//! # Quick start
+//! ```no_run
+//! use candle_core::Device;
+//! use wlm::{Run, RunConfig, SplitConfig};
+//! # fn main() -> wlm::Result<()> {
+//! # let snapshots: wlm_data::Snapshots = unimplemented!();
+//! let config = RunConfig { split: SplitConfig::Forecast { n_train: 10 }, ..RunConfig::default() };
+//! let mut run = Run::create("runs/demo", config, snapshots, &Device::Cpu)?;
+//! run.train(&mut ())?;               // metrics.csv, checkpoint.safetensors
+//! let evaluation = run.finish()?;    // weights, forecast.npz, evaluation.ron
+//! println!("test W1 {:?}", evaluation.test_w1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Entry points
+//! | item | what | cost |
+//! |---|---|---|
+//! | [`Model::new`] | energy + friction + integrator, parameters in a `VarMap` (reference names) | init |
+//! | [`Model::loss_and_gradients`] | one rollout's mean Sinkhorn loss and `∂L/∂θ` ([`GradientMethod::ReverseSweep`] or [`GradientMethod::Backprop`]) | `k` force graphs + `k` Sinkhorn solves; sweep memory = one step's graph |
+//! | [`Trainer`] | SPEC 4 training step: random horizon, minibatch, AdamW (two groups), EMA | as above + AdamW |
+//! | [`Trainer::save_checkpoint`] / [`Trainer::load_checkpoint`] | atomic, exact-resume checkpoints | one file write |
+//! | [`Run`] | a run directory: `config.ron`, `metrics.csv`, checkpoints, final outputs; [`Run::resume`] | — |
+//! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
+//! | [`evaluate`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test | one exact OT per snapshot (`O(N·M)` memory) |
+//!
+//! # Gradients in memory independent of the horizon
+//! The reference keeps every step's graph. Here the forward rollout stores only plain tensors
+//! `(x_n, v_n, a_n, h_n)`; the Sinkhorn envelope gradient gives `∂L/∂x_m`; the adjoint
+//! recursion of the parity README §6.3 then runs backwards, rebuilding one step's force graph
+//! at a time and calling `backward()` on `⟨ā_n, A_θ(x_n, t_n)⟩` (positions as a fresh variable in
+//! exact mode, for `J_Aᵀ ā`). The friction gradient is accumulated from the scalar adjoints of
+//! the integrator's coefficients. It equals plain backprop to 1e-10 in f64 (tests).
+//!
+//! # What can go wrong
+//! - Bad configs are an [`Error::Config`] naming the field (`train.lr`, `split.n_train`,
+//!   `model.friction.gamma`, `train.initial_velocities` when the data have no velocities, ...).
+//!   A minibatch larger than the cloud is clamped, not an error.
+//! - A NaN or infinite loss, gradient or simulated position stops training with
+//!   [`Error::NonFinite`] naming the step; nothing is updated and the last checkpoint stays.
+//! - Dropout (`AttentionEnergyConfig::dropout > 0`) with the reverse sweep would draw different
+//!   masks in the forward and the backward passes: use [`GradientMethod::Backprop`] then.
+//! - The reference leapfrog's small-step limit is `dv/dt = (1+γ) a − γ v` (kept for parity);
+//!   choose `Integrator::ConformalLeapfrog` for the paper's equation.
+//! - Exact W1 needs an `N × M` cost matrix: evaluation of very large clouds is memory-bound.
+//! - Not yet: the exact-OT-midpoint interpolation baseline (`repeat_previous` stands in).
+//!
+//! # References
+//! SPEC sections 2–4 (`docs/SPEC.md`); the parity fixtures' README (`fixtures/parity`).
 
 mod adjoint;
 mod checkpoint;

@@ -105,6 +105,7 @@ impl Model {
         let mut per_step = Vec::with_capacity(k);
         let mut loss_grads = Vec::with_capacity(k);
         for (m, target) in targets.iter().enumerate() {
+            check_finite(&tape.positions[m + 1], m + 1)?;
             let out = wlm_ot::sinkhorn(&tape.positions[m + 1], target, &problem.sinkhorn)?;
             per_step.push(out.value);
             loss_grads.push((out.grad_x.to_dtype(self.dtype())? / k as f64)?);
@@ -144,6 +145,7 @@ impl Model {
         let mut terms = Vec::with_capacity(k);
         for (dt, target) in problem.dts.iter().zip(targets) {
             state = integrator.step(&field, &state, *dt, &gamma)?;
+            check_finite(&state.positions, terms.len() + 1)?;
             terms.push(wlm_ot::sinkhorn_divergence(&state.positions, target, &problem.sinkhorn)?);
         }
         let per_step = terms
@@ -160,5 +162,16 @@ impl Model {
             names: params.iter().map(|(n, _)| n.clone()).collect(),
             grads,
         })
+    }
+}
+
+/// [`Error::NonFinite`] (with step 0: the trainer fills in its step) when the simulated
+/// positions at the end of interval `m` hold a NaN or an infinity.
+fn check_finite(positions: &Tensor, m: usize) -> Result<()> {
+    let total = positions.abs()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    if total.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite { step: 0, what: format!("simulated positions at interval {m}") })
     }
 }

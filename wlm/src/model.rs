@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarMap};
 use serde::{Deserialize, Serialize};
-use wlm_energy::{AttentionEnergyConfig, Energy, EnergyField};
+use wlm_energy::{AnalyticPotential, AttentionEnergyConfig, Energy, EnergyField, MeanFieldEnergyConfig};
 use wlm_integrate::{Integrator, State};
 
 use crate::{Error, Result};
@@ -40,6 +40,15 @@ impl Precision {
 pub enum EnergyConfig {
     /// The paper's attention energy (SPEC 2.1).
     Attention(AttentionEnergyConfig),
+    /// The mean-field energy `Σ U(x_i) + (1/N) Σ W(x_i − x_j)` (lighter, interpretable).
+    MeanField(MeanFieldEnergyConfig),
+    /// A fixed analytic potential (no parameters): known-truth simulations and tests.
+    Analytic {
+        /// The potential.
+        potential: AnalyticPotential,
+        /// Spatial dimension.
+        dim: usize,
+    },
 }
 
 impl Default for EnergyConfig {
@@ -53,6 +62,8 @@ impl EnergyConfig {
     pub fn dim(&self) -> usize {
         match self {
             EnergyConfig::Attention(c) => c.dim,
+            EnergyConfig::MeanField(c) => c.dim,
+            EnergyConfig::Analytic { dim, .. } => *dim,
         }
     }
 }
@@ -125,6 +136,21 @@ impl ModelConfig {
             EnergyConfig::Attention(c) => {
                 c.validate().map_err(|e| Error::config("model.energy", e.to_string()))
             }
+            EnergyConfig::MeanField(c) => {
+                if c.dim == 0 || c.hidden == 0 || c.layers == 0 {
+                    return Err(Error::config(
+                        "model.energy",
+                        "mean-field dim, hidden and layers must be at least 1",
+                    ));
+                }
+                Ok(())
+            }
+            EnergyConfig::Analytic { dim, .. } => {
+                if *dim == 0 {
+                    return Err(Error::config("model.energy.dim", "must be at least 1"));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -161,6 +187,8 @@ impl Model {
         let vb = wlm_energy::seeded_var_builder(&varmap, config.init_seed, dtype, device);
         let energy: Box<dyn Energy> = match &config.energy {
             EnergyConfig::Attention(c) => Box::new(c.init(vb.clone())?),
+            EnergyConfig::MeanField(c) => Box::new(c.init(vb.clone())?),
+            EnergyConfig::Analytic { potential, .. } => Box::new(potential.clone()),
         };
         let friction = if config.friction.learnable {
             let gamma0 = if config.friction.gamma > 0.0 { config.friction.gamma } else { 1e-2 };

@@ -86,6 +86,14 @@ impl Trainer {
                 format!("the model is {}-dimensional but the data are {}-dimensional", model.dim(), train.dim()),
             ));
         }
+        if let crate::model::EnergyConfig::Attention(c) = &model.config().energy {
+            if c.dropout > 0.0 && config.gradient == crate::config::GradientMethod::ReverseSweep {
+                return Err(Error::config(
+                    "train.gradient",
+                    "dropout > 0 needs GradientMethod::Backprop (the reverse sweep would redraw the masks)",
+                ));
+            }
+        }
         let dtype = model.dtype();
         let device = model.device().clone();
         let positions = (0..train.len())
@@ -202,7 +210,7 @@ impl Trainer {
                 n = n.min(self.data.positions[m].dim(0)?);
             }
         }
-        let x_all = &self.data.positions[0];
+        let x_all = self.data.positions[0].clone();
         let (x0, v0) = if n < n0 {
             let idx = self.index_tensor(n0, n)?;
             let x0 = x_all.index_select(&idx, 0)?;
@@ -220,7 +228,7 @@ impl Trainer {
         };
         let mut targets = Vec::with_capacity(k);
         for m in 1..=k {
-            let y = &self.data.positions[m];
+            let y = self.data.positions[m].clone();
             let size = y.dim(0)?;
             if self.config.subsample_targets && n < size {
                 let idx = self.index_tensor(size, n)?;
@@ -256,7 +264,11 @@ impl Trainer {
         let start = Instant::now();
         let step = self.step + 1;
         let (problem, batch) = self.draw_problem()?;
-        let out = self.model.loss_and_gradients(&problem, self.config.gradient)?;
+        let out = match self.model.loss_and_gradients(&problem, self.config.gradient) {
+            Ok(out) => out,
+            Err(Error::NonFinite { what, .. }) => return Err(Error::NonFinite { step, what }),
+            Err(e) => return Err(e),
+        };
         if !out.loss.is_finite() {
             return Err(Error::NonFinite { step, what: format!("loss ({})", out.loss) });
         }

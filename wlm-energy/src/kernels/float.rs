@@ -225,20 +225,19 @@ mod tests {
 
     #[test]
     fn fast_erfc_f32_has_small_relative_error() {
-        let mut worst = 0.0f64;
-        let mut x = -6.0f32;
-        while x < 9.0 {
-            let fast = erfc_f32(x) as f64;
-            let exact = 1.0 - candle_core::cpu::erf::erf_f64(x as f64);
-            let exact = if x > 3.0 {
-                // 1 − erf loses digits for large x; use the libm complement there.
-                candle_core::cpu::erf::erfc_f64(x as f64)
-            } else {
-                exact
-            };
-            worst = worst.max((fast - exact).abs() / exact);
-            x += 0.0071;
+        // Near the origin the fit's 1.2e-7 dominates; in the far tail the f32 rounding of the
+        // exponent −x² (≈ 80 · 6e-8 at x = 9) does.
+        for (lo, hi, tol) in [(-6.0f32, 3.0f32, 1e-6), (3.0, 9.0, 2e-5)] {
+            let mut worst = 0.0f64;
+            let mut x = lo;
+            while x < hi {
+                let fast = erfc_f32(x) as f64;
+                let exact = candle_core::cpu::erf::erfc_f64(x as f64);
+                worst = worst.max((fast - exact).abs() / exact);
+                x += 0.0071;
+            }
+            assert!(worst < tol, "[{lo}, {hi}): worst relative error {worst}");
         }
-        assert!(worst < 5e-7, "worst relative error {worst}");
     }
+
 }

@@ -301,7 +301,7 @@ mod tests {
                 assert!(max_rel(&fused_ds, &plain_ds)? < tol);
                 // A loss that uses P directly and through the VJP checks every backward.
                 let loss = |p: &Tensor, ds: &Tensor| -> Result<Tensor> {
-                    ((ds * &w)?.sum_all()? + (p.sqr()? * &w)?.sum_all()?)
+                    (ds * &w)?.sum_all()? + (p.sqr()? * &w)?.sum_all()?
                 };
                 let gf = loss(&fused_p, &fused_ds)?.backward()?;
                 let gp = loss(&plain_p, &plain_ds)?.backward()?;

@@ -57,9 +57,15 @@ fn harmonic_energy_error_stays_bounded_over_1e5_steps_at_zero_friction() -> Resu
             "{integrator:?}: max relative energy error {max_energy_err}"
         );
         // The oscillation is real (the bound is not vacuous) …
-        assert!(max_energy_err > omega2 * h * h / 8.0, "{integrator:?}: {max_energy_err}");
+        assert!(
+            max_energy_err > omega2 * h * h / 8.0,
+            "{integrator:?}: {max_energy_err}"
+        );
         // … and the shadow energy is conserved up to accumulated rounding.
-        assert!(max_shadow_err < 1e-11, "{integrator:?}: shadow error {max_shadow_err}");
+        assert!(
+            max_shadow_err < 1e-11,
+            "{integrator:?}: shadow error {max_shadow_err}"
+        );
         assert!((state.time - n_steps as f64 * h).abs() < 1e-6);
     }
     Ok(())

@@ -20,7 +20,15 @@ fn v0() -> Vec<Vec<f64>> {
 /// `L = Σ w ⊙ x_end + Σ (v_end)² / 2` after `N_STEPS` steps of the nonlinear field.
 fn loss(integrator: Integrator, x: &Tensor, v: &Tensor, friction: &Tensor) -> Result<Tensor> {
     let initial = State::new(&Nonlinear, x.clone(), v.clone(), 0.2)?;
-    let traj = rollout(integrator, &Nonlinear, initial, DT, N_STEPS, friction, &[N_STEPS])?;
+    let traj = rollout(
+        integrator,
+        &Nonlinear,
+        initial,
+        DT,
+        N_STEPS,
+        friction,
+        &[N_STEPS],
+    )?;
     let end = &traj.states[0];
     let weights = tensor2(&[vec![1.0, -2.0], vec![0.5, 3.0], vec![-1.5, 0.25]])?;
     let linear = (&end.positions * weights)?.sum_all()?;
@@ -28,12 +36,7 @@ fn loss(integrator: Integrator, x: &Tensor, v: &Tensor, friction: &Tensor) -> Re
     linear + quadratic
 }
 
-fn loss_value(
-    integrator: Integrator,
-    x: &[Vec<f64>],
-    v: &[Vec<f64>],
-    gamma: f64,
-) -> Result<f64> {
+fn loss_value(integrator: Integrator, x: &[Vec<f64>], v: &[Vec<f64>], gamma: f64) -> Result<f64> {
     loss(integrator, &tensor2(x)?, &tensor2(v)?, &scalar(gamma)?)?.to_scalar::<f64>()
 }
 
@@ -71,8 +74,14 @@ fn gradients_wrt_friction_and_initial_state_match_central_differences() -> Resul
         assert!(fd_gamma.abs() > 1e-2, "friction must matter: {fd_gamma}");
         assert_close(&format!("{integrator:?} dL/dγ"), grad_gamma, fd_gamma);
 
-        let grad_x = grads.get(x_var.as_tensor()).expect("x gradient").to_vec2::<f64>()?;
-        let grad_v = grads.get(v_var.as_tensor()).expect("v gradient").to_vec2::<f64>()?;
+        let grad_x = grads
+            .get(x_var.as_tensor())
+            .expect("x gradient")
+            .to_vec2::<f64>()?;
+        let grad_v = grads
+            .get(v_var.as_tensor())
+            .expect("v gradient")
+            .to_vec2::<f64>()?;
         for i in 0..3 {
             for k in 0..2 {
                 let (mut xp, mut xm) = (x0(), x0());

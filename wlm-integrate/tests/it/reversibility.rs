@@ -6,13 +6,17 @@ use wlm_integrate::{Integrator, State};
 
 use crate::common::{max_abs_diff, scalar, tensor2, Pendulums};
 
+type Cloud = Vec<Vec<f64>>;
+
+/// Returns the final positions, the final (re-flipped) velocities and how far the forward leg
+/// moved the positions.
 fn forward_flip_forward_flip(
     integrator: Integrator,
     x0: &[Vec<f64>],
     v0: &[Vec<f64>],
     dt: f64,
     n_steps: usize,
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>, f64)> {
+) -> Result<(Cloud, Cloud, f64)> {
     let friction = scalar(0.0)?;
     let mut state = State::new(&Pendulums, tensor2(x0)?, tensor2(v0)?, 0.0)?;
     for _ in 0..n_steps {
@@ -62,7 +66,8 @@ fn friction_breaks_reversibility_so_the_property_test_can_fail() -> Result<()> {
     // Same protocol with γ > 0 must not return to the start (damping is not reversed by a flip).
     let x0 = vec![vec![1.0, -0.5], vec![0.2, 0.7]];
     let v0 = vec![vec![0.3, 0.1], vec![-0.4, 0.2]];
-    let (_, _, moved) = forward_flip_forward_flip(Integrator::ReferenceLeapfrog, &x0, &v0, 0.1, 20)?;
+    let (_, _, moved) =
+        forward_flip_forward_flip(Integrator::ReferenceLeapfrog, &x0, &v0, 0.1, 20)?;
     assert!(moved > 0.1, "the forward leg must move the particles");
     for integrator in [Integrator::ReferenceLeapfrog, Integrator::ConformalLeapfrog] {
         let friction = scalar(0.5)?;

@@ -21,7 +21,15 @@ fn rollout_records_the_requested_steps_and_matches_manual_stepping() -> Result<(
     let friction = scalar(0.4)?;
     let record = [0, 3, 4, 12];
     for integrator in [Integrator::ReferenceLeapfrog, Integrator::ConformalLeapfrog] {
-        let traj = rollout(integrator, &Nonlinear, initial()?, dt, n_steps, &friction, &record)?;
+        let traj = rollout(
+            integrator,
+            &Nonlinear,
+            initial()?,
+            dt,
+            n_steps,
+            &friction,
+            &record,
+        )?;
         assert_eq!(traj.steps, record.to_vec());
         assert_eq!(traj.states.len(), record.len());
 
@@ -74,18 +82,41 @@ fn rollout_with_an_empty_record_returns_an_empty_trajectory() -> Result<()> {
 fn rollout_rejects_bad_record_lists_and_arguments_with_clear_errors() -> Result<()> {
     let friction = scalar(0.1)?;
     let cases: [(&[usize], f64, &str); 4] = [
-        (&[0, 6], 0.1, "record index 6 is out of range: the rollout has only 5 steps"),
+        (
+            &[0, 6],
+            0.1,
+            "record index 6 is out of range: the rollout has only 5 steps",
+        ),
         (&[3, 1], 0.1, "strictly increasing, got 3 then 1"),
         (&[2, 2], 0.1, "strictly increasing, got 2 then 2"),
         (&[1], f64::NAN, "step size dt must be finite, got NaN"),
     ];
     for (record, dt, expected) in cases {
-        let err = rollout(Integrator::default(), &Nonlinear, initial()?, dt, 5, &friction, record)
-            .expect_err("bad arguments must be an Err");
-        assert!(err.to_string().contains(expected), "{err} (wanted {expected})");
+        let err = rollout(
+            Integrator::default(),
+            &Nonlinear,
+            initial()?,
+            dt,
+            5,
+            &friction,
+            record,
+        )
+        .expect_err("bad arguments must be an Err");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} (wanted {expected})"
+        );
     }
     // The last valid index is accepted.
-    let traj = rollout(Integrator::default(), &Nonlinear, initial()?, 0.1, 5, &friction, &[5])?;
+    let traj = rollout(
+        Integrator::default(),
+        &Nonlinear,
+        initial()?,
+        0.1,
+        5,
+        &friction,
+        &[5],
+    )?;
     assert_eq!(traj.steps, vec![5]);
     Ok(())
 }

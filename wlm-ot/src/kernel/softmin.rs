@@ -222,17 +222,25 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
             let len = TILE.min(n_pad - j0);
             // 1. logits of the tile and their maximum.
             let mut lane_max = [T::NEG_INFINITY; LANES];
-            for c in (0..len).step_by(LANES) {
-                let j = j0 + c;
-                let mut z = *lanes(&columns.offset, j);
-                if P2 {
-                    for (k, &x_k) in x_i.iter().enumerate() {
-                        let y_k = lanes(coords, k * n_pad + j);
-                        for l in 0..LANES {
-                            z[l] = x_k.madd::<FMA>(y_k[l], z[l]);
-                        }
+            if P2 {
+                let tile = &mut buf[..len];
+                tile.copy_from_slice(&columns.offset[j0..j0 + len]);
+                for (k, &x_k) in x_i.iter().enumerate() {
+                    let y_k = &coords[k * n_pad + j0..k * n_pad + j0 + len];
+                    for (b, &y) in tile.iter_mut().zip(y_k) {
+                        *b = x_k.madd::<FMA>(y, *b);
                     }
-                } else {
+                }
+                for c in (0..len).step_by(LANES) {
+                    let z = lanes(buf, c);
+                    for l in 0..LANES {
+                        lane_max[l] = z[l].max_fast(lane_max[l]);
+                    }
+                }
+            } else {
+                for c in (0..len).step_by(LANES) {
+                    let j = j0 + c;
+                    let mut z = *lanes(&columns.offset, j);
                     let mut sq = [T::ZERO; LANES];
                     for (k, &x_k) in x_i.iter().enumerate() {
                         let y_k = lanes(coords, k * n_pad + j);
@@ -252,11 +260,11 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
                             };
                         }
                     }
+                    for l in 0..LANES {
+                        lane_max[l] = z[l].max_fast(lane_max[l]);
+                    }
+                    buf[c..c + LANES].copy_from_slice(&z);
                 }
-                for l in 0..LANES {
-                    lane_max[l] = z[l].max_fast(lane_max[l]);
-                }
-                buf[c..c + LANES].copy_from_slice(&z);
             }
             let tile_max = hmax(lane_max);
             if !(tile_max > T::NEG_INFINITY) {

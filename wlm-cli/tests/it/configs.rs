@@ -1,0 +1,59 @@
+//! The reference configs in `configs/`: every one parses, and the file-based ones load their
+//! data when `../shared/data` is present.
+
+use std::path::PathBuf;
+
+use crate::common::{ok, shared_data, wlm_in};
+
+fn configs() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_reference_experiment_has_a_config_and_a_cpu_variant() {
+    let names: Vec<String> =
+        configs().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    for base in ["gf_sde", "boids", "eb", "ocean_small", "ocean_big"] {
+        assert!(names.contains(&base.to_string()), "{base}.ron missing: {names:?}");
+        assert!(names.contains(&format!("{base}_cpu")), "{base}_cpu.ron missing: {names:?}");
+    }
+}
+
+#[test]
+fn shared_data_configs_train_a_step() {
+    let Some(_) = shared_data() else {
+        eprintln!("skipped: ../shared/data is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["ocean_small_cpu", "ocean_big_cpu", "eb_cpu"] {
+        let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
+        let run = dir.path().join(name);
+        let out = ok(&wlm_in(
+            dir.path(),
+            &[
+                "train",
+                "--config",
+                config.to_str().unwrap(),
+                "--run-dir",
+                run.to_str().unwrap(),
+                "--quiet",
+                "--set",
+                "train.steps=1",
+                "--set",
+                "model.energy=Attention((dim: DIM, heads: 1, hidden: 8, blocks: 1, ff: 8, time_features: TF))"
+                    .replace("DIM", if name == "eb_cpu" { "5" } else { "2" })
+                    .replace("TF", if name == "ocean_small_cpu" { "true" } else { "false" })
+                    .as_str(),
+            ],
+        ));
+        assert!(out.contains("mean ± SE of W1"), "{name}: {out}");
+    }
+}

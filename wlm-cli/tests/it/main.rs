@@ -1,0 +1,8 @@
+//! Process tests of the `wlm` binary: every subcommand run as a user would run it.
+
+mod common;
+mod configs;
+mod data_commands;
+mod demo;
+mod runs;
+mod simulate;

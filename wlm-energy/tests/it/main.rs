@@ -1,0 +1,10 @@
+//! Integration tests of `wlm-energy`: reference parity, rollout gradients against finite
+//! differences, fused kernels against the plain path, invariances, weights on disk.
+
+mod common;
+mod dropout;
+mod kernels;
+mod parity;
+mod permutation;
+mod rollout_gradients;
+mod weights;

@@ -1,0 +1,176 @@
+//! Training runs on disk: exact resume, the non-finite stop, and config errors naming the field.
+
+use std::cell::RefCell;
+
+use candle_core::{Device, Tensor};
+use wlm::{
+    EnergyConfig, Error, EvalConfig, Run, RunConfig, SplitConfig, StepReport, TrainConfig,
+    TrainObserver, VelocitySource,
+};
+use wlm_energy::MeanFieldEnergyConfig;
+
+use crate::common::drifting_clouds;
+
+#[derive(Default)]
+struct Losses(RefCell<Vec<(usize, f64)>>);
+
+impl TrainObserver for Losses {
+    fn on_step(&mut self, report: &StepReport) {
+        self.0.borrow_mut().push((report.step, report.loss));
+    }
+}
+
+fn config(steps: usize) -> RunConfig {
+    let mut config = RunConfig::default();
+    config.model.energy =
+        EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 2, hidden: 8, layers: 1 });
+    config.model.friction.learnable = true;
+    config.model.friction.gamma = 0.5;
+    config.train = TrainConfig {
+        steps,
+        seed: 11,
+        lr: 1e-2,
+        batch_size: Some(16),
+        checkpoint_every: 5,
+        eval_every: 0,
+        ..TrainConfig::default()
+    };
+    config.eval = EvalConfig { w2: false, ..EvalConfig::default() };
+    config.split = SplitConfig::Forecast { n_train: 4 };
+    config
+}
+
+fn params(run: &Run) -> anyhow::Result<Vec<Vec<f32>>> {
+    run.trainer()
+        .model()
+        .named_parameters()
+        .iter()
+        .map(|(_, v)| Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
+        .collect()
+}
+
+#[test]
+fn resumed_run_repeats_the_uninterrupted_losses_step_for_step() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 5)?;
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir()?;
+
+    let mut whole = Losses::default();
+    let mut a = Run::create(dir.path().join("a"), config(12), data.clone(), &dev)?;
+    a.train(&mut whole)?;
+
+    let mut first = Losses::default();
+    let mut b = Run::create(dir.path().join("b"), config(12), data.clone(), &dev)?;
+    b.train_for(7, &mut first)?; // checkpoint at step 5; steps 6 and 7 are lost
+    drop(b);
+    let mut b = Run::resume(dir.path().join("b"), data, &dev)?;
+    assert_eq!(b.trainer().step_count(), 5);
+    let mut second = Losses::default();
+    b.train(&mut second)?;
+
+    let whole = whole.0.into_inner();
+    let mut resumed = first.0.into_inner()[..5].to_vec();
+    resumed.extend(second.0.into_inner());
+    assert_eq!(whole.len(), 12);
+    assert_eq!(resumed, whole, "losses must be bit-identical step for step");
+    assert_eq!(params(&a)?, params(&b)?);
+    let metrics = std::fs::read_to_string(dir.path().join("b").join(wlm::METRICS_FILE))?;
+    let steps: Vec<usize> =
+        metrics.lines().skip(1).map(|l| l.split(',').next().unwrap_or("").parse()).collect::<Result<_, _>>()?;
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
+    assert!(dir.path().join("b").join(wlm::CONFIG_FILE).exists());
+    Ok(())
+}
+
+#[test]
+fn non_finite_gradient_stops_with_the_step_and_keeps_the_checkpoint() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 6)?;
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir()?;
+    let mut run = Run::create(dir.path(), config(20), data.clone(), &dev)?;
+    run.train_for(5, &mut ())?;
+    let (_, var) = run.trainer().model().named_parameters().remove(0);
+    let nan = Tensor::full(f32::NAN, var.as_tensor().shape(), &dev)?;
+    var.set(&nan)?;
+    let err = run.train_for(3, &mut ()).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { step: 6, .. }), "{err}");
+    assert!(err.to_string().contains("step 6"), "{err}");
+    drop(run);
+    let resumed = Run::resume(dir.path(), data, &dev)?;
+    assert_eq!(resumed.trainer().step_count(), 5);
+    for p in params(&resumed)? {
+        assert!(p.iter().all(|v| v.is_finite()));
+    }
+    Ok(())
+}
+
+fn create_error(config: RunConfig, data: wlm_data::Snapshots) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    match Run::create(dir.path(), config, data, &Device::Cpu) {
+        Ok(_) => anyhow::bail!("expected an error"),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+#[test]
+fn bad_configs_give_errors_naming_the_field() -> anyhow::Result<()> {
+    let data = drifting_clouds(5, 10, 7)?;
+    let mut c = config(3);
+    c.train.lr = 0.0;
+    assert!(create_error(c, data.clone())?.contains("train.lr"));
+    let mut c = config(3);
+    c.train.ema_decay = 1.5;
+    assert!(create_error(c, data.clone())?.contains("train.ema_decay"));
+    let mut c = config(3);
+    c.model.friction.gamma = -1.0;
+    assert!(create_error(c, data.clone())?.contains("model.friction.gamma"));
+    let mut c = config(3);
+    c.split = SplitConfig::Forecast { n_train: 1 };
+    assert!(create_error(c, data.clone())?.contains("split.n_train"));
+    let mut c = config(3);
+    c.split = SplitConfig::Holdout { indices: vec![9] };
+    assert!(create_error(c, data.clone())?.contains("split.indices"));
+    let mut c = config(3);
+    c.eval.steps_per_interval = 0;
+    assert!(create_error(c, data.clone())?.contains("eval.steps_per_interval"));
+    let mut c = config(3);
+    c.model.energy =
+        EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 3, hidden: 8, layers: 1 });
+    assert!(create_error(c, data.clone())?.contains("model.energy.dim"));
+    let no_velocities = wlm_data::Snapshots::new(
+        data.times().to_vec(),
+        2,
+        (0..data.len()).map(|k| data.positions(k).to_vec()).collect(),
+        None,
+    )?;
+    let c = config(3);
+    assert!(create_error(c, no_velocities.clone())?.contains("train.initial_velocities"));
+    let mut c = config(3);
+    c.train.initial_velocities = VelocitySource::Zero;
+    c.eval.initial_velocities = VelocitySource::Zero;
+    let dir = tempfile::tempdir()?;
+    Run::create(dir.path(), c.clone(), no_velocities.clone(), &Device::Cpu)?;
+    let again = Run::create(dir.path(), c, no_velocities, &Device::Cpu);
+    assert!(again.is_ok(), "no checkpoint yet, so a fresh create is allowed");
+    Ok(())
+}
+
+#[test]
+fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 10, 8)?;
+    let mut c = config(2);
+    c.train.batch_size = Some(1000);
+    let dir = tempfile::tempdir()?;
+    let mut run = Run::create(dir.path(), c, data, &Device::Cpu)?;
+    let mut seen = Losses::default();
+    run.train(&mut seen)?;
+    assert_eq!(seen.0.borrow().len(), 2);
+    let evaluation = wlm::Run::evaluate(&run)?;
+    assert!(evaluation.test_w1.is_some());
+    let out = run.finish()?;
+    assert_eq!(out.forecast, true);
+    for f in [wlm::WEIGHTS_FILE, wlm::EMA_WEIGHTS_FILE, wlm::FORECAST_FILE, wlm::EVALUATION_FILE] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    Ok(())
+}
