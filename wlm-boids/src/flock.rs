@@ -59,10 +59,10 @@ impl Flock {
         match self.config.neighbour_search {
             NeighbourSearch::AllPairs => {
                 let mut sums = vec![0.0; 3 * dim];
-                let row = |values: &'_ [f64], j: usize| &values[j * dim..(j + 1) * dim];
                 for (boid, out) in self.next_velocities.chunks_exact_mut(dim).enumerate() {
-                    let others = (0..n_boids).map(|j| (row(positions, j), row(velocities, j)));
-                    let (x_i, v_i) = (row(positions, boid), row(velocities, boid));
+                    let others =
+                        (0..n_boids).map(|j| (row(positions, dim, j), row(velocities, dim, j)));
+                    let (x_i, v_i) = (row(positions, dim, boid), row(velocities, dim, boid));
                     rules.steer(x_i, v_i, others, &mut sums, out);
                 }
             }
@@ -219,6 +219,11 @@ impl Rules {
         }
         normalise(out);
     }
+}
+
+/// Row `j` of a row-major array with `dim` columns.
+fn row(values: &[f64], dim: usize, j: usize) -> &[f64] {
+    &values[j * dim..(j + 1) * dim]
 }
 
 /// `Σ_k (b_k − a_k)²`, summed in coordinate order. Both searches use this one function.

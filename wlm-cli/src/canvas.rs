@@ -36,7 +36,11 @@ impl Canvas {
         for _ in 0..width * height {
             pixels.extend_from_slice(&background);
         }
-        Self { width, height, pixels }
+        Self {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// Width in pixels.
@@ -169,13 +173,7 @@ impl Canvas {
                     if bits & (1 << col) != 0 {
                         let px = gx + (col * scale) as i64;
                         let py = y + (row * scale) as i64;
-                        self.fill_rect(
-                            px,
-                            py,
-                            px + scale as i64 - 1,
-                            py + scale as i64 - 1,
-                            color,
-                        );
+                        self.fill_rect(px, py, px + scale as i64 - 1, py + scale as i64 - 1, color);
                     }
                 }
             }
@@ -195,13 +193,7 @@ impl Canvas {
                         // Glyph pixel (col, row) goes to (row, -col) after rotation.
                         let px = x + (row * scale) as i64;
                         let py = y + total - ((k * GLYPH + col + 1) * scale) as i64;
-                        self.fill_rect(
-                            px,
-                            py,
-                            px + scale as i64 - 1,
-                            py + scale as i64 - 1,
-                            color,
-                        );
+                        self.fill_rect(px, py, px + scale as i64 - 1, py + scale as i64 - 1, color);
                     }
                 }
             }
@@ -219,7 +211,9 @@ impl Canvas {
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
             let mut writer = encoder.write_header().context("cannot encode png header")?;
-            writer.write_image_data(&self.pixels).context("cannot encode png data")?;
+            writer
+                .write_image_data(&self.pixels)
+                .context("cannot encode png data")?;
             writer.finish().context("cannot finish png")?;
         }
         Ok(out)

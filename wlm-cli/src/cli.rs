@@ -215,7 +215,7 @@ pub(crate) struct DemoArgs {
     /// Run directory (default: `runs/demo`, or `runs/demo-quick`).
     #[arg(long)]
     pub(crate) run_dir: Option<PathBuf>,
-    /// Number of training steps (default: 1500, or 30 with --quick).
+    /// Number of training steps (default: 1000, or 20 with --quick).
     #[arg(long)]
     pub(crate) steps: Option<usize>,
     /// Seed of the simulation and of training.

@@ -132,7 +132,10 @@ pub(crate) struct PlotConfig {
 
 impl Default for PlotConfig {
     fn default() -> Self {
-        Self { dims: (0, 1), max_times: 6 }
+        Self {
+            dims: (0, 1),
+            max_times: 6,
+        }
     }
 }
 
@@ -329,7 +332,11 @@ mod tests {
     fn overrides_set_nested_values() {
         let c = ExperimentConfig::parse(
             GOOD,
-            &["train.steps=9".into(), "model.friction.learnable=true".into(), "name=other".into()],
+            &[
+                "train.steps=9".into(),
+                "model.friction.learnable=true".into(),
+                "name=other".into(),
+            ],
         )
         .unwrap();
         assert_eq!(c.train.steps, 9);
@@ -344,7 +351,10 @@ mod tests {
             ExperimentConfig::parse(GOOD, &["train.nonsense=1".into()]).unwrap_err()
         );
         assert!(err.contains("unknown field `train.nonsense`"), "{err}");
-        let err = format!("{:#}", ExperimentConfig::parse(GOOD, &["oops".into()]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::parse(GOOD, &["oops".into()]).unwrap_err()
+        );
         assert!(err.contains("expected KEY=VALUE"), "{err}");
     }
 
@@ -368,7 +378,11 @@ mod tests {
                 let c = ExperimentConfig::load(&path, &[])
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-                assert!(stem.starts_with(c.name.split('_').next().unwrap()), "{stem}: {}", c.name);
+                assert!(
+                    stem.starts_with(c.name.split('_').next().unwrap()),
+                    "{stem}: {}",
+                    c.name
+                );
                 n += 1;
             }
         }
@@ -378,9 +392,13 @@ mod tests {
     #[test]
     fn gf_sde_template_accepts_every_potential_and_pairing() {
         let path = configs_dir().join("gf_sde.ron");
-        for potential in
-            ["quadratic", "styblinski_tang", "bohachevsky", "oakley_o_hagan", "wavy_plateau"]
-        {
+        for potential in [
+            "quadratic",
+            "styblinski_tang",
+            "bohachevsky",
+            "oakley_o_hagan",
+            "wavy_plateau",
+        ] {
             for pairing in ["paired", "unpaired"] {
                 let c = ExperimentConfig::load(
                     &path,

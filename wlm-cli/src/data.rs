@@ -30,11 +30,15 @@ pub(crate) fn load_config_data(config: &DataConfig) -> Result<Snapshots> {
         }
         DataSource::Boids(b) => b
             .flocking
-            .simulate(&Start::random_2d(b.n_particles, b.seed), b.n_snapshots, b.steps_per_snapshot)
+            .simulate(
+                &Start::random_2d(b.n_particles, b.seed),
+                b.n_snapshots,
+                b.steps_per_snapshot,
+            )
             .context("cannot simulate the Boids data (data.source)")?,
-        DataSource::GfSde(g) => {
-            g.generate().context("cannot simulate the GF-SDE data (data.source)")?
-        }
+        DataSource::GfSde(g) => g
+            .generate()
+            .context("cannot simulate the GF-SDE data (data.source)")?,
     };
     if let Some(times) = times {
         if times.len() != snapshots.len() {
@@ -45,8 +49,8 @@ pub(crate) fn load_config_data(config: &DataConfig) -> Result<Snapshots> {
             );
         }
         if times != snapshots.times() {
-            snapshots = retime(&snapshots, times.to_vec())
-                .context("invalid config field `data.times`")?;
+            snapshots =
+                retime(&snapshots, times.to_vec()).context("invalid config field `data.times`")?;
         }
     }
     if let Some(max) = config.max_particles {
@@ -60,7 +64,9 @@ pub(crate) fn load_config_data(config: &DataConfig) -> Result<Snapshots> {
 
 fn parts(s: &Snapshots) -> (Vec<Vec<f64>>, Vec<Option<Vec<f64>>>) {
     let positions = (0..s.len()).map(|k| s.positions(k).to_vec()).collect();
-    let velocities = (0..s.len()).map(|k| s.velocities(k).map(<[f64]>::to_vec)).collect();
+    let velocities = (0..s.len())
+        .map(|k| s.velocities(k).map(<[f64]>::to_vec))
+        .collect();
     (positions, velocities)
 }
 
@@ -82,16 +88,26 @@ pub(crate) fn subsample(s: &Snapshots, max: usize, seed: u64) -> Result<Snapshot
     let mut velocities = Vec::with_capacity(s.len());
     for k in 0..s.len() {
         let n = s.n_particles(k);
-        let mut keep: Vec<usize> =
-            if n > max { sample(&mut rng, n, max).into_vec() } else { (0..n).collect() };
+        let mut keep: Vec<usize> = if n > max {
+            sample(&mut rng, n, max).into_vec()
+        } else {
+            (0..n).collect()
+        };
         keep.sort_unstable();
         let pick = |values: &[f64]| -> Vec<f64> {
-            keep.iter().flat_map(|&i| values[i * d..(i + 1) * d].iter().copied()).collect()
+            keep.iter()
+                .flat_map(|&i| values[i * d..(i + 1) * d].iter().copied())
+                .collect()
         };
         positions.push(pick(s.positions(k)));
         velocities.push(s.velocities(k).map(pick));
     }
-    Ok(Snapshots::new(s.times().to_vec(), d, positions, Some(velocities))?)
+    Ok(Snapshots::new(
+        s.times().to_vec(),
+        d,
+        positions,
+        Some(velocities),
+    )?)
 }
 
 /// The file formats `inspect` and `--data` understand.
@@ -130,7 +146,8 @@ impl Format {
 /// # Errors
 /// Unreadable file or not a zip archive, naming the file.
 pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{}: not a valid .npz (zip) archive", path.display()))?;
     archive
@@ -147,7 +164,8 @@ pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>> {
 /// # Errors
 /// Unreadable archive, missing key, malformed NPY, naming the file and key.
 pub(crate) fn npz_array(path: &Path, key: &str) -> Result<NpyArray> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{}: not a valid .npz (zip) archive", path.display()))?;
     let mut entry = archive
@@ -187,7 +205,11 @@ pub(crate) fn detect_format(path: &Path) -> Result<Format> {
                 bail!(
                     "{}: unrecognised .npz: expected a key `positions`, `Xs` or `pcs`, found {}",
                     path.display(),
-                    if keys.is_empty() { "no arrays".to_string() } else { format!("{keys:?}") }
+                    if keys.is_empty() {
+                        "no arrays".to_string()
+                    } else {
+                        format!("{keys:?}")
+                    }
                 )
             }
         }
@@ -266,7 +288,10 @@ fn cloud_from_array(array: &NpyArray, path: &Path, key: Option<&str>) -> Result<
             array.data[i]
         );
     }
-    Ok(Cloud { values: array.data.clone(), dim })
+    Ok(Cloud {
+        values: array.data.clone(),
+        dim,
+    })
 }
 
 /// Reads a point cloud: `.npy` of shape `(N, d)` (or `(1, N, d)`), or a CSV of numbers with
@@ -276,7 +301,11 @@ fn cloud_from_array(array: &NpyArray, path: &Path, key: Option<&str>) -> Result<
 /// Unreadable files, other shapes, ragged or non-numeric rows, non-finite values, naming the
 /// file (and line).
 pub(crate) fn read_cloud(path: &Path) -> Result<Cloud> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     match ext.as_str() {
         "npy" => {
@@ -285,7 +314,10 @@ pub(crate) fn read_cloud(path: &Path) -> Result<Cloud> {
             cloud_from_array(&array, path, None)
         }
         "csv" | "txt" => parse_csv_cloud(&bytes, path),
-        _ => bail!("{}: expected a point cloud as .npy (N, d) or .csv", path.display()),
+        _ => bail!(
+            "{}: expected a point cloud as .npy (N, d) or .csv",
+            path.display()
+        ),
     }
 }
 
@@ -353,9 +385,16 @@ pub(crate) struct StartSnapshot {
 /// # Errors
 /// Unreadable files, wrong shapes, mismatched velocity shapes, non-finite values.
 pub(crate) fn read_start(path: &Path) -> Result<StartSnapshot> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext != "npz" {
-        return Ok(StartSnapshot { positions: read_cloud(path)?, velocities: None });
+        return Ok(StartSnapshot {
+            positions: read_cloud(path)?,
+            velocities: None,
+        });
     }
     let keys = npz_keys(path)?;
     let first = |mut a: NpyArray| -> NpyArray {
@@ -367,11 +406,22 @@ pub(crate) fn read_start(path: &Path) -> Result<StartSnapshot> {
         a
     };
     if !keys.iter().any(|k| k == "positions") {
-        bail!("{}: no array named `positions` (found {keys:?})", path.display());
+        bail!(
+            "{}: no array named `positions` (found {keys:?})",
+            path.display()
+        );
     }
-    let positions = cloud_from_array(&first(npz_array(path, "positions")?), path, Some("positions"))?;
+    let positions = cloud_from_array(
+        &first(npz_array(path, "positions")?),
+        path,
+        Some("positions"),
+    )?;
     let velocities = if keys.iter().any(|k| k == "velocities") {
-        let v = cloud_from_array(&first(npz_array(path, "velocities")?), path, Some("velocities"))?;
+        let v = cloud_from_array(
+            &first(npz_array(path, "velocities")?),
+            path,
+            Some("velocities"),
+        )?;
         if v.values.len() != positions.values.len() || v.dim != positions.dim {
             bail!(
                 "{}: key `velocities`: {} points × {} differs from `positions` {} × {}",
@@ -386,7 +436,10 @@ pub(crate) fn read_start(path: &Path) -> Result<StartSnapshot> {
     } else {
         None
     };
-    Ok(StartSnapshot { positions, velocities })
+    Ok(StartSnapshot {
+        positions,
+        velocities,
+    })
 }
 
 #[cfg(test)]
@@ -396,10 +449,20 @@ mod tests {
     #[test]
     fn csv_clouds_skip_a_header_and_reject_ragged_rows() {
         let c = parse_csv_cloud(b"x,y\n1,2\n3,4\n", Path::new("a.csv")).unwrap();
-        assert_eq!(c, Cloud { values: vec![1.0, 2.0, 3.0, 4.0], dim: 2 });
-        let err = parse_csv_cloud(b"1,2\n3\n", Path::new("a.csv")).unwrap_err().to_string();
+        assert_eq!(
+            c,
+            Cloud {
+                values: vec![1.0, 2.0, 3.0, 4.0],
+                dim: 2
+            }
+        );
+        let err = parse_csv_cloud(b"1,2\n3\n", Path::new("a.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a.csv: line 2"), "{err}");
-        let err = parse_csv_cloud(b"1,2\n3,nan\n", Path::new("a.csv")).unwrap_err().to_string();
+        let err = parse_csv_cloud(b"1,2\n3,nan\n", Path::new("a.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not finite"), "{err}");
         assert!(parse_csv_cloud(b"", Path::new("a.csv")).is_err());
     }
@@ -410,7 +473,10 @@ mod tests {
             vec![0.0, 1.0],
             1,
             vec![(0..10).map(f64::from).collect(), vec![5.0, 6.0]],
-            Some(vec![Some((0..10).map(|i| f64::from(i) * 10.0).collect()), None]),
+            Some(vec![
+                Some((0..10).map(|i| f64::from(i) * 10.0).collect()),
+                None,
+            ]),
         )
         .unwrap();
         let sub = subsample(&s, 3, 1).unwrap();

@@ -31,8 +31,11 @@ const QUICK: [&str; 7] = [
 /// # Errors
 /// Only if the embedded config is broken (a test checks it is not).
 pub(crate) fn demo_config(args: &DemoArgs) -> Result<ExperimentConfig> {
-    let mut overrides: Vec<String> =
-        if args.quick { QUICK.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
+    let mut overrides: Vec<String> = if args.quick {
+        QUICK.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    };
     if let Some(steps) = args.steps {
         overrides.push(format!("train.steps={steps}"));
     }
@@ -60,18 +63,27 @@ fn fresh_run_dir(name: &str) -> PathBuf {
 pub(crate) fn demo(args: &DemoArgs, mode: Mode) -> Result<()> {
     let start = Instant::now();
     let config = demo_config(args)?;
-    let dir = args.run_dir.clone().unwrap_or_else(|| fresh_run_dir(&config.name));
+    let dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| fresh_run_dir(&config.name));
     if mode != Mode::Quiet {
         if let crate::config::DataSource::Boids(b) = &config.data.source {
             eprintln!(
-                "wlm demo: {} boids, {} snapshots (dt {}), training on the first half, forecasting the rest",
-                b.n_particles, b.n_snapshots, b.flocking.dt
+                "wlm demo: {} boids, {} snapshots {} apart; training on the first half, forecasting the rest",
+                b.n_particles,
+                b.n_snapshots,
+                b.flocking.dt * b.steps_per_snapshot as f64
             );
         }
     }
     let e = train_config(&config, &dir, false, mode)?;
-    let model: Vec<(usize, f64)> =
-        e.scores.iter().filter(|s| s.role == Role::Test).map(|s| (s.index, s.w1)).collect();
+    let model: Vec<(usize, f64)> = e
+        .scores
+        .iter()
+        .filter(|s| s.role == Role::Test)
+        .map(|s| (s.index, s.w1))
+        .collect();
     for b in &e.baselines {
         let wins = model
             .iter()
@@ -85,7 +97,11 @@ pub(crate) fn demo(args: &DemoArgs, mode: Mode) -> Result<()> {
             b.test_w1.map_or(f64::NAN, |m| m.mean),
         );
     }
-    println!("demo finished in {:.1} s; run directory {}", start.elapsed().as_secs_f64(), dir.display());
+    println!(
+        "demo finished in {:.1} s; run directory {}",
+        start.elapsed().as_secs_f64(),
+        dir.display()
+    );
     Ok(())
 }
 
@@ -95,10 +111,20 @@ mod tests {
 
     #[test]
     fn the_embedded_config_parses_in_both_variants() {
-        let full = DemoArgs { quick: false, run_dir: None, steps: None, seed: 0 };
+        let full = DemoArgs {
+            quick: false,
+            run_dir: None,
+            steps: None,
+            seed: 0,
+        };
         let c = demo_config(&full).unwrap();
         assert_eq!(c.name, "demo");
-        let quick = demo_config(&DemoArgs { quick: true, steps: Some(7), ..full }).unwrap();
+        let quick = demo_config(&DemoArgs {
+            quick: true,
+            steps: Some(7),
+            ..full
+        })
+        .unwrap();
         assert_eq!((quick.name.as_str(), quick.train.steps), ("demo-quick", 7));
     }
 }

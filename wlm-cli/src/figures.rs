@@ -30,8 +30,8 @@ pub(crate) struct MetricsRow {
 /// # Errors
 /// Unreadable file, missing columns, unparsable numbers (naming the line).
 pub(crate) fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |name: &str| {
@@ -71,7 +71,10 @@ fn spread(candidates: &[usize], max: usize) -> Vec<usize> {
 }
 
 fn points(values: &[f64], dim: usize, dims: (usize, usize)) -> Vec<(f64, f64)> {
-    values.chunks_exact(dim).map(|p| (p[dims.0], p[dims.1])).collect()
+    values
+        .chunks_exact(dim)
+        .map(|p| (p[dims.0], p[dims.1]))
+        .collect()
 }
 
 const TRUE_COLOR: Rgb = PALETTE[0];
@@ -105,31 +108,37 @@ pub(crate) fn plot_run(
     let forecast_path = dir.join(wlm::FORECAST_FILE);
     let interp_path = dir.join(INTERPOLATION_FILE);
     // True vs predicted.
-    let predicted: Option<(Snapshots, Vec<usize>, &str)> = if !split.is_forecast()
-        && interp_path.exists()
-    {
-        let p = wlm_data::load_particles_npz(&interp_path, None)?;
-        Some((p, split.test.clone(), "interpolated"))
-    } else if forecast_path.exists() {
-        let p = wlm_data::load_particles_npz(&forecast_path, None)?;
-        let mut candidates: Vec<usize> = split.test.clone();
-        if let Some(&last) = split.train.last() {
-            candidates.insert(0, last);
-        }
-        let chosen = spread(&candidates, config.plot.max_times);
-        let positions: Vec<usize> = chosen.iter().copied().filter(|&k| k < p.len()).collect();
-        Some((p.select(&positions)?, positions, "forecast"))
-    } else {
-        None
-    };
+    let predicted: Option<(Snapshots, Vec<usize>, &str)> =
+        if !split.is_forecast() && interp_path.exists() {
+            let p = wlm_data::load_particles_npz(&interp_path, None)?;
+            Some((p, split.test.clone(), "interpolated"))
+        } else if forecast_path.exists() {
+            let p = wlm_data::load_particles_npz(&forecast_path, None)?;
+            let mut candidates: Vec<usize> = split.test.clone();
+            if let Some(&last) = split.train.last() {
+                candidates.insert(0, last);
+            }
+            let chosen = spread(&candidates, config.plot.max_times);
+            let positions: Vec<usize> = chosen.iter().copied().filter(|&k| k < p.len()).collect();
+            Some((p.select(&positions)?, positions, "forecast"))
+        } else {
+            None
+        };
     if let Some((pred, indices, what)) = predicted {
-        let chosen = spread(&(0..indices.len()).collect::<Vec<_>>(), config.plot.max_times);
+        let chosen = spread(
+            &(0..indices.len()).collect::<Vec<_>>(),
+            config.plot.max_times,
+        );
         let mut top = Vec::new();
         let mut bottom = Vec::new();
         for &j in &chosen {
             let k = indices[j];
             let t = snapshots.times()[k];
-            let role = if split.test.contains(&k) { "test" } else { "train" };
+            let role = if split.test.contains(&k) {
+                "test"
+            } else {
+                "train"
+            };
             top.push(ScatterPanel {
                 title: format!("observed t={t:.3} ({role})"),
                 clouds: vec![(points(snapshots.positions(k), d, dims), TRUE_COLOR)],
@@ -169,13 +178,20 @@ pub(crate) fn plot_run(
         for (i, b) in e.baselines.iter().enumerate() {
             series.push(Series {
                 label: b.name.clone(),
-                points: b.w1.iter().map(|&(k, w)| (snapshots.times()[k], w)).collect(),
+                points: b
+                    .w1
+                    .iter()
+                    .map(|&(k, w)| (snapshots.times()[k], w))
+                    .collect(),
                 color: PALETTE[(i + 1) % PALETTE.len()],
                 style: Style::LineMarkers,
             });
         }
         let marker = if e.forecast {
-            split.train.last().map(|&k| (snapshots.times()[k], "end of training".to_string()))
+            split
+                .train
+                .last()
+                .map(|&k| (snapshots.times()[k], "end of training".to_string()))
         } else {
             None
         };
@@ -200,7 +216,12 @@ pub(crate) fn plot_run(
             let window = (rows.len() / 50).max(1);
             let smooth: Vec<(f64, f64)> = raw
                 .windows(window)
-                .map(|w| (w[w.len() - 1].0, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64))
+                .map(|w| {
+                    (
+                        w[w.len() - 1].0,
+                        w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64,
+                    )
+                })
                 .collect();
             let chart = LineChart {
                 title: format!("{}: training loss", config.name),
@@ -230,7 +251,11 @@ pub(crate) fn plot_run(
                 title: format!(
                     "{}: friction{}",
                     config.name,
-                    if config.model.friction.learnable { " (learned)" } else { " (fixed)" }
+                    if config.model.friction.learnable {
+                        " (learned)"
+                    } else {
+                        " (fixed)"
+                    }
                 ),
                 x_label: "step".into(),
                 y_label: "friction".into(),

@@ -21,11 +21,22 @@ pub(crate) fn inspect(path: &Path) -> Result<String> {
     let _ = writeln!(out, "format:      {}", format.describe());
     let _ = writeln!(out, "snapshots:   {}", s.len());
     let _ = writeln!(out, "dimension:   {}", s.dim());
-    let (lo, hi) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+    let (lo, hi) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
     if lo == hi {
-        let _ = writeln!(out, "points:      {lo} per snapshot ({} in all)", sizes.iter().sum::<usize>());
+        let _ = writeln!(
+            out,
+            "points:      {lo} per snapshot ({} in all)",
+            sizes.iter().sum::<usize>()
+        );
     } else {
-        let _ = writeln!(out, "points:      {lo} to {hi} per snapshot ({} in all)", sizes.iter().sum::<usize>());
+        let _ = writeln!(
+            out,
+            "points:      {lo} to {hi} per snapshot ({} in all)",
+            sizes.iter().sum::<usize>()
+        );
     }
     let velocities = if with_v == s.len() {
         "yes (every snapshot)".to_string()
@@ -35,7 +46,11 @@ pub(crate) fn inspect(path: &Path) -> Result<String> {
         format!("{with_v} of {} snapshots", s.len())
     };
     let _ = writeln!(out, "velocities:  {velocities}");
-    let _ = writeln!(out, "{:>5}  {:>12}  {:>8}  {:>4}  {}", "index", "time", "points", "vel", "name");
+    let _ = writeln!(
+        out,
+        "{:>5}  {:>12}  {:>8}  {:>4}  {}",
+        "index", "time", "points", "vel", "name"
+    );
     for k in 0..s.len() {
         let name = s.names().map(|n| n[k].as_str()).unwrap_or("");
         let _ = writeln!(
@@ -43,7 +58,11 @@ pub(crate) fn inspect(path: &Path) -> Result<String> {
             "{k:>5}  {:>12}  {:>8}  {:>4}  {name}",
             format_time(s.times()[k]),
             s.n_particles(k),
-            if s.velocities(k).is_some() { "yes" } else { "no" },
+            if s.velocities(k).is_some() {
+                "yes"
+            } else {
+                "no"
+            },
         );
     }
     Ok(out)

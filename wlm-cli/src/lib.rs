@@ -32,19 +32,20 @@ use cli::{Cli, Command, Simulate};
 /// # Errors
 /// Any failure of the subcommand, with context for the user.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let cli = match Cli::try_parse_from(std::iter::once("wlm".to_string()).chain(args.iter().cloned())) {
-        Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => {
-            // --help, --version: not an error.
-            print!("{err}");
-            return Ok(());
-        }
-        Err(err) => {
-            let text = err.render().to_string();
-            let text = text.trim_start_matches("error: ").trim_end().to_string();
-            return Err(anyhow::anyhow!(text));
-        }
-    };
+    let cli =
+        match Cli::try_parse_from(std::iter::once("wlm".to_string()).chain(args.iter().cloned())) {
+            Ok(cli) => cli,
+            Err(err) if !err.use_stderr() => {
+                // --help, --version: not an error.
+                print!("{err}");
+                return Ok(());
+            }
+            Err(err) => {
+                let text = err.render().to_string();
+                let text = text.trim_start_matches("error: ").trim_end().to_string();
+                return Err(anyhow::anyhow!(text));
+            }
+        };
     let mode = progress::Mode::detect(cli.quiet);
     match cli.command {
         Command::Simulate(sim) => {

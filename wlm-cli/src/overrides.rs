@@ -56,7 +56,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 }
             }
         } else if b"()[]{}:,#!".contains(&c) {
-            out.push(Token { tok: Tok::Punct(c as char), start: i, end: i + 1 });
+            out.push(Token {
+                tok: Tok::Punct(c as char),
+                start: i,
+                end: i + 1,
+            });
             i += 1;
         } else if c == b'"' {
             let start = i;
@@ -68,7 +72,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 bail!("unterminated string starting at byte {start}");
             }
             i += 1;
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
         } else if c == b'r' && (text[i..].starts_with("r\"") || text[i..].starts_with("r#\"")) {
             let start = i;
             let hashes = text[i + 1..].bytes().take_while(|&b| b == b'#').count();
@@ -78,7 +86,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 .find(&close)
                 .ok_or_else(|| anyhow!("unterminated raw string starting at byte {start}"))?;
             i = body + end + close.len();
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
         } else if c == b'\'' {
             let start = i;
             i += 1;
@@ -86,7 +98,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 i += if bytes[i] == b'\\' { 2 } else { 1 };
             }
             i = (i + 1).min(bytes.len());
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
             if text[i..].starts_with("r#") {
@@ -96,7 +112,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 i += 1;
             }
             let name = text[start..i].trim_start_matches("r#").to_string();
-            out.push(Token { tok: Tok::Ident(name), start, end: i });
+            out.push(Token {
+                tok: Tok::Ident(name),
+                start,
+                end: i,
+            });
         } else {
             // Numbers and anything else up to a delimiter.
             let start = i;
@@ -111,7 +131,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
             if i == start {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
         }
     }
     Ok(out)
@@ -130,7 +154,10 @@ enum Kind {
     /// A literal or bare identifier.
     Atom { is_string: bool },
     /// `(key: value, …)` or `Name(key: value, …)`; `body` is the byte just after `(`.
-    Struct { body: usize, fields: Vec<(String, Node)> },
+    Struct {
+        body: usize,
+        fields: Vec<(String, Node)>,
+    },
     /// `(a, b)`, `Name(a)`, `Some(a)`.
     Tuple(Vec<Node>),
     /// `[…]` or `{…}`.
@@ -154,7 +181,11 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(t.end)
             }
-            Some(t) => bail!("expected `{c}` at byte {}, found `{}`", t.start, self.slice(t)),
+            Some(t) => bail!(
+                "expected `{c}` at byte {}, found `{}`",
+                t.start,
+                self.slice(t)
+            ),
             None => bail!("expected `{c}`, found the end of the text"),
         }
     }
@@ -203,11 +234,19 @@ impl Parser<'_> {
         match &first.tok {
             Tok::Punct('[') => {
                 let end = self.skip_group('[', ']')?;
-                Ok(Node { start: first.start, end, kind: Kind::Other })
+                Ok(Node {
+                    start: first.start,
+                    end,
+                    kind: Kind::Other,
+                })
             }
             Tok::Punct('{') => {
                 let end = self.skip_group('{', '}')?;
-                Ok(Node { start: first.start, end, kind: Kind::Other })
+                Ok(Node {
+                    start: first.start,
+                    end,
+                    kind: Kind::Other,
+                })
             }
             Tok::Punct('(') => self.parens(first.start),
             Tok::Ident(_) => {
@@ -215,14 +254,22 @@ impl Parser<'_> {
                 if self.peek(0) == Some(&Tok::Punct('(')) {
                     self.parens(first.start)
                 } else {
-                    Ok(Node { start: first.start, end: first.end, kind: Kind::Atom { is_string: false } })
+                    Ok(Node {
+                        start: first.start,
+                        end: first.end,
+                        kind: Kind::Atom { is_string: false },
+                    })
                 }
             }
             Tok::Literal => {
                 self.pos += 1;
                 let is_string = self.text[first.start..].starts_with('"')
                     || self.text[first.start..].starts_with('r');
-                Ok(Node { start: first.start, end: first.end, kind: Kind::Atom { is_string } })
+                Ok(Node {
+                    start: first.start,
+                    end: first.end,
+                    kind: Kind::Atom { is_string },
+                })
             }
             Tok::Punct(c) => bail!("unexpected `{c}` at byte {}", first.start),
         }
@@ -241,7 +288,11 @@ impl Parser<'_> {
                 let name = match self.peek(0) {
                     Some(Tok::Ident(name)) => name.clone(),
                     _ => {
-                        let t = self.tokens.get(self.pos).map(|t| t.start).unwrap_or(self.text.len());
+                        let t = self
+                            .tokens
+                            .get(self.pos)
+                            .map(|t| t.start)
+                            .unwrap_or(self.text.len());
                         bail!("expected a field name at byte {t}");
                     }
                 };
@@ -256,7 +307,11 @@ impl Parser<'_> {
                 }
             }
             let end = self.expect(')')?;
-            Ok(Node { start, end, kind: Kind::Struct { body, fields } })
+            Ok(Node {
+                start,
+                end,
+                kind: Kind::Struct { body, fields },
+            })
         } else {
             let mut items = Vec::new();
             while self.peek(0) != Some(&Tok::Punct(')')) {
@@ -268,7 +323,11 @@ impl Parser<'_> {
                 }
             }
             let end = self.expect(')')?;
-            Ok(Node { start, end, kind: Kind::Tuple(items) })
+            Ok(Node {
+                start,
+                end,
+                kind: Kind::Tuple(items),
+            })
         }
     }
 }
@@ -288,7 +347,11 @@ pub(crate) fn set_path(text: &str, path: &str, value: &str) -> Result<String> {
         bail!("invalid key `{path}`: expected a dotted path such as `train.steps`");
     }
     let tokens = tokenize(text)?;
-    let mut parser = Parser { tokens: &tokens, text, pos: 0 };
+    let mut parser = Parser {
+        tokens: &tokens,
+        text,
+        pos: 0,
+    };
     parser.skip_attributes()?;
     let root = parser.value()?;
     let mut node = &root;
@@ -310,7 +373,12 @@ pub(crate) fn set_path(text: &str, path: &str, value: &str) -> Result<String> {
                             }
                             _ => value.to_string(),
                         };
-                        return Ok(format!("{}{}{}", &text[..child.start], value, &text[child.end..]));
+                        return Ok(format!(
+                            "{}{}{}",
+                            &text[..child.start],
+                            value,
+                            &text[child.end..]
+                        ));
                     }
                     Some((_, child)) => {
                         node = child;
@@ -332,7 +400,11 @@ pub(crate) fn set_path(text: &str, path: &str, value: &str) -> Result<String> {
             }
             _ => {
                 let done = segments[..k].join(".");
-                let at = if done.is_empty() { "the document".to_string() } else { format!("`{done}`") };
+                let at = if done.is_empty() {
+                    "the document".to_string()
+                } else {
+                    format!("`{done}`")
+                };
                 bail!("cannot set `{path}`: {at} is not a struct with named fields");
             }
         }
@@ -376,7 +448,10 @@ mod tests {
         let out = set_path(DOC, "train.lr", "0.001").unwrap();
         assert!(out.contains("train: (lr: 0.001, steps: 100"), "{out}");
         let out = set_path(DOC, "eval.steps_per_interval", "3").unwrap();
-        assert!(out.contains("(eval: (steps_per_interval: 3), \n    name"), "{out}");
+        assert!(
+            out.contains("(eval: (steps_per_interval: 3), \n    name"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -4,8 +4,14 @@
 use crate::canvas::{text_width, Canvas, Rgb, BLACK, GREY, GRID, WHITE};
 
 /// Colours of successive series (blue, orange, green, red, purple, brown).
-pub(crate) const PALETTE: [Rgb; 6] =
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75]];
+pub(crate) const PALETTE: [Rgb; 6] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+];
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +160,11 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64) -> (Vec<f64>, f64) {
 
 /// A tick label for `value` on an axis whose ticks are `step` apart.
 pub(crate) fn format_tick(value: f64, step: f64) -> String {
-    let value = if value.abs() < step * 1e-9 { 0.0 } else { value };
+    let value = if value.abs() < step * 1e-9 {
+        0.0
+    } else {
+        value
+    };
     let a = value.abs();
     if a != 0.0 && !(1e-3..1e5).contains(&a) {
         return format!("{value:.1e}");
@@ -170,8 +180,12 @@ pub(crate) fn format_tick(value: f64, step: f64) -> String {
 
 /// Draws axes, grid, ticks and labels of `frame` on the canvas.
 fn draw_axes(canvas: &mut Canvas, frame: &Frame, x_label: &str, y_label: &str) {
-    let (l, t, r, b) =
-        (frame.left as i64, frame.top as i64, frame.right as i64, frame.bottom as i64);
+    let (l, t, r, b) = (
+        frame.left as i64,
+        frame.top as i64,
+        frame.right as i64,
+        frame.bottom as i64,
+    );
     let (x_ticks, x_step) = nice_ticks(frame.x_range.0, frame.x_range.1);
     let (y_ticks, y_step) = nice_ticks(frame.y_range.0, frame.y_range.1);
     for &x in &x_ticks {
@@ -237,8 +251,12 @@ fn format_log_tick(value: f64) -> String {
 pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canvas {
     let mut canvas = Canvas::new(width, height, WHITE);
     let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let all: Vec<(f64, f64)> =
-        chart.series.iter().flat_map(|s| s.points.iter().copied()).filter(finite).collect();
+    let all: Vec<(f64, f64)> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(finite)
+        .collect();
     let log_y = chart.log_y && !all.is_empty() && all.iter().all(|&(_, y)| y > 0.0);
     let x_range = padded_range(all.iter().map(|p| p.0), 0.02);
     let y_range = if log_y {
@@ -294,8 +312,11 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canv
             }
         }
     }
-    let entries: Vec<(String, Rgb)> =
-        chart.series.iter().map(|s| (s.label.clone(), s.color)).collect();
+    let entries: Vec<(String, Rgb)> = chart
+        .series
+        .iter()
+        .map(|s| (s.label.clone(), s.color))
+        .collect();
     let (w, h) = legend_size(&entries);
     // The corner whose legend box covers the fewest data points.
     let pixels: Vec<(f64, f64)> = chart
@@ -304,8 +325,12 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canv
         .flat_map(|s| s.points.iter().copied().filter(finite))
         .map(|(x, y)| (frame.px(x), frame.py(y)))
         .collect();
-    let (l, t, r, b) =
-        (frame.left as i64 + 8 + w, frame.top as i64 + 8, frame.right as i64 - 8, frame.bottom as i64 - 8 - h);
+    let (l, t, r, b) = (
+        frame.left as i64 + 8 + w,
+        frame.top as i64 + 8,
+        frame.right as i64 - 8,
+        frame.bottom as i64 - 8 - h,
+    );
     let corners = [(r, t), (l, t), (r, b), (l, b)];
     let covered = |&(right, top): &(i64, i64)| {
         pixels
@@ -318,7 +343,11 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canv
             })
             .count()
     };
-    let best = corners.iter().min_by_key(|c| covered(c)).copied().unwrap_or((r, t));
+    let best = corners
+        .iter()
+        .min_by_key(|c| covered(c))
+        .copied()
+        .unwrap_or((r, t));
     draw_legend(&mut canvas, best.0, best.1, &entries);
     canvas
 }
@@ -361,7 +390,13 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Canvas {
     let width = margin_left + columns * panel_size + (columns - 1) * gap + 20;
     let height = margin_top + rows * (panel_size + gap) + 10;
     let mut canvas = Canvas::new(width, height, WHITE);
-    canvas.text((width as i64 - text_width(&grid.title, 2)) / 2, 8, &grid.title, 2, BLACK);
+    canvas.text(
+        (width as i64 - text_width(&grid.title, 2)) / 2,
+        8,
+        &grid.title,
+        2,
+        BLACK,
+    );
     let xs: Vec<f64> = grid
         .panels
         .iter()
@@ -382,16 +417,28 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Canvas {
     };
     // Legend, centred under the title.
     let mut x = width as i64 / 2
-        - grid.legend.iter().map(|(l, _)| text_width(l, 1) + 36).sum::<i64>() / 2;
+        - grid
+            .legend
+            .iter()
+            .map(|(l, _)| text_width(l, 1) + 36)
+            .sum::<i64>()
+            / 2;
     for (label, color) in &grid.legend {
         canvas.dot(x as f64 + 5.0, 34.0, 4.0, *color, 1.0);
         canvas.text(x + 14, 30, label, 1, BLACK);
         x += text_width(label, 1) + 36;
     }
-    let n_points: usize =
-        grid.panels.iter().map(|p| p.clouds.iter().map(|c| c.0.len()).sum::<usize>()).sum();
+    let n_points: usize = grid
+        .panels
+        .iter()
+        .map(|p| p.clouds.iter().map(|c| c.0.len()).sum::<usize>())
+        .sum();
     let per_panel = n_points / grid.panels.len().max(1);
-    let (radius, alpha) = if per_panel > 2000 { (1.2, 0.5) } else { (2.0, 0.65) };
+    let (radius, alpha) = if per_panel > 2000 {
+        (1.2, 0.5)
+    } else {
+        (2.0, 0.65)
+    };
     for (k, panel) in grid.panels.iter().enumerate() {
         let (row, col) = (k / columns, k % columns);
         let left = (margin_left + col * (panel_size + gap)) as f64;
@@ -436,9 +483,18 @@ mod tests {
 
     #[test]
     fn nice_ticks_lie_inside_the_range_and_are_evenly_spaced() {
-        for &(lo, hi) in &[(0.0, 1.0), (-3.7, 12.2), (1e-4, 3e-4), (0.95, 1.05), (-1e6, 2e6)] {
+        for &(lo, hi) in &[
+            (0.0, 1.0),
+            (-3.7, 12.2),
+            (1e-4, 3e-4),
+            (0.95, 1.05),
+            (-1e6, 2e6),
+        ] {
             let (ticks, step) = nice_ticks(lo, hi);
-            assert!(ticks.len() >= 2 && ticks.len() <= 11, "{lo}..{hi}: {ticks:?}");
+            assert!(
+                ticks.len() >= 2 && ticks.len() <= 11,
+                "{lo}..{hi}: {ticks:?}"
+            );
             assert!(ticks.iter().all(|&t| t >= lo - 1e-12 && t <= hi + 1e-12));
             for pair in ticks.windows(2) {
                 assert!((pair[1] - pair[0] - step).abs() < 1e-9 * step.max(1.0));
@@ -463,7 +519,9 @@ mod tests {
             y_label: "W1".into(),
             series: vec![Series {
                 label: "model".into(),
-                points: (0..20).map(|k| (f64::from(k), f64::from(k).sqrt())).collect(),
+                points: (0..20)
+                    .map(|k| (f64::from(k), f64::from(k).sqrt()))
+                    .collect(),
                 color: PALETTE[0],
                 style: Style::LineMarkers,
             }],
@@ -493,7 +551,10 @@ mod tests {
                     title: "b".into(),
                     clouds: vec![(vec![(f64::NAN, 0.0), (f64::INFINITY, 2.0)], PALETTE[1])],
                 },
-                ScatterPanel { title: "empty".into(), clouds: vec![] },
+                ScatterPanel {
+                    title: "empty".into(),
+                    clouds: vec![],
+                },
             ],
             columns: 2,
             x_label: "x0".into(),

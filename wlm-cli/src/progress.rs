@@ -57,9 +57,17 @@ impl Progress {
         let now = Instant::now();
         let elapsed = now.duration_since(self.start).as_secs_f64();
         let done = step.saturating_sub(self.start_step);
-        let rate = if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 };
+        let rate = if elapsed > 0.0 {
+            done as f64 / elapsed
+        } else {
+            0.0
+        };
         let left = self.total.saturating_sub(step);
-        let eta = if rate > 0.0 { left as f64 / rate } else { f64::NAN };
+        let eta = if rate > 0.0 {
+            left as f64 / rate
+        } else {
+            f64::NAN
+        };
         let finished = step >= self.total;
         match self.mode {
             Mode::Quiet => {}
@@ -71,14 +79,17 @@ impl Progress {
                     self.last_print = Some(now);
                     let width = 30;
                     let filled = (width * step.min(self.total)) / self.total.max(1);
-                    let bar: String =
-                        "#".repeat(filled) + &"-".repeat(width - filled);
+                    let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
                     eprint!(
                         "\r{} [{bar}] {step}/{} loss {loss:.4e} {rate:.1} steps/s ETA {}{}\x1b[K",
                         self.label,
                         self.total,
                         format_duration(eta),
-                        if note.is_empty() { String::new() } else { format!(" {note}") }
+                        if note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {note}")
+                        }
                     );
                     let _ = std::io::stderr().flush();
                 }
@@ -96,7 +107,11 @@ impl Progress {
                         self.label,
                         self.total,
                         format_duration(eta),
-                        if note.is_empty() { String::new() } else { format!(" {note}") }
+                        if note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {note}")
+                        }
                     );
                 }
             }

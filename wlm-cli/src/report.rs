@@ -29,14 +29,22 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
         "forecast from snapshot 0 (train rows); interpolation from the snapshot before (test rows)"
     };
     let _ = writeln!(out, "exact W1 per snapshot ({kind})");
-    let mut header = format!("{:>5}  {:>10}  {:>5}  {:>10}", "index", "time", "role", "model");
+    let mut header = format!(
+        "{:>5}  {:>10}  {:>5}  {:>10}",
+        "index", "time", "role", "model"
+    );
     for b in &e.baselines {
         let _ = write!(header, "  {:>17}", b.name);
     }
     let _ = writeln!(out, "{header}");
     for s in e.scores.iter().filter(|s| s.role != Role::Start) {
-        let mut row =
-            format!("{:>5}  {:>10.4}  {:>5}  {:>10.4}", s.index, s.time, role_name(s.role), s.w1);
+        let mut row = format!(
+            "{:>5}  {:>10.4}  {:>5}  {:>10.4}",
+            s.index,
+            s.time,
+            role_name(s.role),
+            s.w1
+        );
         for b in &e.baselines {
             match b.w1.iter().find(|(i, _)| *i == s.index) {
                 Some((_, w)) => {
@@ -50,9 +58,20 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
         let _ = writeln!(out, "{row}");
     }
     let _ = writeln!(out, "mean ± SE of W1:");
-    let _ = writeln!(out, "  {:<18} train {}  test {}", "model", mean_se(e.train_w1), mean_se(e.test_w1));
+    let _ = writeln!(
+        out,
+        "  {:<18} train {}  test {}",
+        "model",
+        mean_se(e.train_w1),
+        mean_se(e.test_w1)
+    );
     for b in &e.baselines {
-        let _ = writeln!(out, "  {:<18}                     test {}", b.name, mean_se(b.test_w1));
+        let _ = writeln!(
+            out,
+            "  {:<18}                     test {}",
+            b.name,
+            mean_se(b.test_w1)
+        );
     }
     if e.train_w2.is_some() || e.test_w2.is_some() {
         let _ = writeln!(
@@ -67,7 +86,11 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
 }
 
 /// A table of `(index, time, label, W1 columns…)` rows with the given column names.
-pub(crate) fn simple_table(title: &str, columns: &[&str], rows: &[(usize, f64, Vec<f64>)]) -> String {
+pub(crate) fn simple_table(
+    title: &str,
+    columns: &[&str],
+    rows: &[(usize, f64, Vec<f64>)],
+) -> String {
     let mut out = format!("{title}\n");
     let mut header = format!("{:>5}  {:>10}", "index", "time");
     for c in columns {
@@ -103,9 +126,27 @@ mod tests {
         let e = Evaluation {
             forecast: true,
             scores: vec![
-                SnapshotScore { index: 0, time: 0.0, role: Role::Start, w1: 0.0, w2: None },
-                SnapshotScore { index: 1, time: 0.5, role: Role::Train, w1: 0.1, w2: None },
-                SnapshotScore { index: 2, time: 1.0, role: Role::Test, w1: 0.25, w2: None },
+                SnapshotScore {
+                    index: 0,
+                    time: 0.0,
+                    role: Role::Start,
+                    w1: 0.0,
+                    w2: None,
+                },
+                SnapshotScore {
+                    index: 1,
+                    time: 0.5,
+                    role: Role::Train,
+                    w1: 0.1,
+                    w2: None,
+                },
+                SnapshotScore {
+                    index: 2,
+                    time: 1.0,
+                    role: Role::Test,
+                    w1: 0.25,
+                    w2: None,
+                },
             ],
             train_w1: MeanSe::of(&[0.1]),
             test_w1: MeanSe::of(&[0.25]),

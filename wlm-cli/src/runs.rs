@@ -81,7 +81,9 @@ pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
         (Some(path), false) => ExperimentConfig::load(path, &args.set)?,
         (_, true) => {
             if !args.set.is_empty() {
-                bail!("--set cannot change a resumed run: its config is fixed in the run directory");
+                bail!(
+                    "--set cannot change a resumed run: its config is fixed in the run directory"
+                );
             }
             let dir = match (&args.run_dir, &args.config) {
                 (Some(dir), _) => dir.clone(),
@@ -92,7 +94,10 @@ pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
         }
         (None, false) => bail!("--config is required (or --resume with --run-dir)"),
     };
-    let dir = args.run_dir.clone().unwrap_or_else(|| default_run_dir(&config));
+    let dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&config));
     train_config(&config, &dir, args.resume, mode)?;
     Ok(dir)
 }
@@ -164,7 +169,12 @@ pub(crate) fn train_config(
             interpolations(trainer.model(), &snapshots, &split.test, config)
                 .map_err(|e| wlm::Error::Data(format!("{e:#}")))
         })?;
-        write_interpolations(&dir.join(INTERPOLATION_FILE), &snapshots, &split.test, &predictions)?;
+        write_interpolations(
+            &dir.join(INTERPOLATION_FILE),
+            &snapshots,
+            &split.test,
+            &predictions,
+        )?;
     }
     if mode != Mode::Quiet && total > first {
         eprintln!(
@@ -192,7 +202,11 @@ pub(crate) fn train_config(
 pub(crate) fn read_experiment(dir: &Path) -> Result<ExperimentConfig> {
     let path = dir.join(EXPERIMENT_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("cannot read {}: is {} a run directory written by `wlm train`?", path.display(), dir.display())
+        format!(
+            "cannot read {}: is {} a run directory written by `wlm train`?",
+            path.display(),
+            dir.display()
+        )
     })?;
     from_ron(&text).with_context(|| format!("invalid {}", path.display()))
 }
@@ -253,7 +267,11 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
     };
     let split = check_data(&config, &snapshots)?;
     let device = Device::Cpu;
-    let preferred = if config.eval.use_ema { wlm::EMA_WEIGHTS_FILE } else { wlm::WEIGHTS_FILE };
+    let preferred = if config.eval.use_ema {
+        wlm::EMA_WEIGHTS_FILE
+    } else {
+        wlm::WEIGHTS_FILE
+    };
     let source = match &args.checkpoint {
         Some(path) => path.clone(),
         None if dir.join(preferred).exists() => dir.join(preferred),
@@ -272,7 +290,13 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
         model.load_weights(&source)?;
         Weights::Plain(model)
     };
-    Ok(Loaded { config, snapshots, split, weights, source })
+    Ok(Loaded {
+        config,
+        snapshots,
+        split,
+        weights,
+        source,
+    })
 }
 
 fn to_f64_cpu(t: &Tensor) -> Result<Tensor> {
@@ -326,20 +350,40 @@ pub(crate) fn forecast(args: &EvalArgs, mode: Mode) -> Result<()> {
     let loaded = load_run(args)?;
     let eval = &loaded.config.eval;
     let fc = loaded.weights.with_model(eval.use_ema, |model| {
-        Ok(wlm::forecast(model, &loaded.snapshots, 0, eval.initial_velocities, eval.steps_per_interval)?)
+        Ok(wlm::forecast(
+            model,
+            &loaded.snapshots,
+            0,
+            eval.initial_velocities,
+            eval.steps_per_interval,
+        )?)
     })?;
-    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(wlm::FORECAST_FILE));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join(wlm::FORECAST_FILE));
     wlm_data::write_particles_npz(&out, &fc.to_snapshots()?)
         .with_context(|| format!("cannot write {}", out.display()))?;
     let mut rows = Vec::new();
     for k in 1..loaded.snapshots.len() {
-        let role = if loaded.split.test.contains(&k) { 1.0 } else { 0.0 };
-        rows.push((k, loaded.snapshots.times()[k], vec![w1(&fc.positions[k], &loaded.snapshots, k)?, role]));
+        let role = if loaded.split.test.contains(&k) {
+            1.0
+        } else {
+            0.0
+        };
+        rows.push((
+            k,
+            loaded.snapshots.times()[k],
+            vec![w1(&fc.positions[k], &loaded.snapshots, k)?, role],
+        ));
     }
     println!(
         "{}",
         simple_table(
-            &format!("forecast from snapshot 0 ({}), exact W1", loaded.source.display()),
+            &format!(
+                "forecast from snapshot 0 ({}), exact W1",
+                loaded.source.display()
+            ),
             &["model W1", "held out (1 = yes)"],
             &rows
         )
@@ -364,15 +408,26 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
     let predictions = loaded.weights.with_model(eval.use_ema, |model| {
         interpolations(model, &loaded.snapshots, test, &loaded.config)
     })?;
-    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
     write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
     let mut rows = Vec::new();
     for (&h, p) in test.iter().zip(&predictions) {
         let baseline = wlm_ot::wasserstein_1(
-            &loaded.snapshots.positions_tensor(h - 1, DType::F64, &Device::Cpu)?,
-            &loaded.snapshots.positions_tensor(h, DType::F64, &Device::Cpu)?,
+            &loaded
+                .snapshots
+                .positions_tensor(h - 1, DType::F64, &Device::Cpu)?,
+            &loaded
+                .snapshots
+                .positions_tensor(h, DType::F64, &Device::Cpu)?,
         )?;
-        rows.push((h, loaded.snapshots.times()[h], vec![w1(p, &loaded.snapshots, h)?, baseline]));
+        rows.push((
+            h,
+            loaded.snapshots.times()[h],
+            vec![w1(p, &loaded.snapshots, h)?, baseline],
+        ));
     }
     println!(
         "{}",
@@ -396,9 +451,17 @@ pub(crate) fn eval(args: &EvalArgs, mode: Mode) -> Result<()> {
     let loaded = load_run(args)?;
     let eval = loaded.config.eval.clone();
     let evaluation = loaded.weights.with_model(eval.use_ema, |model| {
-        Ok(wlm::evaluate(model, &loaded.snapshots, &loaded.split, &eval)?)
+        Ok(wlm::evaluate(
+            model,
+            &loaded.snapshots,
+            &loaded.split,
+            &eval,
+        )?)
     })?;
-    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(wlm::EVALUATION_FILE));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join(wlm::EVALUATION_FILE));
     let text = ron::ser::to_string_pretty(&evaluation, ron::ser::PrettyConfig::default())?;
     write_text(&out, &text)?;
     println!("{}", evaluation_table(&evaluation));

@@ -21,7 +21,10 @@ pub(crate) fn boids(args: &BoidsArgs) -> Result<Snapshots> {
     }
     let start = match &c.init {
         Some(path) => {
-            let StartSnapshot { positions, velocities } = read_start(path)?;
+            let StartSnapshot {
+                positions,
+                velocities,
+            } = read_start(path)?;
             let velocities = match velocities {
                 Some(v) => v,
                 None => bail!(
@@ -29,12 +32,18 @@ pub(crate) fn boids(args: &BoidsArgs) -> Result<Snapshots> {
                     path.display()
                 ),
             };
-            Start::Given { positions: positions.values, velocities, dim: positions.dim }
+            Start::Given {
+                positions: positions.values,
+                velocities,
+                dim: positions.dim,
+            }
         }
         None => Start::random_2d(c.n_particles.unwrap_or(1000), c.seed),
     };
     let n_snapshots = c.n_snapshots.unwrap_or(101);
-    flocking.simulate(&start, n_snapshots, 1).context("boids simulation failed")
+    flocking
+        .simulate(&start, n_snapshots, 1)
+        .context("boids simulation failed")
 }
 
 fn potential(name: PotentialName) -> Potential {
@@ -57,7 +66,11 @@ pub(crate) fn gf_sde_config(args: &GfSdeArgs) -> GfSdeConfig {
         n_snapshots: c.n_snapshots.unwrap_or(defaults.n_snapshots),
         dt: c.dt.unwrap_or(defaults.dt),
         sigma: args.sigma.unwrap_or(defaults.sigma),
-        pairing: if args.unpaired { Pairing::Unpaired } else { Pairing::Paired },
+        pairing: if args.unpaired {
+            Pairing::Unpaired
+        } else {
+            Pairing::Paired
+        },
         seed: c.seed,
         ..defaults
     }
@@ -88,7 +101,11 @@ pub(crate) fn gf_sde(args: &GfSdeArgs) -> Result<Snapshots> {
 /// # Errors
 /// Invalid config fields; divergence to non-finite values.
 pub(crate) fn gf_sde_from(config: &GfSdeConfig, x0: &[f64], dim: usize) -> Result<Snapshots> {
-    let config = GfSdeConfig { dim, n_particles: x0.len() / dim, ..config.clone() };
+    let config = GfSdeConfig {
+        dim,
+        n_particles: x0.len() / dim,
+        ..config.clone()
+    };
     config.validate()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let h = config.dt / config.substeps as f64;
@@ -125,10 +142,18 @@ pub(crate) fn gf_sde_from(config: &GfSdeConfig, x0: &[f64], dim: usize) -> Resul
     let velocities = positions
         .iter()
         .map(|p| {
-            Some(wlm_data::probability_flow_velocity(p, dim, config.potential, config.sigma, sign))
+            Some(wlm_data::probability_flow_velocity(
+                p,
+                dim,
+                config.potential,
+                config.sigma,
+                sign,
+            ))
         })
         .collect();
-    let times = (0..config.n_snapshots).map(|k| k as f64 * config.dt).collect();
+    let times = (0..config.n_snapshots)
+        .map(|k| k as f64 * config.dt)
+        .collect();
     Snapshots::new(times, dim, positions, Some(velocities))
         .context("the simulation diverged (try a smaller --dt)")
 }

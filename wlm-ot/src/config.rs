@@ -109,17 +109,32 @@ mod tests {
             SinkhornConfig { p: 0, ..ok },
             SinkhornConfig { blur: 0.0, ..ok },
             SinkhornConfig { blur: -1.0, ..ok },
-            SinkhornConfig { blur: f64::NAN, ..ok },
-            SinkhornConfig { blur: f64::INFINITY, ..ok },
-            SinkhornConfig { scaling: 1.0, ..ok },
-            SinkhornConfig { scaling: 0.0, ..ok },
-            SinkhornConfig { scaling: f64::NAN, ..ok },
             SinkhornConfig {
-                converge_final: Some(FinalConvergence { tolerance: 0.0, max_iterations: 5 }),
+                blur: f64::NAN,
                 ..ok
             },
             SinkhornConfig {
-                converge_final: Some(FinalConvergence { tolerance: 1e-9, max_iterations: 0 }),
+                blur: f64::INFINITY,
+                ..ok
+            },
+            SinkhornConfig { scaling: 1.0, ..ok },
+            SinkhornConfig { scaling: 0.0, ..ok },
+            SinkhornConfig {
+                scaling: f64::NAN,
+                ..ok
+            },
+            SinkhornConfig {
+                converge_final: Some(FinalConvergence {
+                    tolerance: 0.0,
+                    max_iterations: 5,
+                }),
+                ..ok
+            },
+            SinkhornConfig {
+                converge_final: Some(FinalConvergence {
+                    tolerance: 1e-9,
+                    max_iterations: 0,
+                }),
                 ..ok
             },
         ];
@@ -130,9 +145,16 @@ mod tests {
 
     #[test]
     fn final_epsilon_is_a_python_float_power() {
-        let c = SinkhornConfig { blur: 0.2, ..Default::default() };
+        let c = SinkhornConfig {
+            blur: 0.2,
+            ..Default::default()
+        };
         assert_eq!(c.final_epsilon(), 0.04000000000000001);
-        let c1 = SinkhornConfig { p: 1, blur: 0.2, ..Default::default() };
+        let c1 = SinkhornConfig {
+            p: 1,
+            blur: 0.2,
+            ..Default::default()
+        };
         assert_eq!(c1.final_epsilon(), 0.2);
     }
 }

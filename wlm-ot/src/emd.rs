@@ -251,13 +251,18 @@ impl<'a> NetworkSimplex<'a> {
         // Pass 1: the minimum of c_ij − π_j (vectorised; tree arcs priced at +∞).
         let mut lane_min = [f64::INFINITY; L];
         let body = len - len % L;
-        for (c, p) in cost[..body].chunks_exact(L).zip(pi_dst[..body].chunks_exact(L)) {
+        for (c, p) in cost[..body]
+            .chunks_exact(L)
+            .zip(pi_dst[..body].chunks_exact(L))
+        {
             for l in 0..L {
                 let v = c[l] - p[l];
                 lane_min[l] = if v < lane_min[l] { v } else { lane_min[l] };
             }
         }
-        let mut min = lane_min.iter().fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+        let mut min = lane_min
+            .iter()
+            .fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
         for k in body..len {
             let v = cost[k] - pi_dst[k];
             min = if v < min { v } else { min };
@@ -358,7 +363,11 @@ impl<'a> NetworkSimplex<'a> {
         let old_succ_num = self.succ_num[u_out];
         let old_last_succ = self.last_succ[u_out];
         let v_out = self.parent[u_out];
-        let in_dir = if u_in == self.source(self.in_arc) { 1 } else { -1 };
+        let in_dir = if u_in == self.source(self.in_arc) {
+            1
+        } else {
+            -1
+        };
 
         if u_in == u_out {
             self.parent[u_in] = v_in;
@@ -439,7 +448,11 @@ impl<'a> NetworkSimplex<'a> {
         }
 
         // Last successors from v_in towards the root.
-        let up_limit_out = if self.last_succ[join] == v_in { join } else { NONE };
+        let up_limit_out = if self.last_succ[join] == v_in {
+            join
+        } else {
+            NONE
+        };
         let last_succ_out = self.last_succ[u_out];
         let mut u = v_in;
         while u != NONE && self.last_succ[u] == v_in {
@@ -493,7 +506,10 @@ impl<'a> NetworkSimplex<'a> {
             let bounded = self.find_leaving_arc();
             // Every cycle through a real arc contains an artificial or real arc pointing
             // against it (the graph is bipartite and balanced), so the flow is bounded.
-            debug_assert!(bounded, "unbounded pivot in a balanced transportation problem");
+            debug_assert!(
+                bounded,
+                "unbounded pivot in a balanced transportation problem"
+            );
             if !bounded {
                 break;
             }
@@ -540,7 +556,10 @@ mod tests {
         // 2 sources (mass 1/2), 3 sinks (mass 1/3) on a line: x = {0, 1}, y = {0, 0.5, 1}
         let x = [0.0_f64, 1.0];
         let y = [0.0_f64, 0.5, 1.0];
-        let c: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| (a - b).abs())).collect();
+        let c: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| (a - b).abs()))
+            .collect();
         // sorted 1-d coupling: quantile functions differ only on the middle third: 1/6 · 0.5 · 2
         let w = emd_uniform(&c, 2, 3).expect("ok");
         assert!((w - 1.0 / 6.0).abs() < 1e-15, "{w}");

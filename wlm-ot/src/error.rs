@@ -31,7 +31,9 @@ pub enum Error {
         y_dim: usize,
     },
     /// A coordinate is NaN or infinite.
-    #[error("{name} has a non-finite coordinate {value} at point {point_idx}, coordinate {coord_idx}")]
+    #[error(
+        "{name} has a non-finite coordinate {value} at point {point_idx}, coordinate {coord_idx}"
+    )]
     NonFiniteCoordinate {
         /// Which argument.
         name: &'static str,
@@ -43,7 +45,9 @@ pub enum Error {
         value: f64,
     },
     /// The tensors are not f32 or f64, or their dtypes differ.
-    #[error("unsupported dtypes {x_dtype:?} and {y_dtype:?}: both clouds must be f32, or both f64")]
+    #[error(
+        "unsupported dtypes {x_dtype:?} and {y_dtype:?}: both clouds must be f32, or both f64"
+    )]
     UnsupportedDType {
         /// dtype of `x`.
         x_dtype: DType,
@@ -75,11 +79,16 @@ pub enum Error {
         /// What is wrong with them.
         reason: String,
     },
+    /// The clouds are so spread out that the diagonal of their bounding box overflows.
+    #[error("the bounding box of x and y has a non-finite diagonal ({0}) in this precision; rescale the coordinates")]
+    NonFiniteDiameter(f64),
     /// A kernel bandwidth that is not finite and positive.
     #[error("bandwidth must be finite and > 0, got {0}")]
     InvalidBandwidth(f64),
     /// The problem is too large for the exact solver's integer masses.
-    #[error("exact transport between {n_x} and {n_y} points is too large (n_x * n_y must be < 2^40)")]
+    #[error(
+        "exact transport between {n_x} and {n_y} points is too large (n_x * n_y must be < 2^40)"
+    )]
     ProblemTooLarge {
         /// Points in `x`.
         n_x: usize,

@@ -19,7 +19,10 @@ pub(crate) fn check_pair(x: &Tensor, y: &Tensor) -> Result<(usize, usize, usize,
     let (n_x, dx) = cloud_shape(x, "x")?;
     let (n_y, dy) = cloud_shape(y, "y")?;
     if dx != dy {
-        return Err(Error::DimensionMismatch { x_dim: dx, y_dim: dy });
+        return Err(Error::DimensionMismatch {
+            x_dim: dx,
+            y_dim: dy,
+        });
     }
     let dtype = match (x.dtype(), y.dtype()) {
         (DType::F32, DType::F32) => DType::F32,
@@ -85,7 +88,10 @@ pub(crate) fn read_weights<T: Real>(w: &Tensor, n: usize, name: &'static str) ->
     {
         return Err(Error::InvalidWeights {
             name,
-            reason: format!("weight {i} is {}, weights must be finite and >= 0", v.to_f64()),
+            reason: format!(
+                "weight {i} is {}, weights must be finite and >= 0",
+                v.to_f64()
+            ),
         });
     }
     let sum: f64 = values.iter().map(|v| v.to_f64()).sum();

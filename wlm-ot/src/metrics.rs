@@ -113,7 +113,13 @@ mod tests {
     #[test]
     fn bad_bandwidth_is_an_error() {
         let x = t(&[0.0, 1.0], 1, 2);
-        assert!(matches!(mmd_rbf(&x, &x, 0.0), Err(Error::InvalidBandwidth(_))));
-        assert!(matches!(mmd_rbf(&x, &x, f64::NAN), Err(Error::InvalidBandwidth(_))));
+        assert!(matches!(
+            mmd_rbf(&x, &x, 0.0),
+            Err(Error::InvalidBandwidth(_))
+        ));
+        assert!(matches!(
+            mmd_rbf(&x, &x, f64::NAN),
+            Err(Error::InvalidBandwidth(_))
+        ));
     }
 }

@@ -56,7 +56,7 @@ fn torch_norm<T: Real>(v: &[T]) -> T {
 /// value `start`, second `start + step`, then `start + i·δ` with `δ = (start + step) − start`.
 pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = ((stop - start) / step).ceil();
-    if !(len > 0.0) || !len.is_finite() {
+    if !len.is_finite() || len <= 0.0 {
         return Vec::new();
     }
     let len = len as usize;
@@ -80,14 +80,18 @@ pub(crate) fn epsilon_schedule(p: u32, diameter: f64, blur: f64, scaling: f64) -
     let pf = p as f64;
     let first = diameter.powi(p as i32);
     let last = blur.powi(p as i32);
-    if !(first > 0.0) {
+    if first <= 0.0 {
         return vec![last, last];
     }
     let mut eps = vec![first];
     eps.extend(
-        numpy_arange(pf * np_log(diameter), pf * np_log(blur), pf * np_log(scaling))
-            .into_iter()
-            .map(np_exp),
+        numpy_arange(
+            pf * np_log(diameter),
+            pf * np_log(blur),
+            pf * np_log(scaling),
+        )
+        .into_iter()
+        .map(np_exp),
     );
     eps.push(last);
     eps

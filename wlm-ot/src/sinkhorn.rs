@@ -4,7 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use crate::config::SinkhornConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::input::{check_pair, read_pair, read_weights, to_tensor, uniform_weights, HostPair};
 use crate::kernel::{run_passes, Cloud, Cost, PassSpec, Real};
 use crate::schedule::{bounding_box, epsilon_schedule};
@@ -97,7 +97,8 @@ struct Problem<T> {
 
 impl<T: Real> Problem<T> {
     /// The four softmin passes at `eps` from the potentials `prev` (or from zero logits at
-    /// initialisation); with `grads`, also the gradient sums.
+    /// initialisation); with `grads`, also the gradient sums. Each pass's previous potential
+    /// is its guess (see [`PassSpec::row_guess`]).
     fn softmin_all(
         &self,
         prev: Option<&Potentials<T>>,
@@ -128,6 +129,7 @@ impl<T: Real> Problem<T> {
                 cols: &self.y,
                 col_log_weights: &self.log_b,
                 col_potential: pot(|p| &p.g_ab),
+                row_guess: pot(|p| &p.f_ba),
                 out: f_ba,
                 grad: gxy,
             },
@@ -137,6 +139,7 @@ impl<T: Real> Problem<T> {
                 cols: &self.x,
                 col_log_weights: &self.log_a,
                 col_potential: pot(|p| &p.f_ba),
+                row_guess: pot(|p| &p.g_ab),
                 out: g_ab,
                 grad: gyx,
             },
@@ -146,6 +149,7 @@ impl<T: Real> Problem<T> {
                 cols: &self.x,
                 col_log_weights: &self.log_a,
                 col_potential: pot(|p| &p.f_aa),
+                row_guess: pot(|p| &p.f_aa),
                 out: f_aa,
                 grad: gxx,
             },
@@ -155,6 +159,7 @@ impl<T: Real> Problem<T> {
                 cols: &self.y,
                 col_log_weights: &self.log_b,
                 col_potential: pot(|p| &p.g_bb),
+                row_guess: pot(|p| &p.g_bb),
                 out: g_bb,
                 grad: gyy,
             },
@@ -179,14 +184,24 @@ pub(crate) struct Solution<T> {
 /// Runs geomloss's debiased Sinkhorn on validated inputs: schedule, initialisation at the
 /// first ε, averaged symmetric updates over the schedule, optional convergence at the final ε,
 /// extrapolation, value and envelope gradients.
+///
+/// # Errors
+/// [`Error::NonFiniteDiameter`] when the bounding box overflows.
 pub(crate) fn solve<T: Real>(
     pair: &HostPair<T>,
     a: &[T],
     b: &[T],
     config: &SinkhornConfig,
-) -> Solution<T> {
+) -> Result<Solution<T>> {
     let dim = pair.dim;
     let (diameter, center) = bounding_box(&pair.x, &pair.y, dim);
+    if !diameter.is_finite() {
+        return Err(Error::NonFiniteDiameter(diameter));
+    }
+    // The GPU path (feature `cuda`, a usable device, the device preference asking for it).
+    if let Some(sol) = crate::cuda::try_solve(pair, a, b, config) {
+        return Ok(sol);
+    }
     let eps_list = epsilon_schedule(config.p, diameter, config.blur, config.scaling);
     let problem = Problem {
         x: Cloud::new(&pair.x, dim, &center),
@@ -236,7 +251,7 @@ pub(crate) fn solve<T: Real>(
             .map(|(idx, (&c, &o))| w[idx / dim] * (c - o))
             .collect()
     };
-    Solution {
+    Ok(Solution {
         value,
         grad_x: envelope(a, &sums.x_vs_y, &sums.x_vs_x),
         grad_y: envelope(b, &sums.y_vs_x, &sums.y_vs_y),
@@ -245,7 +260,7 @@ pub(crate) fn solve<T: Real>(
         diameter,
         extra_iterations,
         final_change,
-    }
+    })
 }
 
 /// Validates inputs and runs [`solve`] in the clouds' dtype; `weights = None` means uniform.
@@ -271,10 +286,13 @@ fn solve_typed<T: Real>(
 ) -> Result<SinkhornOutput> {
     let pair = read_pair::<T>(x, y)?;
     let (a, b) = match weights {
-        Some((a, b)) => (read_weights::<T>(a, pair.n_x, "a")?, read_weights::<T>(b, pair.n_y, "b")?),
+        Some((a, b)) => (
+            read_weights::<T>(a, pair.n_x, "a")?,
+            read_weights::<T>(b, pair.n_y, "b")?,
+        ),
         None => (uniform_weights(pair.n_x), uniform_weights(pair.n_y)),
     };
-    let sol = solve(&pair, &a, &b, config);
+    let sol = solve(&pair, &a, &b, config)?;
     let dev = x.device();
     let Potentials {
         f_ba,

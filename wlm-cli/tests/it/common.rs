@@ -38,20 +38,35 @@ pub(crate) fn ok(out: &Output) -> String {
 
 /// Asserts failure, an `error: ` message on stderr, and returns that message.
 pub(crate) fn fails(out: &Output) -> String {
-    assert!(!out.status.success(), "wlm succeeded unexpectedly\nstdout:\n{}", stdout(out));
+    assert!(
+        !out.status.success(),
+        "wlm succeeded unexpectedly\nstdout:\n{}",
+        stdout(out)
+    );
     let err = stderr(out);
-    assert!(err.starts_with("error: "), "error message not prefixed: {err}");
-    let first = err.trim_start_matches("error: ").chars().next().unwrap_or(' ');
+    assert!(
+        err.starts_with("error: "),
+        "error message not prefixed: {err}"
+    );
+    let first = err
+        .trim_start_matches("error: ")
+        .chars()
+        .next()
+        .unwrap_or(' ');
     assert!(!first.is_uppercase(), "message starts upper-case: {err}");
     err
 }
 
 /// Deterministic pseudo-random numbers in [-1, 1) (a tiny LCG; no RNG crate needed).
 pub(crate) fn numbers(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -66,7 +81,9 @@ pub(crate) fn write_cloud_npy(path: &Path, values: &[f64], n: usize, d: usize) {
 /// Small snapshots with velocities: `t` snapshots of `n` points in 2-D.
 pub(crate) fn small_snapshots(t: usize, n: usize) -> Snapshots {
     let positions = (0..t).map(|k| numbers(n * 2, k as u64 + 1)).collect();
-    let velocities = (0..t).map(|k| Some(numbers(n * 2, k as u64 + 100))).collect();
+    let velocities = (0..t)
+        .map(|k| Some(numbers(n * 2, k as u64 + 100)))
+        .collect();
     let times = (0..t).map(|k| k as f64 * 0.5).collect();
     Snapshots::new(times, 2, positions, Some(velocities)).unwrap()
 }
@@ -80,11 +97,25 @@ pub(crate) fn shared_data() -> Option<PathBuf> {
 /// Checks a PNG file: signature, IHDR, plausible size; returns (width, height).
 pub(crate) fn check_png(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     assert_eq!(&bytes[12..16], b"IHDR");
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    assert!(w >= 200 && h >= 200, "{}: {w}×{h} is too small", path.display());
-    assert!(bytes.len() > 2000, "{}: only {} bytes", path.display(), bytes.len());
+    assert!(
+        w >= 200 && h >= 200,
+        "{}: {w}×{h} is too small",
+        path.display()
+    );
+    assert!(
+        bytes.len() > 2000,
+        "{}: only {} bytes",
+        path.display(),
+        bytes.len()
+    );
     (w, h)
 }

@@ -18,11 +18,19 @@ fn configs() -> Vec<PathBuf> {
 
 #[test]
 fn every_reference_experiment_has_a_config_and_a_cpu_variant() {
-    let names: Vec<String> =
-        configs().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = configs()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
     for base in ["gf_sde", "boids", "eb", "ocean_small", "ocean_big"] {
-        assert!(names.contains(&base.to_string()), "{base}.ron missing: {names:?}");
-        assert!(names.contains(&format!("{base}_cpu")), "{base}_cpu.ron missing: {names:?}");
+        assert!(
+            names.contains(&base.to_string()),
+            "{base}.ron missing: {names:?}"
+        );
+        assert!(
+            names.contains(&format!("{base}_cpu")),
+            "{base}_cpu.ron missing: {names:?}"
+        );
     }
 }
 
@@ -34,7 +42,8 @@ fn shared_data_configs_train_a_step() {
     };
     let dir = tempfile::tempdir().unwrap();
     for name in ["ocean_small_cpu", "ocean_big_cpu", "eb_cpu"] {
-        let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
+        let config =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
         let run = dir.path().join(name);
         let out = ok(&wlm_in(
             dir.path(),

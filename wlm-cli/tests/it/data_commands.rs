@@ -3,9 +3,7 @@
 use candle_core::{Device, Tensor};
 use wlm_ot::SinkhornConfig;
 
-use crate::common::{
-    fails, numbers, ok, shared_data, small_snapshots, wlm_in, write_cloud_npy,
-};
+use crate::common::{fails, numbers, ok, shared_data, small_snapshots, wlm_in, write_cloud_npy};
 
 fn tensor(values: &[f64], n: usize) -> Tensor {
     Tensor::from_slice(values, (n, 2), &Device::Cpu).unwrap()
@@ -19,14 +17,22 @@ fn distance_prints_the_numbers_of_wlm_ot() {
     write_cloud_npy(&dir.path().join("a.npy"), &a, 40, 2);
     write_cloud_npy(&dir.path().join("b.npy"), &b, 30, 2);
     let (x, y) = (tensor(&a, 40), tensor(&b, 30));
-    let sinkhorn = SinkhornConfig { p: 1, blur: 0.1, scaling: 0.8, ..SinkhornConfig::default() };
+    let sinkhorn = SinkhornConfig {
+        p: 1,
+        blur: 0.1,
+        scaling: 0.8,
+        ..SinkhornConfig::default()
+    };
     let expected = [
         ("w1", wlm_ot::wasserstein_1(&x, &y).unwrap(), vec![]),
         ("w2", wlm_ot::wasserstein_2(&x, &y).unwrap(), vec![]),
         ("energy", wlm_ot::energy_distance(&x, &y).unwrap(), vec![]),
         (
             "sinkhorn",
-            wlm_ot::sinkhorn_divergence(&x, &y, &sinkhorn).unwrap().to_scalar::<f64>().unwrap(),
+            wlm_ot::sinkhorn_divergence(&x, &y, &sinkhorn)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap(),
             vec!["--p", "1", "--blur", "0.1", "--scaling", "0.8"],
         ),
     ];
@@ -48,8 +54,10 @@ fn distance_reads_csv_clouds_like_npy() {
         .chain(a.chunks(2).map(|p| format!("{},{}\n", p[0], p[1] + 1.0)))
         .collect();
     std::fs::write(dir.path().join("b.csv"), csv).unwrap();
-    let printed: f64 =
-        ok(&wlm_in(dir.path(), &["distance", "a.npy", "b.csv"])).trim().parse().unwrap();
+    let printed: f64 = ok(&wlm_in(dir.path(), &["distance", "a.npy", "b.csv"]))
+        .trim()
+        .parse()
+        .unwrap();
     // Every point moved by (0, 1): W1 is exactly 1 (up to rounding).
     assert!((printed - 1.0).abs() < 1e-9, "{printed}");
 }
@@ -66,7 +74,12 @@ fn distance_errors_name_the_bad_file() {
     write_cloud_npy(&dir.path().join("d3.npy"), &numbers(9, 1), 3, 3);
     let err = fails(&wlm_in(dir.path(), &["distance", "a.npy", "d3.npy"]));
     assert!(err.contains("different dimensions"), "{err}");
-    let err = fails(&wlm_in(dir.path(), &["distance", "a.npy", "a.npy", "--metric", "sinkhorn", "--blur", "-1"]));
+    let err = fails(&wlm_in(
+        dir.path(),
+        &[
+            "distance", "a.npy", "a.npy", "--metric", "sinkhorn", "--blur", "-1",
+        ],
+    ));
     assert!(err.contains("sinkhorn"), "{err}");
 }
 
@@ -79,14 +92,23 @@ fn inspect_describes_every_writable_format() {
     wlm_data::write_npy(p.join("s.npy"), &s).unwrap();
     wlm_data::write_csv(p.join("s.csv"), &s).unwrap();
     wlm_data::write_h5ad(p.join("s.h5ad"), &s, &wlm_data::H5adConfig::default()).unwrap();
-    for (file, velocities) in
-        [("s.npz", "yes"), ("s.npy", "no"), ("s.csv", "yes"), ("s.h5ad", "no")]
-    {
+    for (file, velocities) in [
+        ("s.npz", "yes"),
+        ("s.npy", "no"),
+        ("s.csv", "yes"),
+        ("s.h5ad", "no"),
+    ] {
         let text = ok(&wlm_in(p, &["inspect", file]));
         assert!(text.contains("snapshots:   3"), "{file}: {text}");
         assert!(text.contains("dimension:   2"), "{file}: {text}");
-        assert!(text.contains("points:      7 per snapshot"), "{file}: {text}");
-        assert!(text.contains(&format!("velocities:  {velocities}")), "{file}: {text}");
+        assert!(
+            text.contains("points:      7 per snapshot"),
+            "{file}: {text}"
+        );
+        assert!(
+            text.contains(&format!("velocities:  {velocities}")),
+            "{file}: {text}"
+        );
         assert!(text.contains("1.0"), "{file}: times missing: {text}");
     }
 }
@@ -98,9 +120,21 @@ fn inspect_reads_the_shared_data_sets() {
         return;
     };
     let cases = [
-        ("oceans/oceans_with_v0.npz", "snapshots:   9", "points:      111"),
-        ("oceans/big_oceans_forecast.npz", "snapshots:   11", "points:      400"),
-        ("oceans/GoMvortex_data.npy", "snapshots:   9", "points:      111"),
+        (
+            "oceans/oceans_with_v0.npz",
+            "snapshots:   9",
+            "points:      111",
+        ),
+        (
+            "oceans/big_oceans_forecast.npz",
+            "snapshots:   11",
+            "points:      400",
+        ),
+        (
+            "oceans/GoMvortex_data.npy",
+            "snapshots:   9",
+            "points:      111",
+        ),
         ("oceans/GoM_data.npz", "snapshots:   11", "points:      200"),
         ("eb/eb_300.npy", "dimension:   5", "points:      300"),
     ];
@@ -119,7 +153,10 @@ fn inspect_errors_name_the_file_and_problem() {
     assert!(err.contains("junk.npz"), "{err}");
     std::fs::write(dir.path().join("data.xyz"), b"1,2").unwrap();
     let err = fails(&wlm_in(dir.path(), &["inspect", "data.xyz"]));
-    assert!(err.contains("data.xyz") && err.contains("unknown data format"), "{err}");
+    assert!(
+        err.contains("data.xyz") && err.contains("unknown data format"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("bad.csv"), b"time,x0\n0,1\n1,oops\n").unwrap();
     let err = fails(&wlm_in(dir.path(), &["inspect", "bad.csv"]));
     assert!(err.contains("bad.csv"), "{err}");

@@ -26,15 +26,25 @@ fn setup() -> tempfile::TempDir {
 }
 
 fn metrics_rows(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count() - 1
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
 }
 
 #[test]
 fn train_then_forecast_interpolate_eval_and_plot_a_run() {
     let dir = setup();
     let p = dir.path();
-    let out = ok(&wlm_in(p, &["train", "--config", "tiny.ron", "--run-dir", "run"]));
-    assert!(out.contains("repeat_last") && out.contains("constant_velocity"), "{out}");
+    let out = ok(&wlm_in(
+        p,
+        &["train", "--config", "tiny.ron", "--run-dir", "run"],
+    ));
+    assert!(
+        out.contains("repeat_last") && out.contains("constant_velocity"),
+        "{out}"
+    );
     let run = p.join("run");
     for file in [
         "config.ron",
@@ -46,14 +56,20 @@ fn train_then_forecast_interpolate_eval_and_plot_a_run() {
         "forecast.npz",
         "evaluation.ron",
     ] {
-        assert!(run.join(file).is_file(), "{file} missing from the run directory");
+        assert!(
+            run.join(file).is_file(),
+            "{file} missing from the run directory"
+        );
     }
     assert_eq!(metrics_rows(&run), 3);
     for png in ["snapshots.png", "w1.png", "loss.png", "friction.png"] {
         check_png(&run.join("plots").join(png));
     }
 
-    let out = ok(&wlm_in(p, &["forecast", "--run-dir", "run", "--out", "pred.npz"]));
+    let out = ok(&wlm_in(
+        p,
+        &["forecast", "--run-dir", "run", "--out", "pred.npz"],
+    ));
     assert!(out.contains("model W1"), "{out}");
     let pred = wlm_data::load_particles_npz(p.join("pred.npz"), None).unwrap();
     assert_eq!((pred.len(), pred.n_particles(5)), (6, 16));
@@ -69,17 +85,37 @@ fn train_then_forecast_interpolate_eval_and_plot_a_run() {
     assert!(out.contains("mean ± SE of W1"), "{out}");
     assert!(run.join("evaluation.ron").is_file());
     // The checkpoint (with its EMA) evaluates too.
-    let out = ok(&wlm_in(p, &["eval", "--run-dir", "run", "--checkpoint", "run/checkpoint.safetensors", "--out", "e.ron"]));
+    let out = ok(&wlm_in(
+        p,
+        &[
+            "eval",
+            "--run-dir",
+            "run",
+            "--checkpoint",
+            "run/checkpoint.safetensors",
+            "--out",
+            "e.ron",
+        ],
+    ));
     assert!(out.contains("repeat_last"), "{out}");
 
-    let out = ok(&wlm_in(p, &["plot", "--run-dir", "run", "--out", "figs", "--dims", "1,0"]));
+    let out = ok(&wlm_in(
+        p,
+        &["plot", "--run-dir", "run", "--out", "figs", "--dims", "1,0"],
+    ));
     assert_eq!(out.lines().count(), 4, "{out}");
     check_png(&p.join("figs/snapshots.png"));
 
     // Resuming a finished run trains no more and re-evaluates; restarting it is refused.
-    ok(&wlm_in(p, &["train", "--run-dir", "run", "--resume", "--quiet"]));
+    ok(&wlm_in(
+        p,
+        &["train", "--run-dir", "run", "--resume", "--quiet"],
+    ));
     assert_eq!(metrics_rows(&run), 3);
-    let err = fails(&wlm_in(p, &["train", "--config", "tiny.ron", "--run-dir", "run"]));
+    let err = fails(&wlm_in(
+        p,
+        &["train", "--config", "tiny.ron", "--run-dir", "run"],
+    ));
     assert!(err.contains("--resume"), "{err}");
 }
 
@@ -89,7 +125,16 @@ fn a_holdout_run_writes_and_plots_interpolations() {
     let p = dir.path();
     let out = ok(&wlm_in(
         p,
-        &["train", "--config", "tiny.ron", "--set", "split=Holdout(indices: [2, 4])", "--set", "train.steps=2", "--quiet"],
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--set",
+            "split=Holdout(indices: [2, 4])",
+            "--set",
+            "train.steps=2",
+            "--quiet",
+        ],
     ));
     assert!(out.contains("repeat_previous"), "{out}");
     let run = p.join("runs/tiny");
@@ -101,7 +146,17 @@ fn a_holdout_run_writes_and_plots_interpolations() {
 #[test]
 fn quiet_training_prints_only_results() {
     let dir = setup();
-    let out = wlm_in(dir.path(), &["train", "--config", "tiny.ron", "--quiet", "--set", "train.steps=1"]);
+    let out = wlm_in(
+        dir.path(),
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--quiet",
+            "--set",
+            "train.steps=1",
+        ],
+    );
     ok(&out);
     assert!(stderr(&out).is_empty(), "stderr: {}", stderr(&out));
 }
@@ -116,7 +171,11 @@ fn config_errors_name_the_file_and_field() {
             &[],
             &["bad.ron", "unknown field `train.stepz`"],
         ),
-        ("", &["--set", "train.stepz=4"], &["unknown field `train.stepz`"]),
+        (
+            "",
+            &["--set", "train.stepz=4"],
+            &["unknown field `train.stepz`"],
+        ),
         ("", &["--set", "train.steps=\"many\""], &["train.steps"]),
         ("", &["--set", "train.lr=-0.5"], &["train.lr"]),
         ("", &["--set", "model.energy.heads=3"], &["model.energy"]),
@@ -152,12 +211,39 @@ fn config_errors_name_the_file_and_field() {
 fn data_errors_name_the_file_or_field() {
     let dir = setup();
     let p = dir.path();
-    let err = fails(&wlm_in(p, &["train", "--config", "tiny.ron", "--set", "data.source=Particles(\"nowhere.npz\")"]));
+    let err = fails(&wlm_in(
+        p,
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--set",
+            "data.source=Particles(\"nowhere.npz\")",
+        ],
+    ));
     assert!(err.contains("nowhere.npz"), "{err}");
     std::fs::write(p.join("junk.npz"), b"junk").unwrap();
-    let err = fails(&wlm_in(p, &["train", "--config", "tiny.ron", "--set", "data.source=Particles(\"junk.npz\")"]));
+    let err = fails(&wlm_in(
+        p,
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--set",
+            "data.source=Particles(\"junk.npz\")",
+        ],
+    ));
     assert!(err.contains("junk.npz"), "{err}");
-    let err = fails(&wlm_in(p, &["train", "--config", "tiny.ron", "--set", "model.energy.dim=3"]));
+    let err = fails(&wlm_in(
+        p,
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--set",
+            "model.energy.dim=3",
+        ],
+    ));
     assert!(err.contains("model.energy.dim"), "{err}");
     let err = fails(&wlm_in(p, &["train", "--config", "missing.ron"]));
     assert!(err.contains("missing.ron"), "{err}");

@@ -20,9 +20,6 @@ pub(crate) enum SimdLevel {
     /// AVX2 and FMA.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
-    /// AVX-512 (F, VL, DQ, BW) and FMA.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx512,
 }
 
 /// The best level this CPU supports (detected once).
@@ -31,14 +28,6 @@ pub(crate) fn detected_simd() -> SimdLevel {
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return SimdLevel::Avx512;
-            }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -53,24 +42,10 @@ pub(crate) fn detected_simd() -> SimdLevel {
 #[cfg(test)]
 pub(crate) fn available_simd() -> Vec<SimdLevel> {
     let best = detected_simd();
-    [SimdLevel::Generic, SimdLevel::Avx2, SimdLevel::Avx512]
-        .into_iter()
-        .filter(|&l| match best {
-            SimdLevel::Generic => l == SimdLevel::Generic,
-            SimdLevel::Avx2 => l != SimdLevel::Avx512,
-            SimdLevel::Avx512 => true,
-        })
-        .collect()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn rows_avx512<T: Real, const P2: bool, const GRAD: bool>(
-    columns: &Columns<'_, T>,
-    task: &mut Task<'_, T>,
-    scratch: &mut Scratch<T>,
-) {
-    softmin_rows::<T, true, P2, GRAD>(columns, task.rows, task.row_start, task.out, task.grad, scratch);
+    match best {
+        SimdLevel::Generic => vec![SimdLevel::Generic],
+        SimdLevel::Avx2 => vec![SimdLevel::Generic, SimdLevel::Avx2],
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -80,7 +55,14 @@ unsafe fn rows_avx2<T: Real, const P2: bool, const GRAD: bool>(
     task: &mut Task<'_, T>,
     scratch: &mut Scratch<T>,
 ) {
-    softmin_rows::<T, true, P2, GRAD>(columns, task.rows, task.row_start, task.out, task.grad, scratch);
+    softmin_rows::<T, true, P2, GRAD>(
+        columns,
+        task.rows,
+        task.row_start,
+        task.out,
+        task.grad,
+        scratch,
+    );
 }
 
 fn rows_generic<T: Real, const P2: bool, const GRAD: bool>(
@@ -88,7 +70,14 @@ fn rows_generic<T: Real, const P2: bool, const GRAD: bool>(
     task: &mut Task<'_, T>,
     scratch: &mut Scratch<T>,
 ) {
-    softmin_rows::<T, false, P2, GRAD>(columns, task.rows, task.row_start, task.out, task.grad, scratch);
+    softmin_rows::<T, false, P2, GRAD>(
+        columns,
+        task.rows,
+        task.row_start,
+        task.out,
+        task.grad,
+        scratch,
+    );
 }
 
 fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
@@ -99,11 +88,8 @@ fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
 ) {
     match level {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `level` is `Avx512` only when `detected_simd` found these features on this CPU
-        // (or a test picked it from `available_simd`, which is bounded by the same detection).
-        SimdLevel::Avx512 => unsafe { rows_avx512::<T, P2, GRAD>(columns, task, scratch) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, `Avx2` is only chosen when AVX2 and FMA were detected.
+        // SAFETY: `level` is `Avx2` only when `detected_simd` found AVX2 and FMA on this CPU (or
+        // a test picked it from `available_simd`, which is bounded by the same detection).
         SimdLevel::Avx2 => unsafe { rows_avx2::<T, P2, GRAD>(columns, task, scratch) },
         _ => rows_generic::<T, P2, GRAD>(columns, task, scratch),
     }
@@ -116,14 +102,72 @@ pub(crate) struct Task<'a, T> {
     row_start: usize,
     out: &'a mut [T],
     grad: &'a mut [T],
+    /// Guesses of `out` (empty: none).
+    guess: &'a [T],
 }
 
 fn run_task<T: Real>(level: SimdLevel, columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 && task.grad.is_empty() && !task.guess.is_empty() {
+        run_guessed_avx2(columns, task);
+        return;
+    }
+    run_exact(level, columns, task);
+}
+
+/// The single-pass AVX2 kernel, then the exact kernel for the rows whose guess was off.
+#[cfg(target_arch = "x86_64")]
+fn run_guessed_avx2<T: Real>(columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
+    let mut retry = Vec::new();
+    let (rows, start, guess) = (task.rows, task.row_start, task.guess);
+    macro_rules! call {
+        ($p2:expr, $d:expr) => {
+            // SAFETY: this path is only taken at `SimdLevel::Avx2`, which is only chosen when
+            // AVX2 and FMA were detected; `columns` was prepared for a pass whose rows and
+            // columns share `rows.dim`, and `$d` is 0 or `rows.dim`.
+            unsafe {
+                T::guess_rows_avx2::<$p2, $d>(columns, rows, start, guess, task.out, &mut retry)
+            }
+        };
+    }
+    match (columns.cost == Cost::HalfSquaredEuclidean, rows.dim) {
+        (true, 1) => call!(true, 1),
+        (true, 2) => call!(true, 2),
+        (true, 3) => call!(true, 3),
+        (true, 4) => call!(true, 4),
+        (true, 5) => call!(true, 5),
+        (true, _) => call!(true, 0),
+        (false, 1) => call!(false, 1),
+        (false, 2) => call!(false, 2),
+        (false, 3) => call!(false, 3),
+        (false, 4) => call!(false, 4),
+        (false, 5) => call!(false, 5),
+        (false, _) => call!(false, 0),
+    }
+    for r in retry {
+        let mut single = Task {
+            pass_idx: task.pass_idx,
+            rows,
+            row_start: start + r,
+            out: &mut task.out[r..r + 1],
+            grad: &mut [],
+            guess: &[],
+        };
+        run_exact(SimdLevel::Avx2, columns, &mut single);
+    }
+}
+
+/// The exact two-pass kernel (tile maximum, then the sum).
+fn run_exact<T: Real>(level: SimdLevel, columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
     let mut scratch = Scratch::new(task.rows.dim);
     let grad = !task.grad.is_empty();
     match (columns.cost, grad) {
-        (Cost::HalfSquaredEuclidean, false) => run_rows::<T, true, false>(level, columns, task, &mut scratch),
-        (Cost::HalfSquaredEuclidean, true) => run_rows::<T, true, true>(level, columns, task, &mut scratch),
+        (Cost::HalfSquaredEuclidean, false) => {
+            run_rows::<T, true, false>(level, columns, task, &mut scratch)
+        }
+        (Cost::HalfSquaredEuclidean, true) => {
+            run_rows::<T, true, true>(level, columns, task, &mut scratch)
+        }
         (Cost::Euclidean, false) => run_rows::<T, false, false>(level, columns, task, &mut scratch),
         (Cost::Euclidean, true) => run_rows::<T, false, true>(level, columns, task, &mut scratch),
     }
@@ -145,10 +189,7 @@ pub(crate) fn run_passes_with<T: Real>(
         .iter()
         .map(|p| Columns::prepare(p, eps, cost))
         .collect();
-    let total_pairs: usize = passes
-        .iter()
-        .map(|p| p.rows.n_points * p.cols.n_pad)
-        .sum();
+    let total_pairs: usize = passes.iter().map(|p| p.rows.n_points * p.cols.n_pad).sum();
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && total_pairs >= PARALLEL_MIN_PAIRS;
     let mut tasks = Vec::new();
@@ -167,6 +208,7 @@ pub(crate) fn run_passes_with<T: Real>(
             None => Vec::new(),
         };
         let mut grads = grads.into_iter();
+        let mut guesses = pass.row_guess.map(|g| g.chunks(rows_per_task));
         for (chunk_idx, out) in pass.out.chunks_mut(rows_per_task).enumerate() {
             tasks.push(Task {
                 pass_idx,
@@ -174,6 +216,7 @@ pub(crate) fn run_passes_with<T: Real>(
                 row_start: chunk_idx * rows_per_task,
                 out,
                 grad: grads.next().unwrap_or_default(),
+                guess: guesses.as_mut().and_then(Iterator::next).unwrap_or_default(),
             });
         }
     }
@@ -184,6 +227,190 @@ pub(crate) fn run_passes_with<T: Real>(
     } else {
         for mut t in tasks {
             run_task(level, &columns[t.pass_idx], &mut t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::Cloud;
+
+    /// Deterministic pseudo-random values in [0, 1).
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect()
+    }
+
+    /// `−ε LSE_j(h_j − C_ij/ε)` and `Σ_j P_ij ∇₁C` computed directly in f64.
+    fn direct(
+        x: &[f64],
+        y: &[f64],
+        dim: usize,
+        h: &[f64],
+        eps: f64,
+        cost: Cost,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (mut out, mut grad) = (Vec::new(), Vec::new());
+        for xi in x.chunks(dim) {
+            let mut z = Vec::new();
+            let mut g = Vec::new();
+            for (yj, hj) in y.chunks(dim).zip(h) {
+                let sq: f64 = xi.iter().zip(yj).map(|(a, b)| (a - b) * (a - b)).sum();
+                let (c, scale) = match cost {
+                    Cost::HalfSquaredEuclidean => (0.5 * sq, 1.0),
+                    Cost::Euclidean => {
+                        let c = sq.max(1e-8).sqrt();
+                        (c, if sq >= 1e-8 { 1.0 / c } else { 0.0 })
+                    }
+                };
+                z.push(hj - c / eps);
+                g.push(
+                    (0..dim)
+                        .map(|k| scale * (xi[k] - yj[k]))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            let w: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = w.iter().sum();
+            out.push(-eps * (m + s.ln()));
+            for k in 0..dim {
+                grad.push(w.iter().zip(&g).map(|(wj, gj)| wj * gj[k]).sum::<f64>() / s);
+            }
+        }
+        (out, grad)
+    }
+
+    #[test]
+    fn every_simd_level_matches_a_direct_log_sum_exp_across_tiles() {
+        // 2500 columns = three tiles; logits grow along the columns so the running maximum
+        // moves and the sum is rescaled.
+        let (n_rows, n_cols, dim) = (7, 2500, 3);
+        let x = values(n_rows * dim, 1);
+        let y = values(n_cols * dim, 2);
+        let log_w: Vec<f64> = (0..n_cols)
+            .map(|j| -(n_cols as f64).ln() + 1e-3 * j as f64)
+            .collect();
+        let pot: Vec<f64> = values(n_cols, 3).iter().map(|v| 0.01 * v).collect();
+        let eps = 0.02;
+        let h: Vec<f64> = log_w.iter().zip(&pot).map(|(l, g)| l + g / eps).collect();
+        let center = vec![0.0; dim];
+        let rows = Cloud::new(&x, dim, &center);
+        let cols = Cloud::new(&y, dim, &center);
+        for cost in [Cost::HalfSquaredEuclidean, Cost::Euclidean] {
+            let (want, want_grad) = direct(&x, &y, dim, &h, eps, cost);
+            // No guess (two passes), a guess 5ε off (one pass), a guess 900ε off (retried).
+            let near: Vec<f64> = want.iter().map(|v| v - 5.0 * eps).collect();
+            let far: Vec<f64> = want.iter().map(|v| v + 900.0 * eps).collect();
+            for (level, guess, with_grad) in available_simd().into_iter().flat_map(|l| {
+                [(l, None, true), (l, Some(&near), false), (l, Some(&far), false)]
+            }) {
+                for parallel_sized in [false, true] {
+                    let mut out = vec![0.0; n_rows];
+                    let mut grad = vec![0.0; n_rows * dim];
+                    let spec = PassSpec {
+                        rows: &rows,
+                        cols: &cols,
+                        col_log_weights: &log_w,
+                        col_potential: Some(&pot),
+                        row_guess: guess.map(|g| g.as_slice()),
+                        out: &mut out,
+                        grad: with_grad.then_some(grad.as_mut_slice()),
+                    };
+                    // The second variant also runs a large unrelated pass so the batch is
+                    // split into rayon tasks.
+                    let big_rows = Cloud::new(&values(64 * dim, 4), dim, &center);
+                    let mut big_out = vec![0.0; 64];
+                    let mut passes = vec![spec];
+                    if parallel_sized {
+                        passes.push(PassSpec {
+                            rows: &big_rows,
+                            cols: &cols,
+                            col_log_weights: &log_w,
+                            col_potential: None,
+                            row_guess: None,
+                            out: &mut big_out,
+                            grad: None,
+                        });
+                    }
+                    run_passes_with(level, passes, eps, cost);
+                    for (g, w) in out.iter().zip(&want) {
+                        assert!(
+                            (g - w).abs() < 1e-13 * w.abs().max(1.0),
+                            "{level:?} {cost:?}: {g} vs {w}"
+                        );
+                    }
+                    if with_grad {
+                        for (g, w) in grad.iter().zip(&want_grad) {
+                            assert!((g - w).abs() < 1e-12, "{level:?} {cost:?}: grad {g} vs {w}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_passes_agree_with_f64_to_single_precision() {
+        let (n_rows, n_cols, dim) = (5, 1500, 2);
+        let x = values(n_rows * dim, 5);
+        let y = values(n_cols * dim, 6);
+        let log_w = vec![-(n_cols as f64).ln(); n_cols];
+        let center = vec![0.5; dim];
+        let eps = 0.01;
+        for cost in [Cost::HalfSquaredEuclidean, Cost::Euclidean] {
+            let rows = Cloud::new(&x, dim, &center);
+            let cols = Cloud::new(&y, dim, &center);
+            let mut out64 = vec![0.0; n_rows];
+            run_passes(
+                vec![PassSpec {
+                    rows: &rows,
+                    cols: &cols,
+                    col_log_weights: &log_w,
+                    col_potential: None,
+                    row_guess: None,
+                    out: &mut out64,
+                    grad: None,
+                }],
+                eps,
+                cost,
+            );
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let rows32 = Cloud::new(&to32(&x), dim, &to32(&center));
+            let cols32 = Cloud::new(&to32(&y), dim, &to32(&center));
+            let log_w32 = to32(&log_w);
+            // a guess 3ε off: the single-pass kernel
+            let guess32: Vec<f32> = out64.iter().map(|&v| (v + 3.0 * eps) as f32).collect();
+            let mut out32 = vec![0.0f32; n_rows];
+            run_passes(
+                vec![PassSpec {
+                    rows: &rows32,
+                    cols: &cols32,
+                    col_log_weights: &log_w32,
+                    col_potential: None,
+                    row_guess: Some(&guess32),
+                    out: &mut out32,
+                    grad: None,
+                }],
+                eps,
+                cost,
+            );
+            for (a, b) in out32.iter().zip(&out64) {
+                assert!(
+                    (*a as f64 - b).abs() < 1e-5 * b.abs().max(eps),
+                    "{cost:?}: {a} vs {b}"
+                );
+            }
         }
     }
 }

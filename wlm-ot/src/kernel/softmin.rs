@@ -92,11 +92,14 @@ impl<T: Real> Cloud<T> {
 
 /// What one softmin pass computes: rows `x`, columns `y` with log-weights and an optional
 /// potential (`h_j = log w_j + g_j/ε`), written into `out` (and `grad`, `n_rows × dim`).
+/// `row_guess`, when given, is a guess of `out` (the rows' previous potentials) that lets the
+/// SIMD kernel make a single pass per row.
 pub(crate) struct PassSpec<'a, T> {
     pub(crate) rows: &'a Cloud<T>,
     pub(crate) cols: &'a Cloud<T>,
     pub(crate) col_log_weights: &'a [T],
     pub(crate) col_potential: Option<&'a [T]>,
+    pub(crate) row_guess: Option<&'a [T]>,
     pub(crate) out: &'a mut [T],
     pub(crate) grad: Option<&'a mut [T]>,
 }
@@ -267,7 +270,7 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
                 }
             }
             let tile_max = hmax(lane_max);
-            if !(tile_max > T::NEG_INFINITY) {
+            if tile_max == T::NEG_INFINITY {
                 j0 += len;
                 continue;
             }
@@ -309,7 +312,8 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
                         } else {
                             let p = lanes(psi, c);
                             for l in 0..LANES {
-                                lane_acc[l] = (w[l] * p[l]).madd::<FMA>(x_i[k] - y_k[l], lane_acc[l]);
+                                lane_acc[l] =
+                                    (w[l] * p[l]).madd::<FMA>(x_i[k] - y_k[l], lane_acc[l]);
                             }
                         }
                     }

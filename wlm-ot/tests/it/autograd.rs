@@ -9,10 +9,23 @@ use crate::common::{rel_max_err, rng, tensor, uniform_cloud, values};
 #[test]
 fn backward_of_x_equals_the_envelope_gradient() {
     let mut r = rng(21);
-    for (p, dtype) in [(2, DType::F64), (1, DType::F64), (2, DType::F32), (1, DType::F32)] {
-        let x = tensor(&uniform_cloud(&mut r, 30, 3, 0.0, 1.0), 30, 3).to_dtype(dtype).expect("x");
-        let y = tensor(&uniform_cloud(&mut r, 25, 3, 0.2, 1.2), 25, 3).to_dtype(dtype).expect("y");
-        let config = SinkhornConfig { p, blur: 0.1, ..Default::default() };
+    for (p, dtype) in [
+        (2, DType::F64),
+        (1, DType::F64),
+        (2, DType::F32),
+        (1, DType::F32),
+    ] {
+        let x = tensor(&uniform_cloud(&mut r, 30, 3, 0.0, 1.0), 30, 3)
+            .to_dtype(dtype)
+            .expect("x");
+        let y = tensor(&uniform_cloud(&mut r, 25, 3, 0.2, 1.2), 25, 3)
+            .to_dtype(dtype)
+            .expect("y");
+        let config = SinkhornConfig {
+            p,
+            blur: 0.1,
+            ..Default::default()
+        };
         let var = Var::from_tensor(&x).expect("var");
         let s = sinkhorn_divergence(var.as_tensor(), &y, &config).expect("divergence");
         assert_eq!(s.dims(), &[] as &[usize]);
@@ -34,7 +47,10 @@ fn backward_reaches_y_when_y_is_a_variable() {
     let s = sinkhorn_divergence(&x, y_var.as_tensor(), &config).expect("divergence");
     let grads = s.backward().expect("backward");
     let want = sinkhorn(&x, &y, &config).expect("sinkhorn");
-    assert_eq!(values(grads.get(y_var.as_tensor()).expect("grad y")), values(&want.grad_y));
+    assert_eq!(
+        values(grads.get(y_var.as_tensor()).expect("grad y")),
+        values(&want.grad_y)
+    );
 }
 
 #[test]
@@ -66,5 +82,8 @@ fn divergence_value_equals_the_solver_value_and_weights_enter() {
     let b = Tensor::full(1.0 / (8.0 + 1e-12), 8, &dev).expect("b");
     let sw = sinkhorn_divergence_weighted(&a, &x, &b, &y, &config).expect("weighted");
     let vw = sw.to_scalar::<f64>().expect("scalar");
-    assert!(((vw - want) / want).abs() < 1e-11 && vw != want, "{vw} vs {want}");
+    assert!(
+        ((vw - want) / want).abs() < 1e-11 && vw != want,
+        "{vw} vs {want}"
+    );
 }

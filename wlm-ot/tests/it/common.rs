@@ -42,7 +42,10 @@ pub(crate) fn load_cases<T: serde::de::DeserializeOwned>(sub: &str) -> Vec<(Stri
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("readable fixture");
             let case = serde_json::from_str(&text).expect("valid fixture json");
-            (p.file_name().expect("name").to_string_lossy().into_owned(), case)
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                case,
+            )
         })
         .collect()
 }
@@ -82,7 +85,10 @@ pub(crate) fn rng(seed: u64) -> StdRng {
 /// `max_k |a_k − b_k| / max_k |b_k|`.
 pub(crate) fn rel_max_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0_f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+    let scale = b
+        .iter()
+        .fold(0.0_f64, |m, v| m.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
     a.iter()
         .zip(b)
         .fold(0.0_f64, |m, (x, y)| m.max((x - y).abs()))

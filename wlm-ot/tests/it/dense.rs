@@ -37,14 +37,22 @@ fn cost(dist: &[Vec<f64>], p: u32) -> Vec<Vec<f64>> {
     dist.iter()
         .map(|row| {
             row.iter()
-                .map(|&d2| if p == 1 { d2.max(1e-8).sqrt() } else { d2 / 2.0 })
+                .map(|&d2| {
+                    if p == 1 {
+                        d2.max(1e-8).sqrt()
+                    } else {
+                        d2 / 2.0
+                    }
+                })
                 .collect()
         })
         .collect()
 }
 
 fn transpose(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    (0..m[0].len()).map(|j| m.iter().map(|row| row[j]).collect()).collect()
+    (0..m[0].len())
+        .map(|j| m.iter().map(|row| row[j]).collect())
+        .collect()
 }
 
 /// `−ε log Σ_j exp(h_j − C_ij/ε)` per row.
@@ -67,7 +75,11 @@ fn schedule(p: u32, diam: f64, blur: f64, scaling: f64) -> Vec<f64> {
     if diam == 0.0 {
         return vec![last, last];
     }
-    let (start, stop, step) = (p as f64 * diam.ln(), p as f64 * blur.ln(), p as f64 * scaling.ln());
+    let (start, stop, step) = (
+        p as f64 * diam.ln(),
+        p as f64 * blur.ln(),
+        p as f64 * scaling.ln(),
+    );
     let len = ((stop - start) / step).ceil().max(0.0) as usize;
     let delta = (start + step) - start;
     let mut eps = vec![diam.powi(p as i32)];
@@ -131,7 +143,12 @@ pub(crate) fn dense_sinkhorn(
             hi[k] = hi[k].max(pt[k]);
         }
     }
-    let diam = lo.iter().zip(&hi).map(|(l, h)| (h - l) * (h - l)).sum::<f64>().sqrt();
+    let diam = lo
+        .iter()
+        .zip(&hi)
+        .map(|(l, h)| (h - l) * (h - l))
+        .sum::<f64>()
+        .sqrt();
     let eps_list = schedule(p, diam, blur, scaling);
     let c_xy = cost(&sq_dist(x, y, d), p);
     let c_yx = transpose(&c_xy);
@@ -165,11 +182,25 @@ pub(crate) fn dense_sinkhorn(
     let fin_ab = softmin(eps, &c_yx, &h_yx);
     let fin_aa = softmin(eps, &c_xx, &h_xx);
     let fin_bb = softmin(eps, &c_yy, &h_yy);
-    let value: f64 = a.iter().zip(fin_ba.iter().zip(&fin_aa)).map(|(w, (f, g))| w * (f - g)).sum::<f64>()
-        + b.iter().zip(fin_ab.iter().zip(&fin_bb)).map(|(w, (f, g))| w * (f - g)).sum::<f64>();
-    let sub = |u: Vec<f64>, v: Vec<f64>| -> Vec<f64> { u.iter().zip(&v).map(|(p, q)| p - q).collect() };
-    let grad_x = sub(envelope(x, y, d, p, eps, &h_xy, a), envelope(x, x, d, p, eps, &h_xx, a));
-    let grad_y = sub(envelope(y, x, d, p, eps, &h_yx, b), envelope(y, y, d, p, eps, &h_yy, b));
+    let value: f64 = a
+        .iter()
+        .zip(fin_ba.iter().zip(&fin_aa))
+        .map(|(w, (f, g))| w * (f - g))
+        .sum::<f64>()
+        + b.iter()
+            .zip(fin_ab.iter().zip(&fin_bb))
+            .map(|(w, (f, g))| w * (f - g))
+            .sum::<f64>();
+    let sub =
+        |u: Vec<f64>, v: Vec<f64>| -> Vec<f64> { u.iter().zip(&v).map(|(p, q)| p - q).collect() };
+    let grad_x = sub(
+        envelope(x, y, d, p, eps, &h_xy, a),
+        envelope(x, x, d, p, eps, &h_xx, a),
+    );
+    let grad_y = sub(
+        envelope(y, x, d, p, eps, &h_yx, b),
+        envelope(y, y, d, p, eps, &h_yy, b),
+    );
     Dense {
         value,
         grad_x,
@@ -183,16 +214,41 @@ pub(crate) fn dense_sinkhorn(
 }
 
 fn max_abs_diff(u: &[f64], v: &[f64]) -> f64 {
-    u.iter().zip(v).fold(0.0_f64, |m, (p, q)| m.max((p - q).abs()))
+    u.iter()
+        .zip(v)
+        .fold(0.0_f64, |m, (p, q)| m.max((p - q).abs()))
 }
 
 fn max_abs(u: &[f64]) -> f64 {
     u.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
 }
 
+/// A random problem for the dense comparison.
+#[derive(Debug, Clone)]
+struct Case {
+    n: usize,
+    m: usize,
+    d: usize,
+    p: u32,
+    blur: f64,
+    scaling: f64,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
 /// Random problem: sizes, dimension, exponent, blur, scaling, clouds and weights.
-fn problem() -> impl Strategy<Value = (usize, usize, usize, u32, f64, f64, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
-    (1usize..64, 1usize..64, 1usize..=5, 1u32..=2, 0.02f64..1.0, 0.5f64..0.95, any::<bool>())
+fn problem() -> impl Strategy<Value = Case> {
+    (
+        1usize..64,
+        1usize..64,
+        1usize..=5,
+        1u32..=2,
+        0.02f64..1.0,
+        0.5f64..0.95,
+        any::<bool>(),
+    )
         .prop_flat_map(|(n, m, d, p, blur, scaling, weighted)| {
             let raw_w = |k: usize| {
                 if weighted {
@@ -214,7 +270,18 @@ fn problem() -> impl Strategy<Value = (usize, usize, usize, u32, f64, f64, Vec<f
                 let s: f64 = w.iter().sum();
                 w.into_iter().map(|v| v / s).collect::<Vec<f64>>()
             };
-            (n, m, d, p, blur, scaling, x, y, norm(wa), norm(wb))
+            Case {
+                n,
+                m,
+                d,
+                p,
+                blur,
+                scaling,
+                x,
+                y,
+                a: norm(wa),
+                b: norm(wb),
+            }
         })
 }
 
@@ -222,9 +289,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn online_kernel_matches_the_dense_reference(
-        (n, m, d, p, blur, scaling, x, y, a, b) in problem()
-    ) {
+    fn online_kernel_matches_the_dense_reference(case in problem()) {
+        let Case { n, m, d, p, blur, scaling, x, y, a, b } = case;
         let want = dense_sinkhorn(&x, &y, d, &a, &b, p, blur, scaling);
         let config = SinkhornConfig { p, blur, scaling, ..Default::default() };
         let dev = candle_core::Device::Cpu;

@@ -23,7 +23,12 @@ fn w1_and_w2_match_pot_emd2() {
         let e1 = ((w1 - case.w1) / case.w1).abs();
         let e2 = ((w2 * w2 - case.w2_squared) / case.w2_squared).abs();
         assert!(e1 < 1e-9, "{name}: W1 {w1} vs POT {} (rel {e1:e})", case.w1);
-        assert!(e2 < 1e-9, "{name}: W2² {} vs POT {} (rel {e2:e})", w2 * w2, case.w2_squared);
+        assert!(
+            e2 < 1e-9,
+            "{name}: W2² {} vs POT {} (rel {e2:e})",
+            w2 * w2,
+            case.w2_squared
+        );
     }
 }
 
@@ -37,7 +42,13 @@ fn brute_force(x: &[f64], y: &[f64], n: usize, d: usize, squared: bool) -> f64 {
             sq.sqrt()
         }
     };
-    fn search(i: usize, used: &mut [bool], acc: f64, best: &mut f64, cost: &dyn Fn(usize, usize) -> f64) {
+    fn search(
+        i: usize,
+        used: &mut [bool],
+        acc: f64,
+        best: &mut f64,
+        cost: &dyn Fn(usize, usize) -> f64,
+    ) {
         let n = used.len();
         if i == n {
             *best = best.min(acc);
@@ -97,6 +108,9 @@ fn transport_between_identical_clouds_is_zero_and_w2_dominates_w1() {
     let x = tensor(&uniform_cloud(&mut r, 50, 2, 0.0, 1.0), 50, 2);
     let y = tensor(&uniform_cloud(&mut r, 70, 2, 0.5, 1.5), 70, 2);
     assert!(wasserstein_1(&x, &x).expect("w1").abs() < 1e-15);
-    let (w1, w2) = (wasserstein_1(&x, &y).expect("w1"), wasserstein_2(&x, &y).expect("w2"));
+    let (w1, w2) = (
+        wasserstein_1(&x, &y).expect("w1"),
+        wasserstein_2(&x, &y).expect("w2"),
+    );
     assert!(w2 >= w1 - 1e-12, "W2 {w2} < W1 {w1}");
 }

@@ -21,12 +21,27 @@ fn non_finite_coordinates_are_rejected_by_every_entry_point() {
         let bad = t(&[0.0, 1.0, bad_value, 3.0], 2, 2);
         let c = SinkhornConfig::default();
         let msg = message(sinkhorn_divergence(&bad, &good, &c));
-        assert!(msg.contains("non-finite") && msg.contains("point 1"), "{msg}");
+        assert!(
+            msg.contains("non-finite") && msg.contains("point 1"),
+            "{msg}"
+        );
         assert!(message(sinkhorn(&good, &bad, &c)).contains("y has a non-finite"));
-        assert!(matches!(wasserstein_1(&bad, &good), Err(Error::NonFiniteCoordinate { .. })));
-        assert!(matches!(wasserstein_2(&good, &bad), Err(Error::NonFiniteCoordinate { .. })));
-        assert!(matches!(energy_distance(&bad, &good), Err(Error::NonFiniteCoordinate { .. })));
-        assert!(matches!(mmd_rbf(&good, &bad, 1.0), Err(Error::NonFiniteCoordinate { .. })));
+        assert!(matches!(
+            wasserstein_1(&bad, &good),
+            Err(Error::NonFiniteCoordinate { .. })
+        ));
+        assert!(matches!(
+            wasserstein_2(&good, &bad),
+            Err(Error::NonFiniteCoordinate { .. })
+        ));
+        assert!(matches!(
+            energy_distance(&bad, &good),
+            Err(Error::NonFiniteCoordinate { .. })
+        ));
+        assert!(matches!(
+            mmd_rbf(&good, &bad, 1.0),
+            Err(Error::NonFiniteCoordinate { .. })
+        ));
     }
 }
 
@@ -42,9 +57,26 @@ fn empty_clouds_wrong_rank_and_mismatched_dimensions_are_rejected() {
     assert!(message(sinkhorn_divergence(&good, &no_dim, &c)).contains("y is empty"));
     assert!(message(sinkhorn_divergence(&flat, &good, &c)).contains("2-d tensor"));
     assert!(message(sinkhorn_divergence(&good, &three_d, &c)).contains("dimension mismatch"));
-    assert!(matches!(wasserstein_1(&good, &empty), Err(Error::EmptyCloud { .. })));
-    assert!(matches!(wasserstein_2(&good, &three_d), Err(Error::DimensionMismatch { .. })));
-    assert!(matches!(energy_distance(&flat, &good), Err(Error::NotAPointCloud { .. })));
+    assert!(matches!(
+        wasserstein_1(&good, &empty),
+        Err(Error::EmptyCloud { .. })
+    ));
+    assert!(matches!(
+        wasserstein_2(&good, &three_d),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        energy_distance(&flat, &good),
+        Err(Error::NotAPointCloud { .. })
+    ));
+}
+
+#[test]
+fn clouds_whose_bounding_box_overflows_are_rejected() {
+    let x = t(&[0.0, 0.0], 1, 2).to_dtype(DType::F32).expect("f32");
+    let y = t(&[3e38, 3e38], 1, 2).to_dtype(DType::F32).expect("f32");
+    let msg = message(sinkhorn(&x, &y, &SinkhornConfig::default()));
+    assert!(msg.contains("non-finite diagonal"), "{msg}");
 }
 
 #[test]
@@ -54,7 +86,10 @@ fn mixed_or_integer_dtypes_are_rejected() {
     let c = SinkhornConfig::default();
     assert!(message(sinkhorn_divergence(&x64, &x32, &c)).contains("unsupported dtypes"));
     let ints = Tensor::from_slice(&[1u32, 2], (1, 2), &Device::Cpu).expect("u32");
-    assert!(matches!(sinkhorn(&ints, &ints, &c), Err(Error::UnsupportedDType { .. })));
+    assert!(matches!(
+        sinkhorn(&ints, &ints, &c),
+        Err(Error::UnsupportedDType { .. })
+    ));
 }
 
 #[test]
@@ -62,11 +97,26 @@ fn invalid_configs_are_rejected_before_any_work() {
     let x = t(&[0.0, 1.0], 1, 2);
     let ok = SinkhornConfig::default();
     let cases = [
-        (SinkhornConfig { p: 3, ..ok }, "cost exponent p must be 1 or 2, got 3"),
-        (SinkhornConfig { blur: 0.0, ..ok }, "blur must be finite and > 0, got 0"),
-        (SinkhornConfig { blur: -0.1, ..ok }, "blur must be finite and > 0, got -0.1"),
-        (SinkhornConfig { scaling: 1.0, ..ok }, "scaling must be in the open interval (0, 1), got 1"),
-        (SinkhornConfig { scaling: 0.0, ..ok }, "scaling must be in the open interval (0, 1), got 0"),
+        (
+            SinkhornConfig { p: 3, ..ok },
+            "cost exponent p must be 1 or 2, got 3",
+        ),
+        (
+            SinkhornConfig { blur: 0.0, ..ok },
+            "blur must be finite and > 0, got 0",
+        ),
+        (
+            SinkhornConfig { blur: -0.1, ..ok },
+            "blur must be finite and > 0, got -0.1",
+        ),
+        (
+            SinkhornConfig { scaling: 1.0, ..ok },
+            "scaling must be in the open interval (0, 1), got 1",
+        ),
+        (
+            SinkhornConfig { scaling: 0.0, ..ok },
+            "scaling must be in the open interval (0, 1), got 0",
+        ),
     ];
     for (config, expected) in cases {
         assert_eq!(message(sinkhorn_divergence(&x, &x, &config)), expected);
@@ -88,7 +138,10 @@ fn bad_weights_are_rejected() {
     ];
     for (bad, expected) in cases {
         let msg = message(sinkhorn_divergence_weighted(&bad, &x, &good, &x, &c));
-        assert!(msg.starts_with("weights a: ") && msg.contains(expected), "{msg}");
+        assert!(
+            msg.starts_with("weights a: ") && msg.contains(expected),
+            "{msg}"
+        );
         let msg = message(sinkhorn_divergence_weighted(&good, &x, &bad, &x, &c));
         assert!(msg.starts_with("weights b: "), "{msg}");
     }

@@ -39,10 +39,16 @@ fn f64_value_gradient_and_schedule_match_geomloss() {
         assert_eq!(out.diameter, case.diameter, "{name}: diameter");
         assert_eq!(out.eps_list, case.eps_list, "{name}: eps_list");
         let value_err = ((out.value - case.value) / case.value).abs();
-        assert!(value_err < 1e-10, "{name}: value {} vs {} (rel {value_err:e})", out.value, case.value);
+        assert!(
+            value_err < 1e-10,
+            "{name}: value {} vs {} (rel {value_err:e})",
+            out.value,
+            case.value
+        );
         let want: Vec<f64> = case.grad_x.iter().flatten().copied().collect();
         let grad_err = rel_max_err(&values(&out.grad_x), &want);
         assert!(grad_err < 1e-8, "{name}: grad_x rel err {grad_err:e}");
+        eprintln!("{name}: f64 value rel err {value_err:.1e}, grad rel err {grad_err:.1e}");
     }
 }
 
@@ -55,10 +61,16 @@ fn f32_value_and_gradient_match_geomloss_within_1e_4() {
         let out = sinkhorn(&x, &y, &case.config()).expect("sinkhorn");
         assert_eq!(out.grad_x.dtype(), DType::F32);
         let value_err = ((out.value - case.value) / case.value).abs();
-        assert!(value_err < 1e-4, "{name}: f32 value {} vs {} (rel {value_err:e})", out.value, case.value);
+        assert!(
+            value_err < 1e-4,
+            "{name}: f32 value {} vs {} (rel {value_err:e})",
+            out.value,
+            case.value
+        );
         let want: Vec<f64> = case.grad_x.iter().flatten().copied().collect();
         let grad_err = rel_max_err(&values(&out.grad_x), &want);
         assert!(grad_err < 1e-4, "{name}: f32 grad_x rel err {grad_err:e}");
+        eprintln!("{name}: f32 value rel err {value_err:.1e}, grad rel err {grad_err:.1e}");
         let s = sinkhorn_divergence(&x, &y, &case.config()).expect("divergence");
         assert_eq!(s.dtype(), DType::F32);
         assert_eq!(s.to_scalar::<f32>().expect("scalar"), out.value as f32);

@@ -3,6 +3,7 @@
 
 mod autograd;
 mod common;
+mod cuda;
 mod dense;
 mod emd;
 mod errors;

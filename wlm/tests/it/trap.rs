@@ -66,13 +66,12 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
         model: ModelConfig {
             energy: EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 2, hidden: 16, layers: 1 }),
             friction: FrictionConfig { gamma: GAMMA, learnable: false },
-            precision: Precision::F64,
             ..ModelConfig::default()
         },
         train: TrainConfig {
-            steps: 400,
+            steps: 150,
             seed: 1,
-            lr: 5e-2,
+            lr: 2e-2,
             fixed_horizon: true,
             weight_decay: 0.0,
             ema_decay: 0.9,
@@ -101,7 +100,7 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
     assert_eq!(after.baselines.len(), 2);
     for b in &after.baselines {
         let base = b.test_w1.map(|m| m.mean).unwrap_or(0.0);
-        assert!(model_w1 < base, "model W1 {model_w1} vs baseline {} {base}", b.name);
+        assert!(model_w1 < 0.5 * base, "model W1 {model_w1} vs baseline {} {base}", b.name);
     }
     assert!(model_w1 < 0.5 * untrained, "trained {model_w1} vs untrained {untrained}");
     Ok(())

@@ -1,0 +1,45 @@
+//! Scratch timing of the attention energy (development only).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use wlm_energy::{AttentionEnergyConfig, Energy, Kernels};
+
+fn random(n: usize, dim: usize, seed: u64) -> Tensor {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+    Tensor::from_vec(v, (n, dim), &Device::Cpu).unwrap()
+}
+
+fn time<R>(reps: usize, mut f: impl FnMut() -> R) -> f64 {
+    let _ = f();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let _ = f();
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    best
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kernels = if args.iter().any(|a| a == "plain") { Kernels::Plain } else { Kernels::Fused };
+    let config = AttentionEnergyConfig::default();
+    let (model, _varmap) = config.init_seeded(0, DType::F32, &Device::Cpu).unwrap();
+    let model = model.with_kernels(kernels);
+    model.set_training(false);
+    for n in [256usize, 1000] {
+        let x = random(n, 2, 1);
+        let w = random(n, 2, 2);
+        let reps = if n == 256 { 20 } else { 6 };
+        let e = time(reps, || model.energy(&x, 0.0).unwrap());
+        let f = time(reps, || model.force(&x, 0.0).unwrap());
+        let b = time(reps, || {
+            let force = model.force(&x, 0.0).unwrap();
+            (&force * &w).unwrap().sum_all().unwrap().backward().unwrap()
+        });
+        println!("{kernels:?} N={n}: energy {e:.2} ms, force {f:.2} ms, force+backward {b:.2} ms");
+    }
+}

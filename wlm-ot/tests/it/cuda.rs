@@ -1,0 +1,135 @@
+//! The device preference and GPU parity: the CUDA path (feature `cuda`, with a device) against
+//! the CPU kernel on the fixtures and on random clouds; without a device, requesting CUDA falls
+//! back to the CPU with identical results.
+
+use candle_core::{DType, Tensor};
+use serde::Deserialize;
+use wlm_ot::{
+    cuda_available, sinkhorn, with_device_preference, DevicePreference, SinkhornConfig,
+    SinkhornOutput,
+};
+
+use crate::common::{
+    load_cases, rel_max_err, rng, tensor, tensor_from_rows, uniform_cloud, values,
+};
+
+#[derive(Deserialize)]
+struct Case {
+    p: u32,
+    blur: f64,
+    scaling: f64,
+    x: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+}
+
+fn run(pref: DevicePreference, x: &Tensor, y: &Tensor, c: &SinkhornConfig) -> SinkhornOutput {
+    with_device_preference(pref, || sinkhorn(x, y, c)).expect("sinkhorn")
+}
+
+/// GPU vs CPU in the same dtype: value, gradients and potentials within `tol` (relative to the
+/// largest magnitude), and the schedule identical.
+fn assert_parity(name: &str, x: &Tensor, y: &Tensor, c: &SinkhornConfig, tol: f64) {
+    let cpu = run(DevicePreference::Cpu, x, y, c);
+    let gpu = run(DevicePreference::Cuda, x, y, c);
+    assert_eq!(gpu.eps_list, cpu.eps_list, "{name}: schedule");
+    let scale = cpu.value.abs().max(1e-12);
+    let v_err = (gpu.value - cpu.value).abs() / scale;
+    let gx = rel_max_err(&values(&gpu.grad_x), &values(&cpu.grad_x));
+    let gy = rel_max_err(&values(&gpu.grad_y), &values(&cpu.grad_y));
+    let f = rel_max_err(&values(&gpu.f_ba), &values(&cpu.f_ba));
+    eprintln!("{name}: value {v_err:.1e}, grad_x {gx:.1e}, grad_y {gy:.1e}, f_ba {f:.1e}");
+    assert!(
+        v_err < tol,
+        "{name}: value {} vs {} (rel {v_err:e})",
+        gpu.value,
+        cpu.value
+    );
+    assert!(
+        gx < tol && gy < tol && f < tol,
+        "{name}: grad_x {gx:e}, grad_y {gy:e}, f_ba {f:e}"
+    );
+}
+
+#[test]
+fn requesting_cuda_without_a_device_gives_the_cpu_result() {
+    if cuda_available() {
+        eprintln!("a CUDA device is present: the fallback is not exercised");
+        return;
+    }
+    let mut r = rng(11);
+    let x = tensor(&uniform_cloud(&mut r, 40, 2, 0.0, 1.0), 40, 2);
+    let y = tensor(&uniform_cloud(&mut r, 30, 2, 0.5, 1.5), 30, 2);
+    let c = SinkhornConfig::default();
+    let cpu = run(DevicePreference::Cpu, &x, &y, &c);
+    let cuda = run(DevicePreference::Cuda, &x, &y, &c);
+    assert_eq!(cpu.value.to_bits(), cuda.value.to_bits());
+    assert_eq!(values(&cpu.grad_x), values(&cuda.grad_x));
+}
+
+#[test]
+fn device_preference_scopes_nest_and_restore() {
+    let outer = wlm_ot::device_preference();
+    with_device_preference(DevicePreference::Cpu, || {
+        assert_eq!(wlm_ot::device_preference(), DevicePreference::Cpu);
+        with_device_preference(DevicePreference::Cuda, || {
+            assert_eq!(wlm_ot::device_preference(), DevicePreference::Cuda);
+        });
+        assert_eq!(wlm_ot::device_preference(), DevicePreference::Cpu);
+    });
+    assert_eq!(wlm_ot::device_preference(), outer);
+}
+
+#[test]
+fn gpu_matches_cpu_on_the_fixtures_f64_and_f32() {
+    if !cuda_available() {
+        eprintln!("no CUDA device found: skipping");
+        return;
+    }
+    for (name, case) in &load_cases::<Case>("sinkhorn") {
+        let c = SinkhornConfig {
+            p: case.p,
+            blur: case.blur,
+            scaling: case.scaling,
+            ..Default::default()
+        };
+        let (x, y) = (tensor_from_rows(&case.x), tensor_from_rows(&case.y));
+        assert_parity(&format!("{name} f64"), &x, &y, &c, 1e-10);
+        let (x, y) = (
+            x.to_dtype(DType::F32).expect("f32"),
+            y.to_dtype(DType::F32).expect("f32"),
+        );
+        assert_parity(&format!("{name} f32"), &x, &y, &c, 1e-5);
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_on_random_clouds() {
+    if !cuda_available() {
+        eprintln!("no CUDA device found: skipping");
+        return;
+    }
+    let mut r = rng(7);
+    for (n, m, d) in [
+        (300, 200, 2),
+        (1000, 1500, 5),
+        (257, 511, 3),
+        (2000, 2000, 8),
+    ] {
+        for p in [1, 2] {
+            let x = tensor(&uniform_cloud(&mut r, n, d, 0.0, 1.0), n, d);
+            let y = tensor(&uniform_cloud(&mut r, m, d, 0.3, 1.3), m, d);
+            let c = SinkhornConfig {
+                p,
+                blur: 0.05,
+                ..Default::default()
+            };
+            let name = format!("N={n} M={m} d={d} p={p}");
+            assert_parity(&format!("{name} f64"), &x, &y, &c, 1e-10);
+            let (x, y) = (
+                x.to_dtype(DType::F32).expect("f32"),
+                y.to_dtype(DType::F32).expect("f32"),
+            );
+            assert_parity(&format!("{name} f32"), &x, &y, &c, 1e-5);
+        }
+    }
+}
