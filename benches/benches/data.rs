@@ -67,7 +67,15 @@ fn spread_flock(n_boids: usize, search: NeighbourSearch) -> Flock {
         neighbour_search: search,
         ..FlockingConfig::default()
     };
-    Flock::new(config, &Start::Given { positions, velocities, dim }).unwrap()
+    Flock::new(
+        config,
+        &Start::Given {
+            positions,
+            velocities,
+            dim,
+        },
+    )
+    .unwrap()
 }
 
 /// The reference start unscaled (`x ~ N(0, I)` whatever `N`): density grows with `N`.
@@ -83,9 +91,10 @@ fn boids_step(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for n_boids in [1_000, 10_000, 100_000] {
         let mut flock = spread_flock(n_boids, NeighbourSearch::CellList);
-        group.bench_function(BenchmarkId::new("cell_list_reference_density", n_boids), |b| {
-            b.iter(|| flock.step())
-        });
+        group.bench_function(
+            BenchmarkId::new("cell_list_reference_density", n_boids),
+            |b| b.iter(|| flock.step()),
+        );
     }
     for n_boids in [1_000, 10_000] {
         let mut flock = reference_flock(n_boids);
@@ -94,9 +103,10 @@ fn boids_step(c: &mut Criterion) {
         });
     }
     let mut flock = spread_flock(1_000, NeighbourSearch::AllPairs);
-    group.bench_function(BenchmarkId::new("all_pairs_reference_density", 1_000), |b| {
-        b.iter(|| flock.step())
-    });
+    group.bench_function(
+        BenchmarkId::new("all_pairs_reference_density", 1_000),
+        |b| b.iter(|| flock.step()),
+    );
     group.finish();
 }
 

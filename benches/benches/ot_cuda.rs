@@ -23,7 +23,10 @@ fn cloud(n: usize, dim: usize, shift: f64, seed: u64) -> Tensor {
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -55,7 +58,13 @@ fn main() {
                         .expect("sinkhorn")
                 };
                 let first = solve(); // warm-up (NVRTC compile on the very first call)
-                let reps = if n >= 1_000_000 { 1 } else if n >= 100_000 { 3 } else { 10 };
+                let reps = if n >= 1_000_000 {
+                    1
+                } else if n >= 100_000 {
+                    3
+                } else {
+                    10
+                };
                 let mut times: Vec<f64> = (0..reps)
                     .map(|_| {
                         let t = Instant::now();

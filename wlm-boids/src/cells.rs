@@ -1,14 +1,21 @@
 //! A uniform cell list: boids binned into grid cells so neighbour queries look only nearby.
 
+use std::ops::Range;
+
 /// Most cells along one axis. Keeps `(x − min) / cell_size` small enough that its rounding
 /// error (≈ 4.4e-16 × cells per axis) stays far below the 1e-9 margin on the cell size, so a
-/// pair closer than the radius always lands in the same or adjacent cells.
+/// pair closer than the radius always lands in cells at most `REACH` apart along each axis.
 const MAX_CELLS_PER_AXIS: f64 = 1e5;
 
 /// Relative margin by which a cell is wider than the search radius.
 const CELL_MARGIN: f64 = 1e-9;
 
-/// Boids binned into a grid of cells at least `radius` wide, built once per step.
+/// Cells per radius: cells are `radius / REACH` wide and a cell's candidates lie within
+/// `REACH` cells along every axis. 2 scans `(5/2)^dim` radius-cubes instead of `3^dim` (about
+/// 30% fewer candidates in 2-D) at the price of more, smaller cells.
+const REACH: usize = 2;
+
+/// Boids binned into a grid of cells at least `radius / REACH` wide, built once per step.
 ///
 /// Cell coordinates are `floor((x_k − min_k) / cell_size)`; the grid covers the bounding box
 /// of the positions. Within a cell, boids are kept in ascending index order (counting sort).
@@ -27,13 +34,12 @@ pub(crate) struct CellGrid {
     sorted_positions: Vec<f64>,
     /// Velocities gathered in `order`, row-major.
     sorted_velocities: Vec<f64>,
-    /// Linear cell index of each slot of `order`.
-    slot_cell: Vec<usize>,
 }
 
 impl CellGrid {
     /// Bins boids (row-major `positions` and `velocities`, `dim` columns, at most `u32::MAX`
-    /// boids) into cells at least `radius` wide, and gathers their state in cell order. The grid never has more than about `2 · n_boids` cells: sparse clouds get wider
+    /// boids) into cells at least `radius / REACH` wide, and gathers their state in cell
+    /// order. The grid never has more than about `2 · n_boids` cells: sparse clouds get wider
     /// cells, which stay correct (only slower). A bounding box too large to subdivide falls
     /// back to a single cell.
     pub(crate) fn build(positions: &[f64], velocities: &[f64], dim: usize, radius: f64) -> Self {
@@ -47,7 +53,7 @@ impl CellGrid {
             }
         }
         let max_cells = (2 * n_boids).max(64);
-        let mut cell_size = radius * (1.0 + CELL_MARGIN);
+        let mut cell_size = radius * (1.0 + CELL_MARGIN) / REACH as f64;
         let cells_per_axis = loop {
             let counts: Option<Vec<usize>> = (0..dim)
                 .map(|k| {
@@ -115,7 +121,6 @@ impl CellGrid {
         };
         let sorted_positions = gather(positions);
         let sorted_velocities = gather(velocities);
-        let slot_cell = order.iter().map(|&boid| cell_of[boid]).collect();
         Self {
             dim,
             cells_per_axis,
@@ -124,8 +129,17 @@ impl CellGrid {
             order,
             sorted_positions,
             sorted_velocities,
-            slot_cell,
         }
+    }
+
+    /// Number of cells of the grid.
+    pub(crate) fn n_cells(&self) -> usize {
+        self.cell_start.len() - 1
+    }
+
+    /// The slots of the boids in cell `cell` (contiguous, ascending boid index).
+    pub(crate) fn cell_slots(&self, cell: usize) -> Range<usize> {
+        self.cell_start[cell]..self.cell_start[cell + 1]
     }
 
     /// Boid indices in slot order: slot `s` holds boid `order()[s]`.
@@ -142,69 +156,97 @@ impl CellGrid {
         )
     }
 
-    /// Writes into `out` every boid `j` with `squared_distance(x_i, x_j) < radius_sq` (`i`,
-    /// the boid in slot `slot`, included), packed as `(j << 32) | slot_of_j` and sorted, so in
-    /// ascending boid index. `radius_sq` must be at most the square of the `radius` of
-    /// [`CellGrid::build`].
-    pub(crate) fn neighbours_of(&self, slot: usize, radius_sq: f64, out: &mut Vec<u64>) {
+    /// Candidates for every boid of cell `cell`: all boids of the `(2 REACH + 1)^dim` cells around it
+    /// (itself included), so every boid closer than the build radius to any boid of the cell.
+    /// Written into `out` as `(boid << 32) | slot`, sorted, hence in ascending boid index.
+    pub(crate) fn candidates_of_cell(&self, cell: usize, out: &mut Vec<u64>) {
         out.clear();
         let dim = self.dim;
-        let x_i = &self.sorted_positions[slot * dim..(slot + 1) * dim];
-        let home = self.slot_cell[slot];
         let coords: Vec<usize> = (0..dim)
-            .map(|k| home / self.strides[k] % self.cells_per_axis[k])
+            .map(|k| cell / self.strides[k] % self.cells_per_axis[k])
             .collect();
-        // Odometer over the first dim − 1 axes (offsets −1, 0, +1); along the last axis the
-        // three cells are adjacent in linear index, so one contiguous range covers them.
+        // Odometer over the first dim − 1 axes (offsets −REACH..=REACH); along the last axis
+        // the cells are adjacent in linear index, so one contiguous range covers them.
         let last = dim - 1;
-        let lo_last = coords[last].saturating_sub(1);
-        let hi_last = (coords[last] + 1).min(self.cells_per_axis[last] - 1);
-        let mut offset = vec![-1i64; last];
+        let lo_last = coords[last].saturating_sub(REACH);
+        let hi_last = (coords[last] + REACH).min(self.cells_per_axis[last] - 1);
+        let reach = REACH as i64;
+        let mut offset = vec![-reach; last];
         loop {
-            let mut base = 0usize;
-            let mut inside = true;
+            let mut base = Some(0usize);
             for k in 0..last {
                 let c = coords[k] as i64 + offset[k];
                 if c < 0 || c >= self.cells_per_axis[k] as i64 {
-                    inside = false;
+                    base = None;
                     break;
                 }
-                base += c as usize * self.strides[k];
+                base = base.map(|b| b + c as usize * self.strides[k]);
             }
-            if inside {
+            if let Some(base) = base {
                 let slots = self.cell_start[base + lo_last]..self.cell_start[base + hi_last + 1];
-                for other in slots {
-                    let x_j = &self.sorted_positions[other * dim..(other + 1) * dim];
-                    if crate::flock::squared_distance(x_i, x_j) < radius_sq {
-                        out.push(((self.order[other] as u64) << 32) | other as u64);
-                    }
-                }
+                out.extend(slots.map(|slot| ((self.order[slot] as u64) << 32) | slot as u64));
             }
             // Advance the odometer; done when every axis has wrapped.
             let mut k = 0;
             while k < last {
                 offset[k] += 1;
-                if offset[k] <= 1 {
+                if offset[k] <= reach {
                     break;
                 }
-                offset[k] = -1;
+                offset[k] = -reach;
                 k += 1;
             }
             if k == last {
                 break;
             }
         }
-        // Each cell's run is ascending in `j`; the stable sort merges the runs cheaply.
-        out.sort();
+        out.sort_unstable();
     }
+}
+
+/// The slot of a packed `(boid << 32) | slot` candidate.
+pub(crate) fn unpack_slot(packed: u64) -> usize {
+    (packed & u64::from(u32::MAX)) as usize
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(p, q)| (q - p) * (q - p)).sum()
+    }
+
+    /// Every boid closer than `radius` to a boid of a cell is among that cell's candidates,
+    /// and candidates come in ascending boid index.
+    fn assert_candidates_cover_neighbours(positions: &[f64], dim: usize, radius: f64) {
+        let n_boids = positions.len() / dim;
+        let grid = CellGrid::build(positions, positions, dim, radius);
+        let mut found = Vec::new();
+        for cell in 0..grid.n_cells() {
+            grid.candidates_of_cell(cell, &mut found);
+            let boids: Vec<usize> = found.iter().map(|p| (p >> 32) as usize).collect();
+            assert!(
+                boids.windows(2).all(|w| w[0] < w[1]),
+                "not ascending: {boids:?}"
+            );
+            for slot in grid.cell_slots(cell) {
+                let i = grid.order()[slot];
+                let (x_slot, _) = grid.state(slot);
+                let x_i = &positions[i * dim..(i + 1) * dim];
+                assert_eq!(x_slot, x_i);
+                for j in 0..n_boids {
+                    let x_j = &positions[j * dim..(j + 1) * dim];
+                    if squared_distance(x_i, x_j) < radius * radius {
+                        assert!(boids.binary_search(&j).is_ok(), "boid {i} misses {j}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
-    fn grid_finds_exactly_the_pairs_closer_than_the_radius_in_one_to_three_dimensions() {
+    fn cell_candidates_cover_every_pair_closer_than_the_radius_in_one_to_four_dimensions() {
         let mut state = 12345u64;
         let mut uniform = move || {
             state = state
@@ -212,25 +254,15 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        for dim in 1..=3 {
+        for dim in 1..=4 {
             let positions: Vec<f64> = (0..300 * dim).map(|_| 6.0 * uniform() - 3.0).collect();
-            let grid = CellGrid::build(&positions, &positions, dim, 0.7);
-            let mut found = Vec::new();
-            for slot in 0..300 {
-                let i = grid.order()[slot];
-                grid.neighbours_of(slot, 0.49, &mut found);
-                let found: Vec<usize> = found.iter().map(|p| (p >> 32) as usize).collect();
-                let (x_slot, _) = grid.state(slot);
-                let x_i = &positions[i * dim..(i + 1) * dim];
-                assert_eq!(x_slot, x_i);
-                let expected: Vec<usize> = (0..300)
-                    .filter(|&j| {
-                        let x_j = &positions[j * dim..(j + 1) * dim];
-                        crate::flock::squared_distance(x_i, x_j) < 0.49
-                    })
-                    .collect();
-                assert_eq!(found, expected, "dim {dim}, boid {i}");
-            }
+            assert_candidates_cover_neighbours(&positions, dim, 0.7);
+            // On a lattice whose spacing divides the radius: pairs at exactly the radius.
+            let lattice: Vec<f64> = positions
+                .iter()
+                .map(|x| (x * 10.0).round() / 10.0)
+                .collect();
+            assert_candidates_cover_neighbours(&lattice, dim, 0.3);
         }
     }
 
@@ -238,11 +270,10 @@ mod tests {
     fn far_outliers_and_huge_spans_stay_within_the_cell_budget() {
         let positions = vec![0.0, 0.0, 1e300, -1e300, 0.1, 0.0, -1e300, 1e300];
         let grid = CellGrid::build(&positions, &positions, 2, 1.0);
-        assert!(grid.cell_start.len() - 1 <= 64);
-        let slot = grid.order().iter().position(|&boid| boid == 0).unwrap();
-        let mut found = Vec::new();
-        grid.neighbours_of(slot, 1.0, &mut found);
-        let found: Vec<u64> = found.iter().map(|p| p >> 32).collect();
-        assert_eq!(found, vec![0, 2]);
+        assert!(grid.n_cells() <= 64);
+        assert_candidates_cover_neighbours(&positions, 2, 1.0);
+        let overflowing = vec![f64::MAX, 0.0, -f64::MAX, 0.0];
+        let grid = CellGrid::build(&overflowing, &overflowing, 2, 1.0);
+        assert_eq!(grid.n_cells(), 1);
     }
 }

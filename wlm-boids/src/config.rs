@@ -8,8 +8,8 @@ use crate::{Error, Flock, Result, Start};
 /// How a step finds each boid's neighbours. Both give bitwise identical trajectories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum NeighbourSearch {
-    /// Bin boids into a uniform grid of cells at least as wide as the larger radius and look
-    /// only in the `3^dim` cells around each boid: `O(N · neighbours)` per step.
+    /// Bin boids into a uniform grid of cells at least half as wide as the larger radius and
+    /// look only in the `5^dim` cells around each boid's cell: `O(N · neighbours)` per step.
     #[default]
     CellList,
     /// Test every pair: `O(N²)` per step. The reference that the cell list is tested against.

@@ -2,11 +2,8 @@
 
 use rayon::prelude::*;
 
-use crate::cells::CellGrid;
+use crate::cells::{unpack_slot, CellGrid};
 use crate::{FlockingConfig, NeighbourSearch, Result, Start};
-
-/// Boids per rayon task: below this, splitting costs more than it saves.
-const MIN_BOIDS_PER_TASK: usize = 256;
 
 /// A flock: positions and velocities of `n_boids` boids in `R^dim`, advanced by
 /// [`Flock::step`] under the rules of its [`FlockingConfig`].
@@ -58,37 +55,46 @@ impl Flock {
         let velocities = &self.velocities;
         match self.config.neighbour_search {
             NeighbourSearch::AllPairs => {
-                let mut sums = vec![0.0; 3 * dim];
                 for (boid, out) in self.next_velocities.chunks_exact_mut(dim).enumerate() {
-                    let others =
-                        (0..n_boids).map(|j| (row(positions, dim, j), row(velocities, dim, j)));
                     let (x_i, v_i) = (row(positions, dim, boid), row(velocities, dim, boid));
-                    rules.steer(x_i, v_i, others, &mut sums, out);
+                    rules.steer(x_i, v_i, positions, velocities, out);
                 }
             }
             NeighbourSearch::CellList => {
-                // Work in cell order (slots) so that neighbours are close in memory; sum them
-                // in ascending boid index; then scatter the results back to boid order.
+                // Work cell by cell in slot order: the boids of one cell share their candidates
+                // (the cells around it), gathered once into contiguous arrays in ascending boid
+                // index; then scatter the results back to boid order.
                 let radius = rules.outer_radius.max(rules.inner_radius);
                 let grid = CellGrid::build(positions, velocities, dim, radius);
-                let search_sq = rules.outer_sq.max(rules.inner_sq);
                 let sorted_next = &mut self.sorted_next_velocities;
                 sorted_next.resize(n_boids * dim, 0.0);
-                sorted_next
-                    .par_chunks_mut(dim)
-                    .with_min_len(MIN_BOIDS_PER_TASK)
-                    .enumerate()
-                    .for_each_init(
-                        || (Vec::new(), vec![0.0; 3 * dim]),
-                        |(found, sums), (slot, out)| {
-                            grid.neighbours_of(slot, search_sq, found);
-                            let others = found
-                                .iter()
-                                .map(|&packed| grid.state((packed & u64::from(u32::MAX)) as usize));
-                            let (x_i, v_i) = grid.state(slot);
-                            rules.steer(x_i, v_i, others, sums, out);
-                        },
-                    );
+                let mut work = Vec::new();
+                let mut rest = sorted_next.as_mut_slice();
+                for cell in 0..grid.n_cells() {
+                    let slots = grid.cell_slots(cell);
+                    if !slots.is_empty() {
+                        let (head, tail) = rest.split_at_mut(slots.len() * dim);
+                        work.push((cell, slots.start, head));
+                        rest = tail;
+                    }
+                }
+                work.into_par_iter().for_each_init(
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(packed, others_x, others_v), (cell, first_slot, out)| {
+                        grid.candidates_of_cell(cell, packed);
+                        others_x.clear();
+                        others_v.clear();
+                        for &candidate in packed.iter() {
+                            let (x_j, v_j) = grid.state(unpack_slot(candidate));
+                            others_x.extend_from_slice(x_j);
+                            others_v.extend_from_slice(v_j);
+                        }
+                        for (offset, out) in out.chunks_exact_mut(dim).enumerate() {
+                            let (x_i, v_i) = grid.state(first_slot + offset);
+                            rules.steer(x_i, v_i, others_x, others_v, out);
+                        }
+                    },
+                );
                 for (slot, &boid) in grid.order().iter().enumerate() {
                     self.next_velocities[boid * dim..(boid + 1) * dim]
                         .copy_from_slice(&sorted_next[slot * dim..(slot + 1) * dim]);
@@ -172,40 +178,127 @@ impl Rules {
     /// Writes the new (normalised) velocity of the boid at `x_i` with velocity `v_i` into
     /// `out`.
     ///
-    /// `others` yields `(x_j, v_j)` in ascending boid index and must include every neighbour
-    /// within the larger radius (the boid itself too); non-neighbours among them are filtered
-    /// here, so the arithmetic is the same whichever search produced them. `sums` is scratch
-    /// of length `3 · dim`.
-    fn steer<'a>(
+    /// `others_x`, `others_v` (row-major, `dim` columns) list candidates in ascending boid
+    /// index and must include every neighbour within the larger radius (the boid itself
+    /// too); non-neighbours among them are filtered here, so the arithmetic is the same
+    /// whichever search produced them.
+    fn steer(&self, x_i: &[f64], v_i: &[f64], others_x: &[f64], others_v: &[f64], out: &mut [f64]) {
+        match x_i.len() {
+            1 => self.steer_in::<1>(x_i, v_i, others_x, others_v, out),
+            2 => self.steer_in::<2>(x_i, v_i, others_x, others_v, out),
+            3 => self.steer_in::<3>(x_i, v_i, others_x, others_v, out),
+            _ => self.steer_any(x_i, v_i, others_x, others_v, out),
+        }
+    }
+
+    /// [`Rules::steer`] for any dimension, read from `x_i`.
+    fn steer_any(
         &self,
         x_i: &[f64],
         v_i: &[f64],
-        others: impl Iterator<Item = (&'a [f64], &'a [f64])>,
-        sums: &mut [f64],
+        others_x: &[f64],
+        others_v: &[f64],
         out: &mut [f64],
     ) {
         let dim = x_i.len();
-        sums.fill(0.0);
-        let (cohesion, rest) = sums.split_at_mut(dim);
-        let (separation, alignment) = rest.split_at_mut(dim);
-        let mut n_outer = 0usize;
+        let mut sums = Sums::new(dim);
+        let others = others_x.chunks_exact(dim).zip(others_v.chunks_exact(dim));
         for (x_j, v_j) in others {
-            let d_sq = squared_distance(x_i, x_j);
-            if d_sq < self.outer_sq {
-                n_outer += 1;
-                for k in 0..dim {
-                    cohesion[k] += x_j[k] - x_i[k];
-                    alignment[k] += v_j[k] - v_i[k];
-                }
+            self.add_candidate(x_i, v_i, x_j, v_j, &mut sums);
+        }
+        self.finish(x_i, v_i, &sums, out);
+    }
+
+    /// [`Rules::steer`] with the dimension `D` fixed at compile time (fixed-size arrays,
+    /// loops unrolled): the same operations in the same order as [`Rules::steer_any`].
+    fn steer_in<const D: usize>(
+        &self,
+        x_i: &[f64],
+        v_i: &[f64],
+        others_x: &[f64],
+        others_v: &[f64],
+        out: &mut [f64],
+    ) {
+        let fixed = |row: &[f64]| -> [f64; D] { std::array::from_fn(|k| row[k]) };
+        let (x_i, v_i) = (fixed(x_i), fixed(v_i));
+        let mut cohesion = [0.0; D];
+        let mut separation = [0.0; D];
+        let mut alignment = [0.0; D];
+        let mut n_outer = 0usize;
+        let n_others = others_x.len() / D;
+        for j in 0..n_others {
+            let x_j = fixed(&others_x[j * D..j * D + D]);
+            let v_j = fixed(&others_v[j * D..j * D + D]);
+            let mut d_sq = 0.0;
+            for k in 0..D {
+                d_sq += (x_j[k] - x_i[k]) * (x_j[k] - x_i[k]);
             }
-            if d_sq < self.inner_sq {
-                for k in 0..dim {
-                    separation[k] -= x_j[k] - x_i[k];
-                }
+            // Selects, not branches: see `add_candidate`.
+            let is_outer = d_sq < self.outer_sq;
+            let is_inner = d_sq < self.inner_sq;
+            n_outer += usize::from(is_outer);
+            for k in 0..D {
+                let dx = x_j[k] - x_i[k];
+                let dv = v_j[k] - v_i[k];
+                cohesion[k] += if is_outer { dx } else { 0.0 };
+                alignment[k] += if is_outer { dv } else { 0.0 };
+                separation[k] -= if is_inner { dx } else { 0.0 };
             }
         }
-        let count = n_outer.max(1) as f64;
+        let sums = Sums {
+            cohesion,
+            separation,
+            alignment,
+            n_outer,
+        };
+        self.finish(&x_i, &v_i, &sums, out);
+    }
+
+    /// Adds candidate `j` to the sums if it is a neighbour.
+    #[inline(always)]
+    fn add_candidate<S: AsMut<[f64]>>(
+        &self,
+        x_i: &[f64],
+        v_i: &[f64],
+        x_j: &[f64],
+        v_j: &[f64],
+        sums: &mut Sums<S>,
+    ) {
+        let dim = x_i.len();
+        let mut d_sq = 0.0;
         for k in 0..dim {
+            d_sq += (x_j[k] - x_i[k]) * (x_j[k] - x_i[k]);
+        }
+        // Selects rather than branches: about a third of the candidates are neighbours, so
+        // branches would mispredict. Adding +0.0 to a sum that started at +0.0 leaves it
+        // unchanged, so the result equals summing the neighbours alone.
+        let is_outer = d_sq < self.outer_sq;
+        let is_inner = d_sq < self.inner_sq;
+        sums.n_outer += usize::from(is_outer);
+        let (cohesion, separation, alignment) = (
+            sums.cohesion.as_mut(),
+            sums.separation.as_mut(),
+            sums.alignment.as_mut(),
+        );
+        for k in 0..dim {
+            let dx = x_j[k] - x_i[k];
+            let dv = v_j[k] - v_i[k];
+            cohesion[k] += if is_outer { dx } else { 0.0 };
+            alignment[k] += if is_outer { dv } else { 0.0 };
+            separation[k] -= if is_inner { dx } else { 0.0 };
+        }
+    }
+
+    /// `out ← normalise(v + dt (weighted sums + boundary))`.
+    #[inline(always)]
+    fn finish<S: AsRef<[f64]>>(&self, x_i: &[f64], v_i: &[f64], sums: &Sums<S>, out: &mut [f64]) {
+        let (cohesion, separation, alignment) = (
+            sums.cohesion.as_ref(),
+            sums.separation.as_ref(),
+            sums.alignment.as_ref(),
+        );
+        let count = sums.n_outer.max(1) as f64;
+        for k in 0..x_i.len() {
             let boundary = if x_i[k].abs() > self.box_half_width {
                 -x_i[k].signum()
             } else {
@@ -221,14 +314,29 @@ impl Rules {
     }
 }
 
+/// Running neighbour sums of one boid: `Σ_outer (x_j − x_i)`, `−Σ_inner (x_j − x_i)`,
+/// `Σ_outer (v_j − v_i)` and `n_outer`; `S` is `[f64; D]` or `Vec<f64>`.
+struct Sums<S> {
+    cohesion: S,
+    separation: S,
+    alignment: S,
+    n_outer: usize,
+}
+
+impl Sums<Vec<f64>> {
+    fn new(dim: usize) -> Self {
+        Self {
+            cohesion: vec![0.0; dim],
+            separation: vec![0.0; dim],
+            alignment: vec![0.0; dim],
+            n_outer: 0,
+        }
+    }
+}
+
 /// Row `j` of a row-major array with `dim` columns.
 fn row(values: &[f64], dim: usize, j: usize) -> &[f64] {
     &values[j * dim..(j + 1) * dim]
-}
-
-/// `Σ_k (b_k − a_k)²`, summed in coordinate order. Both searches use this one function.
-pub(crate) fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(p, q)| (q - p) * (q - p)).sum()
 }
 
 /// Scales `v` to unit Euclidean norm; an exactly zero vector stays zero (never NaN).

@@ -28,9 +28,11 @@
 //! | [`Start`] | seeded reference start (`x, v ~ N(0, I)`, mean-centred unit speeds) or given arrays | `O(N · dim)` |
 //! | [`Flock::new`], [`Flock::step`] | low-level state and one step (for benchmarks and custom recording) | `O(N · neighbours)` per step (cell list), `O(N²)` ([`NeighbourSearch::AllPairs`]) |
 //!
-//! The cell list bins boids into cells as wide as the larger radius and runs in parallel
-//! (rayon); the all-pairs search is the serial reference. Both sum neighbour contributions in
-//! ascending boid index, so their trajectories are bitwise identical.
+//! The cell list bins boids into cells half as wide as the larger radius, lets the boids of a
+//! cell share one candidate list (the 5^dim cells around it, in ascending boid index) and runs
+//! cells in parallel (rayon); the all-pairs search is the serial reference. Both feed the same
+//! rule code with candidates in ascending boid index, so their trajectories are bitwise
+//! identical.
 //!
 //! # Decisions the reference leaves open
 //!
@@ -50,9 +52,10 @@
 //! - A given start with a shape mismatch or a NaN/infinite value, zero boids or `dim == 0`:
 //!   [`Error::Start`] naming the boid and coordinate.
 //! - Zero records or zero steps between records: [`Error::Recording`].
-//! - Density, not `N`, sets the cost: with the reference start (`x ~ N(0, I)`) every boid of
-//!   a 100 000-boid flock has thousands of neighbours, so a step takes seconds. Spread the
-//!   start (and the box) with `√N` to keep the reference density.
+//! - Density, not `N`, sets the cost: from the reference start (`x ~ N(0, I)`) a
+//!   100 000-boid flock gives each boid about 25 000 neighbours and one step took 33 s of CPU
+//!   on the 2-core dev box, against 0.37 s when the start (and the box) are spread by `√N` to
+//!   keep the reference density (see `benches/notes/boids.md`).
 //! - The box is soft: the push `dt · boundary_weight = 0.25` is smaller than the unit speed,
 //!   so a boid heading nearly straight out turns back only slowly (one heading exactly out
 //!   never does); boids of a reference flock can wander well outside `±5`.

@@ -66,7 +66,7 @@ pub(crate) struct SimulateCommon {
     #[arg(long)]
     pub(crate) n_snapshots: Option<usize>,
     /// Time between snapshots.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) dt: Option<f64>,
     /// Seed of the random number generator.
     #[arg(long, default_value_t = 0)]
@@ -106,7 +106,7 @@ pub(crate) struct GfSdeArgs {
     #[arg(long, value_enum, default_value_t = PotentialName::Quadratic)]
     pub(crate) potential: PotentialName,
     /// Noise level σ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) sigma: Option<f64>,
     /// Re-simulate every snapshot from fresh initial samples (unpaired particles).
     #[arg(long)]
@@ -178,10 +178,10 @@ pub(crate) struct DistanceArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub(crate) p: u8,
     /// Sinkhorn blur (ε = blur^p).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     pub(crate) blur: f64,
     /// Sinkhorn ε-annealing factor in (0, 1).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub(crate) scaling: f64,
 }
 
@@ -199,7 +199,7 @@ pub(crate) struct PlotArgs {
     #[arg(long)]
     pub(crate) run_dir: PathBuf,
     /// The two dimensions drawn in scatter plots, e.g. `0,1`.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0, 1])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 1])]
     pub(crate) dims: Vec<usize>,
     /// Output folder (default: `<run dir>/plots`).
     #[arg(long)]

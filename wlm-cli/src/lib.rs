@@ -77,8 +77,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Command::Inspect(a) => print!("{}", inspect::inspect(&a.file)?),
         Command::Plot(a) => {
             let mut config = runs::read_experiment(&a.run_dir)?;
-            if let [d0, d1] = a.dims[..] {
-                config.plot.dims = (d0, d1);
+            match a.dims[..] {
+                [d0, d1] => config.plot.dims = (d0, d1),
+                _ => anyhow::bail!("--dims needs two dimensions, e.g. `--dims 0,1`"),
             }
             let snapshots = data::load_config_data(&config.data)?;
             let split = runs::check_data(&config, &snapshots)?;

@@ -53,27 +53,36 @@ pub fn kde_score(positions: &[f64], dim: usize) -> Vec<f64> {
     }
     let h2 = (median(&mut pairs) / (2.0 * ((n + 1) as f64).ln())).max(1e-3);
 
-    let mut sums = vec![1.0; n]; // K(x_i, x_i) = 1
-    let mut diff = vec![0.0; dim];
+    // Σ_j K(x_i, x_j) (starting with K(x_i, x_i) = 1) and Σ_j (x_i − x_j) K(x_i, x_j), each
+    // pair visited once.
+    let inv_h2 = 1.0 / h2;
+    let mut sums = vec![1.0; n];
+    let mut acc = vec![0.0; dim];
     for i in 0..n {
+        let xi = point(i);
+        let mut sum_i = 0.0;
+        acc.fill(0.0);
         for j in i + 1..n {
-            let (a, b) = (point(i), point(j));
-            for (d, (p, q)) in diff.iter_mut().zip(a.iter().zip(b)) {
-                *d = p - q;
-            }
-            let k = (-diff.iter().map(|d| d * d).sum::<f64>() / h2).exp();
-            sums[i] += k;
+            let xj = point(j);
+            let d2: f64 = xi.iter().zip(xj).map(|(p, q)| (p - q) * (p - q)).sum();
+            let k = (-d2 * inv_h2).exp();
+            sum_i += k;
             sums[j] += k;
-            for (c, d) in diff.iter().enumerate() {
-                // ∇_{x_i} K = −2 (x_i − x_j) K / h², and the opposite for x_j.
-                let g = 2.0 * d * k / h2;
-                score[i * dim + c] -= g;
-                score[j * dim + c] += g;
+            let out_j = &mut score[j * dim..(j + 1) * dim];
+            for ((a, o), (p, q)) in acc.iter_mut().zip(out_j).zip(xi.iter().zip(xj)) {
+                let g = (p - q) * k;
+                *a += g;
+                *o -= g;
             }
         }
+        sums[i] += sum_i;
+        for (o, a) in score[i * dim..(i + 1) * dim].iter_mut().zip(&acc) {
+            *o += a;
+        }
     }
+    // ∇_{x_i} K(x_i, x_j) = −2 (x_i − x_j) K / h².
     for (i, s) in score.iter_mut().enumerate() {
-        *s /= sums[i / dim] + 1e-10;
+        *s *= -2.0 * inv_h2 / (sums[i / dim] + 1e-10);
     }
     score
 }

@@ -30,6 +30,23 @@ fn main() {
     let (model, _varmap) = config.init_seeded(0, DType::F32, &Device::Cpu).unwrap();
     let model = model.with_kernels(kernels);
     model.set_training(false);
+    if let Some(pos) = args.iter().position(|a| a == "loop") {
+        let n: usize = args[pos + 1].parse().unwrap();
+        let what = args[pos + 2].clone();
+        let x = random(n, 2, 1);
+        let w = random(n, 2, 2);
+        for _ in 0..args[pos + 3].parse::<usize>().unwrap() {
+            match what.as_str() {
+                "energy" => drop(model.energy(&x, 0.0).unwrap()),
+                "force" => drop(model.force(&x, 0.0).unwrap()),
+                _ => {
+                    let force = model.force(&x, 0.0).unwrap();
+                    drop((&force * &w).unwrap().sum_all().unwrap().backward().unwrap());
+                }
+            }
+        }
+        return;
+    }
     for n in [256usize, 1000] {
         let x = random(n, 2, 1);
         let w = random(n, 2, 2);

@@ -97,8 +97,7 @@ struct Problem<T> {
 
 impl<T: Real> Problem<T> {
     /// The four softmin passes at `eps` from the potentials `prev` (or from zero logits at
-    /// initialisation); with `grads`, also the gradient sums. Each pass's previous potential
-    /// is its guess (see [`PassSpec::row_guess`]).
+    /// initialisation); with `grads`, also the gradient sums.
     fn softmin_all(
         &self,
         prev: Option<&Potentials<T>>,
@@ -129,7 +128,6 @@ impl<T: Real> Problem<T> {
                 cols: &self.y,
                 col_log_weights: &self.log_b,
                 col_potential: pot(|p| &p.g_ab),
-                row_guess: pot(|p| &p.f_ba),
                 out: f_ba,
                 grad: gxy,
             },
@@ -139,7 +137,6 @@ impl<T: Real> Problem<T> {
                 cols: &self.x,
                 col_log_weights: &self.log_a,
                 col_potential: pot(|p| &p.f_ba),
-                row_guess: pot(|p| &p.g_ab),
                 out: g_ab,
                 grad: gyx,
             },
@@ -149,7 +146,6 @@ impl<T: Real> Problem<T> {
                 cols: &self.x,
                 col_log_weights: &self.log_a,
                 col_potential: pot(|p| &p.f_aa),
-                row_guess: pot(|p| &p.f_aa),
                 out: f_aa,
                 grad: gxx,
             },
@@ -159,7 +155,6 @@ impl<T: Real> Problem<T> {
                 cols: &self.y,
                 col_log_weights: &self.log_b,
                 col_potential: pot(|p| &p.g_bb),
-                row_guess: pot(|p| &p.g_bb),
                 out: g_bb,
                 grad: gyy,
             },

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use wlm_boids::{Flock, FlockingConfig, NeighbourSearch, Start};
 
 fn given_start() -> impl Strategy<Value = Start> {
-    (1..=3usize, 1..=60usize).prop_flat_map(|(dim, n_boids)| {
+    (1..=4usize, 1..=60usize).prop_flat_map(|(dim, n_boids)| {
         let len = n_boids * dim;
         (
             prop::collection::vec(-8.0f64..8.0, len),
@@ -151,4 +151,36 @@ fn a_boid_heading_exactly_outwards_is_not_turned_back() {
     }
     assert_eq!(flock.velocities(), &[1.0, 0.0]);
     assert_eq!(flock.positions(), &[11.0, 0.0]);
+}
+
+#[test]
+fn a_flock_embedded_in_five_dimensions_moves_as_in_two() {
+    // 2-D runs through the fixed-dimension code, 5-D through the generic one: padding with
+    // zero coordinates adds exact zeros everywhere, so the first two coordinates must agree
+    // bitwise.
+    let (x2, v2, _) = Start::random_2d(300, 8).realise().unwrap();
+    let pad = |values: &[f64]| -> Vec<f64> {
+        values
+            .chunks_exact(2)
+            .flat_map(|r| [r[0], r[1], 0.0, 0.0, 0.0])
+            .collect()
+    };
+    let start5 = Start::Given {
+        positions: pad(&x2),
+        velocities: pad(&v2),
+        dim: 5,
+    };
+    let start2 = Start::Given {
+        positions: x2,
+        velocities: v2,
+        dim: 2,
+    };
+    let mut flock2 = Flock::new(FlockingConfig::default(), &start2).unwrap();
+    let mut flock5 = Flock::new(FlockingConfig::default(), &start5).unwrap();
+    for _ in 0..5 {
+        flock2.step();
+        flock5.step();
+    }
+    assert_eq!(pad(flock2.positions()), flock5.positions());
+    assert_eq!(pad(flock2.velocities()), flock5.velocities());
 }

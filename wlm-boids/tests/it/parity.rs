@@ -33,7 +33,7 @@ fn assert_same_trajectories(config: &FlockingConfig, start: &Start, steps: usize
 /// sit exactly at a radius (the edge case of the strict `<`), plus the lattice-free part.
 fn lattice_start(max_boids: usize) -> impl Strategy<Value = Start> {
     (
-        1..=3usize,
+        1..=4usize,
         1..=max_boids,
         prop_oneof![Just(0.1), Just(0.3), Just(0.25)],
     )

@@ -3,8 +3,11 @@
 //! Each kernel has a plain-candle-op twin in the layer that uses it; [`Kernels`] selects which
 //! runs, and the tests check that both agree in value and in parameter gradients.
 
+pub(crate) mod attention;
+mod attention_hvp;
 pub(crate) mod float;
 pub(crate) mod gelu;
+mod gemm;
 pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;

@@ -10,7 +10,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::linear::Linear;
 use crate::dropout::{self, Dropout};
-use crate::kernels::{softmax as fused, Kernels};
+use crate::kernels::{attention as fused_attention, softmax as fused, Kernels};
 use crate::weights::{linear_init, xavier_uniform};
 
 /// `nn.MultiheadAttention(hidden, heads)` with biases, self-attention `q = k = v = u`.
@@ -24,15 +24,20 @@ pub(crate) struct MultiHeadAttention {
 }
 
 /// What the VJP needs from the forward pass.
-pub(crate) struct AttentionCache {
-    /// `(heads, n, c)` each.
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    /// Softmax probabilities `(heads, n, n)` before dropout.
-    p: Tensor,
-    /// Dropout mask on `P`, if any.
-    mask: Option<Tensor>,
+pub(crate) enum AttentionCache {
+    /// The probabilities are kept (plain kernels, or dropout active).
+    Materialized {
+        /// `(heads, n, c)` each.
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        /// Softmax probabilities `(heads, n, n)` before dropout.
+        p: Tensor,
+        /// Dropout mask on `P`, if any.
+        mask: Option<Tensor>,
+    },
+    /// Fused attention: only the packed projections `(3, heads, n, c)`; `P` is recomputed.
+    Fused { qkv: Tensor },
 }
 
 impl MultiHeadAttention {
@@ -90,6 +95,12 @@ impl MultiHeadAttention {
             .reshape((n, 3, heads, c))?
             .permute((1, 2, 0, 3))?
             .contiguous()?;
+        if kernels == Kernels::Fused && !dropout.active() {
+            let o = fused_attention::attention(&qkv, self.scale())?;
+            let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
+            let y = self.out_proj.forward(&o)?;
+            return Ok((y, AttentionCache::Fused { qkv }));
+        }
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let p = match kernels {
             Kernels::Plain => {
@@ -104,7 +115,7 @@ impl MultiHeadAttention {
         let o = dropout::apply(&p, mask.as_ref())?.matmul(&v)?;
         let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
         let y = self.out_proj.forward(&o)?;
-        Ok((y, AttentionCache { q, k, v, p, mask }))
+        Ok((y, AttentionCache::Materialized { q, k, v, p, mask }))
     }
 
     /// # Shapes
@@ -119,25 +130,31 @@ impl MultiHeadAttention {
             .reshape((n, heads, c))?
             .transpose(0, 1)?
             .contiguous()?;
-        let p_used = dropout::apply(&cache.p, cache.mask.as_ref())?;
-        let d_v = p_used.t()?.matmul(&d_o)?;
-        let d_p = dropout::apply(&d_o.matmul(&cache.v.t()?)?, cache.mask.as_ref())?;
-        let (d_q, d_k) = match kernels {
-            Kernels::Plain => {
-                let r = (&d_p * &cache.p)?.sum_keepdim(D::Minus1)?;
-                let d_s = (&cache.p * d_p.broadcast_sub(&r)?)?;
-                (
-                    d_s.matmul(&cache.k)?.affine(scale, 0.0)?,
-                    d_s.t()?.matmul(&cache.q)?.affine(scale, 0.0)?,
-                )
-            }
-            Kernels::Fused => {
-                let d_s = fused::softmax_vjp(&cache.p, &d_p, scale)?;
-                (d_s.matmul(&cache.k)?, d_s.t()?.matmul(&cache.q)?)
+        let d_qkv = match cache {
+            AttentionCache::Fused { qkv } => fused_attention::attention_vjp(qkv, &d_o, scale)?,
+            AttentionCache::Materialized { q, k, v, p, mask } => {
+                let p_used = dropout::apply(p, mask.as_ref())?;
+                let d_v = p_used.t()?.matmul(&d_o)?;
+                let d_p = dropout::apply(&d_o.matmul(&v.t()?)?, mask.as_ref())?;
+                let (d_q, d_k) = match kernels {
+                    Kernels::Plain => {
+                        let r = (&d_p * p)?.sum_keepdim(D::Minus1)?;
+                        let d_s = (p * d_p.broadcast_sub(&r)?)?;
+                        (
+                            d_s.matmul(k)?.affine(scale, 0.0)?,
+                            d_s.t()?.matmul(q)?.affine(scale, 0.0)?,
+                        )
+                    }
+                    Kernels::Fused => {
+                        let d_s = fused::softmax_vjp(p, &d_p, scale)?;
+                        (d_s.matmul(k)?, d_s.t()?.matmul(q)?)
+                    }
+                };
+                Tensor::stack(&[d_q, d_k, d_v], 0)?
             }
         };
         // (3, heads, n, c) → (n, 3H)
-        let d_qkv = Tensor::stack(&[d_q, d_k, d_v], 0)?
+        let d_qkv = d_qkv
             .permute((2, 0, 1, 3))?
             .reshape((n, 3 * self.hidden))?;
         d_qkv.matmul(&self.in_proj_weight)
@@ -183,7 +200,7 @@ mod tests {
         let mha = attention(8, 2, 7)?;
         let u = Var::from_tensor(&random(&[11, 8], 4, -2.0, 2.0)?)?;
         let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
-        assert!(cache.mask.is_some());
+        assert!(matches!(cache, AttentionCache::Materialized { mask: Some(_), .. }));
         let g = random(&[11, 8], 5, -1.0, 1.0)?;
         let auto = autograd_vjp(&u, &y, &g)?;
         assert!(max_rel(&mha.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12);
@@ -198,6 +215,24 @@ mod tests {
         let g = random(&[40, 16], 5, -1.0, 1.0)?;
         let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
         let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
+        assert!(max_rel(&yf, &yp)? < 1e-13);
+        let dp = mha.vjp(&cp, &g, Kernels::Plain)?;
+        let df = mha.vjp(&cf, &g, Kernels::Fused)?;
+        assert!(max_rel(&df, &dp)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn fused_attention_with_dropout_equals_plain() -> Result<()> {
+        let dropout = Dropout::new(0.3, 1)?;
+        let mha = attention(16, 4, 3)?;
+        let u = random(&[25, 16], 4, -2.0, 2.0)?;
+        let g = random(&[25, 16], 5, -1.0, 1.0)?;
+        dropout.reseed(8)?;
+        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
+        dropout.reseed(8)?;
+        let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
+        assert!(matches!(cf, AttentionCache::Materialized { mask: Some(_), .. }));
         assert!(max_rel(&yf, &yp)? < 1e-13);
         let dp = mha.vjp(&cp, &g, Kernels::Plain)?;
         let df = mha.vjp(&cf, &g, Kernels::Fused)?;

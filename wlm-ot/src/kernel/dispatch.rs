@@ -102,63 +102,10 @@ pub(crate) struct Task<'a, T> {
     row_start: usize,
     out: &'a mut [T],
     grad: &'a mut [T],
-    /// Guesses of `out` (empty: none).
-    guess: &'a [T],
 }
 
+/// Runs the rows of one task: per tile, the logits and their maximum, then the sum.
 fn run_task<T: Real>(level: SimdLevel, columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
-    #[cfg(target_arch = "x86_64")]
-    if level == SimdLevel::Avx2 && task.grad.is_empty() && !task.guess.is_empty() {
-        run_guessed_avx2(columns, task);
-        return;
-    }
-    run_exact(level, columns, task);
-}
-
-/// The single-pass AVX2 kernel, then the exact kernel for the rows whose guess was off.
-#[cfg(target_arch = "x86_64")]
-fn run_guessed_avx2<T: Real>(columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
-    let mut retry = Vec::new();
-    let (rows, start, guess) = (task.rows, task.row_start, task.guess);
-    macro_rules! call {
-        ($p2:expr, $d:expr) => {
-            // SAFETY: this path is only taken at `SimdLevel::Avx2`, which is only chosen when
-            // AVX2 and FMA were detected; `columns` was prepared for a pass whose rows and
-            // columns share `rows.dim`, and `$d` is 0 or `rows.dim`.
-            unsafe {
-                T::guess_rows_avx2::<$p2, $d>(columns, rows, start, guess, task.out, &mut retry)
-            }
-        };
-    }
-    match (columns.cost == Cost::HalfSquaredEuclidean, rows.dim) {
-        (true, 1) => call!(true, 1),
-        (true, 2) => call!(true, 2),
-        (true, 3) => call!(true, 3),
-        (true, 4) => call!(true, 4),
-        (true, 5) => call!(true, 5),
-        (true, _) => call!(true, 0),
-        (false, 1) => call!(false, 1),
-        (false, 2) => call!(false, 2),
-        (false, 3) => call!(false, 3),
-        (false, 4) => call!(false, 4),
-        (false, 5) => call!(false, 5),
-        (false, _) => call!(false, 0),
-    }
-    for r in retry {
-        let mut single = Task {
-            pass_idx: task.pass_idx,
-            rows,
-            row_start: start + r,
-            out: &mut task.out[r..r + 1],
-            grad: &mut [],
-            guess: &[],
-        };
-        run_exact(SimdLevel::Avx2, columns, &mut single);
-    }
-}
-
-/// The exact two-pass kernel (tile maximum, then the sum).
-fn run_exact<T: Real>(level: SimdLevel, columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
     let mut scratch = Scratch::new(task.rows.dim);
     let grad = !task.grad.is_empty();
     match (columns.cost, grad) {
@@ -208,7 +155,6 @@ pub(crate) fn run_passes_with<T: Real>(
             None => Vec::new(),
         };
         let mut grads = grads.into_iter();
-        let mut guesses = pass.row_guess.map(|g| g.chunks(rows_per_task));
         for (chunk_idx, out) in pass.out.chunks_mut(rows_per_task).enumerate() {
             tasks.push(Task {
                 pass_idx,
@@ -216,7 +162,6 @@ pub(crate) fn run_passes_with<T: Real>(
                 row_start: chunk_idx * rows_per_task,
                 out,
                 grad: grads.next().unwrap_or_default(),
-                guess: guesses.as_mut().and_then(Iterator::next).unwrap_or_default(),
             });
         }
     }
@@ -309,12 +254,10 @@ mod tests {
         let cols = Cloud::new(&y, dim, &center);
         for cost in [Cost::HalfSquaredEuclidean, Cost::Euclidean] {
             let (want, want_grad) = direct(&x, &y, dim, &h, eps, cost);
-            // No guess (two passes), a guess 5ε off (one pass), a guess 900ε off (retried).
-            let near: Vec<f64> = want.iter().map(|v| v - 5.0 * eps).collect();
-            let far: Vec<f64> = want.iter().map(|v| v + 900.0 * eps).collect();
-            for (level, guess, with_grad) in available_simd().into_iter().flat_map(|l| {
-                [(l, None, true), (l, Some(&near), false), (l, Some(&far), false)]
-            }) {
+            for (level, with_grad) in available_simd()
+                .into_iter()
+                .flat_map(|l| [(l, true), (l, false)])
+            {
                 for parallel_sized in [false, true] {
                     let mut out = vec![0.0; n_rows];
                     let mut grad = vec![0.0; n_rows * dim];
@@ -323,7 +266,6 @@ mod tests {
                         cols: &cols,
                         col_log_weights: &log_w,
                         col_potential: Some(&pot),
-                        row_guess: guess.map(|g| g.as_slice()),
                         out: &mut out,
                         grad: with_grad.then_some(grad.as_mut_slice()),
                     };
@@ -338,7 +280,6 @@ mod tests {
                             cols: &cols,
                             col_log_weights: &log_w,
                             col_potential: None,
-                            row_guess: None,
                             out: &mut big_out,
                             grad: None,
                         });
@@ -378,7 +319,6 @@ mod tests {
                     cols: &cols,
                     col_log_weights: &log_w,
                     col_potential: None,
-                    row_guess: None,
                     out: &mut out64,
                     grad: None,
                 }],
@@ -389,8 +329,6 @@ mod tests {
             let rows32 = Cloud::new(&to32(&x), dim, &to32(&center));
             let cols32 = Cloud::new(&to32(&y), dim, &to32(&center));
             let log_w32 = to32(&log_w);
-            // a guess 3ε off: the single-pass kernel
-            let guess32: Vec<f32> = out64.iter().map(|&v| (v + 3.0 * eps) as f32).collect();
             let mut out32 = vec![0.0f32; n_rows];
             run_passes(
                 vec![PassSpec {
@@ -398,7 +336,6 @@ mod tests {
                     cols: &cols32,
                     col_log_weights: &log_w32,
                     col_potential: None,
-                    row_guess: Some(&guess32),
                     out: &mut out32,
                     grad: None,
                 }],

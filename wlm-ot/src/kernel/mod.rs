@@ -6,10 +6,8 @@
 //!   log-sum-exp over column tiles, optionally also accumulating the *gradient sums*
 //!   `Σ_j P_ij ∇₁C(x_i, y_j)`; the four potentials of the Sinkhorn loop all go through it;
 //! - [`dispatch`]: runs a batch of passes over rows, multi-threaded when the batch is large,
-//!   with the widest SIMD instruction set the CPU offers.
+//!   compiled twice (AVX2 + FMA, and portable) and picked at run time.
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2;
 pub(crate) mod dispatch;
 pub(crate) mod exp;
 pub(crate) mod softmin;
@@ -59,20 +57,6 @@ pub(crate) trait Real:
     fn ln(self) -> Self;
     /// `exp` (libm), for scalar rescaling factors.
     fn exp(self) -> Self;
-    /// [`avx2`]'s single-pass softmin rows in this precision (see `avx2::guess_rows_f32`).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `columns` must come from a cloud of dimension
-    /// `rows.dim`, and `D` must be 0 or `rows.dim`.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn guess_rows_avx2<const P2: bool, const D: usize>(
-        columns: &softmin::Columns<'_, Self>,
-        rows: &Cloud<Self>,
-        row_start: usize,
-        guess: &[Self],
-        out: &mut [Self],
-        retry: &mut Vec<usize>,
-    );
     /// The larger of two values; `other` when `self` is NaN (vectorises to `max`).
     #[inline(always)]
     fn max_fast(self, other: Self) -> Self {
@@ -85,7 +69,7 @@ pub(crate) trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $exp:ident, $guess:ident) => {
+    ($t:ty, $exp:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -119,23 +103,9 @@ macro_rules! impl_real {
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
-            #[cfg(target_arch = "x86_64")]
-            unsafe fn guess_rows_avx2<const P2: bool, const D: usize>(
-                columns: &softmin::Columns<'_, Self>,
-                rows: &Cloud<Self>,
-                row_start: usize,
-                guess: &[Self],
-                out: &mut [Self],
-                retry: &mut Vec<usize>,
-            ) {
-                // SAFETY: forwarded contract (AVX2 + FMA, matching dimensions).
-                unsafe {
-                    avx2::$guess::<P2, D>(columns, rows, row_start, guess, out, retry)
-                }
-            }
         }
     };
 }
 
-impl_real!(f32, exp_f32, guess_rows_f32);
-impl_real!(f64, exp_f64, guess_rows_f64);
+impl_real!(f32, exp_f32);
+impl_real!(f64, exp_f64);

@@ -92,14 +92,11 @@ impl<T: Real> Cloud<T> {
 
 /// What one softmin pass computes: rows `x`, columns `y` with log-weights and an optional
 /// potential (`h_j = log w_j + g_j/ε`), written into `out` (and `grad`, `n_rows × dim`).
-/// `row_guess`, when given, is a guess of `out` (the rows' previous potentials) that lets the
-/// SIMD kernel make a single pass per row.
 pub(crate) struct PassSpec<'a, T> {
     pub(crate) rows: &'a Cloud<T>,
     pub(crate) cols: &'a Cloud<T>,
     pub(crate) col_log_weights: &'a [T],
     pub(crate) col_potential: Option<&'a [T]>,
-    pub(crate) row_guess: Option<&'a [T]>,
     pub(crate) out: &'a mut [T],
     pub(crate) grad: Option<&'a mut [T]>,
 }
@@ -224,7 +221,6 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
         while j0 < n_pad {
             let len = TILE.min(n_pad - j0);
             // 1. logits of the tile and their maximum.
-            let mut lane_max = [T::NEG_INFINITY; LANES];
             if P2 {
                 let tile = &mut buf[..len];
                 tile.copy_from_slice(&columns.offset[j0..j0 + len]);
@@ -234,39 +230,35 @@ pub(crate) fn softmin_rows<T: Real, const FMA: bool, const P2: bool, const GRAD:
                         *b = x_k.madd::<FMA>(y, *b);
                     }
                 }
-                for c in (0..len).step_by(LANES) {
-                    let z = lanes(buf, c);
-                    for l in 0..LANES {
-                        lane_max[l] = z[l].max_fast(lane_max[l]);
+            } else {
+                let tile = &mut buf[..len];
+                tile.fill(T::ZERO);
+                for (k, &x_k) in x_i.iter().enumerate() {
+                    let y_k = &coords[k * n_pad + j0..k * n_pad + j0 + len];
+                    for (b, &y) in tile.iter_mut().zip(y_k) {
+                        let diff = x_k - y;
+                        *b = diff.madd::<FMA>(diff, *b);
                     }
                 }
-            } else {
-                for c in (0..len).step_by(LANES) {
-                    let j = j0 + c;
-                    let mut z = *lanes(&columns.offset, j);
-                    let mut sq = [T::ZERO; LANES];
-                    for (k, &x_k) in x_i.iter().enumerate() {
-                        let y_k = lanes(coords, k * n_pad + j);
-                        for l in 0..LANES {
-                            let diff = x_k - y_k[l];
-                            sq[l] = diff.madd::<FMA>(diff, sq[l]);
-                        }
+                if GRAD {
+                    for (p, &sq) in psi[..len].iter_mut().zip(tile.iter()) {
+                        *p = if sq >= floor {
+                            T::ONE / sq.sqrt()
+                        } else {
+                            T::ZERO
+                        };
                     }
-                    for l in 0..LANES {
-                        let dist = sq[l].max_fast(floor).sqrt();
-                        z[l] = (-dist).madd::<FMA>(columns.inv_eps, z[l]);
-                        if GRAD {
-                            psi[c + l] = if sq[l] >= floor {
-                                T::ONE / dist
-                            } else {
-                                T::ZERO
-                            };
-                        }
-                    }
-                    for l in 0..LANES {
-                        lane_max[l] = z[l].max_fast(lane_max[l]);
-                    }
-                    buf[c..c + LANES].copy_from_slice(&z);
+                }
+                let offset = &columns.offset[j0..j0 + len];
+                for (b, &o) in tile.iter_mut().zip(offset) {
+                    *b = (-(b.max_fast(floor).sqrt())).madd::<FMA>(columns.inv_eps, o);
+                }
+            }
+            let mut lane_max = [T::NEG_INFINITY; LANES];
+            for c in (0..len).step_by(LANES) {
+                let z = lanes(buf, c);
+                for l in 0..LANES {
+                    lane_max[l] = z[l].max_fast(lane_max[l]);
                 }
             }
             let tile_max = hmax(lane_max);

@@ -2,6 +2,7 @@
 //! invariant; with `converge_final` the gradient is the derivative of the value.
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use wlm_ot::{sinkhorn, FinalConvergence, SinkhornConfig};
 
 use crate::common::{rng, tensor, uniform_cloud, values};
@@ -38,7 +39,7 @@ fn divergence_of_a_cloud_with_itself_is_zero() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, rng_seed: RngSeed::Fixed(102), ..ProptestConfig::default() })]
 
     #[test]
     fn divergence_is_nonnegative_and_symmetric((n, m, d, p, x, y) in cloud_pair()) {

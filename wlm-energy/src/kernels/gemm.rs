@@ -1,0 +1,186 @@
+//! A small register-blocked matrix product `C (+)= A · B` on row-major slices, for the fused attention.
+//!
+//! Written so that LLVM keeps a `4 × 16` accumulator tile in vector registers when the caller
+//! is compiled with AVX2 (see `simd_dispatch!`): per step of the inner dimension, one row of
+//! `B` is loaded as vectors and four entries of `A` are broadcast.
+
+use super::float::Float;
+
+/// Rows of the register tile.
+const MR: usize = 4;
+/// Columns of the register tile.
+const NR: usize = 16;
+
+/// `C[i][j] (+)= Σ_p A[i][p] B[p][j]` for `i < m`, `j < n`, `p < k`, with leading dimensions
+/// `lda`, `ldb`, `ldc` (row-major). `accumulate = false` overwrites `C`.
+///
+/// # Panics
+/// If a slice is too short for its shape and leading dimension (a bug in the caller).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "gemm: A too short");
+    assert!(k == 0 || b.len() >= (k - 1) * ldb + n, "gemm: B too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
+    let n_full = n / NR * NR;
+    let mut i = 0;
+    while i + MR <= m {
+        let mut j = 0;
+        while j < n_full {
+            tile::<T, MR>(i, j, k, a, lda, b, ldb, c, ldc, accumulate);
+            j += NR;
+        }
+        if n_full < n {
+            tail::<T, MR>(i, n_full, n - n_full, k, a, lda, b, ldb, c, ldc, accumulate);
+        }
+        i += MR;
+    }
+    while i < m {
+        let mut j = 0;
+        while j < n_full {
+            tile::<T, 1>(i, j, k, a, lda, b, ldb, c, ldc, accumulate);
+            j += NR;
+        }
+        if n_full < n {
+            tail::<T, 1>(i, n_full, n - n_full, k, a, lda, b, ldb, c, ldc, accumulate);
+        }
+        i += 1;
+    }
+}
+
+/// One `M × NR` tile at row `i`, column `j`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<T: Float, const M: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[T::ZERO; NR]; M];
+    if accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            row.copy_from_slice(&c[(i + r) * ldc + j..(i + r) * ldc + j + NR]);
+        }
+    }
+    let a_rows: [&[T]; M] = std::array::from_fn(|r| &a[(i + r) * lda..(i + r) * lda + k]);
+    for p in 0..k {
+        let b_row: &[T; NR] = b[p * ldb + j..p * ldb + j + NR]
+            .try_into()
+            .expect("NR-wide slice");
+        for r in 0..M {
+            let av = a_rows[r][p];
+            for l in 0..NR {
+                acc[r][l] += av * b_row[l];
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        c[(i + r) * ldc + j..(i + r) * ldc + j + NR].copy_from_slice(row);
+    }
+}
+
+/// The last `width < NR` columns of `M` rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tail<T: Float, const M: usize>(
+    i: usize,
+    j: usize,
+    width: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[T::ZERO; NR]; M];
+    if accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            row[..width].copy_from_slice(&c[(i + r) * ldc + j..(i + r) * ldc + j + width]);
+        }
+    }
+    for p in 0..k {
+        let b_row = &b[p * ldb + j..p * ldb + j + width];
+        for r in 0..M {
+            let av = a[(i + r) * lda + p];
+            for (acc_l, &bl) in acc[r].iter_mut().zip(b_row) {
+                *acc_l += av * bl;
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        c[(i + r) * ldc + j..(i + r) * ldc + j + width].copy_from_slice(&row[..width]);
+    }
+}
+
+/// `out (cols × rows) = inᵀ` for a row-major `rows × cols` block with leading dimension `ld`.
+#[inline(always)]
+pub(crate) fn transpose<T: Float>(input: &[T], rows: usize, cols: usize, ld: usize, out: &mut [T]) {
+    for r in 0..rows {
+        for col in 0..cols {
+            out[col * rows + r] = input[r * ld + col];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_equals_the_naive_product_for_all_tile_remainders() {
+        for &(m, n, k) in &[(1usize, 1usize, 1usize), (4, 16, 3), (7, 37, 5), (9, 33, 17), (13, 5, 40)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 13) as f64) - 6.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 11) as f64) * 0.5).collect();
+            let want = naive(m, n, k, &a, &b);
+            let mut c = vec![1.0; m * n];
+            gemm(m, n, k, &a, k, &b, n, &mut c, n, false);
+            assert_eq!(c, want, "m={m} n={n} k={k}");
+            gemm(m, n, k, &a, k, &b, n, &mut c, n, true);
+            let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+            assert_eq!(c, twice);
+        }
+    }
+
+    #[test]
+    fn transpose_swaps_indices() {
+        let input: Vec<f64> = (0..12).map(|v| v as f64).collect(); // 3 × 4
+        let mut out = vec![0.0; 12];
+        transpose(&input, 3, 4, 4, &mut out);
+        assert_eq!(out[1 * 3 + 2], input[2 * 4 + 1]);
+        assert_eq!(out, vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]);
+    }
+}
