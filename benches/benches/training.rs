@@ -13,10 +13,11 @@
 use std::time::Duration;
 
 use candle_core::Device;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use rand::{Rng, SeedableRng};
 use wlm::{
-    EnergyConfig, Model, ModelConfig, Precision, TrainConfig, Trainer, VelocitySource,
+    EnergyConfig, GradientMethod, Model, ModelConfig, Precision, TrainConfig, Trainer,
+    VelocitySource,
 };
 use wlm_data::Snapshots;
 use wlm_energy::AttentionEnergyConfig;
@@ -28,7 +29,11 @@ fn clouds(n: usize, k: usize, boids: bool, seed: u64) -> Snapshots {
     let mut velocities = Vec::new();
     let dt = if boids { 0.5 } else { 0.01 };
     for step in 0..=k {
-        let spread = if boids { 1.0 } else { (0.2 + 2.0 * dt * step as f64).sqrt() };
+        let spread = if boids {
+            1.0
+        } else {
+            (0.2 + 2.0 * dt * step as f64).sqrt()
+        };
         let mut x = Vec::with_capacity(2 * n);
         let mut v = Vec::with_capacity(2 * n);
         for _ in 0..n {
@@ -54,7 +59,7 @@ fn clouds(n: usize, k: usize, boids: bool, seed: u64) -> Snapshots {
     Snapshots::new(times, 2, positions, Some(velocities)).expect("snapshots")
 }
 
-fn trainer(n: usize, k: usize, p: u32, boids: bool) -> Trainer {
+fn trainer(n: usize, k: usize, p: u32, boids: bool, method: GradientMethod) -> Trainer {
     let model = Model::new(
         ModelConfig {
             energy: EnergyConfig::Attention(AttentionEnergyConfig::default()),
@@ -67,6 +72,7 @@ fn trainer(n: usize, k: usize, p: u32, boids: bool) -> Trainer {
     let mut config = TrainConfig {
         fixed_horizon: true,
         initial_velocities: VelocitySource::Data,
+        gradient: method,
         ..TrainConfig::default()
     };
     config.loss.p = p;
@@ -79,19 +85,77 @@ fn training_step(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    let cases = [
-        ("boids_n256_k10_p1", 256, 10, 1, true),
-        ("boids_n1000_k10_p1", 1000, 10, 1, true),
-        ("gfsde_n1000_k9_p2", 1000, 9, 2, false),
-        ("boids_n256_k49_p1", 256, 49, 1, true),
-        ("boids_n1000_k49_p1", 1000, 49, 1, true),
-    ];
-    for (name, n, k, p, boids) in cases {
-        let mut t = trainer(n, k, p, boids);
+    for (name, n, k, p, boids) in CASES {
+        let mut t = trainer(n, k, p, boids, GradientMethod::ReverseSweep);
         group.bench_function(name, |b| b.iter(|| t.step().expect("training step")));
     }
+    let mut t = trainer(256, 10, 1, true, GradientMethod::Backprop);
+    group.bench_function("boids_n256_k10_p1_backprop", |b| {
+        b.iter(|| t.step().expect("training step"))
+    });
     group.finish();
 }
 
+/// `(name, N, k, p, Boids-like)`.
+const CASES: [(&str, usize, usize, u32, bool); 5] = [
+    ("boids_n256_k10_p1", 256, 10, 1, true),
+    ("boids_n1000_k10_p1", 1000, 10, 1, true),
+    ("gfsde_n1000_k9_p2", 1000, 9, 2, false),
+    ("boids_n256_k49_p1", 256, 49, 1, true),
+    ("boids_n1000_k49_p1", 1000, 49, 1, true),
+];
+
+/// `WLM_TRAINING_ONCE=<case>[:backprop]` runs 3 steps of one case outside criterion and
+/// prints each step's wall and process CPU time (for `/usr/bin/time -v` peak-memory runs).
+fn once(spec: &str) {
+    let (name, method) = match spec.strip_suffix(":backprop") {
+        Some(name) => (name, GradientMethod::Backprop),
+        None => (spec, GradientMethod::ReverseSweep),
+    };
+    let Some(&(_, n, k, p, boids)) = CASES.iter().find(|c| c.0 == name) else {
+        eprintln!("unknown case {name}");
+        return;
+    };
+    let mut t = trainer(n, k, p, boids, method);
+    for _ in 0..3 {
+        let cpu0 = cpu_seconds();
+        let start = std::time::Instant::now();
+        let report = t.step().expect("training step");
+        eprintln!(
+            "{spec}: step {} wall {:.3} s cpu {:.3} s loss {:.4}",
+            report.step,
+            start.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu0,
+            report.loss
+        );
+    }
+}
+
+/// User + system CPU seconds of this process (from `/proc/self/stat`; 0 if unavailable).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 criterion_group!(benches, training_step);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("WLM_TRAINING_ONCE") {
+        once(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -79,10 +79,10 @@ impl Canvas {
             return;
         }
         let i = (y as usize * self.width + x as usize) * 3;
-        for c in 0..3 {
-            let old = f64::from(self.pixels[i + c]);
-            let new = old + alpha * (f64::from(color[c]) - old);
-            self.pixels[i + c] = new.round().clamp(0.0, 255.0) as u8;
+        for (pixel, &target) in self.pixels[i..i + 3].iter_mut().zip(&color) {
+            let old = f64::from(*pixel);
+            let new = old + alpha * (f64::from(target) - old);
+            *pixel = new.round().clamp(0.0, 255.0) as u8;
         }
     }
 

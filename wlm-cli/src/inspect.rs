@@ -48,8 +48,8 @@ pub(crate) fn inspect(path: &Path) -> Result<String> {
     let _ = writeln!(out, "velocities:  {velocities}");
     let _ = writeln!(
         out,
-        "{:>5}  {:>12}  {:>8}  {:>4}  {}",
-        "index", "time", "points", "vel", "name"
+        "{:>5}  {:>12}  {:>8}  {:>4}  name",
+        "index", "time", "points", "vel"
     );
     for k in 0..s.len() {
         let name = s.names().map(|n| n[k].as_str()).unwrap_or("");

@@ -12,15 +12,31 @@ fn random(n: usize, dim: usize, seed: u64) -> Tensor {
     Tensor::from_vec(v, (n, dim), &Device::Cpu).unwrap()
 }
 
-fn time<R>(reps: usize, mut f: impl FnMut() -> R) -> f64 {
+#[repr(C)]
+struct Rusage {
+    utime: (i64, i64),
+    stime: (i64, i64),
+    rest: [i64; 14],
+}
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+fn cpu_ms() -> f64 {
+    let mut ru = Rusage { utime: (0, 0), stime: (0, 0), rest: [0; 14] };
+    unsafe { getrusage(0, &mut ru) };
+    (ru.utime.0 + ru.stime.0) as f64 * 1e3 + (ru.utime.1 + ru.stime.1) as f64 / 1e3
+}
+
+fn time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, f64) {
     let _ = f();
     let mut best = f64::INFINITY;
+    let c0 = cpu_ms();
     for _ in 0..reps {
         let t = Instant::now();
         let _ = f();
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
     }
-    best
+    (best, (cpu_ms() - c0) / reps as f64)
 }
 
 fn main() {
@@ -57,6 +73,9 @@ fn main() {
             let force = model.force(&x, 0.0).unwrap();
             (&force * &w).unwrap().sum_all().unwrap().backward().unwrap()
         });
-        println!("{kernels:?} N={n}: energy {e:.2} ms, force {f:.2} ms, force+backward {b:.2} ms");
+        println!(
+            "{kernels:?} N={n}: energy {:.2} ms (cpu {:.2}), force {:.2} ms (cpu {:.2}), force+backward {:.2} ms (cpu {:.2})",
+            e.0, e.1, f.0, f.1, b.0, b.1
+        );
     }
 }

@@ -55,7 +55,15 @@ impl StepCoefficients {
             Integrator::ReferenceLeapfrog => {
                 let c = m * (dt / 2.0) + (1.0 - m);
                 let dc = (dt / 2.0 - 1.0) * dm;
-                Self { dt, m, c1: c, c2: c, dm, dc1: dc, dc2: dc }
+                Self {
+                    dt,
+                    m,
+                    c1: c,
+                    c2: c,
+                    dm,
+                    dc1: dc,
+                    dc2: dc,
+                }
             }
             Integrator::ConformalLeapfrog => Self {
                 dt,
@@ -179,7 +187,10 @@ pub(crate) fn reverse_sweep(
     for n in (0..k).rev() {
         let co = tape.coefficients[n];
         // ā_{n+1} = c₁ h̄_{n+1} + c₂ v̄_{n+1}.
-        let a_bar = add_opt(a_next.take(), v_bar.as_ref().map(|v| v * co.c2).transpose()?)?;
+        let a_bar = add_opt(
+            a_next.take(),
+            v_bar.as_ref().map(|v| v * co.c2).transpose()?,
+        )?;
         if let Some(a_bar) = &a_bar {
             let jx = accumulate_force_vjp(
                 field,
@@ -223,7 +234,10 @@ pub(crate) fn reverse_sweep(
             &mut grads,
         )?;
     }
-    Ok(SweepGradients { params: grads, gamma: gamma_bar })
+    Ok(SweepGradients {
+        params: grads,
+        gamma: gamma_bar,
+    })
 }
 
 /// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`.
@@ -236,7 +250,11 @@ fn accumulate_force_vjp(
     exact: bool,
     grads: &mut [Option<Tensor>],
 ) -> Result<Option<Tensor>> {
-    let x_var = if exact { Some(Var::from_tensor(x)?) } else { None };
+    let x_var = if exact {
+        Some(Var::from_tensor(x)?)
+    } else {
+        None
+    };
     let input = match &x_var {
         Some(v) => v.as_tensor().clone(),
         None => x.detach(),
@@ -331,7 +349,10 @@ mod tests {
         fn acceleration(&self, x: &Tensor, t: f64) -> candle_core::Result<Tensor> {
             let n = x.dim(0)?;
             let spring = x.broadcast_mul(self.alpha.as_tensor())?.neg()?;
-            let hidden = x.matmul(self.w1.as_tensor())?.broadcast_add(self.b1.as_tensor())?.tanh()?;
+            let hidden = x
+                .matmul(self.w1.as_tensor())?
+                .broadcast_add(self.b1.as_tensor())?
+                .tanh()?;
             let mlp = hidden.matmul(self.w2.as_tensor())?;
             let mean = x.mean_keepdim(0)?.broadcast_as(x.shape())?;
             let pull = (mean - x)?.broadcast_mul(self.beta.as_tensor())?;
@@ -349,19 +370,36 @@ mod tests {
     }
 
     fn cloud(n: usize, d: usize, seed: f64) -> Tensor {
-        let vals: Vec<f64> = (0..n * d).map(|i| ((i as f64) * 1.37 + seed).sin()).collect();
+        let vals: Vec<f64> = (0..n * d)
+            .map(|i| ((i as f64) * 1.37 + seed).sin())
+            .collect();
         Tensor::from_vec(vals, (n, d), &Device::Cpu).unwrap()
     }
 
     /// Loss `L = (1/k) Σ_m ⟨W_m, x_m⟩ + ½ α_m |x_m|²`.
     fn loss_terms(k: usize, n: usize, d: usize) -> Vec<(Tensor, f64)> {
-        (1..=k).map(|m| (cloud(n, d, m as f64 * 0.31), 0.2 * m as f64)).collect()
+        (1..=k)
+            .map(|m| (cloud(n, d, m as f64 * 0.31), 0.2 * m as f64))
+            .collect()
     }
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-        let scale = b.abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap();
+        let scale = b
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(D::Minus1)
+            .unwrap();
         let scale = scale.to_scalar::<f64>().unwrap().max(1e-300);
-        let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(D::Minus1)
+            .unwrap();
         diff.to_scalar::<f64>().unwrap() / scale
     }
 
@@ -396,8 +434,10 @@ mod tests {
         let store = loss.backward().unwrap();
 
         // Reverse sweep.
-        let coefficients: Vec<_> =
-            dts.iter().map(|&dt| StepCoefficients::new(integrator, gamma_value, dt)).collect();
+        let coefficients: Vec<_> = dts
+            .iter()
+            .map(|&dt| StepCoefficients::new(integrator, gamma_value, dt))
+            .collect();
         let tape = forward(integrator, &field, &x0, &v0, t0, &coefficients).unwrap();
         let last = &state.positions;
         assert!(max_rel(&tape.positions[k], last) < 1e-14);
@@ -411,9 +451,16 @@ mod tests {
         for (var, got) in params.iter().zip(&sweep.params) {
             let want = store.get(var.as_tensor()).unwrap();
             let err = max_rel(got.as_ref().unwrap(), want);
-            assert!(err < 1e-10, "{integrator:?} exact={exact}: parameter error {err}");
+            assert!(
+                err < 1e-10,
+                "{integrator:?} exact={exact}: parameter error {err}"
+            );
         }
-        let want_theta = store.get(theta.as_tensor()).unwrap().to_scalar::<f64>().unwrap();
+        let want_theta = store
+            .get(theta.as_tensor())
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         let got_theta = gamma_value * sweep.gamma;
         assert!(
             (got_theta - want_theta).abs() <= 1e-10 * want_theta.abs().max(1e-3),

@@ -33,8 +33,14 @@ impl Trainer {
             tensors.insert(format!("ema/{name}"), shadow.to_device(&cpu)?);
         }
         for slot in self.optimizer.slots() {
-            tensors.insert(format!("adam_m/{}", slot.name), slot.exp_avg.to_device(&cpu)?);
-            tensors.insert(format!("adam_v/{}", slot.name), slot.exp_avg_sq.to_device(&cpu)?);
+            tensors.insert(
+                format!("adam_m/{}", slot.name),
+                slot.exp_avg.to_device(&cpu)?,
+            );
+            tensors.insert(
+                format!("adam_v/{}", slot.name),
+                slot.exp_avg_sq.to_device(&cpu)?,
+            );
             tensors.insert(
                 format!("adam_steps/{}", slot.name),
                 Tensor::new(&[slot.steps as i64], &cpu)?,
@@ -49,14 +55,18 @@ impl Trainer {
             .collect();
         tensors.insert("meta/rng".into(), Tensor::new(words.as_slice(), &cpu)?);
         tensors.insert("meta/blur".into(), Tensor::new(&[self.blur], &cpu)?);
-        tensors.insert("meta/wall_seconds".into(), Tensor::new(&[self.wall_seconds], &cpu)?);
+        tensors.insert(
+            "meta/wall_seconds".into(),
+            Tensor::new(&[self.wall_seconds], &cpu)?,
+        );
         let file_name = path
             .file_name()
             .ok_or_else(|| Error::file(path, "checkpoint path has no file name"))?
             .to_string_lossy()
             .into_owned();
         let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| Error::file(&tmp, e.to_string()))?;
+        candle_core::safetensors::save(&tensors, &tmp)
+            .map_err(|e| Error::file(&tmp, e.to_string()))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         Ok(())
     }
@@ -96,10 +106,16 @@ impl Trainer {
             Ok(t.clone())
         };
         let scalar_i64 = |key: &str| -> Result<i64> {
-            Ok(get(key, None)?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?[0])
+            Ok(get(key, None)?
+                .to_dtype(DType::I64)?
+                .flatten_all()?
+                .to_vec1::<i64>()?[0])
         };
         let scalar_f64 = |key: &str| -> Result<f64> {
-            Ok(get(key, None)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0])
+            Ok(get(key, None)?
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?[0])
         };
         for (name, var) in self.model.named_parameters() {
             var.set(&get(&format!("param/{name}"), Some(var.as_tensor()))?)?;

@@ -42,7 +42,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        Self { p: 2, blur: None, scaling: 0.9 }
+        Self {
+            p: 2,
+            blur: None,
+            scaling: 0.9,
+        }
     }
 }
 
@@ -126,14 +130,20 @@ impl TrainConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(Error::config(field, format!("must be finite and > 0, got {v}")))
+                Err(Error::config(
+                    field,
+                    format!("must be finite and > 0, got {v}"),
+                ))
             }
         };
         let non_negative = |field: &str, v: f64| {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err(Error::config(field, format!("must be finite and ≥ 0, got {v}")))
+                Err(Error::config(
+                    field,
+                    format!("must be finite and ≥ 0, got {v}"),
+                ))
             }
         };
         let unit = |field: &str, v: f64| {
@@ -151,13 +161,22 @@ impl TrainConfig {
         positive("train.eps", self.eps)?;
         unit("train.ema_decay", self.ema_decay)?;
         if self.batch_size == Some(0) {
-            return Err(Error::config("train.batch_size", "must be at least 1 (or None for all)"));
+            return Err(Error::config(
+                "train.batch_size",
+                "must be at least 1 (or None for all)",
+            ));
         }
         if self.max_horizon == Some(0) {
-            return Err(Error::config("train.max_horizon", "must be at least 1 (or None)"));
+            return Err(Error::config(
+                "train.max_horizon",
+                "must be at least 1 (or None)",
+            ));
         }
         if !matches!(self.loss.p, 1 | 2) {
-            return Err(Error::config("train.loss.p", format!("must be 1 or 2, got {}", self.loss.p)));
+            return Err(Error::config(
+                "train.loss.p",
+                format!("must be 1 or 2, got {}", self.loss.p),
+            ));
         }
         if let Some(blur) = self.loss.blur {
             positive("train.loss.blur", blur)?;
@@ -222,10 +241,15 @@ impl SplitConfig {
                 if *n_train < 2 || *n_train > n_snapshots {
                     return Err(Error::config(
                         "split.n_train",
-                        format!("must be in 2..={n_snapshots} (the number of snapshots), got {n_train}"),
+                        format!(
+                            "must be in 2..={n_snapshots} (the number of snapshots), got {n_train}"
+                        ),
                     ));
                 }
-                Split { train: (0..*n_train).collect(), test: (*n_train..n_snapshots).collect() }
+                Split {
+                    train: (0..*n_train).collect(),
+                    test: (*n_train..n_snapshots).collect(),
+                }
             }
             SplitConfig::Holdout { indices } => {
                 let mut test = indices.clone();
@@ -283,7 +307,10 @@ impl EvalConfig {
     /// [`Error::Config`] (`eval.steps_per_interval`) for 0 steps.
     pub fn validate(&self) -> Result<()> {
         if self.steps_per_interval == 0 {
-            return Err(Error::config("eval.steps_per_interval", "must be at least 1"));
+            return Err(Error::config(
+                "eval.steps_per_interval",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -295,7 +322,10 @@ mod tests {
 
     #[test]
     fn bad_learning_rate_names_the_field() {
-        let config = TrainConfig { lr: -1.0, ..TrainConfig::default() };
+        let config = TrainConfig {
+            lr: -1.0,
+            ..TrainConfig::default()
+        };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("train.lr"), "{err}");
     }
@@ -304,9 +334,20 @@ mod tests {
     fn bad_p_and_batch_name_their_fields() {
         let mut config = TrainConfig::default();
         config.loss.p = 3;
-        assert!(config.validate().unwrap_err().to_string().contains("train.loss.p"));
-        let config = TrainConfig { batch_size: Some(0), ..TrainConfig::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("train.batch_size"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("train.loss.p"));
+        let config = TrainConfig {
+            batch_size: Some(0),
+            ..TrainConfig::default()
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("train.batch_size"));
     }
 
     #[test]
@@ -315,17 +356,26 @@ mod tests {
         assert_eq!(s.train, vec![0, 1, 2]);
         assert_eq!(s.test, vec![3, 4]);
         assert!(s.is_forecast());
-        let s = SplitConfig::Holdout { indices: vec![3, 1] }.resolve(5).unwrap();
+        let s = SplitConfig::Holdout {
+            indices: vec![3, 1],
+        }
+        .resolve(5)
+        .unwrap();
         assert_eq!(s.train, vec![0, 2, 4]);
         assert_eq!(s.test, vec![1, 3]);
         assert!(!s.is_forecast());
-        assert!(SplitConfig::Holdout { indices: vec![0] }.resolve(5).is_err());
+        assert!(SplitConfig::Holdout { indices: vec![0] }
+            .resolve(5)
+            .is_err());
         assert!(SplitConfig::Forecast { n_train: 1 }.resolve(5).is_err());
     }
 
     #[test]
     fn configs_round_trip_through_ron() {
-        let config = TrainConfig { batch_size: Some(64), ..TrainConfig::default() };
+        let config = TrainConfig {
+            batch_size: Some(64),
+            ..TrainConfig::default()
+        };
         let text = ron::to_string(&config).unwrap();
         let back: TrainConfig = ron::from_str(&text).unwrap();
         assert_eq!(back, config);

@@ -91,13 +91,16 @@ mod tests {
     fn shadow_follows_the_recursion_and_swap_restores() {
         let var = Var::zeros(1, DType::F64, &Device::Cpu).unwrap();
         let mut ema = Ema::new(0.9, vec![("p".into(), var.clone())]).unwrap();
-        var.set(&Tensor::new(&[1.0f64], &Device::Cpu).unwrap()).unwrap();
+        var.set(&Tensor::new(&[1.0f64], &Device::Cpu).unwrap())
+            .unwrap();
         ema.update().unwrap();
         ema.update().unwrap();
         let (_, s) = ema.shadows().next().unwrap();
         let s = s.to_vec1::<f64>().unwrap()[0];
         assert!((s - (1.0 - 0.81)).abs() < 1e-12, "{s}");
-        let inside = ema.with_shadows(|| Ok(var.as_tensor().to_vec1::<f64>()?[0])).unwrap();
+        let inside = ema
+            .with_shadows(|| Ok(var.as_tensor().to_vec1::<f64>()?[0]))
+            .unwrap();
         assert!((inside - s).abs() < 1e-15);
         assert_eq!(var.as_tensor().to_vec1::<f64>().unwrap()[0], 1.0);
     }

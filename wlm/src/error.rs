@@ -57,17 +57,26 @@ pub enum Error {
 impl Error {
     /// A [`Error::Config`] for `field`.
     pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Config { field: field.into(), message: message.into() }
+        Self::Config {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Io`] for `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// An [`Error::File`] for `path`.
     pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::File { path: path.into(), message: message.into() }
+        Self::File {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -59,7 +59,11 @@ impl Forecast {
     /// Non-finite predictions.
     pub fn to_snapshots(&self) -> Result<Snapshots> {
         let velocities: Vec<Option<Tensor>> = self.velocities.iter().cloned().map(Some).collect();
-        Ok(Snapshots::from_tensors(self.times.clone(), &self.positions, Some(&velocities))?)
+        Ok(Snapshots::from_tensors(
+            self.times.clone(),
+            &self.positions,
+            Some(&velocities),
+        )?)
     }
 }
 
@@ -73,12 +77,14 @@ fn initial_state(
     let x0 = snapshots.positions_tensor(start, dtype, device)?;
     let v0 = match velocities {
         VelocitySource::Zero => x0.zeros_like()?,
-        VelocitySource::Data => snapshots.velocities_tensor(start, dtype, device)?.ok_or_else(|| {
-            Error::config(
-                "eval.initial_velocities",
-                format!("Data was asked for but snapshot {start} has no velocities (use Zero)"),
-            )
-        })?,
+        VelocitySource::Data => snapshots
+            .velocities_tensor(start, dtype, device)?
+            .ok_or_else(|| {
+                Error::config(
+                    "eval.initial_velocities",
+                    format!("Data was asked for but snapshot {start} has no velocities (use Zero)"),
+                )
+            })?,
     };
     Ok((x0, v0))
 }
@@ -100,7 +106,10 @@ pub fn forecast(
     steps_per_interval: usize,
 ) -> Result<Forecast> {
     if start >= snapshots.len() {
-        return Err(Error::config("start", format!("snapshot {start} does not exist")));
+        return Err(Error::config(
+            "start",
+            format!("snapshot {start} does not exist"),
+        ));
     }
     let (x0, v0) = initial_state(model, snapshots, start, velocities)?;
     let times = snapshots.times()[start..].to_vec();
@@ -111,7 +120,12 @@ pub fn forecast(
         positions.push(s.positions);
         vels.push(s.velocities);
     }
-    Ok(Forecast { start, times, positions, velocities: vels })
+    Ok(Forecast {
+        start,
+        times,
+        positions,
+        velocities: vels,
+    })
 }
 
 /// Interpolation of held-out snapshot `held_out`: start from observed snapshot `held_out − 1`
@@ -132,7 +146,10 @@ pub fn interpolate(
     if held_out == 0 || held_out >= snapshots.len() {
         return Err(Error::config(
             "held_out",
-            format!("held-out snapshot must be in 1..{}, got {held_out}", snapshots.len()),
+            format!(
+                "held-out snapshot must be in 1..{}, got {held_out}",
+                snapshots.len()
+            ),
         ));
     }
     let start = held_out - 1;
@@ -213,14 +230,32 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     config.validate()?;
     let is_forecast = split.is_forecast();
-    let fc = forecast(model, snapshots, 0, config.initial_velocities, config.steps_per_interval)?;
+    let fc = forecast(
+        model,
+        snapshots,
+        0,
+        config.initial_velocities,
+        config.steps_per_interval,
+    )?;
     let mut scores = Vec::new();
     let score = |index: usize, role: Role, prediction: &Tensor| -> Result<SnapshotScore> {
         let y = snapshots.positions_tensor(index, DType::F64, &candle_core::Device::Cpu)?;
-        let x = prediction.to_dtype(DType::F64)?.to_device(&candle_core::Device::Cpu)?;
+        let x = prediction
+            .to_dtype(DType::F64)?
+            .to_device(&candle_core::Device::Cpu)?;
         let w1 = wlm_ot::wasserstein_1(&x, &y)?;
-        let w2 = if config.w2 { Some(wlm_ot::wasserstein_2(&x, &y)?) } else { None };
-        Ok(SnapshotScore { index, time: snapshots.times()[index], role, w1, w2 })
+        let w2 = if config.w2 {
+            Some(wlm_ot::wasserstein_2(&x, &y)?)
+        } else {
+            None
+        };
+        Ok(SnapshotScore {
+            index,
+            time: snapshots.times()[index],
+            role,
+            w1,
+            w2,
+        })
     };
     for &index in &split.train {
         let role = if index == 0 { Role::Start } else { Role::Train };
@@ -230,7 +265,13 @@ pub fn evaluate(
         let prediction = if is_forecast {
             fc.positions[index].clone()
         } else {
-            interpolate(model, snapshots, index, config.initial_velocities, config.steps_per_interval)?
+            interpolate(
+                model,
+                snapshots,
+                index,
+                config.initial_velocities,
+                config.steps_per_interval,
+            )?
         };
         scores.push(score(index, Role::Test, &prediction)?);
     }
@@ -265,11 +306,18 @@ pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineSco
     let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
     let finish = |name: &str, w1: Vec<(usize, f64)>| {
         let values: Vec<f64> = w1.iter().map(|(_, w)| *w).collect();
-        BaselineScore { name: name.into(), test_w1: MeanSe::of(&values), w1 }
+        BaselineScore {
+            name: name.into(),
+            test_w1: MeanSe::of(&values),
+            w1,
+        }
     };
     let mut out = Vec::new();
     if split.is_forecast() {
-        let last = *split.train.last().ok_or_else(|| Error::config("split", "no training snapshots"))?;
+        let last = *split
+            .train
+            .last()
+            .ok_or_else(|| Error::config("split", "no training snapshots"))?;
         let x_last = tensor(last)?;
         let mut repeat = Vec::new();
         for &h in &split.test {
@@ -307,7 +355,8 @@ impl Trainer {
         config: &EvalConfig,
     ) -> Result<Evaluation> {
         if config.use_ema {
-            self.ema.with_shadows(|| evaluate(&self.model, snapshots, split, config))
+            self.ema
+                .with_shadows(|| evaluate(&self.model, snapshots, split, config))
         } else {
             evaluate(&self.model, snapshots, split, config)
         }
@@ -319,7 +368,13 @@ impl Trainer {
     /// As [`forecast`].
     pub fn forecast(&self, snapshots: &Snapshots, config: &EvalConfig) -> Result<Forecast> {
         let run = || {
-            forecast(&self.model, snapshots, 0, config.initial_velocities, config.steps_per_interval)
+            forecast(
+                &self.model,
+                snapshots,
+                0,
+                config.initial_velocities,
+                config.steps_per_interval,
+            )
         };
         if config.use_ema {
             self.ema.with_shadows(run)

@@ -72,17 +72,15 @@ pub use config::{
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use evaluate::{
-    baselines, evaluate, forecast, interpolate, BaselineScore, Evaluation, Forecast, MeanSe,
-    Role, SnapshotScore,
+    baselines, evaluate, forecast, interpolate, BaselineScore, Evaluation, Forecast, MeanSe, Role,
+    SnapshotScore,
 };
 pub use loss::{LossGradients, RolloutLoss};
-pub use model::{
-    EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER,
-};
+pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER};
 pub use optim::{AdamW, AdamWGroup};
 pub use rng::TrainRng;
 pub use run::{
-    Run, RunConfig, TrainObserver, CHECKPOINT_FILE, CONFIG_FILE, EMA_WEIGHTS_FILE,
-    EVALUATION_FILE, FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
+    Run, RunConfig, TrainObserver, CHECKPOINT_FILE, CONFIG_FILE, EMA_WEIGHTS_FILE, EVALUATION_FILE,
+    FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
 pub use trainer::{StepReport, Trainer};

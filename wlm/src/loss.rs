@@ -50,7 +50,10 @@ pub struct LossGradients {
 impl LossGradients {
     /// The gradient of the parameter called `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
-        self.names.iter().position(|n| n == name).and_then(|i| self.grads[i].as_ref())
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.grads[i].as_ref())
     }
 }
 
@@ -77,13 +80,18 @@ impl Model {
         let params = self.named_parameters();
         let x0 = self.prepare(&problem.x0)?;
         let v0 = self.prepare(&problem.v0)?;
-        let targets =
-            problem.targets.iter().map(|y| self.prepare(y)).collect::<Result<Vec<_>>>()?;
+        let targets = problem
+            .targets
+            .iter()
+            .map(|y| self.prepare(y))
+            .collect::<Result<Vec<_>>>()?;
         match method {
             GradientMethod::ReverseSweep => {
                 self.reverse_sweep_gradients(&params, &x0, &v0, problem, &targets)
             }
-            GradientMethod::Backprop => self.backprop_gradients(&params, &x0, &v0, problem, &targets),
+            GradientMethod::Backprop => {
+                self.backprop_gradients(&params, &x0, &v0, problem, &targets)
+            }
         }
     }
 
@@ -98,10 +106,23 @@ impl Model {
         let k = problem.dts.len();
         let gamma = self.friction()?;
         let integrator = self.config().integrator;
-        let coefficients: Vec<StepCoefficients> =
-            problem.dts.iter().map(|&dt| StepCoefficients::new(integrator, gamma, dt)).collect();
-        let forward_field = EnergyField { energy: self.energy(), detach_positions: true };
-        let tape = adjoint::forward(integrator, &forward_field, x0, v0, problem.t0, &coefficients)?;
+        let coefficients: Vec<StepCoefficients> = problem
+            .dts
+            .iter()
+            .map(|&dt| StepCoefficients::new(integrator, gamma, dt))
+            .collect();
+        let forward_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: true,
+        };
+        let tape = adjoint::forward(
+            integrator,
+            &forward_field,
+            x0,
+            v0,
+            problem.t0,
+            &coefficients,
+        )?;
         let mut per_step = Vec::with_capacity(k);
         let mut loss_grads = Vec::with_capacity(k);
         for (m, target) in targets.iter().enumerate() {
@@ -112,11 +133,17 @@ impl Model {
         }
         let loss = per_step.iter().sum::<f64>() / k as f64;
         let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
-        let sweep_field = EnergyField { energy: self.energy(), detach_positions: false };
+        let sweep_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: false,
+        };
         let exact = !self.config().detach_positions;
         let mut sweep = adjoint::reverse_sweep(&sweep_field, &tape, &loss_grads, &vars, exact)?;
         if let Some(theta) = self.friction_parameter() {
-            if let Some(i) = vars.iter().position(|v| v.as_tensor().id() == theta.as_tensor().id()) {
+            if let Some(i) = vars
+                .iter()
+                .position(|v| v.as_tensor().id() == theta.as_tensor().id())
+            {
                 let g = Tensor::new(gamma * sweep.gamma, self.device())?.to_dtype(self.dtype())?;
                 sweep.params[i] = Some(g);
             }
@@ -146,7 +173,11 @@ impl Model {
         for (dt, target) in problem.dts.iter().zip(targets) {
             state = integrator.step(&field, &state, *dt, &gamma)?;
             check_finite(&state.positions, terms.len() + 1)?;
-            terms.push(wlm_ot::sinkhorn_divergence(&state.positions, target, &problem.sinkhorn)?);
+            terms.push(wlm_ot::sinkhorn_divergence(
+                &state.positions,
+                target,
+                &problem.sinkhorn,
+            )?);
         }
         let per_step = terms
             .iter()
@@ -155,7 +186,10 @@ impl Model {
         let loss_tensor = Tensor::stack(&terms, 0)?.mean_all()?;
         let loss = per_step.iter().sum::<f64>() / k as f64;
         let store = loss_tensor.backward()?;
-        let grads = params.iter().map(|(_, v)| store.get(v.as_tensor()).cloned()).collect();
+        let grads = params
+            .iter()
+            .map(|(_, v)| store.get(v.as_tensor()).cloned())
+            .collect();
         Ok(LossGradients {
             loss,
             per_step,
@@ -168,10 +202,17 @@ impl Model {
 /// [`Error::NonFinite`] (with step 0: the trainer fills in its step) when the simulated
 /// positions at the end of interval `m` hold a NaN or an infinity.
 fn check_finite(positions: &Tensor, m: usize) -> Result<()> {
-    let total = positions.abs()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    let total = positions
+        .abs()?
+        .sum_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?;
     if total.is_finite() {
         Ok(())
     } else {
-        Err(Error::NonFinite { step: 0, what: format!("simulated positions at interval {m}") })
+        Err(Error::NonFinite {
+            step: 0,
+            what: format!("simulated positions at interval {m}"),
+        })
     }
 }

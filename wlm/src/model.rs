@@ -6,7 +6,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarMap};
 use serde::{Deserialize, Serialize};
-use wlm_energy::{AnalyticPotential, AttentionEnergyConfig, Energy, EnergyField, MeanFieldEnergyConfig};
+use wlm_energy::{
+    AnalyticPotential, AttentionEnergyConfig, Energy, EnergyField, MeanFieldEnergyConfig,
+};
 use wlm_integrate::{Integrator, State};
 
 use crate::{Error, Result};
@@ -81,7 +83,10 @@ pub struct FrictionConfig {
 
 impl Default for FrictionConfig {
     fn default() -> Self {
-        Self { gamma: 0.0, learnable: false }
+        Self {
+            gamma: 0.0,
+            learnable: false,
+        }
     }
 }
 
@@ -133,9 +138,9 @@ impl ModelConfig {
             ));
         }
         match &self.energy {
-            EnergyConfig::Attention(c) => {
-                c.validate().map_err(|e| Error::config("model.energy", e.to_string()))
-            }
+            EnergyConfig::Attention(c) => c
+                .validate()
+                .map_err(|e| Error::config("model.energy", e.to_string())),
             EnergyConfig::MeanField(c) => {
                 if c.dim == 0 || c.hidden == 0 || c.layers == 0 {
                     return Err(Error::config(
@@ -170,7 +175,9 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,14 +198,24 @@ impl Model {
             EnergyConfig::Analytic { potential, .. } => Box::new(potential.clone()),
         };
         let friction = if config.friction.learnable {
-            let gamma0 = if config.friction.gamma > 0.0 { config.friction.gamma } else { 1e-2 };
+            let gamma0 = if config.friction.gamma > 0.0 {
+                config.friction.gamma
+            } else {
+                1e-2
+            };
             vb.get_with_hints((), FRICTION_PARAMETER, Init::Const(gamma0.ln()))?;
             let data = varmap.data().lock().map_err(|_| poisoned())?;
             data.get(FRICTION_PARAMETER).cloned()
         } else {
             None
         };
-        Ok(Self { config, varmap, energy, friction, device: device.clone() })
+        Ok(Self {
+            config,
+            varmap,
+            energy,
+            friction,
+            device: device.clone(),
+        })
     }
 
     /// The configuration this model was built from.
@@ -254,9 +271,11 @@ impl Model {
     /// Tensor failures reading a learned value.
     pub fn friction(&self) -> Result<f64> {
         match &self.friction {
-            Some(theta) => {
-                Ok(theta.as_tensor().to_dtype(DType::F64)?.to_scalar::<f64>()?.exp())
-            }
+            Some(theta) => Ok(theta
+                .as_tensor()
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?
+                .exp()),
             None => Ok(self.config.friction.gamma),
         }
     }
@@ -268,13 +287,18 @@ impl Model {
     pub fn friction_tensor(&self) -> Result<Tensor> {
         match &self.friction {
             Some(theta) => Ok(theta.as_tensor().exp()?),
-            None => Ok(Tensor::new(self.config.friction.gamma, &self.device)?.to_dtype(self.dtype())?),
+            None => Ok(
+                Tensor::new(self.config.friction.gamma, &self.device)?.to_dtype(self.dtype())?
+            ),
         }
     }
 
     /// The force field `a = −∇E` in the configured position-gradient mode.
     pub fn force_field(&self) -> EnergyField<'_> {
-        EnergyField { energy: self.energy.as_ref(), detach_positions: self.config.detach_positions }
+        EnergyField {
+            energy: self.energy.as_ref(),
+            detach_positions: self.config.detach_positions,
+        }
     }
 
     /// Sets the parameters from a safetensors file with reference names (converting dtypes).
@@ -295,7 +319,9 @@ impl Model {
     /// [`Error::File`] when writing fails.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        self.varmap.save(path).map_err(|e| Error::file(path, e.to_string()))
+        self.varmap
+            .save(path)
+            .map_err(|e| Error::file(path, e.to_string()))
     }
 
     /// Converts a data tensor to the model's dtype and device.
@@ -325,7 +351,10 @@ impl Model {
             return Err(Error::config("steps_per_interval", "must be at least 1"));
         }
         let gamma = self.friction_tensor()?.detach();
-        let field = EnergyField { energy: self.energy.as_ref(), detach_positions: true };
+        let field = EnergyField {
+            energy: self.energy.as_ref(),
+            detach_positions: true,
+        };
         let mut state = State::new(&field, self.prepare(x0)?, self.prepare(v0)?, t0)?;
         state.acceleration = state.acceleration.detach();
         let mut previous = t0;

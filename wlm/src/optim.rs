@@ -55,12 +55,22 @@ impl AdamW {
             if group >= groups.len() {
                 return Err(Error::config(
                     "optimizer.group",
-                    format!("parameter {name} is in group {group} but there are {}", groups.len()),
+                    format!(
+                        "parameter {name} is in group {group} but there are {}",
+                        groups.len()
+                    ),
                 ));
             }
             let exp_avg = var.as_tensor().zeros_like()?;
             let exp_avg_sq = var.as_tensor().zeros_like()?;
-            slots.push(Slot { name, var, group, exp_avg, exp_avg_sq, steps: 0 });
+            slots.push(Slot {
+                name,
+                var,
+                group,
+                exp_avg,
+                exp_avg_sq,
+                steps: 0,
+            });
         }
         Ok(Self { groups, slots })
     }
@@ -92,8 +102,7 @@ impl AdamW {
                 p.clone()
             };
             slot.exp_avg = (&slot.exp_avg + ((grad - &slot.exp_avg)? * (1.0 - hp.beta1))?)?;
-            slot.exp_avg_sq =
-                ((&slot.exp_avg_sq * hp.beta2)? + (grad.sqr()? * (1.0 - hp.beta2))?)?;
+            slot.exp_avg_sq = ((&slot.exp_avg_sq * hp.beta2)? + (grad.sqr()? * (1.0 - hp.beta2))?)?;
             let s = slot.steps as i32;
             let bias1 = 1.0 - hp.beta1.powi(s);
             let bias2_sqrt = (1.0 - hp.beta2.powi(s)).sqrt();
@@ -119,13 +128,20 @@ mod tests {
     use candle_core::{DType, Device};
 
     fn group(lr: f64, wd: f64) -> AdamWGroup {
-        AdamWGroup { lr, weight_decay: wd, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        AdamWGroup {
+            lr,
+            weight_decay: wd,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 
     #[test]
     fn first_step_moves_each_coordinate_by_about_lr_against_the_gradient_sign() {
         let var = Var::from_tensor(&Tensor::new(&[1.0f64, -2.0], &Device::Cpu).unwrap()).unwrap();
-        let mut opt = AdamW::new(vec![group(0.1, 0.0)], vec![("p".into(), var.clone(), 0)]).unwrap();
+        let mut opt =
+            AdamW::new(vec![group(0.1, 0.0)], vec![("p".into(), var.clone(), 0)]).unwrap();
         let g = Tensor::new(&[3.0f64, -0.5], &Device::Cpu).unwrap();
         opt.step(&[Some(g)]).unwrap();
         let p = var.as_tensor().to_vec1::<f64>().unwrap();
@@ -136,8 +152,10 @@ mod tests {
     #[test]
     fn decoupled_weight_decay_shrinks_with_zero_gradient() {
         let var = Var::ones(2, DType::F64, &Device::Cpu).unwrap();
-        let mut opt = AdamW::new(vec![group(0.1, 0.5)], vec![("p".into(), var.clone(), 0)]).unwrap();
-        opt.step(&[Some(Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap())]).unwrap();
+        let mut opt =
+            AdamW::new(vec![group(0.1, 0.5)], vec![("p".into(), var.clone(), 0)]).unwrap();
+        opt.step(&[Some(Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap())])
+            .unwrap();
         let p = var.as_tensor().to_vec1::<f64>().unwrap();
         assert!((p[0] - 0.95).abs() < 1e-12, "{p:?}");
     }
@@ -145,7 +163,8 @@ mod tests {
     #[test]
     fn parameter_without_gradient_is_untouched() {
         let var = Var::ones(2, DType::F64, &Device::Cpu).unwrap();
-        let mut opt = AdamW::new(vec![group(0.1, 0.5)], vec![("p".into(), var.clone(), 0)]).unwrap();
+        let mut opt =
+            AdamW::new(vec![group(0.1, 0.5)], vec![("p".into(), var.clone(), 0)]).unwrap();
         opt.step(&[None]).unwrap();
         assert_eq!(var.as_tensor().to_vec1::<f64>().unwrap(), vec![1.0, 1.0]);
         assert_eq!(opt.slots()[0].steps, 0);

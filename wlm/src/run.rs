@@ -104,7 +104,10 @@ impl Run {
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let checkpoint = dir.join(CHECKPOINT_FILE);
         if checkpoint.exists() {
-            return Err(Error::file(checkpoint, "a run already exists here: resume it instead"));
+            return Err(Error::file(
+                checkpoint,
+                "a run already exists here: resume it instead",
+            ));
         }
         let split = config.split.resolve(snapshots.len())?;
         config.eval.validate()?;
@@ -114,7 +117,13 @@ impl Run {
         config.train.loss.blur = Some(trainer.blur());
         write_atomic(&dir.join(CONFIG_FILE), &to_ron(&config)?)?;
         write_atomic(&dir.join(METRICS_FILE), &format!("{METRICS_HEADER}\n"))?;
-        Ok(Self { dir, config, snapshots, split, trainer })
+        Ok(Self {
+            dir,
+            config,
+            snapshots,
+            split,
+            trainer,
+        })
     }
 
     /// Reopens the run in `dir` at its checkpoint; continuing it gives exactly the losses an
@@ -135,7 +144,13 @@ impl Run {
         let mut trainer = Trainer::new(model, config.train.clone(), &train)?;
         trainer.load_checkpoint(dir.join(CHECKPOINT_FILE))?;
         truncate_metrics(&dir.join(METRICS_FILE), trainer.step_count())?;
-        Ok(Self { dir, config, snapshots, split, trainer })
+        Ok(Self {
+            dir,
+            config,
+            snapshots,
+            split,
+            trainer,
+        })
     }
 
     /// The run directory.
@@ -173,7 +188,11 @@ impl Run {
     /// # Errors
     /// As [`Run::train_for`].
     pub fn train(&mut self, observer: &mut dyn TrainObserver) -> Result<()> {
-        let remaining = self.config.train.steps.saturating_sub(self.trainer.step_count());
+        let remaining = self
+            .config
+            .train
+            .steps
+            .saturating_sub(self.trainer.step_count());
         self.train_for(remaining, observer)
     }
 
@@ -200,7 +219,12 @@ impl Run {
             } else {
                 None
             };
-            append_metrics(&metrics_path, &report, self.trainer.wall_seconds(), evaluation.as_ref())?;
+            append_metrics(
+                &metrics_path,
+                &report,
+                self.trainer.wall_seconds(),
+                evaluation.as_ref(),
+            )?;
             if every(self.config.train.checkpoint_every) || last {
                 let path = self.dir.join(CHECKPOINT_FILE);
                 self.trainer.save_checkpoint(&path)?;
@@ -215,7 +239,8 @@ impl Run {
     /// # Errors
     /// As [`crate::evaluate`].
     pub fn evaluate(&self) -> Result<Evaluation> {
-        self.trainer.evaluate(&self.snapshots, &self.split, &self.config.eval)
+        self.trainer
+            .evaluate(&self.snapshots, &self.split, &self.config.eval)
     }
 
     /// Writes the final outputs: weights, EMA weights, the forecast (`.npz`) and the
@@ -226,7 +251,9 @@ impl Run {
     pub fn finish(&self) -> Result<Evaluation> {
         let model = self.trainer.model();
         model.save_weights(self.dir.join(WEIGHTS_FILE))?;
-        self.trainer.ema().with_shadows(|| model.save_weights(self.dir.join(EMA_WEIGHTS_FILE)))?;
+        self.trainer
+            .ema()
+            .with_shadows(|| model.save_weights(self.dir.join(EMA_WEIGHTS_FILE)))?;
         let fc = self.trainer.forecast(&self.snapshots, &self.config.eval)?;
         let path = self.dir.join(FORECAST_FILE);
         wlm_data::write_particles_npz(&path, &fc.to_snapshots()?)?;
@@ -242,7 +269,10 @@ fn to_ron<T: Serialize>(value: &T) -> Result<String> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

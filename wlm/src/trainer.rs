@@ -83,7 +83,11 @@ impl Trainer {
         if train.dim() != model.dim() {
             return Err(Error::config(
                 "model.energy.dim",
-                format!("the model is {}-dimensional but the data are {}-dimensional", model.dim(), train.dim()),
+                format!(
+                    "the model is {}-dimensional but the data are {}-dimensional",
+                    model.dim(),
+                    train.dim()
+                ),
             ));
         }
         if let crate::model::EnergyConfig::Attention(c) = &model.config().energy {
@@ -115,7 +119,10 @@ impl Trainer {
             Some(b) => b,
             None => wlm_data::estimate_blur(
                 train,
-                &wlm_data::BlurConfig { seed: config.seed, ..wlm_data::BlurConfig::default() },
+                &wlm_data::BlurConfig {
+                    seed: config.seed,
+                    ..wlm_data::BlurConfig::default()
+                },
             ),
         };
         let groups = vec![
@@ -143,9 +150,23 @@ impl Trainer {
                 .collect(),
         )?;
         let ema = Ema::new(config.ema_decay, params)?;
-        let data = TrainingData { times: train.times().to_vec(), positions, velocities0 };
+        let data = TrainingData {
+            times: train.times().to_vec(),
+            positions,
+            velocities0,
+        };
         let rng = TrainRng::seed_from(config.seed);
-        Ok(Self { model, config, data, optimizer, ema, rng, step: 0, blur, wall_seconds: 0.0 })
+        Ok(Self {
+            model,
+            config,
+            data,
+            optimizer,
+            ema,
+            rng,
+            step: 0,
+            blur,
+            wall_seconds: 0.0,
+        })
     }
 
     /// The model being trained (current, not EMA, weights).
@@ -202,7 +223,11 @@ impl Trainer {
     /// Draws this step's horizon and minibatch (consuming the RNG).
     fn draw_problem(&mut self) -> Result<(RolloutLoss, usize)> {
         let big_k = self.max_horizon();
-        let k = if self.config.fixed_horizon { big_k } else { self.rng.random_range(1..=big_k) };
+        let k = if self.config.fixed_horizon {
+            big_k
+        } else {
+            self.rng.random_range(1..=big_k)
+        };
         let n0 = self.data.positions[0].dim(0)?;
         let mut n = self.config.batch_size.map_or(n0, |b| b.min(n0));
         if self.config.subsample_targets {
@@ -237,7 +262,9 @@ impl Trainer {
                 targets.push(y.clone());
             }
         }
-        let dts = (1..=k).map(|m| self.data.times[m] - self.data.times[m - 1]).collect();
+        let dts = (1..=k)
+            .map(|m| self.data.times[m] - self.data.times[m - 1])
+            .collect();
         let problem = RolloutLoss {
             x0,
             v0,
@@ -250,8 +277,10 @@ impl Trainer {
     }
 
     fn index_tensor(&mut self, length: usize, amount: usize) -> Result<Tensor> {
-        let idx: Vec<u32> =
-            sample(&mut self.rng, length, amount).into_iter().map(|i| i as u32).collect();
+        let idx: Vec<u32> = sample(&mut self.rng, length, amount)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
         Ok(Tensor::from_vec(idx, amount, self.model.device())?)
     }
 
@@ -264,19 +293,32 @@ impl Trainer {
         let start = Instant::now();
         let step = self.step + 1;
         let (problem, batch) = self.draw_problem()?;
-        let out = match self.model.loss_and_gradients(&problem, self.config.gradient) {
+        let out = match self
+            .model
+            .loss_and_gradients(&problem, self.config.gradient)
+        {
             Ok(out) => out,
             Err(Error::NonFinite { what, .. }) => return Err(Error::NonFinite { step, what }),
             Err(e) => return Err(e),
         };
         if !out.loss.is_finite() {
-            return Err(Error::NonFinite { step, what: format!("loss ({})", out.loss) });
+            return Err(Error::NonFinite {
+                step,
+                what: format!("loss ({})", out.loss),
+            });
         }
         for (name, grad) in out.names.iter().zip(&out.grads) {
             if let Some(g) = grad {
-                let total = g.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let total = g
+                    .abs()?
+                    .sum_all()?
+                    .to_dtype(DType::F64)?
+                    .to_scalar::<f64>()?;
                 if !total.is_finite() {
-                    return Err(Error::NonFinite { step, what: format!("gradient of {name}") });
+                    return Err(Error::NonFinite {
+                        step,
+                        what: format!("gradient of {name}"),
+                    });
                 }
             }
         }

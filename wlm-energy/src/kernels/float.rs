@@ -29,6 +29,8 @@ pub(crate) trait Float:
     const ONE: Self;
     fn of(v: f64) -> Self;
     fn max_of(self, other: Self) -> Self;
+    /// `self · a + b`, one fused multiply-add where the target has FMA.
+    fn mul_add_v(self, a: Self, b: Self) -> Self;
     /// `exp(self)`; vectorisable for f32.
     fn exp_v(self) -> Self;
     /// `erfc(self)`; vectorisable for f32.
@@ -40,6 +42,10 @@ pub(crate) trait Float:
 impl Float for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    #[inline(always)]
+    fn mul_add_v(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
     #[inline(always)]
     fn of(v: f64) -> Self {
         v
@@ -74,6 +80,10 @@ impl Float for f64 {
 impl Float for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    #[inline(always)]
+    fn mul_add_v(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
     #[inline(always)]
     fn of(v: f64) -> Self {
         v as f32
@@ -179,6 +189,21 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
+/// Whether the AVX-512 variants of the kernels can run on this CPU.
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && has_avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Defines `$name(args)` that runs the `#[inline(always)]` generic body `$body` compiled for
 /// AVX2+FMA when the CPU has them, and the baseline build otherwise.
 macro_rules! simd_dispatch {
@@ -187,9 +212,19 @@ macro_rules! simd_dispatch {
         pub(crate) fn $name<T: Float>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn with_avx512<T: Float>($($arg: $ty),*) {
+                    $body::<T>($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn with_avx2<T: Float>($($arg: $ty),*) {
                     $body::<T>($($arg),*)
+                }
+                if $crate::kernels::float::has_avx512() {
+                    // SAFETY: the CPU supports avx512f, avx512vl, avx2 and fma (checked at run
+                    // time just above), the only requirement of a `target_feature` function.
+                    unsafe { with_avx512::<T>($($arg),*) };
+                    return;
                 }
                 if $crate::kernels::float::has_avx2_fma() {
                     // SAFETY: the CPU supports avx2 and fma (checked at run time just above),

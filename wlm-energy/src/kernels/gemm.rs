@@ -91,7 +91,7 @@ fn tile<T: Float, const M: usize>(
         for r in 0..M {
             let av = a_rows[r][p];
             for l in 0..NR {
-                acc[r][l] += av * b_row[l];
+                acc[r][l] = av.mul_add_v(b_row[l], acc[r][l]);
             }
         }
     }
@@ -127,7 +127,7 @@ fn tail<T: Float, const M: usize>(
         for r in 0..M {
             let av = a[(i + r) * lda + p];
             for (acc_l, &bl) in acc[r].iter_mut().zip(b_row) {
-                *acc_l += av * bl;
+                *acc_l = av.mul_add_v(bl, *acc_l);
             }
         }
     }

@@ -8,6 +8,7 @@ mod attention_hvp;
 pub(crate) mod float;
 pub(crate) mod gelu;
 mod gemm;
+mod scratch_timing;
 pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;

@@ -14,7 +14,11 @@ pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
 }
 
 /// Seeded Gaussian clouds drifting with time, with velocities: `n` points in 2-D per snapshot.
-pub(crate) fn drifting_clouds(n_snapshots: usize, n: usize, seed: u64) -> anyhow::Result<Snapshots> {
+pub(crate) fn drifting_clouds(
+    n_snapshots: usize,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<Snapshots> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut positions = Vec::new();
     let mut velocities = Vec::new();

@@ -15,7 +15,9 @@ use wlm_ot::SinkhornConfig;
 use crate::common::max_rel;
 
 fn fixture_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/parity").join(case)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/parity")
+        .join(case)
 }
 
 fn matrix(v: &Value) -> anyhow::Result<Tensor> {
@@ -50,7 +52,11 @@ fn load(case: &str, detach_positions: bool) -> anyhow::Result<Option<Case>> {
     }
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("case.json"))?)?;
     let c = &json["config"];
-    let get = |k: &str| c[k].as_u64().map(|v| v as usize).ok_or_else(|| anyhow::anyhow!("{k}"));
+    let get = |k: &str| {
+        c[k].as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| anyhow::anyhow!("{k}"))
+    };
     let energy = AttentionEnergyConfig {
         dim: get("d")?,
         heads: get("heads")?,
@@ -95,19 +101,38 @@ fn load(case: &str, detach_positions: bool) -> anyhow::Result<Option<Case>> {
         targets,
         sinkhorn,
     };
-    Ok(Some(Case { json, model, problem }))
+    Ok(Some(Case {
+        json,
+        model,
+        problem,
+    }))
 }
 
 /// Loss to 1e-12 relative and every gradient to 1e-8 relative (to the max |value| of its tensor).
 fn check(case: &str, detach_positions: bool, method: GradientMethod) -> anyhow::Result<()> {
-    let Some(Case { json, model, problem }) = load(case, detach_positions)? else {
+    let Some(Case {
+        json,
+        model,
+        problem,
+    }) = load(case, detach_positions)?
+    else {
         return Ok(());
     };
     let out = model.loss_and_gradients(&problem, method)?;
-    let want_loss = json["outputs"]["loss"].as_f64().ok_or_else(|| anyhow::anyhow!("loss"))?;
+    let want_loss = json["outputs"]["loss"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("loss"))?;
     let rel = (out.loss - want_loss).abs() / want_loss.abs();
-    assert!(rel < 1e-12, "{case} {method:?}: loss {} vs {want_loss} (rel {rel:e})", out.loss);
-    let key = if detach_positions { "grads" } else { "grads_full" };
+    assert!(
+        rel < 1e-12,
+        "{case} {method:?}: loss {} vs {want_loss} (rel {rel:e})",
+        out.loss
+    );
+    let key = if detach_positions {
+        "grads"
+    } else {
+        "grads_full"
+    };
     let names: Vec<String> = serde_json::from_value(json["param_names"].clone())?;
     let shapes: std::collections::HashMap<String, Vec<usize>> =
         serde_json::from_value(json["param_shapes"].clone())?;
@@ -119,7 +144,10 @@ fn check(case: &str, detach_positions: bool, method: GradientMethod) -> anyhow::
             None => want.zeros_like()?,
         };
         let err = max_rel(&got, &want)?;
-        assert!(err < 1e-10, "{case} {key} {method:?}: {name} rel error {err:e}");
+        assert!(
+            err < 1e-10,
+            "{case} {key} {method:?}: {name} rel error {err:e}"
+        );
         checked += 1;
     }
     assert_eq!(checked, names.len());
@@ -158,7 +186,12 @@ fn backprop_matches_reference_grads_both_modes() -> anyhow::Result<()> {
 /// A full `Trainer` step (fixed horizon, no subsampling, fixed blur) reports the reference loss.
 #[test]
 fn trainer_step_reports_the_reference_loss() -> anyhow::Result<()> {
-    let Some(Case { json, model, problem }) = load("small", true)? else {
+    let Some(Case {
+        json,
+        model,
+        problem,
+    }) = load("small", true)?
+    else {
         return Ok(());
     };
     let times: Vec<f64> = serde_json::from_value(json["inputs"]["time_grid"].clone())?;
@@ -171,14 +204,24 @@ fn trainer_step_reports_the_reference_loss() -> anyhow::Result<()> {
         fixed_horizon: true,
         subsample_targets: false,
         initial_velocities: VelocitySource::Data,
-        loss: wlm::LossConfig { p: 2, blur: Some(problem.sinkhorn.blur), scaling: 0.9 },
+        loss: wlm::LossConfig {
+            p: 2,
+            blur: Some(problem.sinkhorn.blur),
+            scaling: 0.9,
+        },
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config, &snapshots)?;
     let report = trainer.step()?;
-    let want = json["outputs"]["loss"].as_f64().ok_or_else(|| anyhow::anyhow!("loss"))?;
+    let want = json["outputs"]["loss"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("loss"))?;
     // The snapshot times differ from k·dt by an ulp, hence 1e-12 rather than exact.
-    assert!((report.loss - want).abs() < 1e-12 * want, "{} vs {want}", report.loss);
+    assert!(
+        (report.loss - want).abs() < 1e-12 * want,
+        "{} vs {want}",
+        report.loss
+    );
     assert_eq!(report.horizon, 3);
     Ok(())
 }

@@ -22,8 +22,11 @@ impl TrainObserver for Losses {
 
 fn config(steps: usize) -> RunConfig {
     let mut config = RunConfig::default();
-    config.model.energy =
-        EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 2, hidden: 8, layers: 1 });
+    config.model.energy = EnergyConfig::MeanField(MeanFieldEnergyConfig {
+        dim: 2,
+        hidden: 8,
+        layers: 1,
+    });
     config.model.friction.learnable = true;
     config.model.friction.gamma = 0.5;
     config.train = TrainConfig {
@@ -35,7 +38,10 @@ fn config(steps: usize) -> RunConfig {
         eval_every: 0,
         ..TrainConfig::default()
     };
-    config.eval = EvalConfig { w2: false, ..EvalConfig::default() };
+    config.eval = EvalConfig {
+        w2: false,
+        ..EvalConfig::default()
+    };
     config.split = SplitConfig::Forecast { n_train: 4 };
     config
 }
@@ -75,8 +81,11 @@ fn resumed_run_repeats_the_uninterrupted_losses_step_for_step() -> anyhow::Resul
     assert_eq!(resumed, whole, "losses must be bit-identical step for step");
     assert_eq!(params(&a)?, params(&b)?);
     let metrics = std::fs::read_to_string(dir.path().join("b").join(wlm::METRICS_FILE))?;
-    let steps: Vec<usize> =
-        metrics.lines().skip(1).map(|l| l.split(',').next().unwrap_or("").parse()).collect::<Result<_, _>>()?;
+    let steps: Vec<usize> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap_or("").parse())
+        .collect::<Result<_, _>>()?;
     assert_eq!(steps, (1..=12).collect::<Vec<_>>());
     assert!(dir.path().join("b").join(wlm::CONFIG_FILE).exists());
     Ok(())
@@ -134,13 +143,18 @@ fn bad_configs_give_errors_naming_the_field() -> anyhow::Result<()> {
     c.eval.steps_per_interval = 0;
     assert!(create_error(c, data.clone())?.contains("eval.steps_per_interval"));
     let mut c = config(3);
-    c.model.energy =
-        EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 3, hidden: 8, layers: 1 });
+    c.model.energy = EnergyConfig::MeanField(MeanFieldEnergyConfig {
+        dim: 3,
+        hidden: 8,
+        layers: 1,
+    });
     assert!(create_error(c, data.clone())?.contains("model.energy.dim"));
     let no_velocities = wlm_data::Snapshots::new(
         data.times().to_vec(),
         2,
-        (0..data.len()).map(|k| data.positions(k).to_vec()).collect(),
+        (0..data.len())
+            .map(|k| data.positions(k).to_vec())
+            .collect(),
         None,
     )?;
     let c = config(3);
@@ -151,7 +165,10 @@ fn bad_configs_give_errors_naming_the_field() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     Run::create(dir.path(), c.clone(), no_velocities.clone(), &Device::Cpu)?;
     let again = Run::create(dir.path(), c, no_velocities, &Device::Cpu);
-    assert!(again.is_ok(), "no checkpoint yet, so a fresh create is allowed");
+    assert!(
+        again.is_ok(),
+        "no checkpoint yet, so a fresh create is allowed"
+    );
     Ok(())
 }
 
@@ -169,7 +186,12 @@ fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
     assert!(evaluation.test_w1.is_some());
     let out = run.finish()?;
     assert_eq!(out.forecast, true);
-    for f in [wlm::WEIGHTS_FILE, wlm::EMA_WEIGHTS_FILE, wlm::FORECAST_FILE, wlm::EVALUATION_FILE] {
+    for f in [
+        wlm::WEIGHTS_FILE,
+        wlm::EMA_WEIGHTS_FILE,
+        wlm::FORECAST_FILE,
+        wlm::EVALUATION_FILE,
+    ] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     Ok(())

@@ -12,7 +12,9 @@ use wlm_ot::SinkhornConfig;
 use crate::common::max_rel;
 
 fn cloud(n: usize, shift: f64, seed: f64) -> anyhow::Result<Tensor> {
-    let v: Vec<f64> = (0..2 * n).map(|i| ((i as f64) * 1.37 + seed).sin() + shift).collect();
+    let v: Vec<f64> = (0..2 * n)
+        .map(|i| ((i as f64) * 1.37 + seed).sin() + shift)
+        .collect();
     Ok(Tensor::from_vec(v, (n, 2), &Device::Cpu)?)
 }
 
@@ -22,15 +24,27 @@ fn problem() -> anyhow::Result<RolloutLoss> {
         v0: (cloud(9, 0.0, 2.0)? * 0.4)?,
         t0: 0.5,
         dts: vec![0.1, 0.2, 0.15],
-        targets: vec![cloud(8, 0.1, 3.0)?, cloud(10, 0.2, 4.0)?, cloud(7, 0.3, 5.0)?],
-        sinkhorn: SinkhornConfig { p: 2, blur: 0.3, scaling: 0.9, converge_final: None },
+        targets: vec![
+            cloud(8, 0.1, 3.0)?,
+            cloud(10, 0.2, 4.0)?,
+            cloud(7, 0.3, 5.0)?,
+        ],
+        sinkhorn: SinkhornConfig {
+            p: 2,
+            blur: 0.3,
+            scaling: 0.9,
+            converge_final: None,
+        },
     })
 }
 
 fn compare(energy: EnergyConfig, integrator: Integrator, detach: bool) -> anyhow::Result<()> {
     let config = ModelConfig {
         energy,
-        friction: FrictionConfig { gamma: 0.7, learnable: true },
+        friction: FrictionConfig {
+            gamma: 0.7,
+            learnable: true,
+        },
         integrator,
         detach_positions: detach,
         precision: Precision::F64,
@@ -46,7 +60,10 @@ fn compare(energy: EnergyConfig, integrator: Integrator, detach: bool) -> anyhow
         match (a, b) {
             (Some(a), Some(b)) => {
                 let err = max_rel(a, b)?;
-                assert!(err < 1e-10, "{integrator:?} detach={detach}: {name} rel error {err:e}");
+                assert!(
+                    err < 1e-10,
+                    "{integrator:?} detach={detach}: {name} rel error {err:e}"
+                );
             }
             (None, None) => {}
             _ => panic!("{name}: gradient present in only one method"),
@@ -80,7 +97,11 @@ fn reverse_sweep_equals_backprop_attention_exact() -> anyhow::Result<()> {
 
 #[test]
 fn reverse_sweep_equals_backprop_conformal_mean_field_both_modes() -> anyhow::Result<()> {
-    let mf = EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 2, hidden: 8, layers: 2 });
+    let mf = EnergyConfig::MeanField(MeanFieldEnergyConfig {
+        dim: 2,
+        hidden: 8,
+        layers: 2,
+    });
     compare(mf.clone(), Integrator::ConformalLeapfrog, true)?;
     compare(mf, Integrator::ConformalLeapfrog, false)
 }

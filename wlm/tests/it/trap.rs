@@ -28,7 +28,10 @@ fn trap_data() -> anyhow::Result<wlm_data::Snapshots> {
                 },
                 dim: 2,
             },
-            friction: FrictionConfig { gamma: GAMMA, learnable: false },
+            friction: FrictionConfig {
+                gamma: GAMMA,
+                learnable: false,
+            },
             integrator: Integrator::ReferenceLeapfrog,
             precision: Precision::F64,
             ..ModelConfig::default()
@@ -56,7 +59,11 @@ fn trap_data() -> anyhow::Result<wlm_data::Snapshots> {
         positions.push(s.positions.to_dtype(DType::F64)?);
         velocities.push(Some(s.velocities.to_dtype(DType::F64)?));
     }
-    Ok(wlm_data::Snapshots::from_tensors(times, &positions, Some(&velocities))?)
+    Ok(wlm_data::Snapshots::from_tensors(
+        times,
+        &positions,
+        Some(&velocities),
+    )?)
 }
 
 #[test]
@@ -64,8 +71,15 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
     let data = trap_data()?;
     let config = RunConfig {
         model: ModelConfig {
-            energy: EnergyConfig::MeanField(MeanFieldEnergyConfig { dim: 2, hidden: 16, layers: 1 }),
-            friction: FrictionConfig { gamma: GAMMA, learnable: false },
+            energy: EnergyConfig::MeanField(MeanFieldEnergyConfig {
+                dim: 2,
+                hidden: 16,
+                layers: 1,
+            }),
+            friction: FrictionConfig {
+                gamma: GAMMA,
+                learnable: false,
+            },
             ..ModelConfig::default()
         },
         train: TrainConfig {
@@ -76,32 +90,62 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
             weight_decay: 0.0,
             ema_decay: 0.9,
             checkpoint_every: 0,
-            loss: wlm::LossConfig { p: 2, blur: Some(0.1), scaling: 0.9 },
+            loss: wlm::LossConfig {
+                p: 2,
+                blur: Some(0.1),
+                scaling: 0.9,
+            },
             ..TrainConfig::default()
         },
-        eval: EvalConfig { w2: false, ..EvalConfig::default() },
+        eval: EvalConfig {
+            w2: false,
+            ..EvalConfig::default()
+        },
         split: SplitConfig::Forecast { n_train: 12 },
     };
     let dir = tempfile::tempdir()?;
     let mut run = Run::create(dir.path(), config, data, &Device::Cpu)?;
     let before = run.evaluate()?;
-    struct P;
-    impl wlm::TrainObserver for P {
-        fn on_step(&mut self, r: &wlm::StepReport) {
-            if r.step % 20 == 0 { eprintln!("step {} k {} loss {:.5}", r.step, r.horizon, r.loss); }
-        }
-    }
-    run.train(&mut P)?;
+    run.train(&mut ())?;
     let after = run.evaluate()?;
-    eprintln!("before {:?}\nafter {:?}\n{:?}", before.test_w1, after.test_w1, after.baselines);
-    eprintln!("train before {:?} after {:?}", before.train_w1, after.train_w1);
+    eprintln!(
+        "before {:?}\nafter {:?}\n{:?}",
+        before.test_w1, after.test_w1, after.baselines
+    );
+    eprintln!(
+        "train before {:?} after {:?}",
+        before.train_w1, after.train_w1
+    );
     let model_w1 = after.test_w1.map(|m| m.mean).unwrap_or(f64::INFINITY);
     let untrained = before.test_w1.map(|m| m.mean).unwrap_or(0.0);
     assert_eq!(after.baselines.len(), 2);
     for b in &after.baselines {
         let base = b.test_w1.map(|m| m.mean).unwrap_or(0.0);
-        assert!(model_w1 < 0.5 * base, "model W1 {model_w1} vs baseline {} {base}", b.name);
+        assert!(
+            model_w1 < 0.5 * base,
+            "model W1 {model_w1} vs baseline {} {base}",
+            b.name
+        );
     }
-    assert!(model_w1 < 0.5 * untrained, "trained {model_w1} vs untrained {untrained}");
+    assert!(
+        model_w1 < 0.5 * untrained,
+        "trained {model_w1} vs untrained {untrained}"
+    );
+    Ok(())
+}    let model_w1 = after.test_w1.map(|m| m.mean).unwrap_or(f64::INFINITY);
+    let untrained = before.test_w1.map(|m| m.mean).unwrap_or(0.0);
+    assert_eq!(after.baselines.len(), 2);
+    for b in &after.baselines {
+        let base = b.test_w1.map(|m| m.mean).unwrap_or(0.0);
+        assert!(
+            model_w1 < 0.5 * base,
+            "model W1 {model_w1} vs baseline {} {base}",
+            b.name
+        );
+    }
+    assert!(
+        model_w1 < 0.5 * untrained,
+        "trained {model_w1} vs untrained {untrained}"
+    );
     Ok(())
 }
