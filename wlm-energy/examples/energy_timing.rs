@@ -19,6 +19,7 @@ struct Rusage {
     rest: [i64; 14],
 }
 extern "C" {
+    #[allow(improper_ctypes)]
     fn getrusage(who: i32, usage: *mut Rusage) -> i32;
 }
 fn cpu_ms() -> f64 {

@@ -319,7 +319,7 @@ mod tests {
             let r = |shape: &[usize], s: f64, seed: u64| -> candle_core::Result<Var> {
                 let n: usize = shape.iter().product();
                 let vals: Vec<f64> = (0..n)
-                    .map(|i| ((i as f64 + 1.0) * 0.7071 + seed as f64 * 1.3).sin() * s)
+                    .map(|i| ((i as f64 + 1.0) * 0.71 + seed as f64 * 1.3).sin() * s)
                     .collect();
                 Var::from_tensor(&Tensor::from_vec(vals, shape, &dev)?)
             };

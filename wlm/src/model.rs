@@ -360,7 +360,7 @@ impl Model {
         let mut previous = t0;
         let mut out = Vec::with_capacity(times.len());
         for &t in times {
-            if !(t > previous) {
+            if t.is_nan() || t <= previous {
                 return Err(Error::config(
                     "times",
                     format!("simulation times must increase from {t0}: got {t} after {previous}"),

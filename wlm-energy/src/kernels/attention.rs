@@ -112,6 +112,19 @@ pub(super) fn head_slices<T>(qkv: &[T], heads: usize, n: usize, c: usize, head: 
     std::array::from_fn(|which| &qkv[(which * heads + head) * size..(which * heads + head + 1) * size])
 }
 
+/// Rows of `E = exp(scale · (S − rowmax S))` in place; returns nothing, writes `1/rowsum(E)`
+/// into `inv_sum` (so `P = E / rowsum(E)` without a normalisation pass).
+#[inline(always)]
+pub(super) fn exp_rows_in_place<T: Float>(s: &mut [T], n: usize, scale: T, inv_sum: &mut [T]) {
+    for (row, inv) in s.chunks_exact_mut(n).zip(inv_sum.iter_mut()) {
+        let max = row_max(row);
+        for v in row.iter_mut() {
+            *v = ((*v - max) * scale).exp_v();
+        }
+        *inv = T::ONE / row_sum(row);
+    }
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn forward_body<T: Float>(
@@ -125,15 +138,22 @@ fn forward_body<T: Float>(
     end: usize,
     out: &mut [T],
 ) {
-    let mut p = vec![T::ZERO; ROW_BLOCK.min(end - start) * n];
+    let block = ROW_BLOCK.min(end - start);
+    let mut e = vec![T::ZERO; block * n];
+    let mut inv_sum = vec![T::ZERO; block];
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
-        let p = &mut p[..rows * n];
-        gemm(rows, n, c, &q[r0 * c..], c, k_t, n, p, n, false);
-        softmax_in_place(p, n, scale);
+        let e = &mut e[..rows * n];
+        gemm(rows, n, c, &q[r0 * c..], c, k_t, n, e, n, false);
+        exp_rows_in_place(e, n, scale, &mut inv_sum[..rows]);
         let o = &mut out[(r0 - start) * c..(r0 - start + rows) * c];
-        gemm(rows, c, n, p, n, v, c, o, c, false);
+        gemm(rows, c, n, e, n, v, c, o, c, false);
+        for (o_row, &inv) in o.chunks_exact_mut(c).zip(&inv_sum[..rows]) {
+            for v in o_row.iter_mut() {
+                *v *= inv;
+            }
+        }
         r0 += rows;
     }
 }
@@ -171,31 +191,39 @@ fn vjp_body<T: Float>(
     dv_t: &mut [T],
 ) {
     let block = ROW_BLOCK.min(end - start);
-    let mut p = vec![T::ZERO; block * n];
+    let mut e = vec![T::ZERO; block * n];
     let mut ds = vec![T::ZERO; block * n];
+    let mut inv_sum = vec![T::ZERO; block];
     let mut lhs_t = vec![T::ZERO; c * block];
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
-        let (p, ds, lhs_t) = (&mut p[..rows * n], &mut ds[..rows * n], &mut lhs_t[..c * rows]);
+        let (e, ds, lhs_t) = (&mut e[..rows * n], &mut ds[..rows * n], &mut lhs_t[..c * rows]);
+        let inv_sum = &mut inv_sum[..rows];
         let q_blk = &q[r0 * c..(r0 + rows) * c];
         let g_blk = &g[r0 * c..(r0 + rows) * c];
-        gemm(rows, n, c, q_blk, c, k_t, n, p, n, false);
-        softmax_in_place(p, n, scale);
-        // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place.
+        gemm(rows, n, c, q_blk, c, k_t, n, e, n, false);
+        exp_rows_in_place(e, n, scale, inv_sum);
+        // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place, with P = E/l.
         gemm(rows, n, c, g_blk, c, v_t, n, ds, n, false);
-        for (p_row, ds_row) in p.chunks_exact(n).zip(ds.chunks_exact_mut(n)) {
-            let d = row_dot(p_row, ds_row);
-            for (dsj, &pj) in ds_row.iter_mut().zip(p_row) {
-                *dsj = scale * pj * (*dsj - d);
+        for ((e_row, ds_row), &inv) in e.chunks_exact(n).zip(ds.chunks_exact_mut(n)).zip(inv_sum.iter()) {
+            let d = row_dot(e_row, ds_row) * inv;
+            let coef = scale * inv;
+            for (dsj, &ej) in ds_row.iter_mut().zip(e_row) {
+                *dsj = coef * ej * (*dsj - d);
             }
         }
         let dq_blk = &mut dq[(r0 - start) * c..(r0 - start + rows) * c];
         gemm(rows, c, n, ds, n, k, c, dq_blk, c, false);
         transpose(q_blk, rows, c, c, lhs_t);
         gemm(c, n, rows, lhs_t, rows, ds, n, dk_t, n, true);
-        transpose(g_blk, rows, c, c, lhs_t);
-        gemm(c, n, rows, lhs_t, rows, p, n, dv_t, n, true);
+        // dVᵀ += Gᵀ P = (G/l)ᵀ E.
+        for r in 0..rows {
+            for col in 0..c {
+                lhs_t[col * rows + r] = g_blk[r * c + col] * inv_sum[r];
+            }
+        }
+        gemm(c, n, rows, lhs_t, rows, e, n, dv_t, n, true);
         r0 += rows;
     }
 }

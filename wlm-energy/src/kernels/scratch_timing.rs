@@ -56,3 +56,52 @@ fn scratch_attention_timing() {
     }
     let _ = DType::F32;
 }
+
+#[test]
+fn scratch_gemm_shapes() {
+    use super::float::simd_dispatch;
+    use super::float::Float;
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn body<T: Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], reps: usize, acc: bool) {
+        for _ in 0..reps {
+            super::gemm::gemm(m, n, k, a, k, b, n, c, n, acc);
+        }
+    }
+    simd_dispatch!(fn run<T: Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], reps: usize, acc: bool) => body);
+    for &(m, n, k, acc, name) in &[(32usize, 1000usize, 16usize, false, "S=QK^T"), (32, 16, 1000, false, "dQ=dS K"), (16, 1000, 32, true, "dK^T+=Q^T dS"), (256, 512, 64, false, "ffn-ish")] {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let reps = (2e8 / (m * n * k) as f64) as usize + 1;
+        let c0 = cpu_ms();
+        run(m, n, k, &a, &b, &mut c, reps, acc);
+        let cpu = cpu_ms() - c0;
+        println!("{name}: {:.1} GFMA/s", (m * n * k * reps) as f64 / (cpu * 1e-3) / 1e9);
+    }
+}
+
+#[test]
+fn scratch_exp_speed() {
+    use super::float::simd_dispatch;
+    use super::float::Float;
+    #[inline(always)]
+    fn body<T: Float>(x: &mut [T], reps: usize) {
+        for _ in 0..reps {
+            for v in x.iter_mut() {
+                *v = (*v * T::of(0.25) - T::of(3.0)).exp_v();
+            }
+        }
+    }
+    simd_dispatch!(fn run<T: Float>(x: &mut [T], reps: usize) => body);
+    let mut x = vec![0.1f32; 32 * 1000];
+    let c0 = cpu_ms();
+    run(&mut x, 2000);
+    let cpu = cpu_ms() - c0;
+    println!("exp: {:.3} ns/elem", cpu * 1e6 / (32.0 * 1000.0 * 2000.0));
+    let mut y = vec![0.1f32; 32 * 1000];
+    let c0 = cpu_ms();
+    for _ in 0..2000 { for v in y.iter_mut() { *v = *v * 0.25 + 1.0; } }
+    let cpu = cpu_ms() - c0;
+    println!("affine: {:.3} ns/elem {}", cpu * 1e6 / (32.0 * 1000.0 * 2000.0), y[3]);
+}

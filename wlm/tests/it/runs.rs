@@ -185,7 +185,7 @@ fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
     let evaluation = wlm::Run::evaluate(&run)?;
     assert!(evaluation.test_w1.is_some());
     let out = run.finish()?;
-    assert_eq!(out.forecast, true);
+    assert!(out.forecast);
     for f in [
         wlm::WEIGHTS_FILE,
         wlm::EMA_WEIGHTS_FILE,

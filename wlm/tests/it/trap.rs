@@ -13,7 +13,7 @@ use wlm_integrate::Integrator;
 
 const GAMMA: f64 = 0.1;
 
-/// 20 snapshots, Δt = 0.25, of 48 particles in the trap `E = ½Σ|x|² + (0.5/N)Σ exp(−|r|²/0.5)`,
+/// 20 snapshots, Δt = 0.25 (γ = 0.1), of 48 particles in the trap `E = ½Σ|x|² + (0.5/N)Σ exp(−|r|²/0.5)`,
 /// started off-centre with a tangential velocity (so the cloud orbits), simulated at 20 steps
 /// per interval.
 fn trap_data() -> anyhow::Result<wlm_data::Snapshots> {
@@ -108,31 +108,7 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
     let before = run.evaluate()?;
     run.train(&mut ())?;
     let after = run.evaluate()?;
-    eprintln!(
-        "before {:?}\nafter {:?}\n{:?}",
-        before.test_w1, after.test_w1, after.baselines
-    );
-    eprintln!(
-        "train before {:?} after {:?}",
-        before.train_w1, after.train_w1
-    );
     let model_w1 = after.test_w1.map(|m| m.mean).unwrap_or(f64::INFINITY);
-    let untrained = before.test_w1.map(|m| m.mean).unwrap_or(0.0);
-    assert_eq!(after.baselines.len(), 2);
-    for b in &after.baselines {
-        let base = b.test_w1.map(|m| m.mean).unwrap_or(0.0);
-        assert!(
-            model_w1 < 0.5 * base,
-            "model W1 {model_w1} vs baseline {} {base}",
-            b.name
-        );
-    }
-    assert!(
-        model_w1 < 0.5 * untrained,
-        "trained {model_w1} vs untrained {untrained}"
-    );
-    Ok(())
-}    let model_w1 = after.test_w1.map(|m| m.mean).unwrap_or(f64::INFINITY);
     let untrained = before.test_w1.map(|m| m.mean).unwrap_or(0.0);
     assert_eq!(after.baselines.len(), 2);
     for b in &after.baselines {
