@@ -71,5 +71,24 @@ fn exact_w1(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sinkhorn_value_and_gradient, exact_w1);
+/// This machine's scalar `f32::exp` (libm) throughput, the yardstick for the kernel's
+/// nanoseconds per evaluation (one exp per pair per pass): 2^16 calls per iteration.
+fn scalar_exp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scalar_expf");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let args: Vec<f32> = (0..1 << 16).map(|k| -(k as f32) * 1e-3).collect();
+    group.bench_function("libm_65536_calls", |b| {
+        b.iter(|| {
+            args.iter()
+                .map(|&t| std::hint::black_box(t).exp())
+                .sum::<f32>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sinkhorn_value_and_gradient, exact_w1, scalar_exp);
 criterion_main!(benches);

@@ -5,7 +5,7 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::dropout::Dropout;
 use crate::energy::{check_positions, check_time, Energy};
-use crate::kernels::Kernels;
+use crate::kernels::{broadcast, Kernels};
 use crate::layers::block::{FlowBlock, FlowBlockCache};
 use crate::layers::linear::Linear;
 use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
@@ -231,7 +231,9 @@ impl AttentionEnergy {
     /// As [`Energy::energy`].
     pub fn per_particle_energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         let (h, _) = self.hidden_states(x, t, "per_particle_energy")?;
-        self.output_projection.forward(&h)?.squeeze(1)
+        self.output_projection
+            .forward_with(&h, self.kernels)?
+            .squeeze(1)
     }
 
     /// `z = [x, τ(t)]`, `h = blocks(z W_inᵀ + b_in)`, with the blocks' caches.
@@ -246,7 +248,7 @@ impl AttentionEnergy {
             }
             None => x.clone(),
         };
-        let mut h = self.input_projection.forward(&z)?;
+        let mut h = self.input_projection.forward_with(&z, self.kernels)?;
         let mut caches = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let (next, cache) = block.forward(&h, self.kernels, &self.dropout)?;
@@ -260,18 +262,20 @@ impl AttentionEnergy {
 impl Energy for AttentionEnergy {
     fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         let (h, _) = self.hidden_states(x, t, "energy")?;
-        self.output_projection.forward(&h)?.sum_all()
+        self.output_projection
+            .forward_with(&h, self.kernels)?
+            .sum_all()
     }
 
     /// `dE/dh_L` = every row `W_out`; then the blocks' VJPs in reverse; then the input
     /// projection's VJP restricted to the coordinate columns; the force is its negation.
     fn force(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         let (h, caches) = self.hidden_states(x, t, "force")?;
-        let mut g = self
-            .output_projection
-            .weight
-            .broadcast_as(h.shape())?
-            .contiguous()?;
+        let w_out = &self.output_projection.weight;
+        let mut g = match self.kernels {
+            Kernels::Plain => w_out.broadcast_as(h.shape())?.contiguous()?,
+            Kernels::Fused => broadcast::mul_row(&h.ones_like()?, &w_out.squeeze(0)?)?,
+        };
         for (block, cache) in self.blocks.iter().zip(&caches).rev() {
             g = block.vjp(cache, &g, self.kernels)?;
         }

@@ -5,6 +5,7 @@
 
 pub(crate) mod attention;
 mod attention_hvp;
+pub(crate) mod broadcast;
 pub(crate) mod float;
 pub(crate) mod gelu;
 mod gemm;

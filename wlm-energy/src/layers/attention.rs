@@ -10,7 +10,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::linear::Linear;
 use crate::dropout::{self, Dropout};
-use crate::kernels::{attention as fused_attention, softmax as fused, Kernels};
+use crate::kernels::{attention as fused_attention, broadcast, softmax as fused, Kernels};
 use crate::weights::{linear_init, xavier_uniform};
 
 /// `nn.MultiheadAttention(hidden, heads)` with biases, self-attention `q = k = v = u`.
@@ -87,9 +87,11 @@ impl MultiHeadAttention {
     ) -> Result<(Tensor, AttentionCache)> {
         let n = u.dim(0)?;
         let (heads, c) = (self.heads, self.head_dim());
-        let qkv = u
-            .matmul(&self.in_proj_weight.t()?)?
-            .broadcast_add(&self.in_proj_bias)?;
+        let qkv = u.matmul(&self.in_proj_weight.t()?)?;
+        let qkv = match kernels {
+            Kernels::Plain => qkv.broadcast_add(&self.in_proj_bias)?,
+            Kernels::Fused => broadcast::add_row(&qkv, &self.in_proj_bias)?,
+        };
         // (n, 3H) → (3, heads, n, c)
         let qkv = qkv
             .reshape((n, 3, heads, c))?
@@ -98,7 +100,7 @@ impl MultiHeadAttention {
         if kernels == Kernels::Fused && !dropout.active() {
             let o = fused_attention::attention(&qkv, self.scale())?;
             let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
-            let y = self.out_proj.forward(&o)?;
+            let y = self.out_proj.forward_with(&o, kernels)?;
             return Ok((y, AttentionCache::Fused { qkv }));
         }
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
@@ -114,7 +116,7 @@ impl MultiHeadAttention {
         let mask = dropout.mask(p.dims(), p.dtype(), p.device())?;
         let o = dropout::apply(&p, mask.as_ref())?.matmul(&v)?;
         let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
-        let y = self.out_proj.forward(&o)?;
+        let y = self.out_proj.forward_with(&o, kernels)?;
         Ok((y, AttentionCache::Materialized { q, k, v, p, mask }))
     }
 

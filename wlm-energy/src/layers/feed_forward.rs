@@ -40,10 +40,12 @@ impl FeedForward {
         kernels: Kernels,
         dropout: &Dropout,
     ) -> Result<(Tensor, FeedForwardCache)> {
-        let z = self.up.forward(u)?;
+        let z = self.up.forward_with(u, kernels)?;
         let a = gelu(&z, kernels)?;
         let mask_hidden = dropout.mask(a.dims(), a.dtype(), a.device())?;
-        let y = self.down.forward(&dropout::apply(&a, mask_hidden.as_ref())?)?;
+        let y = self
+            .down
+            .forward_with(&dropout::apply(&a, mask_hidden.as_ref())?, kernels)?;
         let mask_out = dropout.mask(y.dims(), y.dtype(), y.device())?;
         let y = dropout::apply(&y, mask_out.as_ref())?;
         Ok((

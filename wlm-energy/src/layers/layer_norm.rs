@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use crate::kernels::{layer_norm as fused, Kernels};
+use crate::kernels::{broadcast, layer_norm as fused, Kernels};
 
 /// PyTorch's LayerNorm epsilon.
 pub(crate) const LAYER_NORM_EPS: f64 = 1e-5;
@@ -42,7 +42,10 @@ impl LayerNorm {
             }
             Kernels::Fused => (fused::normalize(x, LAYER_NORM_EPS)?, None),
         };
-        let y = xhat.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?;
+        let y = match kernels {
+            Kernels::Plain => xhat.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?,
+            Kernels::Fused => broadcast::add_row(&broadcast::mul_row(&xhat, &self.weight)?, &self.bias)?,
+        };
         let cache = LayerNormCache {
             x: x.clone(),
             xhat,
@@ -56,9 +59,9 @@ impl LayerNorm {
     /// # Shapes
     /// `g`: `(n, features)` → `(n, features)`.
     pub(crate) fn vjp(&self, cache: &LayerNormCache, g: &Tensor) -> Result<Tensor> {
-        let g_hat = g.broadcast_mul(&self.weight)?;
         match &cache.sigma {
             Some(sigma) => {
+                let g_hat = g.broadcast_mul(&self.weight)?;
                 let m1 = g_hat.mean_keepdim(D::Minus1)?;
                 let m2 = (&g_hat * &cache.xhat)?.mean_keepdim(D::Minus1)?;
                 g_hat
@@ -66,7 +69,10 @@ impl LayerNorm {
                     .sub(&cache.xhat.broadcast_mul(&m2)?)?
                     .broadcast_div(sigma)
             }
-            None => fused::normalize_vjp(&cache.x, &g_hat, LAYER_NORM_EPS),
+            None => {
+                let g_hat = broadcast::mul_row(g, &self.weight)?;
+                fused::normalize_vjp(&cache.x, &g_hat, LAYER_NORM_EPS)
+            }
         }
     }
 }

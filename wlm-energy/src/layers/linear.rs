@@ -3,6 +3,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::kernels::{broadcast, Kernels};
 use crate::weights::linear_init;
 
 /// `y = x Wᵀ + b`, `W` stored `(out, in)` as in PyTorch.
@@ -34,7 +35,19 @@ impl Linear {
     /// # Shapes
     /// `x`: `(n, in)` → `(n, out)`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+        self.forward_with(x, Kernels::Plain)
+    }
+
+    /// [`Linear::forward`] with the bias added by the chosen kernels.
+    ///
+    /// # Shapes
+    /// `x`: `(n, in)` → `(n, out)`.
+    pub(crate) fn forward_with(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let xw = x.matmul(&self.weight.t()?)?;
+        match kernels {
+            Kernels::Plain => xw.broadcast_add(&self.bias),
+            Kernels::Fused => broadcast::add_row(&xw, &self.bias),
+        }
     }
 
     /// `dx = g W`.
@@ -76,6 +89,8 @@ mod tests {
         let g = random(&[9, 7], 3, -1.0, 1.0)?;
         let auto = autograd_vjp(&x, &y, &g)?;
         assert!(max_rel(&layer.vjp(&g)?, &auto)? < 1e-13);
+        let fused = layer.forward_with(x.as_tensor(), Kernels::Fused)?;
+        assert!(max_rel(&fused, &y)? < 1e-15);
         let lead = layer.vjp_leading_columns(&g, 2)?;
         assert!(max_rel(&lead, &auto.narrow(1, 0, 2)?)? < 1e-13);
         Ok(())
