@@ -64,9 +64,11 @@ fn exact_w1(c: &mut Criterion) {
     for dim in [2, 5] {
         let x = Tensor::from_vec(cloud(n, dim, 0.0, 3), (n, dim), &Device::Cpu).expect("x");
         let y = Tensor::from_vec(cloud(n, dim, 0.5, 4), (n, dim), &Device::Cpu).expect("y");
-        group.bench_with_input(BenchmarkId::new(format!("d{dim}"), n), &(x, y), |b, (x, y)| {
-            b.iter(|| wasserstein_1(x, y).expect("w1"))
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("d{dim}"), n),
+            &(x, y),
+            |b, (x, y)| b.iter(|| wasserstein_1(x, y).expect("w1")),
+        );
     }
     group.finish();
 }

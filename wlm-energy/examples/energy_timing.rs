@@ -23,7 +23,11 @@ extern "C" {
     fn getrusage(who: i32, usage: *mut Rusage) -> i32;
 }
 fn cpu_ms() -> f64 {
-    let mut ru = Rusage { utime: (0, 0), stime: (0, 0), rest: [0; 14] };
+    let mut ru = Rusage {
+        utime: (0, 0),
+        stime: (0, 0),
+        rest: [0; 14],
+    };
     unsafe { getrusage(0, &mut ru) };
     (ru.utime.0 + ru.stime.0) as f64 * 1e3 + (ru.utime.1 + ru.stime.1) as f64 / 1e3
 }
@@ -42,7 +46,11 @@ fn time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let kernels = if args.iter().any(|a| a == "plain") { Kernels::Plain } else { Kernels::Fused };
+    let kernels = if args.iter().any(|a| a == "plain") {
+        Kernels::Plain
+    } else {
+        Kernels::Fused
+    };
     let config = AttentionEnergyConfig::default();
     let (model, _varmap) = config.init_seeded(0, DType::F32, &Device::Cpu).unwrap();
     let model = model.with_kernels(kernels);
@@ -58,7 +66,14 @@ fn main() {
                 "force" => drop(model.force(&x, 0.0).unwrap()),
                 _ => {
                     let force = model.force(&x, 0.0).unwrap();
-                    drop((&force * &w).unwrap().sum_all().unwrap().backward().unwrap());
+                    drop(
+                        (&force * &w)
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .backward()
+                            .unwrap(),
+                    );
                 }
             }
         }
@@ -72,7 +87,12 @@ fn main() {
         let f = time(reps, || model.force(&x, 0.0).unwrap());
         let b = time(reps, || {
             let force = model.force(&x, 0.0).unwrap();
-            (&force * &w).unwrap().sum_all().unwrap().backward().unwrap()
+            (&force * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
         });
         println!(
             "{kernels:?} N={n}: energy {:.2} ms (cpu {:.2}), force {:.2} ms (cpu {:.2}), force+backward {:.2} ms (cpu {:.2})",

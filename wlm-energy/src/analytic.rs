@@ -230,7 +230,9 @@ mod tests {
         };
         let err = bad.energy(&x, 0.0).unwrap_err();
         assert!(err.to_string().contains("length"), "{err}");
-        let err = AnalyticPotential::Quadratic.energy(&x.flatten_all()?, 0.0).unwrap_err();
+        let err = AnalyticPotential::Quadratic
+            .energy(&x.flatten_all()?, 0.0)
+            .unwrap_err();
         assert!(err.to_string().contains("[9]"), "{err}");
         Ok(())
     }

@@ -133,7 +133,8 @@ impl AttentionEnergyConfig {
         } else {
             None
         };
-        let input_projection = Linear::new(vb.pp("input_projection"), self.input_dim(), self.hidden)?;
+        let input_projection =
+            Linear::new(vb.pp("input_projection"), self.input_dim(), self.hidden)?;
         let blocks = (0..self.blocks)
             .map(|i| {
                 FlowBlock::new(
@@ -237,7 +238,12 @@ impl AttentionEnergy {
     }
 
     /// `z = [x, τ(t)]`, `h = blocks(z W_inᵀ + b_in)`, with the blocks' caches.
-    fn hidden_states(&self, x: &Tensor, t: f64, what: &str) -> Result<(Tensor, Vec<FlowBlockCache>)> {
+    fn hidden_states(
+        &self,
+        x: &Tensor,
+        t: f64,
+        what: &str,
+    ) -> Result<(Tensor, Vec<FlowBlockCache>)> {
         let param_dtype = self.input_projection.weight.dtype();
         let n = check_positions(x, self.config.dim, param_dtype, what)?;
         check_time(t, what)?;
@@ -322,7 +328,10 @@ mod tests {
                         let minus_grad = grads.get(x.as_tensor()).expect("grad").neg()?;
                         let force = energy.force(x.as_tensor(), t)?;
                         let err = max_rel(&force, &minus_grad)?;
-                        assert!(err < 1e-10, "heads={heads} time={time_features} d={dim} n={n}: {err}");
+                        assert!(
+                            err < 1e-10,
+                            "heads={heads} time={time_features} d={dim} n={n}: {err}"
+                        );
                     }
                 }
             }

@@ -48,7 +48,12 @@ impl Dropout {
     }
 
     /// A mask of `0` (probability `p`) and `1/(1 − p)` entries, or `None` when inactive.
-    pub(crate) fn mask(&self, dims: &[usize], dtype: DType, device: &Device) -> Result<Option<Tensor>> {
+    pub(crate) fn mask(
+        &self,
+        dims: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
         if !self.active() {
             return Ok(None);
         }
@@ -58,7 +63,13 @@ impl Dropout {
         let values: Vec<f64> = {
             let mut rng = self.lock()?;
             (0..n)
-                .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+                .map(|_| {
+                    if rng.random::<f64>() < keep {
+                        scale
+                    } else {
+                        0.0
+                    }
+                })
                 .collect()
         };
         Ok(Some(

@@ -87,7 +87,10 @@ impl Mlp {
     /// Gradient of `Σ_rows out` with respect to each row's input, `(m, input)`.
     fn input_gradient(&self, pre: &[Tensor], m: usize) -> Result<Tensor> {
         let last = &self.layers[self.layers.len() - 1];
-        let mut g = last.weight.broadcast_as((m, last.weight.dim(1)?))?.contiguous()?;
+        let mut g = last
+            .weight
+            .broadcast_as((m, last.weight.dim(1)?))?
+            .contiguous()?;
         for (layer, z) in self.layers[..self.layers.len() - 1].iter().zip(pre).rev() {
             g = layer.vjp(&silu_vjp(z, &g)?)?;
         }
@@ -158,7 +161,10 @@ impl Energy for MeanFieldEnergy {
         let (diff, sq) = Self::pairs(x, n)?;
         let (_, pre_w) = self.interaction.forward(&sq)?;
         // w'(s_ij), (n, n); the diagonal multiplies x_i − x_i = 0.
-        let w_prime = self.interaction.input_gradient(&pre_w, n * n)?.reshape((n, n))?;
+        let w_prime = self
+            .interaction
+            .input_gradient(&pre_w, n * n)?
+            .reshape((n, n))?;
         let pair = diff.broadcast_mul(&w_prime.unsqueeze(2)?)?.sum(1)?;
         let grad = (grad_u + (pair * (4.0 / n as f64))?)?;
         grad.neg()

@@ -16,7 +16,11 @@ pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let a = a.to_dtype(DType::F64)?;
     let b = b.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let diff = (&a - &b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f64>()?;
     let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
     Ok(diff / scale.max(1e-300))
 }

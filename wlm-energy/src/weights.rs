@@ -94,7 +94,9 @@ impl SeededVarMap {
             .lock()
             .map_err(|_| candle_core::Error::Msg("seeded var builder: poisoned lock".into()))?;
         let uniform = |rng: &mut rand::rngs::StdRng, lo: f64, up: f64| -> Vec<f64> {
-            (0..n).map(|_| lo + (up - lo) * rng.random::<f64>()).collect()
+            (0..n)
+                .map(|_| lo + (up - lo) * rng.random::<f64>())
+                .collect()
         };
         let normal = |rng: &mut rand::rngs::StdRng, mean: f64, stdev: f64| -> Vec<f64> {
             (0..n)
@@ -165,7 +167,12 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("seeded var builder: `{name}` must be requested with a shape")
     }
 
@@ -200,7 +207,11 @@ pub fn perturb_constant_parameters(
     let mut changed = Vec::new();
     for name in names {
         let var = &data[name];
-        let values = var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let values = var
+            .as_tensor()
+            .flatten_all()?
+            .to_dtype(DType::F64)?
+            .to_vec1::<f64>()?;
         let Some(&first) = values.first() else {
             continue;
         };

@@ -60,7 +60,9 @@ pub(super) struct Task {
 /// Splits every head's rows into enough chunks to feed the thread pool.
 pub(super) fn tasks(heads: usize, n: usize) -> Vec<Task> {
     let threads = rayon::current_num_threads().max(1);
-    let per_head = (2 * threads).div_ceil(heads).clamp(1, n.div_ceil(ROW_BLOCK).max(1));
+    let per_head = (2 * threads)
+        .div_ceil(heads)
+        .clamp(1, n.div_ceil(ROW_BLOCK).max(1));
     let chunk = n.div_ceil(per_head);
     let mut out = Vec::with_capacity(heads * per_head);
     for head in 0..heads {
@@ -75,7 +77,12 @@ pub(super) fn tasks(heads: usize, n: usize) -> Vec<Task> {
 }
 
 /// Splits `buf` (`heads × n × width`) into the disjoint row ranges of `tasks`, in order.
-pub(super) fn carve<'a, T>(mut buf: &'a mut [T], tasks: &[Task], n: usize, width: usize) -> Vec<&'a mut [T]> {
+pub(super) fn carve<'a, T>(
+    mut buf: &'a mut [T],
+    tasks: &[Task],
+    n: usize,
+    width: usize,
+) -> Vec<&'a mut [T]> {
     let mut out = Vec::with_capacity(tasks.len());
     let mut offset = 0;
     for task in tasks {
@@ -107,9 +114,17 @@ pub(super) fn softmax_in_place<T: Float>(s: &mut [T], n: usize, scale: T) {
 }
 
 /// The slices of one head: `q`, `k`, `v` rows `(n, c)`.
-pub(super) fn head_slices<T>(qkv: &[T], heads: usize, n: usize, c: usize, head: usize) -> [&[T]; 3] {
+pub(super) fn head_slices<T>(
+    qkv: &[T],
+    heads: usize,
+    n: usize,
+    c: usize,
+    head: usize,
+) -> [&[T]; 3] {
     let size = n * c;
-    std::array::from_fn(|which| &qkv[(which * heads + head) * size..(which * heads + head + 1) * size])
+    std::array::from_fn(|which| {
+        &qkv[(which * heads + head) * size..(which * heads + head + 1) * size]
+    })
 }
 
 /// Rows of `E = exp(scale · (S − rowmax S))` in place; returns nothing, writes `1/rowsum(E)`
@@ -198,7 +213,11 @@ fn vjp_body<T: Float>(
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
-        let (e, ds, lhs_t) = (&mut e[..rows * n], &mut ds[..rows * n], &mut lhs_t[..c * rows]);
+        let (e, ds, lhs_t) = (
+            &mut e[..rows * n],
+            &mut ds[..rows * n],
+            &mut lhs_t[..c * rows],
+        );
         let inv_sum = &mut inv_sum[..rows];
         let q_blk = &q[r0 * c..(r0 + rows) * c];
         let g_blk = &g[r0 * c..(r0 + rows) * c];
@@ -206,7 +225,11 @@ fn vjp_body<T: Float>(
         exp_rows_in_place(e, n, scale, inv_sum);
         // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place, with P = E/l.
         gemm(rows, n, c, g_blk, c, v_t, n, ds, n, false);
-        for ((e_row, ds_row), &inv) in e.chunks_exact(n).zip(ds.chunks_exact_mut(n)).zip(inv_sum.iter()) {
+        for ((e_row, ds_row), &inv) in e
+            .chunks_exact(n)
+            .zip(ds.chunks_exact_mut(n))
+            .zip(inv_sum.iter())
+        {
             let d = row_dot(e_row, ds_row) * inv;
             let coef = scale * inv;
             for (dsj, &ej) in ds_row.iter_mut().zip(e_row) {
@@ -284,17 +307,31 @@ fn forward_all<T: Float>(qkv: &[T], heads: usize, n: usize, c: usize, scale: f64
         .collect();
     let mut out = vec![T::ZERO; heads * n * c];
     let chunks = carve(&mut out, &tasks, n, c);
-    tasks
-        .par_iter()
-        .zip(chunks)
-        .for_each(|(task, chunk)| {
-            let [q, _, v] = head_slices(qkv, heads, n, c, task.head);
-            forward_kernel(q, &k_t[task.head], v, n, c, T::of(scale), task.start, task.end, chunk)
-        });
+    tasks.par_iter().zip(chunks).for_each(|(task, chunk)| {
+        let [q, _, v] = head_slices(qkv, heads, n, c, task.head);
+        forward_kernel(
+            q,
+            &k_t[task.head],
+            v,
+            n,
+            c,
+            T::of(scale),
+            task.start,
+            task.end,
+            chunk,
+        )
+    });
     out
 }
 
-pub(super) fn vjp_all<T: Float>(qkv: &[T], g: &[T], heads: usize, n: usize, c: usize, scale: f64) -> Vec<T> {
+pub(super) fn vjp_all<T: Float>(
+    qkv: &[T],
+    g: &[T],
+    heads: usize,
+    n: usize,
+    c: usize,
+    scale: f64,
+) -> Vec<T> {
     let tasks = tasks(heads, n);
     let transposes: Vec<[Vec<T>; 2]> = (0..heads)
         .map(|h| {
@@ -315,7 +352,18 @@ pub(super) fn vjp_all<T: Float>(qkv: &[T], g: &[T], heads: usize, n: usize, c: u
             let mut dk_t = vec![T::ZERO; c * n];
             let mut dv_t = vec![T::ZERO; c * n];
             vjp_kernel(
-                q, k, k_t, v_t, g_head, n, c, T::of(scale), task.start, task.end, dq, &mut dk_t,
+                q,
+                k,
+                k_t,
+                v_t,
+                g_head,
+                n,
+                c,
+                T::of(scale),
+                task.start,
+                task.end,
+                dq,
+                &mut dk_t,
                 &mut dv_t,
             );
             (dk_t, dv_t)
@@ -461,8 +509,11 @@ mod tests {
         for &(heads, n) in &[(1usize, 1usize), (4, 7), (1, 1000), (3, 65)] {
             let t = tasks(heads, n);
             for h in 0..heads {
-                let mut rows: Vec<(usize, usize)> =
-                    t.iter().filter(|x| x.head == h).map(|x| (x.start, x.end)).collect();
+                let mut rows: Vec<(usize, usize)> = t
+                    .iter()
+                    .filter(|x| x.head == h)
+                    .map(|x| (x.start, x.end))
+                    .collect();
                 rows.sort();
                 assert_eq!(rows.first().map(|r| r.0), Some(0));
                 assert_eq!(rows.last().map(|r| r.1), Some(n));
@@ -474,9 +525,15 @@ mod tests {
     #[test]
     fn fused_attention_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
         for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 2e-5)] {
-            for &(heads, n, c) in &[(1usize, 1usize, 3usize), (2, 5, 4), (4, 70, 16), (1, 33, 24)] {
+            for &(heads, n, c) in &[
+                (1usize, 1usize, 3usize),
+                (2, 5, 4),
+                (4, 70, 16),
+                (1, 33, 24),
+            ] {
                 let scale = 1.0 / (c as f64).sqrt();
-                let qkv = Var::from_tensor(&random(&[3, heads, n, c], 1, -1.5, 1.5)?.to_dtype(dtype)?)?;
+                let qkv =
+                    Var::from_tensor(&random(&[3, heads, n, c], 1, -1.5, 1.5)?.to_dtype(dtype)?)?;
                 let g = Var::from_tensor(&random(&[heads, n, c], 2, -1.0, 1.0)?.to_dtype(dtype)?)?;
                 let w_o = random(&[heads, n, c], 3, -1.0, 1.0)?.to_dtype(dtype)?;
                 let w_d = random(&[3, heads, n, c], 4, -1.0, 1.0)?.to_dtype(dtype)?;

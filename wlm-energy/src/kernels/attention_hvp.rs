@@ -11,14 +11,21 @@
 use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
-use super::attention::{carve, head_slices, qkv_dims, reduce_columns, tasks, transposed, ROW_BLOCK};
+use super::attention::{
+    carve, head_slices, qkv_dims, reduce_columns, tasks, transposed, ROW_BLOCK,
+};
 use super::float::{simd_dispatch, Float};
 use super::gemm::{gemm, transpose};
 use super::rows::row_dot;
 use super::with_slices;
 
 /// `(q̄kv, ḡ)` for the VJP op at `(qkv, g)` with output cotangent `cot` (`(3, heads, n, c)`).
-pub(super) fn vjp_backward(qkv: &Tensor, g: &Tensor, cot: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
+pub(super) fn vjp_backward(
+    qkv: &Tensor,
+    g: &Tensor,
+    cot: &Tensor,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
     let (heads, n, c) = qkv_dims(qkv.shape(), "attention_vjp backward")?;
     if cot.dims() != qkv.dims() || g.dims() != [heads, n, c] {
         bail!(
@@ -94,7 +101,12 @@ fn backward_body<T: Float>(
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
         let len = rows * n;
-        let (p, dp, rm, p1) = (&mut p[..len], &mut dp[..len], &mut rm[..len], &mut p1[..len]);
+        let (p, dp, rm, p1) = (
+            &mut p[..len],
+            &mut dp[..len],
+            &mut rm[..len],
+            &mut p1[..len],
+        );
         let lhs_t = &mut lhs_t[..c * rows];
         let range = r0 * c..(r0 + rows) * c;
         let (q_blk, g_blk) = (&x.q[range.clone()], &x.g[range.clone()]);
@@ -210,7 +222,15 @@ fn backward_all<T: Float>(
                 k_bar_t: &mut k_bar_t,
                 v_bar_t: &mut v_bar_t,
             };
-            backward_kernel(&inputs, n, c, T::of(scale), task.start, task.end, &mut outputs);
+            backward_kernel(
+                &inputs,
+                n,
+                c,
+                T::of(scale),
+                task.start,
+                task.end,
+                &mut outputs,
+            );
             (k_bar_t, v_bar_t)
         })
         .collect();

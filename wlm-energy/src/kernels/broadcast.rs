@@ -93,7 +93,13 @@ impl CustomOp2 for RowOp {
     ) -> Result<(CpuStorage, Shape)> {
         check(l1, l2)?;
         let add = matches!(self, RowOp::Add);
-        fn run<T: Float>(s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, add: bool) -> Result<Vec<T>> {
+        fn run<T: Float>(
+            s1: &CpuStorage,
+            l1: &Layout,
+            s2: &CpuStorage,
+            l2: &Layout,
+            add: bool,
+        ) -> Result<Vec<T>> {
             let x = contiguous_slice::<T>(s1, l1, "row broadcast")?;
             let v = contiguous_slice::<T>(s2, l2, "row broadcast")?;
             let mut out = vec![T::ZERO; x.len()];
@@ -136,7 +142,9 @@ impl CustomOp2 for RowOp {
                 Ok((Some(grad.clone()), Some(v_bar)))
             }
             RowOp::Mul => {
-                let x_bar = grad.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &RowOp::Mul)?;
+                let x_bar = grad
+                    .contiguous()?
+                    .apply_op2_no_bwd(&v.contiguous()?, &RowOp::Mul)?;
                 let v_bar = match grad.dtype() {
                     DType::F32 => with_slices::<f32, _>(&[grad, x], |s| {
                         Tensor::from_vec(sums(s[0], s[1], f, true), f, &device)
@@ -165,7 +173,9 @@ mod tests {
             let v = Var::from_tensor(&random(&[13], 2, -1.0, 1.0)?.to_dtype(dtype)?)?;
             let w = random(&[37, 13], 3, -1.0, 1.0)?.to_dtype(dtype)?;
             let fused = add_row(&mul_row(x.as_tensor(), v.as_tensor())?, v.as_tensor())?;
-            let plain = x.broadcast_mul(v.as_tensor())?.broadcast_add(v.as_tensor())?;
+            let plain = x
+                .broadcast_mul(v.as_tensor())?
+                .broadcast_add(v.as_tensor())?;
             let tol = if dtype == DType::F64 { 1e-15 } else { 1e-6 };
             assert!(max_rel(&fused, &plain)? < tol);
             let gf = (fused.sqr()? * &w)?.sum_all()?.backward()?;

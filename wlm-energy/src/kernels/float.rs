@@ -253,7 +253,10 @@ mod tests {
             worst = worst.max((fast - exact).abs() / exact);
             x += 0.0137;
         }
-        assert!(worst < 4.0 * f32::EPSILON as f64, "worst relative error {worst}");
+        assert!(
+            worst < 4.0 * f32::EPSILON as f64,
+            "worst relative error {worst}"
+        );
         assert!(exp_f32(-1000.0) < 1e-37);
         assert!(exp_f32(f32::NEG_INFINITY) < 1e-37);
     }
@@ -274,5 +277,4 @@ mod tests {
             assert!(worst < tol, "[{lo}, {hi}): worst relative error {worst}");
         }
     }
-
 }

@@ -109,7 +109,9 @@ impl CustomOp1 for GeluOp {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluVjpOp)?))
+        Ok(Some(
+            arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluVjpOp)?,
+        ))
     }
 }
 
@@ -128,7 +130,11 @@ impl CustomOp2 for GeluVjpOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         if l1.shape() != l2.shape() {
-            bail!("gelu_vjp: shapes differ, {:?} and {:?}", l1.shape(), l2.shape());
+            bail!(
+                "gelu_vjp: shapes differ, {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
         }
         let out = match (s1.dtype(), s2.dtype()) {
             (DType::F32, DType::F32) => f32::storage(vjp_all(
@@ -156,11 +162,17 @@ impl CustomOp2 for GeluVjpOp {
         let (zbar, gbar) = match z.dtype() {
             DType::F32 => with_slices::<f32, _>(&[z, g, grad_res], |s| {
                 let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
-                Ok((Tensor::from_vec(a, &shape, &device)?, Tensor::from_vec(b, &shape, &device)?))
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
             })?,
             DType::F64 => with_slices::<f64, _>(&[z, g, grad_res], |s| {
                 let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
-                Ok((Tensor::from_vec(a, &shape, &device)?, Tensor::from_vec(b, &shape, &device)?))
+                Ok((
+                    Tensor::from_vec(a, &shape, &device)?,
+                    Tensor::from_vec(b, &shape, &device)?,
+                ))
             })?,
             other => bail!("gelu_vjp backward: unsupported dtype {other:?}"),
         };
@@ -194,9 +206,15 @@ mod tests {
     #[test]
     fn fused_gelu_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
         let n = 40_000; // more than one rayon chunk
-        let zs: Vec<f64> = (0..n).map(|i| -9.0 + 18.0 * (i as f64) / (n as f64)).collect();
-        let gs: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64) / 50.0 - 1.0).collect();
-        let ws: Vec<f64> = (0..n).map(|i| ((i * 53 % 97) as f64) / 48.0 - 1.0).collect();
+        let zs: Vec<f64> = (0..n)
+            .map(|i| -9.0 + 18.0 * (i as f64) / (n as f64))
+            .collect();
+        let gs: Vec<f64> = (0..n)
+            .map(|i| ((i * 37 % 101) as f64) / 50.0 - 1.0)
+            .collect();
+        let ws: Vec<f64> = (0..n)
+            .map(|i| ((i * 53 % 97) as f64) / 48.0 - 1.0)
+            .collect();
         for (dtype, tol) in [(DType::F64, 1e-14), (DType::F32, 3e-6)] {
             let z = Var::from_tensor(&Tensor::new(zs.as_slice(), &Device::Cpu)?.to_dtype(dtype)?)?;
             let g = Var::from_tensor(&Tensor::new(gs.as_slice(), &Device::Cpu)?.to_dtype(dtype)?)?;

@@ -163,7 +163,13 @@ mod tests {
 
     #[test]
     fn gemm_equals_the_naive_product_for_all_tile_remainders() {
-        for &(m, n, k) in &[(1usize, 1usize, 1usize), (4, 16, 3), (7, 37, 5), (9, 33, 17), (13, 5, 40)] {
+        for &(m, n, k) in &[
+            (1usize, 1usize, 1usize),
+            (4, 16, 3),
+            (7, 37, 5),
+            (9, 33, 17),
+            (13, 5, 40),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 13) as f64) - 6.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 11) as f64) * 0.5).collect();
             let want = naive(m, n, k, &a, &b);

@@ -9,9 +9,9 @@ pub(crate) mod broadcast;
 pub(crate) mod float;
 pub(crate) mod gelu;
 mod gemm;
-mod scratch_timing;
 pub(crate) mod layer_norm;
 mod rows;
+mod scratch_timing;
 pub(crate) mod softmax;
 
 use candle_core::{bail, Result, Shape, Storage, Tensor};

@@ -7,11 +7,20 @@ use std::time::Instant;
 fn cpu_ms() -> f64 {
     let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
     unsafe { getrusage(0, &mut ru) };
-    (ru.utime.0 as f64) * 1e3 + (ru.utime.1 as f64) / 1e3 + (ru.stime.0 as f64) * 1e3 + (ru.stime.1 as f64) / 1e3
+    (ru.utime.0 as f64) * 1e3
+        + (ru.utime.1 as f64) / 1e3
+        + (ru.stime.0 as f64) * 1e3
+        + (ru.stime.1 as f64) / 1e3
 }
 #[repr(C)]
-struct libc_rusage { utime: (i64, i64), stime: (i64, i64), rest: [i64; 14] }
-extern "C" { fn getrusage(who: i32, usage: *mut libc_rusage) -> i32; }
+struct libc_rusage {
+    utime: (i64, i64),
+    stime: (i64, i64),
+    rest: [i64; 14],
+}
+extern "C" {
+    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+}
 
 #[test]
 fn scratch_attention_timing() {
@@ -41,19 +50,28 @@ fn scratch_attention_timing() {
         let k = qkv.get(1).unwrap();
         let c0 = cpu_ms();
         let t = Instant::now();
-        for _ in 0..reps { drop(q.matmul(&k.t().unwrap()).unwrap()); }
+        for _ in 0..reps {
+            drop(q.matmul(&k.t().unwrap()).unwrap());
+        }
         let wall = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
         let cpu = (cpu_ms() - c0) / reps as f64;
-        println!("candle QK^T: wall {wall:.2} ms cpu {cpu:.2} ms {:.1} GFMA/s", unit / (cpu * 1e-3) / 1e9);
+        println!(
+            "candle QK^T: wall {wall:.2} ms cpu {cpu:.2} ms {:.1} GFMA/s",
+            unit / (cpu * 1e-3) / 1e9
+        );
         let p = Tensor::randn(0f32, 1.0, (heads, n, n), &Device::Cpu).unwrap();
         let v = qkv.get(2).unwrap();
         let c0 = cpu_ms();
         let t = Instant::now();
-        for _ in 0..reps { drop(p.matmul(&v).unwrap()); }
+        for _ in 0..reps {
+            drop(p.matmul(&v).unwrap());
+        }
         let wall = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
         let cpu = (cpu_ms() - c0) / reps as f64;
-        println!("candle PV: wall {wall:.2} ms cpu {cpu:.2} ms {:.1} GFMA/s", unit / (cpu * 1e-3) / 1e9);
+        println!(
+            "candle PV: wall {wall:.2} ms cpu {cpu:.2} ms {:.1} GFMA/s",
+            unit / (cpu * 1e-3) / 1e9
+        );
     }
     let _ = DType::F32;
 }
-

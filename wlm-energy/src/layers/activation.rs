@@ -91,7 +91,12 @@ mod tests {
     fn gelu_matches_known_values() -> Result<()> {
         let z = Tensor::new(&[-1.0f64, 0.0, 1.0, 3.0], &candle_core::Device::Cpu)?;
         let y = gelu(&z, Kernels::Plain)?.to_vec1::<f64>()?;
-        let want = [-0.158_655_253_931_457_05, 0.0, 0.841_344_746_068_542_9, 2.995_950_305_905_11];
+        let want = [
+            -0.158_655_253_931_457_05,
+            0.0,
+            0.841_344_746_068_542_9,
+            2.995_950_305_905_11,
+        ];
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }

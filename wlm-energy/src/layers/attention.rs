@@ -122,7 +122,12 @@ impl MultiHeadAttention {
 
     /// # Shapes
     /// `g`: `(n, hidden)` → `(n, hidden)`.
-    pub(crate) fn vjp(&self, cache: &AttentionCache, g: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    pub(crate) fn vjp(
+        &self,
+        cache: &AttentionCache,
+        g: &Tensor,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         let n = g.dim(0)?;
         let (heads, c) = (self.heads, self.head_dim());
         let scale = self.scale();
@@ -156,9 +161,7 @@ impl MultiHeadAttention {
             }
         };
         // (3, heads, n, c) → (n, 3H)
-        let d_qkv = d_qkv
-            .permute((2, 0, 1, 3))?
-            .reshape((n, 3 * self.hidden))?;
+        let d_qkv = d_qkv.permute((2, 0, 1, 3))?.reshape((n, 3 * self.hidden))?;
         d_qkv.matmul(&self.in_proj_weight)
     }
 }
@@ -202,7 +205,10 @@ mod tests {
         let mha = attention(8, 2, 7)?;
         let u = Var::from_tensor(&random(&[11, 8], 4, -2.0, 2.0)?)?;
         let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
-        assert!(matches!(cache, AttentionCache::Materialized { mask: Some(_), .. }));
+        assert!(matches!(
+            cache,
+            AttentionCache::Materialized { mask: Some(_), .. }
+        ));
         let g = random(&[11, 8], 5, -1.0, 1.0)?;
         let auto = autograd_vjp(&u, &y, &g)?;
         assert!(max_rel(&mha.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12);
@@ -234,7 +240,10 @@ mod tests {
         let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
         dropout.reseed(8)?;
         let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
-        assert!(matches!(cf, AttentionCache::Materialized { mask: Some(_), .. }));
+        assert!(matches!(
+            cf,
+            AttentionCache::Materialized { mask: Some(_), .. }
+        ));
         assert!(max_rel(&yf, &yp)? < 1e-13);
         let dp = mha.vjp(&cp, &g, Kernels::Plain)?;
         let df = mha.vjp(&cf, &g, Kernels::Fused)?;

@@ -65,7 +65,12 @@ impl FlowBlock {
     ///
     /// # Shapes
     /// `g`: `(n, hidden)` → `(n, hidden)`.
-    pub(crate) fn vjp(&self, cache: &FlowBlockCache, g: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    pub(crate) fn vjp(
+        &self,
+        cache: &FlowBlockCache,
+        g: &Tensor,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         let d_u2 = self.ffn.vjp(&cache.ffn, g, kernels)?;
         let g1 = (g + self.norm2.vjp(&cache.norm2, &d_u2)?)?;
         let d_u1 = self.self_attn.vjp(&cache.attn, &g1, kernels)?;

@@ -60,7 +60,12 @@ impl FeedForward {
 
     /// # Shapes
     /// `g`: `(n, hidden)` → `(n, hidden)`.
-    pub(crate) fn vjp(&self, cache: &FeedForwardCache, g: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    pub(crate) fn vjp(
+        &self,
+        cache: &FeedForwardCache,
+        g: &Tensor,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         let g = dropout::apply(g, cache.mask_out.as_ref())?;
         let d_a = dropout::apply(&self.down.vjp(&g)?, cache.mask_hidden.as_ref())?;
         let d_z = gelu_vjp(&cache.z, &d_a, kernels)?;
@@ -87,7 +92,10 @@ mod tests {
             let (y, cache) = ffn.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
             let g = random(&[13, 8], 3, -1.0, 1.0)?;
             let auto = autograd_vjp(&u, &y, &g)?;
-            assert!(max_rel(&ffn.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12, "p={p}");
+            assert!(
+                max_rel(&ffn.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12,
+                "p={p}"
+            );
         }
         Ok(())
     }

@@ -43,8 +43,12 @@ impl LayerNorm {
             Kernels::Fused => (fused::normalize(x, LAYER_NORM_EPS)?, None),
         };
         let y = match kernels {
-            Kernels::Plain => xhat.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?,
-            Kernels::Fused => broadcast::add_row(&broadcast::mul_row(&xhat, &self.weight)?, &self.bias)?,
+            Kernels::Plain => xhat
+                .broadcast_mul(&self.weight)?
+                .broadcast_add(&self.bias)?,
+            Kernels::Fused => {
+                broadcast::add_row(&broadcast::mul_row(&xhat, &self.weight)?, &self.bias)?
+            }
         };
         let cache = LayerNormCache {
             x: x.clone(),

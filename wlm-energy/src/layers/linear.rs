@@ -16,7 +16,13 @@ pub(crate) struct Linear {
 impl Linear {
     /// PyTorch's default initialisation: weight and bias `U(±1/sqrt(in_dim))`.
     pub(crate) fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Self::with_init(vb, in_dim, out_dim, linear_init(in_dim), linear_init(in_dim))
+        Self::with_init(
+            vb,
+            in_dim,
+            out_dim,
+            linear_init(in_dim),
+            linear_init(in_dim),
+        )
     }
 
     /// Explicit initialisations, for layers that PyTorch initialises differently.
@@ -102,7 +108,12 @@ mod tests {
         let vb = seeded_var_builder(&varmap, 1, DType::F64, &Device::Cpu);
         let layer = Linear::new(vb, 16, 64)?;
         let bound = 0.25;
-        let w = layer.weight.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+        let w = layer
+            .weight
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f64>()?;
         let b = layer.bias.abs()?.max(0)?.to_scalar::<f64>()?;
         assert!(w <= bound && w > 0.9 * bound, "{w}");
         assert!(b <= bound, "{b}");

@@ -35,8 +35,15 @@ fn compare(dtype: DType, value_tol: f64, grad_tol: f64) -> anyhow::Result<()> {
     assert!(max_rel(&fused.0, &plain.0)? < value_tol, "{dtype:?} energy");
     let force_err = max_rel(&fused.1, &plain.1)?;
     assert!(force_err < value_tol, "{dtype:?} force: {force_err}");
-    for ((name, _), (p, f)) in sorted_vars(&varmap).iter().zip(plain.2.iter().zip(&fused.2)) {
-        assert_eq!(p.is_some(), f.is_some(), "{name}: a gradient on one path only");
+    for ((name, _), (p, f)) in sorted_vars(&varmap)
+        .iter()
+        .zip(plain.2.iter().zip(&fused.2))
+    {
+        assert_eq!(
+            p.is_some(),
+            f.is_some(),
+            "{name}: a gradient on one path only"
+        );
         if let (Some(p), Some(f)) = (p, f) {
             let err = max_rel(f, p)?;
             assert!(err < grad_tol, "{dtype:?} {name}: gradient rel error {err}");

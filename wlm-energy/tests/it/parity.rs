@@ -87,7 +87,11 @@ fn check_case(name: &str, kernels: Kernels) -> anyhow::Result<()> {
     assert_eq!(x0.dims(), &[c.N, c.d]);
     let e = energy.energy(&x0, 0.0)?.to_scalar::<f64>()?;
     let rel = (e - case.outputs.energy).abs() / case.outputs.energy.abs();
-    assert!(rel < TOL, "{name} {kernels:?}: energy {e} vs {}", case.outputs.energy);
+    assert!(
+        rel < TOL,
+        "{name} {kernels:?}: energy {e} vs {}",
+        case.outputs.energy
+    );
     let per = energy.per_particle_energy(&x0, 0.0)?;
     let want = Tensor::new(case.outputs.energy_per_particle.as_slice(), &Device::Cpu)?;
     assert!(max_rel(&per, &want)? < TOL, "{name}: energy_per_particle");
@@ -114,12 +118,21 @@ fn check_case(name: &str, kernels: Kernels) -> anyhow::Result<()> {
     )?;
     for (step, state) in traj.states.iter().enumerate() {
         assert!((state.time - case.inputs.time_grid[step]).abs() < 1e-15);
-        let err = max_rel(&state.acceleration, &matrix(&case.outputs.rollout_accel[step])?)?;
+        let err = max_rel(
+            &state.acceleration,
+            &matrix(&case.outputs.rollout_accel[step])?,
+        )?;
         assert!(err < TOL, "{name}: rollout_accel[{step}] rel error {err}");
         if step >= 1 {
-            let err = max_rel(&state.positions, &matrix(&case.outputs.rollout_x[step - 1])?)?;
+            let err = max_rel(
+                &state.positions,
+                &matrix(&case.outputs.rollout_x[step - 1])?,
+            )?;
             assert!(err < TOL, "{name}: rollout_x[{}] rel error {err}", step - 1);
-            let err = max_rel(&state.velocities, &matrix(&case.outputs.rollout_v[step - 1])?)?;
+            let err = max_rel(
+                &state.velocities,
+                &matrix(&case.outputs.rollout_v[step - 1])?,
+            )?;
             assert!(err < TOL, "{name}: rollout_v[{}] rel error {err}", step - 1);
         }
     }

@@ -165,7 +165,11 @@ fn fused_kernels_give_the_same_rollout_gradients() -> anyhow::Result<()> {
         per_kernel.push(values);
     }
     for (plain, fused) in per_kernel[0].iter().zip(&per_kernel[1]) {
-        assert_eq!(plain.is_some(), fused.is_some(), "a gradient on one path only");
+        assert_eq!(
+            plain.is_some(),
+            fused.is_some(),
+            "a gradient on one path only"
+        );
         if let (Some(p), Some(f)) = (plain, fused) {
             assert!(crate::common::max_rel(f, p)? < 1e-10);
         }

@@ -49,7 +49,12 @@ fn f64_weights_load_into_an_f32_model() -> anyhow::Result<()> {
     load_weights(&varmap32, &path)?;
     let x = random(&[10, 2], 3, -2.0, 2.0, DType::F64)?;
     let want = original.energy(&x, 0.0)?.to_scalar::<f64>()?;
-    let got = model32.energy(&x.to_dtype(DType::F32)?, 0.0)?.to_scalar::<f32>()? as f64;
-    assert!((got - want).abs() < 1e-5 * want.abs().max(1.0), "{got} vs {want}");
+    let got = model32
+        .energy(&x.to_dtype(DType::F32)?, 0.0)?
+        .to_scalar::<f32>()? as f64;
+    assert!(
+        (got - want).abs() < 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
     Ok(())
 }
