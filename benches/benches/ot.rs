@@ -18,7 +18,7 @@ use wlm_ot::{sinkhorn, wasserstein_1, SinkhornConfig};
 fn cloud(n: usize, dim: usize, shift: f64, seed: u64) -> Vec<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n * dim)
-        .map(|k| rng.random_range(0.0..1.0) + if k % dim == 0 { shift } else { 0.0 })
+        .map(|k| rng.random_range(0.0..1.0) + if k.is_multiple_of(dim) { shift } else { 0.0 })
         .collect()
 }
 

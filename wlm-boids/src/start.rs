@@ -85,7 +85,7 @@ impl Start {
                 if *dim == 0 {
                     return Err(Error::Start("dim must be at least 1, got 0".into()));
                 }
-                if positions.len() % dim != 0 {
+                if !positions.len().is_multiple_of(*dim) {
                     return Err(Error::Start(format!(
                         "{} position values is not a multiple of dim {dim}",
                         positions.len()

@@ -174,7 +174,7 @@ impl GfSdeConfig {
     /// multiple of `dim` long, or not finite; [`Error::InvalidSnapshot`] on divergence.
     pub fn generate_from(&self, x0: &[f64]) -> Result<Snapshots> {
         self.validate()?;
-        if x0.is_empty() || x0.len() % self.dim != 0 {
+        if x0.is_empty() || !x0.len().is_multiple_of(self.dim) {
             return Err(Error::Invalid(format!(
                 "GF-SDE start: {} values is not a positive multiple of dim {}",
                 x0.len(),

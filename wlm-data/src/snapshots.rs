@@ -73,7 +73,7 @@ impl Snapshots {
             if cloud.is_empty() {
                 return Err(bad("empty cloud: no points".into()));
             }
-            if cloud.len() % dim != 0 {
+            if !cloud.len().is_multiple_of(dim) {
                 return Err(bad(format!(
                     "{} position values is not a multiple of the dimension {dim}",
                     cloud.len()

@@ -68,7 +68,7 @@ impl AttentionEnergyConfig {
                 bail!("attention energy: {name} must be at least 1, got 0");
             }
         }
-        if self.hidden % self.heads != 0 {
+        if !self.hidden.is_multiple_of(self.heads) {
             bail!(
                 "attention energy: hidden size {} is not divisible by heads {}",
                 self.hidden,

@@ -6,7 +6,7 @@ use wlm_ot::*;
 
 fn cloud(r: &mut rand::rngs::StdRng, n: usize, d: usize, shift: f64) -> Tensor {
     let v: Vec<f64> = (0..n * d)
-        .map(|k| r.random_range(0.0..1.0) + if k % d == 0 { shift } else { 0.0 })
+        .map(|k| r.random_range(0.0..1.0) + if k.is_multiple_of(d) { shift } else { 0.0 })
         .collect();
     Tensor::from_vec(v, (n, d), &Device::Cpu).unwrap()
 }

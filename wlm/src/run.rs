@@ -211,7 +211,7 @@ impl Run {
             observer.on_step(&report);
             let step = report.step;
             let last = step == self.config.train.steps;
-            let every = |n: usize| n > 0 && step % n == 0;
+            let every = |n: usize| n > 0 && step.is_multiple_of(n);
             let evaluation = if every(self.config.train.eval_every) || last {
                 let e = self.evaluate()?;
                 observer.on_evaluation(step, &e);

@@ -11,7 +11,6 @@ pub(crate) mod gelu;
 mod gemm;
 pub(crate) mod layer_norm;
 mod rows;
-mod scratch_timing;
 pub(crate) mod softmax;
 
 use candle_core::{bail, Result, Shape, Storage, Tensor};

@@ -44,7 +44,7 @@ impl MultiHeadAttention {
     /// PyTorch's initialisation: in-projection Xavier-uniform with zero bias, out-projection
     /// weight like a Linear, zero out-projection bias.
     pub(crate) fn new(vb: VarBuilder, hidden: usize, heads: usize) -> Result<Self> {
-        if heads == 0 || hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             candle_core::bail!("hidden size {hidden} is not divisible by heads {heads}");
         }
         let in_proj_weight = vb.get_with_hints(
