@@ -1,4 +1,84 @@
 //! Potential-energy networks for populations, with hand-written differentiable forces.
+//!
+//! A WLM model moves particles by `dv/dt = −∇_x E_θ(X, t) − γ v` (SPEC 2). This crate provides
+//! the energies `E_θ` and their forces `−∇_x E_θ`, and implements the integrators' seam
+//! `wlm_integrate::ForceField` through [`EnergyField`]. It sits below the learner (`wlm`) and
+//! depends only on `wlm-integrate` (for the trait).
+//!
+//! candle's autograd cannot differentiate a gradient (its backward detaches), so every force
+//! here is an explicit vector-Jacobian product written in candle ops (SPEC Appendix A); one
+//! ordinary `backward()` of a loss on forces then yields parameter gradients, including through
+//! a rollout.
+//!
+//! # Quick start
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use wlm_energy::{AttentionEnergyConfig, Energy, EnergyField};
+//! use wlm_integrate::{rollout, Integrator, State};
+//!
+//! let config = AttentionEnergyConfig { hidden: 16, ff: 32, blocks: 1, ..Default::default() };
+//! let (energy, varmap) = config.init_seeded(0, DType::F64, &Device::Cpu)?;
+//! let x = Tensor::new(&[[0.0f64, 1.0], [1.0, 0.0], [0.5, 0.5]], &Device::Cpu)?; // (n, dim)
+//! let force = energy.force(&x, 0.0)?; // −∇ₓE, (3, 2)
+//! assert_eq!(force.dims(), &[3, 2]);
+//!
+//! // A loss on a rollout reaches the parameters with one backward().
+//! let field = EnergyField::new(&energy); // reference semantics: detach_positions = true
+//! let friction = Tensor::new(0.1f64, &Device::Cpu)?;
+//! let start = State::new(&field, x.clone(), x.zeros_like()?, 0.0)?;
+//! let traj = rollout(Integrator::ReferenceLeapfrog, &field, start, 0.1, 3, &friction, &[3])?;
+//! let loss = traj.states[0].positions.sqr()?.sum_all()?;
+//! let grads = loss.backward()?;
+//! assert!(varmap.all_vars().iter().any(|v| grads.get(v.as_tensor()).is_some()));
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+//!
+//! # Entry points
+//! | item | what | cost (N particles, H hidden, F feed-forward, L blocks) |
+//! |---|---|---|
+//! | [`Energy`] | the trait: `energy(x, t)` (rank 0, sum pooling) and `force(x, t)` | — |
+//! | [`EnergyField`] | `ForceField` adapter; `detach_positions` (default `true`) or exact mode | one force |
+//! | [`AttentionEnergyConfig::init`] | the reference's attention energy, PyTorch names and init | — |
+//! | [`AttentionEnergy`] force | forward + hand-written VJP, [`Kernels::Fused`] by default | `O(L (N² H + N H F))` time, `O(L N (H + F))` memory |
+//! | [`MeanFieldEnergyConfig::init`] | `Σ U(x_i) + (1/N) Σ_{i≠j} w(|x_i − x_j|²)` | `O(N² hidden)` time and memory |
+//! | [`AnalyticPotential`] | the five GF-SDE potentials and a trap with soft repulsion | `O(N d)` (repulsion `O(N² d)`) |
+//! | [`load_weights`], `VarMap::save` | safetensors by state_dict name, dtype converted | file size |
+//! | [`seeded_var_builder`], [`perturb_constant_parameters`] | reproducible init; parity-style perturbation | parameters |
+//!
+//! # Kernels
+//! [`Kernels::Plain`] uses only candle ops that candle itself can differentiate, and is the
+//! reference the tests check the hand-written forces against. [`Kernels::Fused`] (default)
+//! replaces the hot spots by multi-threaded CPU custom ops with hand-written backward passes:
+//! attention without `N × N` tensors (rows of `P` recomputed in cache-sized blocks, with a
+//! second-order kernel so the force stays differentiable), row softmax and its VJP (used
+//! when attention dropout is active), GELU, LayerNorm, and row-broadcast bias/scale. Tests
+//! check that both paths agree in value and parameter gradient in f64 and f32.
+//!
+//! # What can go wrong
+//! - Bad input is an `Err` naming the value: positions not `(n_particles, dim)`, no particles,
+//!   wrong `dim` or dtype, non-finite time, `hidden` not divisible by `heads`, dropout outside
+//!   `[0, 1)`, the Bohachevsky potential outside `dim = 2`, a missing or mis-shaped tensor
+//!   when loading weights ([`WeightsError`]).
+//! - The fused kernels run on the CPU only (an `Err` elsewhere); use [`Kernels::Plain`] on
+//!   other devices. candle's `cuda` feature is never enabled by this crate.
+//! - A new [`AttentionEnergy`] is in training mode (PyTorch's default): with `dropout > 0`
+//!   every call draws new masks. Call `set_training(false)` to evaluate; `seed_dropout`
+//!   makes the masks reproducible. One force evaluation uses the same masks in its forward
+//!   pass and its VJP.
+//! - `detach_positions = true` (the reference's choice) gives gradients that ignore `∂a/∂x`:
+//!   they are the exact derivative of a rollout whose force positions are frozen, not of the
+//!   real rollout. Use [`EnergyField::exact`] for the exact gradient (about twice the cost).
+//! - f32 fused kernels use a polynomial `exp` and a rational `erf` (a few ulp, `< 5e-7`
+//!   absolute); f64 is accurate to rounding.
+//! - Large allocations of short-lived tensors make glibc return memory to the OS and
+//!   page-fault it back; binaries can set `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`
+//!   (see `benches/notes/energy.md`, about 20% at N = 1000).
+//!
+//! # References
+//! - SPEC 2.1, 5 and Appendix A (the workspace's `docs/SPEC.md`); the parity fixtures'
+//!   README (`shared/fixtures/parity/README.md`); the reference implementation `guanton/WLM`.
+//! - T. Dao et al., "FlashAttention" (2022): the blockwise recomputation used by the fused
+//!   attention kernels.
 
 mod analytic;
 mod attention_energy;

@@ -270,5 +270,4 @@ mod tests {
         }
         assert!(worst < 5e-7, "worst absolute error {worst}");
     }
-
 }

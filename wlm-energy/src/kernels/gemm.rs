@@ -187,7 +187,7 @@ mod tests {
         let input: Vec<f64> = (0..12).map(|v| v as f64).collect(); // 3 × 4
         let mut out = vec![0.0; 12];
         transpose(&input, 3, 4, 4, &mut out);
-        assert_eq!(out[1 * 3 + 2], input[2 * 4 + 1]);
+        assert_eq!(out[3 + 2], input[2 * 4 + 1]); // out[1][2] = in[2][1]
         assert_eq!(out, vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]);
     }
 }
