@@ -17,7 +17,14 @@ use wlm_ot::{cuda_available, sinkhorn, with_device_preference, DevicePreference,
 fn cloud(n: usize, dim: usize, shift: f64, seed: u64) -> Tensor {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let v: Vec<f32> = (0..n * dim)
-        .map(|k| rng.random_range(0.0..1.0_f32) + if k.is_multiple_of(dim) { shift as f32 } else { 0.0 })
+        .map(|k| {
+            rng.random_range(0.0..1.0_f32)
+                + if k.is_multiple_of(dim) {
+                    shift as f32
+                } else {
+                    0.0
+                }
+        })
         .collect();
     Tensor::from_vec(v, (n, dim), &Device::Cpu).expect("tensor")
 }

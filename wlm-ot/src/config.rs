@@ -39,8 +39,9 @@ impl Default for SinkhornConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FinalConvergence {
-    /// Stop when no potential moved by more than this in one averaged update (units of the cost).
-    /// Default 1e-12.
+    /// Stop when no potential moved by more than this in one averaged update (units of the cost),
+    /// or by more than 8 ulps of the largest potential (the precision floor, which matters for
+    /// f32). Default 1e-12.
     pub tolerance: f64,
     /// Cap on the extra updates; reaching it is not an error (see
     /// [`SinkhornOutput::final_change`](crate::SinkhornOutput::final_change)). Default 10 000.

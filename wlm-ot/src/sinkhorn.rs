@@ -58,6 +58,14 @@ impl<T: Real> Potentials<T> {
         }
     }
 
+    /// The largest magnitude of any potential.
+    fn max_abs(&self) -> f64 {
+        [&self.f_ba, &self.g_ab, &self.f_aa, &self.g_bb]
+            .into_iter()
+            .flatten()
+            .fold(0.0_f64, |m, v| m.max(v.to_f64().abs()))
+    }
+
     /// geomloss's averaged update `f ← ½(f + f̃)`; returns the largest change.
     fn average_with(&mut self, new: &Self) -> f64 {
         let half = T::from_f64(0.5);
@@ -215,7 +223,10 @@ pub(crate) fn solve<T: Real>(
     let final_eps = *eps_list.last().expect("schedule has >= 2 entries");
     let mut extra_iterations = 0;
     if let Some(conv) = config.converge_final {
-        while extra_iterations < conv.max_iterations && final_change > conv.tolerance {
+        // Changes below a few ulps of the potentials are rounding, not progress (f32 cannot
+        // reach the default 1e-12).
+        let floor = 8.0 * T::EPSILON.to_f64() * pots.max_abs();
+        while extra_iterations < conv.max_iterations && final_change > conv.tolerance.max(floor) {
             let updated = problem.softmin_all(Some(&pots), final_eps, None);
             final_change = pots.average_with(&updated);
             extra_iterations += 1;

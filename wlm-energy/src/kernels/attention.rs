@@ -49,7 +49,7 @@ pub(super) fn qkv_dims(shape: &Shape, what: &str) -> Result<(usize, usize, usize
     }
 }
 
-/// One unit of work: rows `rows.0..rows.1` of head `head`.
+/// One unit of work: rows `start..end` of head `head`.
 #[derive(Clone, Copy)]
 pub(super) struct Task {
     pub(super) head: usize,
@@ -60,7 +60,8 @@ pub(super) struct Task {
 /// Splits every head's rows into enough chunks to feed the thread pool.
 pub(super) fn tasks(heads: usize, n: usize) -> Vec<Task> {
     let threads = rayon::current_num_threads().max(1);
-    let per_head = (2 * threads)
+    // Several tasks per thread, so work stealing evens out a thread that the OS preempts.
+    let per_head = (4 * threads)
         .div_ceil(heads)
         .clamp(1, n.div_ceil(ROW_BLOCK).max(1));
     let chunk = n.div_ceil(per_head);

@@ -129,6 +129,30 @@ fn converged_gradient_matches_central_finite_differences() {
 }
 
 #[test]
+fn f32_final_convergence_stops_at_the_precision_floor() {
+    let mut r = rng(7);
+    let (n, m, d) = (20, 15, 2);
+    let x = tensor(&uniform_cloud(&mut r, n, d, 0.0, 1.0), n, d)
+        .to_dtype(candle_core::DType::F32)
+        .expect("f32");
+    let y = tensor(&uniform_cloud(&mut r, m, d, 0.3, 1.3), m, d)
+        .to_dtype(candle_core::DType::F32)
+        .expect("f32");
+    let config = SinkhornConfig {
+        blur: 0.2,
+        converge_final: Some(FinalConvergence::default()),
+        ..Default::default()
+    };
+    let out = sinkhorn(&x, &y, &config).expect("sinkhorn");
+    assert!(
+        out.extra_iterations < 2_000,
+        "{} extra iterations for a 1e-12 tolerance in f32",
+        out.extra_iterations
+    );
+    assert!(out.final_change < 1e-5, "{:e}", out.final_change);
+}
+
+#[test]
 fn geomloss_schedule_gradient_is_not_the_derivative_of_its_value() {
     // The documented property of the reference: one pass at the final ε.
     let mut r = rng(6);
