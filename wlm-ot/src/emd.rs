@@ -47,6 +47,102 @@ pub fn wasserstein_2(x: &Tensor, y: &Tensor) -> Result<f64> {
     Ok(emd_uniform(&cost, pair.n_x, pair.n_y)?.max(0.0).sqrt())
 }
 
+/// The ground cost of an exact transport plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroundCost {
+    /// `|x − y|` (the W1 problem).
+    Euclidean,
+    /// `|x − y|²` (the W2 problem; its plan gives displacement interpolation).
+    SquaredEuclidean,
+}
+
+/// An optimal coupling of the uniform measures on `n_x` and `n_y` points, sparse.
+///
+/// Masses are exact integers in units of `1 / lcm(n_x, n_y)`: every `x_i` sends
+/// `total_units / n_x` units and every `y_j` receives `total_units / n_y`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransportPlan {
+    /// Points in `x`.
+    pub n_x: usize,
+    /// Points in `y`.
+    pub n_y: usize,
+    /// `lcm(n_x, n_y)`: the number of mass units in all.
+    pub total_units: usize,
+    /// `(i, j, units)` for every pair that carries mass (`units ≥ 1`), at most
+    /// `n_x + n_y − 1` of them, sorted by `(i, j)`.
+    pub entries: Vec<(usize, usize, usize)>,
+    /// `Σ π_ij C_ij` with `π_ij = units / total_units`: W1, or W2² for the squared cost.
+    pub cost: f64,
+}
+
+impl TransportPlan {
+    /// The mass of entry `units`, as a fraction of the total.
+    #[must_use]
+    pub fn mass(&self, units: usize) -> f64 {
+        units as f64 / self.total_units as f64
+    }
+}
+
+/// An exact optimal transport plan between the uniform measures on `x` and `y` (sizes may
+/// differ), by the same network simplex as [`wasserstein_1`]. Computed in f64.
+///
+/// # Shapes
+/// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
+///
+/// # Errors
+/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+pub fn exact_plan(x: &Tensor, y: &Tensor, ground: GroundCost) -> Result<TransportPlan> {
+    let pair = read_pair_f64(x, y)?;
+    let cost = match ground {
+        GroundCost::Euclidean => cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq.sqrt()),
+        GroundCost::SquaredEuclidean => cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq),
+    };
+    plan_uniform(&cost, pair.n_x, pair.n_y)
+}
+
+/// Displacement (McCann) interpolation at fraction `s ∈ [0, 1]` between the uniform measures
+/// on `x` and `y`: every unit of mass of the exact W2 plan moves from `x_i` towards `y_j`,
+/// giving the point `(1 − s) x_i + s y_j`. The result is the uniform cloud of
+/// `lcm(N, M)` such points (`N` points when `N = M`), in f64; `s = 0` gives `x` and `s = 1`
+/// gives `y` (as measures). It is the W2 geodesic between the two clouds, and the usual
+/// "OT midpoint" baseline for interpolating a held-out snapshot.
+///
+/// # Shapes
+/// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64; returns `(lcm(N, M), d)` f64.
+///
+/// # Errors
+/// Bad shapes, dtypes or non-finite coordinates; `s` outside `[0, 1]`
+/// ([`Error::InvalidFraction`]); [`Error::ProblemTooLarge`] (also when `lcm(N, M)` exceeds
+/// 2^24 points).
+pub fn displacement_interpolation(x: &Tensor, y: &Tensor, s: f64) -> Result<Tensor> {
+    if !(0.0..=1.0).contains(&s) {
+        return Err(Error::InvalidFraction(s));
+    }
+    let pair = read_pair_f64(x, y)?;
+    let (n_x, n_y, dim) = (pair.n_x, pair.n_y, pair.dim);
+    let lcm = (n_x / gcd(n_x, n_y)).checked_mul(n_y);
+    if lcm.is_none_or(|l| l > 1 << 24) {
+        return Err(Error::ProblemTooLarge { n_x, n_y });
+    }
+    let cost = cost_matrix(&pair.x, &pair.y, dim, |sq| sq);
+    let plan = plan_uniform(&cost, n_x, n_y)?;
+    let mut points = Vec::with_capacity(plan.total_units * dim);
+    for &(i, j, units) in &plan.entries {
+        let (xi, yj) = (
+            &pair.x[i * dim..(i + 1) * dim],
+            &pair.y[j * dim..(j + 1) * dim],
+        );
+        for _ in 0..units {
+            points.extend(xi.iter().zip(yj).map(|(a, b)| (1.0 - s) * a + s * b));
+        }
+    }
+    Ok(Tensor::from_vec(
+        points,
+        (plan.total_units, dim),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
 /// Row-major `N × M` matrix `f(|x_i − y_j|²)`.
 fn cost_matrix(x: &[f64], y: &[f64], dim: usize, f: impl Fn(f64) -> f64) -> Vec<f64> {
     let mut cost = Vec::with_capacity(x.len() / dim * (y.len() / dim));
@@ -69,6 +165,11 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// Optimal transport cost `min Σ_ij π_ij C_ij` over couplings of the uniform measures on
 /// `n_x` and `n_y` points; `cost` is row-major `n_x × n_y`.
 pub(crate) fn emd_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<f64> {
+    Ok(plan_uniform(cost, n_x, n_y)?.cost)
+}
+
+/// The optimal plan of [`emd_uniform`]'s problem.
+fn plan_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<TransportPlan> {
     if n_x.checked_mul(n_y).is_none_or(|arcs| arcs >= MAX_ARCS) {
         return Err(Error::ProblemTooLarge { n_x, n_y });
     }
@@ -76,8 +177,20 @@ pub(crate) fn emd_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<f64> {
     let (supply, demand) = ((n_y / g) as i64, (n_x / g) as i64);
     let mut simplex = NetworkSimplex::new(cost, n_x, n_y, supply, demand);
     simplex.run();
-    let total_mass = (n_x / g) as f64 * n_y as f64;
-    Ok(simplex.total_cost() / total_mass)
+    let total_units = n_x / g * n_y;
+    let mut entries: Vec<(usize, usize, usize)> = (0..simplex.root)
+        .map(|u| simplex.pred[u])
+        .filter(|&a| a < simplex.n_real && simplex.flow[a] > 0)
+        .map(|a| (a / n_y, a % n_y, simplex.flow[a] as usize))
+        .collect();
+    entries.sort_unstable();
+    Ok(TransportPlan {
+        n_x,
+        n_y,
+        total_units,
+        entries,
+        cost: simplex.total_cost() / total_units as f64,
+    })
 }
 
 const NONE: usize = usize::MAX;

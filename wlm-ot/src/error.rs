@@ -95,6 +95,9 @@ pub enum Error {
         /// Points in `y`.
         n_y: usize,
     },
+    /// An interpolation fraction outside `[0, 1]`.
+    #[error("interpolation fraction must be in [0, 1], got {0}")]
+    InvalidFraction(f64),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

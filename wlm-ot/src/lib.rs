@@ -34,6 +34,8 @@
 //! | [`sinkhorn`] / [`sinkhorn_weighted`] | value, potentials, schedule, gradients w.r.t. `x` and `y`, no autograd | same |
 //! | [`wasserstein_1`] | exact W1, Euclidean cost (POT's `ot.emd2`) | network simplex, `O(NM)` memory |
 //! | [`wasserstein_2`] | exact W2 = `sqrt(emd2)` with cost `|x − y|²` | same |
+//! | [`exact_plan`] | the optimal coupling itself (sparse, exact integer masses) | same |
+//! | [`displacement_interpolation`] | McCann interpolation along the exact W2 plan (the OT-midpoint baseline) | same |
 //! | [`energy_distance`], [`mmd_rbf`] | kernel two-sample statistics | `O((N+M)² d)` |
 //!
 //! The Sinkhorn divergence is computed exactly as geomloss 0.3.1 computes it (`SamplesLoss(
@@ -94,7 +96,9 @@ pub use cuda::{
     DevicePreference,
 };
 pub use divergence::{sinkhorn_divergence, sinkhorn_divergence_weighted};
-pub use emd::{wasserstein_1, wasserstein_2};
+pub use emd::{
+    displacement_interpolation, exact_plan, wasserstein_1, wasserstein_2, GroundCost, TransportPlan,
+};
 pub use error::{Error, Result};
 pub use metrics::{energy_distance, mmd_rbf};
 pub use sinkhorn::{sinkhorn, sinkhorn_weighted, SinkhornOutput};

@@ -115,3 +115,111 @@ fn transport_between_identical_clouds_is_zero_and_w2_dominates_w1() {
     );
     assert!(w2 >= w1 - 1e-12, "W2 {w2} < W1 {w1}");
 }
+
+/// Row sums, column sums and the cost `Σ π_ij C_ij` of a plan, recomputed from its entries.
+fn check_plan(plan: &wlm_ot::TransportPlan, x: &[f64], y: &[f64], d: usize, squared: bool) -> f64 {
+    let (n, m) = (plan.n_x, plan.n_y);
+    assert_eq!(plan.total_units % n, 0, "lcm divisible by n_x");
+    assert_eq!(plan.total_units % m, 0, "lcm divisible by n_y");
+    assert!(
+        plan.entries.len() < n + m,
+        "a basic plan has at most n + m − 1 entries"
+    );
+    let (mut rows, mut cols) = (vec![0usize; n], vec![0usize; m]);
+    let mut cost = 0.0;
+    for &(i, j, units) in &plan.entries {
+        assert!(units >= 1, "entries carry mass");
+        rows[i] += units;
+        cols[j] += units;
+        let sq: f64 = (0..d).map(|k| (x[i * d + k] - y[j * d + k]).powi(2)).sum();
+        cost += plan.mass(units) * if squared { sq } else { sq.sqrt() };
+    }
+    assert!(
+        rows.iter().all(|&r| r == plan.total_units / n),
+        "row marginals {rows:?}"
+    );
+    assert!(
+        cols.iter().all(|&c| c == plan.total_units / m),
+        "column marginals {cols:?}"
+    );
+    cost
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exact_plans_are_couplings_whose_cost_is_the_optimum(
+        (n, m, d, x, y) in (1usize..=12, 1usize..=12, 1usize..=3).prop_flat_map(|(n, m, d)| (
+            Just(n), Just(m), Just(d),
+            prop::collection::vec(-1.0f64..1.0, n * d),
+            prop::collection::vec(-1.0f64..2.0, m * d),
+        ))
+    ) {
+        let (xt, yt) = (tensor(&x, n, d), tensor(&y, m, d));
+        let p1 = wlm_ot::exact_plan(&xt, &yt, wlm_ot::GroundCost::Euclidean).expect("plan");
+        let p2 = wlm_ot::exact_plan(&xt, &yt, wlm_ot::GroundCost::SquaredEuclidean).expect("plan");
+        let c1 = check_plan(&p1, &x, &y, d, false);
+        let c2 = check_plan(&p2, &x, &y, d, true);
+        let w1 = wasserstein_1(&xt, &yt).expect("w1");
+        let w2 = wasserstein_2(&xt, &yt).expect("w2");
+        prop_assert!((c1 - w1).abs() <= 1e-12 * (1.0 + w1), "plan cost {} vs W1 {}", c1, w1);
+        prop_assert!((p1.cost - w1).abs() <= 1e-12 * (1.0 + w1));
+        prop_assert!((c2 - w2 * w2).abs() <= 1e-12 * (1.0 + w2 * w2), "plan cost {} vs W2² {}", c2, w2 * w2);
+        if n == m && n <= 6 {
+            let b2 = brute_force(&x, &y, n, d, true);
+            prop_assert!((c2 - b2).abs() <= 1e-12 * (1.0 + b2), "plan cost {} vs brute force {}", c2, b2);
+        }
+    }
+
+    #[test]
+    fn displacement_interpolation_walks_the_w2_geodesic(
+        (n, m, d, x, y, s) in (1usize..=10, 1usize..=10, 1usize..=3).prop_flat_map(|(n, m, d)| (
+            Just(n), Just(m), Just(d),
+            prop::collection::vec(-1.0f64..1.0, n * d),
+            prop::collection::vec(-1.0f64..2.0, m * d),
+            0.0f64..=1.0,
+        ))
+    ) {
+        let (xt, yt) = (tensor(&x, n, d), tensor(&y, m, d));
+        let mid = wlm_ot::displacement_interpolation(&xt, &yt, s).expect("interpolation");
+        let lcm = n * m / (1..=n.min(m)).rev().find(|g| n % g == 0 && m % g == 0).unwrap_or(1);
+        prop_assert_eq!(mid.dims2().expect("2-d"), (lcm, d));
+        // On a geodesic, W2(x, m_s) = s W2(x, y) and W2(m_s, y) = (1 − s) W2(x, y).
+        let w = wasserstein_2(&xt, &yt).expect("w2");
+        let a = wasserstein_2(&xt, &mid).expect("w2");
+        let b = wasserstein_2(&mid, &yt).expect("w2");
+        prop_assert!((a - s * w).abs() <= 1e-9 * (1.0 + w), "W2(x, m) {} vs s W2 {}", a, s * w);
+        prop_assert!((b - (1.0 - s) * w).abs() <= 1e-9 * (1.0 + w), "W2(m, y) {} vs (1 − s) W2 {}", b, (1.0 - s) * w);
+    }
+}
+
+#[test]
+fn midpoint_of_a_translated_cloud_is_the_half_translation() {
+    let mut r = rng(7);
+    let (n, d) = (40, 2);
+    let x = uniform_cloud(&mut r, n, d, 0.0, 1.0);
+    let y: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(k, v)| v + if k % 2 == 0 { 0.3 } else { -0.2 })
+        .collect();
+    let mid =
+        wlm_ot::displacement_interpolation(&tensor(&x, n, d), &tensor(&y, n, d), 0.5).expect("mid");
+    let expected: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(k, v)| v + if k % 2 == 0 { 0.15 } else { -0.1 })
+        .collect();
+    let w = wasserstein_2(&mid, &tensor(&expected, n, d)).expect("w2");
+    assert!(w < 1e-7, "midpoint is off the half translation by W2 {w}");
+}
+
+#[test]
+fn displacement_interpolation_rejects_fractions_outside_the_unit_interval() {
+    let x = tensor(&[0.0, 1.0], 2, 1);
+    for s in [-0.1, 1.5, f64::NAN] {
+        let err = wlm_ot::displacement_interpolation(&x, &x, s).expect_err("bad fraction");
+        assert!(err.to_string().contains("fraction"), "{err}");
+    }
+}
