@@ -26,12 +26,21 @@
 //! ```
 //!
 //! Each `∂/∂θ ⟨ā, A_θ(x)⟩` rebuilds one force graph and calls `backward()` on it, so the peak
-//! memory is one step's graph whatever the horizon.
+//! memory is one step's graph whatever the horizon. The forward pass can instead keep the
+//! graphs it builds anyway ([`forward_keeping`]) while they fit a memory budget
+//! (`TrainConfig::keep_graphs_mib`); the sweep then reuses those and rebuilds only the others,
+//! with bitwise the same gradients.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
 
 use candle_core::{DType, Tensor, Var};
+use wlm_energy::EnergyField;
 use wlm_integrate::{ForceField, Integrator};
 
-use crate::Result;
+use crate::loss::{LossGradients, RolloutLoss};
+use crate::model::Model;
+use crate::{Error, Result};
 
 /// The step's scalar coefficients and their derivatives with respect to `γ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -93,6 +102,47 @@ pub(crate) struct Tape {
     pub(crate) times: Vec<f64>,
     /// One entry per step.
     pub(crate) coefficients: Vec<StepCoefficients>,
+    /// Force graphs kept by [`forward_keeping`]: entry `n` for `a_n` (empty, or `k + 1`
+    /// entries). The sweep takes each one out when it uses it, freeing it.
+    pub(crate) kept: Vec<RefCell<Option<KeptGraph>>>,
+}
+
+/// One step's force with its graph, kept from the forward pass.
+#[derive(Debug)]
+pub(crate) struct KeptGraph {
+    /// `A_θ(x_n, t_n)` with its graph to the parameters.
+    pub(crate) acceleration: Tensor,
+    /// The positions as a variable, when the graph also reaches them (exact mode).
+    pub(crate) positions: Option<Var>,
+}
+
+/// How [`forward_keeping`] keeps force graphs.
+#[derive(Clone, Copy)]
+pub(crate) struct KeepGraphs<'a> {
+    /// Computes forces with their graph (`detach_positions = false`): the field of the sweep.
+    pub(crate) field: &'a dyn ForceField,
+    /// Exact position-gradient mode: the graphs of `a_1 .. a_k` also reach their positions.
+    pub(crate) exact: bool,
+    /// Total size of the kept graphs, estimated from the first one (see [`graph_bytes`]).
+    pub(crate) budget_bytes: u64,
+}
+
+/// Bytes held by the intermediate tensors of `t`'s graph (parameters excluded; tensors that
+/// share a storage counted once, at the size of the first view met).
+pub(crate) fn graph_bytes(t: &Tensor) -> u64 {
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    for node in t.sorted_nodes() {
+        if node.is_variable() {
+            continue;
+        }
+        let (storage, _) = node.storage_and_layout();
+        let address = std::ptr::from_ref(&*storage) as usize;
+        if seen.insert(address) {
+            total += (node.elem_count() * node.dtype().size_in_bytes()) as u64;
+        }
+    }
+    total
 }
 
 /// Runs the rollout without keeping any graph: every acceleration is detached as soon as it
@@ -108,6 +158,27 @@ pub(crate) fn forward(
     t0: f64,
     coefficients: &[StepCoefficients],
 ) -> Result<Tape> {
+    forward_keeping(integrator, field, None, x0, v0, t0, coefficients)
+}
+
+/// [`forward`], keeping force graphs for the sweep as `keep` says: `a_0` first, then `a_1`,
+/// `a_2`, … (never `a_k`, which the sweep does not use) while
+/// `(number kept) × (size of a_0's graph) ≤ budget`. A kept acceleration is
+/// computed by `keep.field` (on a [`Var`] of the positions in exact mode) and then detached
+/// for the integrator's arithmetic, so the rollout's values are the same as [`forward`]'s.
+///
+/// # Shapes
+/// As [`forward`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_keeping(
+    integrator: Integrator,
+    field: &dyn ForceField,
+    keep: Option<KeepGraphs<'_>>,
+    x0: &Tensor,
+    v0: &Tensor,
+    t0: f64,
+    coefficients: &[StepCoefficients],
+) -> Result<Tape> {
     let k = coefficients.len();
     let mut tape = Tape {
         positions: Vec::with_capacity(k + 1),
@@ -116,26 +187,71 @@ pub(crate) fn forward(
         half_velocities: Vec::with_capacity(k),
         times: Vec::with_capacity(k + 1),
         coefficients: coefficients.to_vec(),
+        kept: Vec::new(),
     };
     let mut x = x0.detach();
     let mut v = v0.detach();
-    let mut a = field.acceleration(&x, t0)?.detach();
+    // How many more graphs fit the budget; decided from the size of a_0's graph.
+    let mut room = 0u64;
+    let mut a = match keep {
+        Some(keep) if keep.budget_bytes > 0 => {
+            let graph = keep.field.acceleration(&x, t0)?;
+            room = keep.budget_bytes / graph_bytes(&graph).max(1);
+            let a = graph.detach();
+            tape.kept.push(RefCell::new(None));
+            if room > 0 {
+                room -= 1;
+                tape.kept[0] = RefCell::new(Some(KeptGraph {
+                    acceleration: graph,
+                    positions: None,
+                }));
+            }
+            a
+        }
+        _ => field.acceleration(&x, t0)?.detach(),
+    };
     let mut t = t0;
-    for co in coefficients {
+    // a(x, t), kept when there is room left and the sweep will use it (it never uses a_k:
+    // v_k enters no loss).
+    let mut accelerate =
+        |x: &Tensor, t: f64, last: bool, kept: &mut Vec<RefCell<Option<KeptGraph>>>| {
+            let Some(keep) = keep.filter(|_| room > 0 && !last) else {
+                if !kept.is_empty() {
+                    kept.push(RefCell::new(None));
+                }
+                return field.acceleration(x, t).map(|a| a.detach());
+            };
+            room -= 1;
+            let positions = if keep.exact {
+                Some(Var::from_tensor(x)?)
+            } else {
+                None
+            };
+            let input = positions.as_ref().map_or(x, |p| p.as_tensor());
+            let graph = keep.field.acceleration(input, t)?;
+            let a = graph.detach();
+            kept.push(RefCell::new(Some(KeptGraph {
+                acceleration: graph,
+                positions,
+            })));
+            Ok(a)
+        };
+    for (n, co) in coefficients.iter().enumerate() {
+        let last = n + 1 == k;
         let (h, x_next, a_next, v_next, t_next);
         match integrator {
             Integrator::ReferenceLeapfrog => {
                 h = ((&v * co.m)? + (&a * co.c1)?)?;
                 x_next = (&x + h.affine(co.dt, 0.0)?)?;
                 t_next = t + co.dt;
-                a_next = field.acceleration(&x_next, t_next)?.detach();
+                a_next = accelerate(&x_next, t_next, last, &mut tape.kept)?;
                 v_next = ((&h * co.m)? + (&a_next * co.c2)?)?;
             }
             Integrator::ConformalLeapfrog => {
                 h = ((&v * co.m)? + a.affine(co.dt / 2.0, 0.0)?)?;
                 x_next = (&x + h.affine(co.dt, 0.0)?)?;
                 t_next = t + co.dt;
-                a_next = field.acceleration(&x_next, t_next)?.detach();
+                a_next = accelerate(&x_next, t_next, last, &mut tape.kept)?;
                 v_next = ((&h + a_next.affine(co.dt / 2.0, 0.0)?)? * co.m)?;
             }
         }
@@ -156,6 +272,11 @@ pub(crate) fn forward(
     Ok(tape)
 }
 
+/// The graph kept for `a_n`, if any (taken out of the tape).
+fn take_kept(tape: &Tape, n: usize) -> Option<KeptGraph> {
+    tape.kept.get(n).and_then(|slot| slot.borrow_mut().take())
+}
+
 /// Gradients produced by [`reverse_sweep`].
 #[derive(Debug)]
 pub(crate) struct SweepGradients {
@@ -168,7 +289,8 @@ pub(crate) struct SweepGradients {
 /// The adjoint reverse sweep over `tape`.
 ///
 /// `field` must keep the graph to its input positions (it is called with a fresh [`Var`] in
-/// exact mode) and to `params`. `loss_grads[m − 1] = ∂L/∂x_m` for `m = 1..=k`.
+/// exact mode) and to `params`. `loss_grads[m − 1] = ∂L/∂x_m` for `m = 1..=k`. Force graphs
+/// kept in the tape are used (and freed) instead of being rebuilt.
 pub(crate) fn reverse_sweep(
     field: &dyn ForceField,
     tape: &Tape,
@@ -194,6 +316,7 @@ pub(crate) fn reverse_sweep(
         if let Some(a_bar) = &a_bar {
             let jx = accumulate_force_vjp(
                 field,
+                take_kept(tape, n + 1),
                 &tape.positions[n + 1],
                 tape.times[n + 1],
                 a_bar,
@@ -226,6 +349,7 @@ pub(crate) fn reverse_sweep(
     if let Some(a_bar) = a_next {
         accumulate_force_vjp(
             field,
+            take_kept(tape, 0),
             &tape.positions[0],
             tape.times[0],
             &a_bar,
@@ -240,9 +364,13 @@ pub(crate) fn reverse_sweep(
     })
 }
 
-/// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`.
+/// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`. Uses
+/// `kept` (the same graph, built in the forward pass) when it reaches what is needed, and
+/// rebuilds the force graph otherwise.
+#[allow(clippy::too_many_arguments)]
 fn accumulate_force_vjp(
     field: &dyn ForceField,
+    kept: Option<KeptGraph>,
     x: &Tensor,
     t: f64,
     a_bar: &Tensor,
@@ -250,16 +378,21 @@ fn accumulate_force_vjp(
     exact: bool,
     grads: &mut [Option<Tensor>],
 ) -> Result<Option<Tensor>> {
-    let x_var = if exact {
-        Some(Var::from_tensor(x)?)
-    } else {
-        None
+    let (force, x_var) = match kept {
+        Some(kept) if !exact || kept.positions.is_some() => (kept.acceleration, kept.positions),
+        _ => {
+            let x_var = if exact {
+                Some(Var::from_tensor(x)?)
+            } else {
+                None
+            };
+            let input = match &x_var {
+                Some(v) => v.as_tensor().clone(),
+                None => x.detach(),
+            };
+            (field.acceleration(&input, t)?, x_var)
+        }
     };
-    let input = match &x_var {
-        Some(v) => v.as_tensor().clone(),
-        None => x.detach(),
-    };
-    let force = field.acceleration(&input, t)?;
     let objective = (force * a_bar)?.sum_all()?;
     let store = objective.backward()?;
     for (slot, var) in grads.iter_mut().zip(params) {
@@ -295,6 +428,99 @@ pub(crate) fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
         (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?)
     };
     Ok((a * b)?.sum_all()?.to_scalar::<f64>()?)
+}
+
+/// Bytes in a mebibyte (the unit of `TrainConfig::keep_graphs_mib`).
+pub(crate) const MIB: u64 = 1 << 20;
+
+impl Model {
+    /// [`Model::loss_and_gradients`] by the reverse sweep, keeping the forward pass's force
+    /// graphs within `keep_graphs_bytes` (0: rebuild every graph, as `loss_and_gradients`
+    /// does). Same loss and, to rounding of nothing (the same ops on the same values), the
+    /// same gradients.
+    ///
+    /// # Errors
+    /// As [`Model::loss_and_gradients`].
+    pub(crate) fn sweep_loss_and_gradients(
+        &self,
+        problem: &RolloutLoss,
+        keep_graphs_bytes: u64,
+    ) -> Result<LossGradients> {
+        let k = problem.dts.len();
+        if k == 0 || problem.targets.len() != k {
+            return Err(Error::Data(format!(
+                "a rollout loss needs k ≥ 1 step sizes and as many targets, got {} and {}",
+                k,
+                problem.targets.len()
+            )));
+        }
+        let params = self.named_parameters();
+        let x0 = self.prepare(&problem.x0)?;
+        let v0 = self.prepare(&problem.v0)?;
+        let gamma = self.friction()?;
+        let integrator = self.config().integrator;
+        let coefficients: Vec<StepCoefficients> = problem
+            .dts
+            .iter()
+            .map(|&dt| StepCoefficients::new(integrator, gamma, dt))
+            .collect();
+        let forward_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: true,
+        };
+        let sweep_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: false,
+        };
+        let exact = !self.config().detach_positions;
+        let keep = KeepGraphs {
+            field: &sweep_field,
+            exact,
+            budget_bytes: keep_graphs_bytes,
+        };
+        let tape = forward_keeping(
+            integrator,
+            &forward_field,
+            Some(keep),
+            &x0,
+            &v0,
+            problem.t0,
+            &coefficients,
+        )?;
+        let mut per_step = Vec::with_capacity(k);
+        let mut loss_grads = Vec::with_capacity(k);
+        for (m, target) in problem.targets.iter().enumerate() {
+            let x_m = &tape.positions[m + 1];
+            let total = x_m.abs()?.sum_all()?.to_dtype(DType::F64)?;
+            if !total.to_scalar::<f64>()?.is_finite() {
+                return Err(Error::NonFinite {
+                    step: 0,
+                    what: format!("simulated positions at interval {}", m + 1),
+                });
+            }
+            let out = wlm_ot::sinkhorn(x_m, &self.prepare(target)?, &problem.sinkhorn)?;
+            per_step.push(out.value);
+            loss_grads.push((out.grad_x.to_dtype(self.dtype())? / k as f64)?);
+        }
+        let loss = per_step.iter().sum::<f64>() / k as f64;
+        let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
+        let mut sweep = reverse_sweep(&sweep_field, &tape, &loss_grads, &vars, exact)?;
+        if let Some(theta) = self.friction_parameter() {
+            if let Some(i) = vars
+                .iter()
+                .position(|v| v.as_tensor().id() == theta.as_tensor().id())
+            {
+                let g = Tensor::new(gamma * sweep.gamma, self.device())?.to_dtype(self.dtype())?;
+                sweep.params[i] = Some(g);
+            }
+        }
+        Ok(LossGradients {
+            loss,
+            per_step,
+            names: params.iter().map(|(n, _)| n.clone()).collect(),
+            grads: sweep.params,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +674,39 @@ mod tests {
             })
             .collect();
         let sweep = reverse_sweep(&field, &tape, &loss_grads, &params, exact).unwrap();
+        // The same sweep reusing the forward pass's graphs: all of them, two, or none.
+        let one_graph = graph_bytes(&field.acceleration(&x0, t0).unwrap());
+        assert!(one_graph > 0);
+        for (budget, want_kept) in [(u64::MAX, k), (5 * one_graph / 2, 2), (1, 0)] {
+            let keep = KeepGraphs {
+                field: &field,
+                exact,
+                budget_bytes: budget,
+            };
+            let kept_tape =
+                forward_keeping(integrator, &field, Some(keep), &x0, &v0, t0, &coefficients)
+                    .unwrap();
+            let kept_count = kept_tape
+                .kept
+                .iter()
+                .filter(|g| g.borrow().is_some())
+                .count();
+            assert_eq!(kept_count, want_kept, "budget {budget}");
+            for (a, b) in kept_tape.positions.iter().zip(&tape.positions) {
+                assert_eq!(max_rel(a, b), 0.0);
+            }
+            let kept_sweep =
+                reverse_sweep(&field, &kept_tape, &loss_grads, &params, exact).unwrap();
+            assert!(kept_tape.kept.iter().all(|g| g.borrow().is_none()));
+            for (got, want) in kept_sweep.params.iter().zip(&sweep.params) {
+                let err = max_rel(got.as_ref().unwrap(), want.as_ref().unwrap());
+                assert!(
+                    err < 1e-14,
+                    "{integrator:?} exact={exact} budget {budget}: {err}"
+                );
+            }
+            assert!((kept_sweep.gamma - sweep.gamma).abs() <= 1e-14 * sweep.gamma.abs());
+        }
         for (var, got) in params.iter().zip(&sweep.params) {
             let want = store.get(var.as_tensor()).unwrap();
             let err = max_rel(got.as_ref().unwrap(), want);
@@ -486,5 +745,82 @@ mod tests {
     #[test]
     fn reverse_sweep_equals_backprop_conformal_leapfrog_exact() {
         check(Integrator::ConformalLeapfrog, true);
+    }
+
+    /// The model-level sweep that keeps graphs (all, some, none) gives the loss and gradients
+    /// of the sweep that rebuilds them and of plain backprop, on an attention energy with
+    /// learned friction, in both position-gradient modes.
+    #[test]
+    fn keeping_graphs_equals_rebuilding_them_and_backprop_for_attention() {
+        use crate::config::GradientMethod;
+        use crate::model::{EnergyConfig, FrictionConfig, ModelConfig, Precision};
+        use wlm_energy::AttentionEnergyConfig;
+        use wlm_ot::SinkhornConfig;
+
+        let problem = RolloutLoss {
+            x0: cloud(9, 2, 0.1),
+            v0: (cloud(9, 2, 2.0) * 0.4).unwrap(),
+            t0: 0.5,
+            dts: vec![0.1, 0.2, 0.15],
+            targets: vec![cloud(8, 2, 3.0), cloud(10, 2, 4.0), cloud(7, 2, 5.0)],
+            sinkhorn: SinkhornConfig {
+                p: 2,
+                blur: 0.3,
+                scaling: 0.9,
+                converge_final: None,
+            },
+        };
+        for detach_positions in [true, false] {
+            let config = ModelConfig {
+                energy: EnergyConfig::Attention(AttentionEnergyConfig {
+                    dim: 2,
+                    heads: 2,
+                    hidden: 8,
+                    blocks: 2,
+                    ff: 16,
+                    time_features: true,
+                    dropout: 0.0,
+                }),
+                friction: FrictionConfig {
+                    gamma: 0.7,
+                    learnable: true,
+                },
+                integrator: Integrator::ReferenceLeapfrog,
+                detach_positions,
+                precision: Precision::F64,
+                init_seed: 3,
+            };
+            let model = Model::new(config, &Device::Cpu).unwrap();
+            let rebuilt = model
+                .loss_and_gradients(&problem, GradientMethod::ReverseSweep)
+                .unwrap();
+            let plain = model
+                .loss_and_gradients(&problem, GradientMethod::Backprop)
+                .unwrap();
+            let x0 = model.prepare(&problem.x0).unwrap();
+            let field = model.force_field();
+            let one_graph = graph_bytes(&field.acceleration(&x0, problem.t0).unwrap());
+            for budget in [u64::MAX, 2 * one_graph, 0] {
+                let kept = model.sweep_loss_and_gradients(&problem, budget).unwrap();
+                assert_eq!(kept.loss, rebuilt.loss);
+                assert!((kept.loss - plain.loss).abs() < 1e-13 * plain.loss.abs());
+                assert_eq!(kept.names, rebuilt.names);
+                for (i, name) in kept.names.iter().enumerate() {
+                    match (&kept.grads[i], &rebuilt.grads[i], &plain.grads[i]) {
+                        (Some(a), Some(b), Some(c)) => {
+                            let to_rebuilt = max_rel(a, b);
+                            let to_plain = max_rel(a, c);
+                            assert!(
+                                to_rebuilt < 1e-14 && to_plain < 1e-10,
+                                "detach={detach_positions} budget {budget}: {name} \
+                                 {to_rebuilt:e} {to_plain:e}"
+                            );
+                        }
+                        (None, None, None) => {}
+                        _ => panic!("{name}: gradient present in only some methods"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -89,6 +89,15 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     /// Gradient propagation. Default [`GradientMethod::ReverseSweep`].
     pub gradient: GradientMethod,
+    /// Memory budget, in MiB, for keeping the forward rollout's force graphs in the reverse
+    /// sweep ([`GradientMethod::ReverseSweep`] only). Graphs are kept, earliest steps first,
+    /// while their total size (estimated from the first step's graph) stays within the budget,
+    /// and the sweep reuses them instead of recomputing those forces (about a quarter of a
+    /// step's work); the remaining steps' graphs are rebuilt one at a time as without a
+    /// budget. Peak memory is therefore at most the budget plus one step's graph, whatever the
+    /// horizon. 0 always rebuilds (the least memory). Gradients are identical either way.
+    /// Default 2048 (2 GiB: Boids N = 1000 keeps about 20 steps).
+    pub keep_graphs_mib: u64,
     /// Write a checkpoint every this many steps (0: only at the end). Default 1000.
     pub checkpoint_every: usize,
     /// Evaluate (with the EMA weights) every this many steps (0: only at the end). Default 0.
@@ -114,6 +123,7 @@ impl Default for TrainConfig {
             initial_velocities: VelocitySource::Data,
             loss: LossConfig::default(),
             gradient: GradientMethod::ReverseSweep,
+            keep_graphs_mib: 2048,
             checkpoint_every: 1000,
             eval_every: 0,
         }

@@ -9,7 +9,8 @@ use rand::Rng;
 use wlm_data::Snapshots;
 use wlm_ot::SinkhornConfig;
 
-use crate::config::{TrainConfig, VelocitySource};
+use crate::adjoint::MIB;
+use crate::config::{GradientMethod, TrainConfig, VelocitySource};
 use crate::ema::Ema;
 use crate::loss::RolloutLoss;
 use crate::model::{Model, FRICTION_PARAMETER};
@@ -91,7 +92,7 @@ impl Trainer {
             ));
         }
         if let crate::model::EnergyConfig::Attention(c) = &model.config().energy {
-            if c.dropout > 0.0 && config.gradient == crate::config::GradientMethod::ReverseSweep {
+            if c.dropout > 0.0 && config.gradient == GradientMethod::ReverseSweep {
                 return Err(Error::config(
                     "train.gradient",
                     "dropout > 0 needs GradientMethod::Backprop (the reverse sweep would redraw the masks)",
@@ -293,10 +294,16 @@ impl Trainer {
         let start = Instant::now();
         let step = self.step + 1;
         let (problem, batch) = self.draw_problem()?;
-        let out = match self
-            .model
-            .loss_and_gradients(&problem, self.config.gradient)
-        {
+        let result = match self.config.gradient {
+            GradientMethod::ReverseSweep => self.model.sweep_loss_and_gradients(
+                &problem,
+                self.config.keep_graphs_mib.saturating_mul(MIB),
+            ),
+            GradientMethod::Backprop => self
+                .model
+                .loss_and_gradients(&problem, GradientMethod::Backprop),
+        };
+        let out = match result {
             Ok(out) => out,
             Err(Error::NonFinite { what, .. }) => return Err(Error::NonFinite { step, what }),
             Err(e) => return Err(e),
@@ -335,5 +342,91 @@ impl Trainer {
             friction: self.model.friction()?,
             seconds,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EnergyConfig, FrictionConfig, ModelConfig, Precision};
+    use candle_core::Device;
+    use wlm_energy::AttentionEnergyConfig;
+    use wlm_integrate::Integrator;
+
+    fn cloud(n: usize, shift: f64, seed: f64) -> Tensor {
+        let v: Vec<f64> = (0..2 * n)
+            .map(|i| ((i as f64) * 1.37 + seed).sin() + shift)
+            .collect();
+        Tensor::from_vec(v, (n, 2), &Device::Cpu).expect("cloud")
+    }
+
+    /// Losses, friction and final parameters of `steps` training steps.
+    fn train(keep_graphs_mib: u64, detach_positions: bool, steps: usize) -> (Vec<f64>, Vec<f64>) {
+        let clouds: Vec<Tensor> = (0..4)
+            .map(|m| cloud(12, 0.1 * m as f64, m as f64))
+            .collect();
+        let mut velocities = vec![Some((cloud(12, 0.0, 9.0) * 0.3).expect("v"))];
+        velocities.extend((1..4).map(|_| None));
+        let snapshots =
+            Snapshots::from_tensors(vec![0.0, 0.1, 0.2, 0.3], &clouds, Some(&velocities))
+                .expect("snapshots");
+        let model = Model::new(
+            ModelConfig {
+                energy: EnergyConfig::Attention(AttentionEnergyConfig {
+                    dim: 2,
+                    heads: 2,
+                    hidden: 8,
+                    blocks: 1,
+                    ff: 16,
+                    time_features: false,
+                    dropout: 0.0,
+                }),
+                friction: FrictionConfig {
+                    gamma: 0.5,
+                    learnable: true,
+                },
+                integrator: Integrator::ReferenceLeapfrog,
+                detach_positions,
+                precision: Precision::F64,
+                init_seed: 1,
+            },
+            &Device::Cpu,
+        )
+        .expect("model");
+        let config = TrainConfig {
+            batch_size: Some(10),
+            lr: 1e-2,
+            keep_graphs_mib,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(model, config, &snapshots).expect("trainer");
+        let losses = (0..steps)
+            .map(|_| trainer.step().expect("step").loss)
+            .collect();
+        let params = trainer
+            .model()
+            .named_parameters()
+            .iter()
+            .flat_map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f64>())
+                    .expect("values")
+            })
+            .collect();
+        (losses, params)
+    }
+
+    /// Keeping the forward graphs (the default budget) and rebuilding them (budget 0) train
+    /// identically, step for step, in both position-gradient modes.
+    #[test]
+    fn keeping_graphs_trains_exactly_like_rebuilding_them() {
+        for detach_positions in [true, false] {
+            let kept = train(TrainConfig::default().keep_graphs_mib, detach_positions, 4);
+            let rebuilt = train(0, detach_positions, 4);
+            assert_eq!(kept.0, rebuilt.0, "losses, detach={detach_positions}");
+            assert_eq!(kept.1, rebuilt.1, "parameters, detach={detach_positions}");
+            assert!(kept.0.iter().all(|l| l.is_finite()));
+        }
     }
 }
