@@ -225,7 +225,8 @@ impl Canvas {
     /// Encoding or I/O failures, naming the file.
     pub(crate) fn save_png(&self, path: &Path) -> anyhow::Result<()> {
         let bytes = self.encode_png()?;
-        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        wlm_data::write_atomic(path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

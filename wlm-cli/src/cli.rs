@@ -38,6 +38,59 @@ pub(crate) enum Command {
     Plot(PlotArgs),
     /// Simulate Boids, train a small model, forecast and plot, with no input files.
     Demo(DemoArgs),
+    /// Run a reference experiment (SPEC 5): train every run, evaluate, write a results table.
+    Experiment(ExperimentArgs),
+}
+
+/// The reference experiments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExperimentName {
+    /// Ocean small vortex: interpolate held-out times 1, 3, 5, 7 (time features).
+    OceanSmall,
+    /// Ocean big vortex: train on times 0-9, forecast time 10.
+    OceanBig,
+    /// Embryoid body, 300-cell subsample: leave out time 1, 2 or 3.
+    Eb,
+    /// Gradient-flow SDE: five potentials, paired and unpaired, with and without friction.
+    GfSde,
+    /// Boids: train on the first half, forecast the second.
+    Boids,
+}
+
+/// Which configs an experiment uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scale {
+    /// The CPU-sized variants (`configs/*_cpu.ron`): smaller networks, fewer steps or points.
+    Cpu,
+    /// The reference's sizes and schedules (`configs/<name>.ron`).
+    Reference,
+}
+
+/// `wlm experiment`.
+#[derive(Debug, Args)]
+pub(crate) struct ExperimentArgs {
+    /// The experiment.
+    #[arg(value_enum)]
+    pub(crate) name: ExperimentName,
+    /// Folder holding the data sets (`oceans/…`, `eb/…`), for the ocean and EB experiments.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// Seeds (of initialisation and training; of the simulation too for Boids and GF-SDE), one
+    /// run per seed. Default: 0.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) seeds: Vec<u64>,
+    /// Config sizes.
+    #[arg(long, value_enum, default_value_t = Scale::Cpu)]
+    pub(crate) scale: Scale,
+    /// GF-SDE only: the potentials to run (default: all five).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) potentials: Vec<PotentialName>,
+    /// Override a config value in every run, e.g. `--set train.steps=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Folder of the experiments' run directories and results.
+    #[arg(long, default_value = "runs/experiments")]
+    pub(crate) out: PathBuf,
 }
 
 /// `wlm simulate ...`.

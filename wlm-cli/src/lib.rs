@@ -9,6 +9,7 @@ mod config;
 mod data;
 mod demo;
 mod distance;
+mod experiment;
 mod figures;
 mod inspect;
 mod overrides;
@@ -96,6 +97,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             }
         }
         Command::Demo(a) => demo::demo(&a, mode)?,
+        Command::Experiment(a) => {
+            experiment::experiment(&a, mode)?;
+        }
     }
     Ok(())
 }

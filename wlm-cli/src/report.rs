@@ -100,14 +100,23 @@ pub(crate) fn simple_table(
     for (index, time, values) in rows {
         let mut row = format!("{index:>5}  {time:>10.4}");
         for v in values {
-            let _ = write!(row, "  {v:>17.4}");
+            if v.is_nan() {
+                let _ = write!(row, "  {:>17}", "-");
+            } else {
+                let _ = write!(row, "  {v:>17.4}");
+            }
         }
         let _ = writeln!(out, "{row}");
     }
     if !rows.is_empty() {
         let mut row = format!("{:>5}  {:>10}", "mean", "");
         for c in 0..columns.len() {
-            let values: Vec<f64> = rows.iter().map(|r| r.2[c]).collect();
+            // A missing value (NaN, printed as `-`) is left out of the mean.
+            let values: Vec<f64> = rows
+                .iter()
+                .map(|r| r.2[c])
+                .filter(|v| !v.is_nan())
+                .collect();
             let m = MeanSe::of(&values).map(|m| m.mean).unwrap_or(f64::NAN);
             let _ = write!(row, "  {m:>17.4}");
         }

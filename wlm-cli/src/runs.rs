@@ -211,8 +211,9 @@ pub(crate) fn read_experiment(dir: &Path) -> Result<ExperimentConfig> {
     from_ron(&text).with_context(|| format!("invalid {}", path.display()))
 }
 
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
+    wlm_data::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Model weights for evaluation: plain weights, or a trainer restored from a checkpoint
@@ -413,27 +414,26 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
     write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
+    let baselines = wlm::baselines(&loaded.snapshots, &loaded.split)?;
     let mut rows = Vec::new();
     for (&h, p) in test.iter().zip(&predictions) {
-        let baseline = wlm_ot::wasserstein_1(
-            &loaded
-                .snapshots
-                .positions_tensor(h - 1, DType::F64, &Device::Cpu)?,
-            &loaded
-                .snapshots
-                .positions_tensor(h, DType::F64, &Device::Cpu)?,
-        )?;
-        rows.push((
-            h,
-            loaded.snapshots.times()[h],
-            vec![w1(p, &loaded.snapshots, h)?, baseline],
-        ));
+        let mut values = vec![w1(p, &loaded.snapshots, h)?];
+        for b in &baselines {
+            let w =
+                b.w1.iter()
+                    .find(|(k, _)| *k == h)
+                    .map_or(f64::NAN, |(_, w)| *w);
+            values.push(w);
+        }
+        rows.push((h, loaded.snapshots.times()[h], values));
     }
+    let mut header = vec!["model"];
+    header.extend(baselines.iter().map(|b| b.name.as_str()));
     println!(
         "{}",
         simple_table(
             "interpolation of held-out snapshots from the snapshot before, exact W1",
-            &["model", "repeat_previous"],
+            &header,
             &rows
         )
     );

@@ -16,7 +16,10 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
 /// flushed to disk and renamed over `path`, so readers see the old file or the new one, never
 /// a partial one. The temporary file is removed if anything fails.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source: std::io::Error| Error::Io {
         path: path.to_owned(),
         source,

@@ -99,6 +99,7 @@ mod trajectorynet;
 pub use blur::{estimate_blur, BlurConfig};
 pub use csv::{load_csv, parse_csv, write_csv};
 pub use error::{Error, Result};
+pub use fs::write_atomic;
 pub use gf_sde::{GfSdeConfig, Pairing, VelocitySnapshots};
 pub use h5ad::{load_h5ad, parse_h5ad, write_h5ad, H5adConfig, H5adMatrix};
 pub use npy::{

@@ -189,7 +189,8 @@ pub struct SnapshotScore {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineScore {
     /// `repeat_last` (the last training snapshot), `constant_velocity` (it, moved by its
-    /// velocities) or `repeat_previous` (interpolation: the observed snapshot `h − 1`).
+    /// velocities), `repeat_previous` (interpolation: the observed snapshot `h − 1`) or
+    /// `ot_midpoint` (interpolation: McCann interpolation of snapshots `h − 1` and `h + 1`).
     pub name: String,
     /// `(snapshot index, W1)` per test snapshot.
     pub w1: Vec<(usize, f64)>,
@@ -297,7 +298,9 @@ pub fn evaluate(
 
 /// The baselines of SPEC 4 on the test snapshots. Forecast split: `repeat_last` (the last
 /// training snapshot) and, when it has velocities, `constant_velocity`
-/// (`x + (t_h − t_last) v`). Interpolation split: `repeat_previous` (observed snapshot `h − 1`).
+/// (`x + (t_h − t_last) v`). Interpolation split: `repeat_previous` (observed snapshot `h − 1`)
+/// and, when `h + 1` exists, `ot_midpoint` (displacement interpolation between snapshots
+/// `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`).
 ///
 /// # Errors
 /// W1 failures.
@@ -339,6 +342,22 @@ pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineSco
             previous.push((h, wlm_ot::wasserstein_1(&tensor(h - 1)?, &tensor(h)?)?));
         }
         out.push(finish("repeat_previous", previous));
+        // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
+        // along their exact W2 plan, at the held-out time.
+        let mut midpoint = Vec::new();
+        for &h in split.test.iter().filter(|&&h| h + 1 < snapshots.len()) {
+            let times = snapshots.times();
+            let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
+            let mid = wlm_ot::displacement_interpolation(
+                &tensor(h - 1)?,
+                &tensor(h + 1)?,
+                s.clamp(0.0, 1.0),
+            )?;
+            midpoint.push((h, wlm_ot::wasserstein_1(&mid, &tensor(h)?)?));
+        }
+        if !midpoint.is_empty() {
+            out.push(finish("ot_midpoint", midpoint));
+        }
     }
     Ok(out)
 }

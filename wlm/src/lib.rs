@@ -48,7 +48,6 @@
 //! - The reference leapfrog's small-step limit is `dv/dt = (1+γ) a − γ v` (kept for parity);
 //!   choose `Integrator::ConformalLeapfrog` for the paper's equation.
 //! - Exact W1 needs an `N × M` cost matrix: evaluation of very large clouds is memory-bound.
-//! - Not yet: the exact-OT-midpoint interpolation baseline (`repeat_previous` stands in).
 //!
 //! # References
 //! SPEC sections 2–4 (`docs/SPEC.md`); the parity fixtures' README (`fixtures/parity`).
