@@ -5,11 +5,16 @@
 //! Short settings (10 samples); the 20000-point cases take minutes each. Run one group with e.g.
 //! `cargo bench -p wlm-benches --bench ot -- 'sinkhorn_f32/p2_d2/1000'`. Numbers and the
 //! geomloss/POT comparison are in `notes/ot.md`.
+//!
+//! `WLM_OT_CPU_REPORT=1000,4000 cargo bench -p wlm-benches --bench ot` skips criterion and prints,
+//! for those sizes, the process CPU time and wall time per call and the CPU nanoseconds per
+//! kernel evaluation, next to the CPU time of one scalar `f32::exp` (set `RAYON_NUM_THREADS=1`
+//! for the single-thread figure, which a busy machine disturbs least).
 
 use std::time::Duration;
 
 use candle_core::{Device, Tensor};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use wlm_ot::{sinkhorn, wasserstein_1, SinkhornConfig};
 
@@ -92,5 +97,104 @@ fn scalar_exp(c: &mut Criterion) {
     group.finish();
 }
 
+/// CPU time of this process (all threads).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Wall-clock stand-in where the CPU clock is not wired up.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn process_cpu_time() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// Runs `f` until at least `budget` of wall time has passed (at least `min_calls` times) and
+/// returns `(calls, cpu per call, wall per call)`.
+fn time_calls(
+    budget: Duration,
+    min_calls: usize,
+    mut f: impl FnMut(),
+) -> (usize, Duration, Duration) {
+    f(); // warm-up
+    let (cpu0, wall0) = (process_cpu_time(), std::time::Instant::now());
+    let mut calls = 0;
+    while calls < min_calls || wall0.elapsed() < budget {
+        f();
+        calls += 1;
+    }
+    let cpu = process_cpu_time() - cpu0;
+    (calls, cpu / calls as u32, wall0.elapsed() / calls as u32)
+}
+
+/// The `WLM_OT_CPU_REPORT` mode: CPU ns per kernel evaluation of the Sinkhorn cases of
+/// `sizes`, and of one scalar `f32::exp`.
+fn cpu_report(sizes: &[usize]) {
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
+    println!("RAYON_NUM_THREADS={threads}");
+    let args: Vec<f32> = (0..1 << 16).map(|k| -(k as f32) * 1e-3).collect();
+    let expf = || {
+        let (_, cpu, _) = time_calls(Duration::from_millis(500), 10, || {
+            std::hint::black_box(
+                args.iter()
+                    .map(|&t| std::hint::black_box(t).exp())
+                    .sum::<f32>(),
+            );
+        });
+        cpu.as_secs_f64() * 1e9 / args.len() as f64
+    };
+    println!("scalar f32::exp: {:.2} ns CPU per call", expf());
+    for &n in sizes {
+        for dim in [2, 5] {
+            for p in [2, 1] {
+                let x = f32_tensor(&cloud(n, dim, 0.0, 1), n, dim);
+                let y = f32_tensor(&cloud(n, dim, 0.5, 2), n, dim);
+                let config = SinkhornConfig {
+                    p,
+                    blur: 0.05,
+                    scaling: 0.9,
+                    ..Default::default()
+                };
+                let steps = sinkhorn(&x, &y, &config).expect("sinkhorn").eps_list.len();
+                let evals = ((steps + 2) * 4 * n * n) as f64;
+                let (calls, cpu, wall) = time_calls(Duration::from_secs(3), 3, || {
+                    std::hint::black_box(sinkhorn(&x, &y, &config).expect("sinkhorn"));
+                });
+                println!(
+                    "N=M={n} d={dim} p={p}: {:.1} ms wall, {:.1} ms CPU per call ({calls} calls, {steps} eps), {:.3} ns CPU per evaluation",
+                    wall.as_secs_f64() * 1e3,
+                    cpu.as_secs_f64() * 1e3,
+                    cpu.as_secs_f64() * 1e9 / evals
+                );
+            }
+        }
+    }
+    println!("scalar f32::exp (again): {:.2} ns CPU per call", expf());
+}
+
 criterion_group!(benches, sinkhorn_value_and_gradient, exact_w1, scalar_exp);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(sizes) = std::env::var("WLM_OT_CPU_REPORT") {
+        let sizes: Vec<usize> = sizes
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("WLM_OT_CPU_REPORT: comma-separated sizes")
+            })
+            .collect();
+        cpu_report(&sizes);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

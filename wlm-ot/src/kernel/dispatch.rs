@@ -20,6 +20,9 @@ pub(crate) enum SimdLevel {
     /// AVX2 and FMA.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
+    /// AVX-512F: the explicit kernels of [`super::avx512`].
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
 }
 
 /// The best level this CPU supports (detected once).
@@ -28,6 +31,9 @@ pub(crate) fn detected_simd() -> SimdLevel {
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
+            if super::avx512::supported() {
+                return SimdLevel::Avx512;
+            }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -45,6 +51,17 @@ pub(crate) fn available_simd() -> Vec<SimdLevel> {
     match best {
         SimdLevel::Generic => vec![SimdLevel::Generic],
         SimdLevel::Avx2 => vec![SimdLevel::Generic, SimdLevel::Avx2],
+        SimdLevel::Avx512 => {
+            // AVX-512F implies AVX2 on every CPU that has it, but FMA is a separate flag.
+            let mut levels = vec![SimdLevel::Generic];
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                levels.push(SimdLevel::Avx2);
+            }
+            levels.push(SimdLevel::Avx512);
+            levels
+        }
     }
 }
 
@@ -91,6 +108,19 @@ fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
         // SAFETY: `level` is `Avx2` only when `detected_simd` found AVX2 and FMA on this CPU (or
         // a test picked it from `available_simd`, which is bounded by the same detection).
         SimdLevel::Avx2 => unsafe { rows_avx2::<T, P2, GRAD>(columns, task, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level` is `Avx512` only when `detected_simd` found AVX-512F on this CPU (or a
+        // test picked it from `available_simd`, which is bounded by the same detection).
+        SimdLevel::Avx512 => unsafe {
+            T::softmin_rows_avx512::<P2, GRAD>(
+                columns,
+                task.rows,
+                task.row_start,
+                task.out,
+                task.grad,
+                scratch,
+            )
+        },
         _ => rows_generic::<T, P2, GRAD>(columns, task, scratch),
     }
 }
@@ -134,7 +164,7 @@ pub(crate) fn run_passes_with<T: Real>(
 ) {
     let columns: Vec<Columns<'_, T>> = passes
         .iter()
-        .map(|p| Columns::prepare(p, eps, cost))
+        .map(|p| Columns::prepare(p, eps, cost, level == SimdLevel::Avx512))
         .collect();
     let total_pairs: usize = passes.iter().map(|p| p.rows.n_points * p.cols.n_pad).sum();
     let threads = rayon::current_num_threads();

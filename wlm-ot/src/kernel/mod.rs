@@ -6,13 +6,19 @@
 //!   log-sum-exp over column tiles, optionally also accumulating the *gradient sums*
 //!   `Σ_j P_ij ∇₁C(x_i, y_j)`; the four potentials of the Sinkhorn loop all go through it;
 //! - [`dispatch`]: runs a batch of passes over rows, multi-threaded when the batch is large,
-//!   compiled twice (AVX2 + FMA, and portable) and picked at run time.
+//!   with the best kernel this CPU runs, picked at run time: the explicit AVX-512 kernels of
+//!   [`avx512`], or [`softmin`] compiled for AVX2 + FMA, or portable.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 pub(crate) mod dispatch;
 pub(crate) mod exp;
 pub(crate) mod softmin;
 
 use std::fmt::Debug;
+
+#[cfg(target_arch = "x86_64")]
+use softmin::{Columns, Scratch};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 pub(crate) use dispatch::run_passes;
@@ -57,6 +63,19 @@ pub(crate) trait Real:
     fn ln(self) -> Self;
     /// `exp` (libm), for scalar rescaling factors.
     fn exp(self) -> Self;
+    /// The AVX-512 kernel of this type ([`avx512`]): `softmin_rows` in base-2 units.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn softmin_rows_avx512<const P2: bool, const GRAD: bool>(
+        columns: &Columns<'_, Self>,
+        rows: &Cloud<Self>,
+        row_start: usize,
+        out: &mut [Self],
+        grad: &mut [Self],
+        scratch: &mut Scratch<Self>,
+    );
     /// The larger of two values; `other` when `self` is NaN (vectorises to `max`).
     #[inline(always)]
     fn max_fast(self, other: Self) -> Self {
@@ -69,7 +88,7 @@ pub(crate) trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $exp:ident) => {
+    ($t:ty, $exp:ident, $avx512:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -103,9 +122,25 @@ macro_rules! impl_real {
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn softmin_rows_avx512<const P2: bool, const GRAD: bool>(
+                columns: &Columns<'_, Self>,
+                rows: &Cloud<Self>,
+                row_start: usize,
+                out: &mut [Self],
+                grad: &mut [Self],
+                scratch: &mut Scratch<Self>,
+            ) {
+                // SAFETY: the caller guarantees AVX-512F.
+                unsafe {
+                    avx512::$avx512::softmin_rows::<P2, GRAD>(
+                        columns, rows, row_start, out, grad, scratch,
+                    )
+                }
+            }
         }
     };
 }
 
-impl_real!(f32, exp_f32);
-impl_real!(f64, exp_f64);
+impl_real!(f32, exp_f32, f32x16);
+impl_real!(f64, exp_f64, f64x8);

@@ -111,31 +111,46 @@ pub(crate) struct Columns<'a, T> {
     pub(crate) eps: T,
     pub(crate) inv_eps: T,
     pub(crate) half_inv_eps: T,
+    /// `p = 1`: the factor of `sqrt(D)` in the logits, `−1/ε` (or `−log2(e)/ε` in base 2).
+    pub(crate) cost_scale: T,
+    /// Base-2 kernels skip terms more than this many binary orders of magnitude below the row's
+    /// running maximum: `−log2(machine ε) + 9 + log2(n_cols)`, so that all the terms a row can
+    /// drop weigh less than `2^-9` ulp of its sum.
+    pub(crate) skip_bits: T,
     pub(crate) cost: Cost,
 }
 
 impl<'a, T: Real> Columns<'a, T> {
-    /// Prepares the columns of `spec` at temperature `eps`.
-    pub(crate) fn prepare(spec: &PassSpec<'a, T>, eps: f64, cost: Cost) -> Self {
+    /// Prepares the columns of `spec` at temperature `eps`; with `base2`, the offsets, scaled
+    /// coordinates and `cost_scale` are multiplied by `log2(e)` (logits in base-2 units, for
+    /// kernels that exponentiate with `exp2`).
+    pub(crate) fn prepare(spec: &PassSpec<'a, T>, eps: f64, cost: Cost, base2: bool) -> Self {
         let cols = spec.cols;
         let eps_t = T::from_f64(eps);
         let inv_eps = T::from_f64(1.0 / eps);
         let half_inv_eps = T::from_f64(0.5 / eps);
+        let unit = T::from_f64(if base2 { std::f64::consts::LOG2_E } else { 1.0 });
         let mut offset = vec![T::NEG_INFINITY; cols.n_pad];
         for (j, o) in offset.iter_mut().take(cols.n_points).enumerate() {
             let mut h = spec.col_log_weights[j];
             if let Some(g) = spec.col_potential {
                 h += g[j] / eps_t;
             }
-            *o = match cost {
+            let natural = match cost {
                 Cost::HalfSquaredEuclidean => h - cols.sq_norms[j] * half_inv_eps,
                 Cost::Euclidean => h,
             };
+            *o = if base2 { natural * unit } else { natural };
         }
         let scaled = match cost {
+            Cost::HalfSquaredEuclidean if base2 => {
+                let s = T::from_f64(std::f64::consts::LOG2_E / eps);
+                cols.columns.iter().map(|&v| v * s).collect()
+            }
             Cost::HalfSquaredEuclidean => cols.columns.iter().map(|&v| v * inv_eps).collect(),
             Cost::Euclidean => Vec::new(),
         };
+        let skip_bits = -T::EPSILON.to_f64().log2() + 9.0 + (cols.n_points.max(1) as f64).log2();
         Self {
             cols,
             offset,
@@ -143,6 +158,8 @@ impl<'a, T: Real> Columns<'a, T> {
             eps: eps_t,
             inv_eps,
             half_inv_eps,
+            cost_scale: T::from_f64(-unit.to_f64() / eps),
+            skip_bits: T::from_f64(skip_bits),
             cost,
         }
     }
@@ -150,9 +167,12 @@ impl<'a, T: Real> Columns<'a, T> {
 
 /// Per-task scratch space.
 pub(crate) struct Scratch<T> {
-    buf: Vec<T>,
-    psi: Vec<T>,
-    grad_acc: Vec<T>,
+    /// Logits, then weights, of one tile.
+    pub(crate) buf: Vec<T>,
+    /// `p = 1` with gradients: `1/|x_i − y_j|` of one tile (0 below the floor).
+    pub(crate) psi: Vec<T>,
+    /// Gradient sums of the current row.
+    pub(crate) grad_acc: Vec<T>,
 }
 
 impl<T: Real> Scratch<T> {

@@ -231,6 +231,22 @@ fn max_abs(u: &[f64]) -> f64 {
     u.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
 }
 
+/// `PROPTEST_CASES` from the environment, or `default`.
+fn env_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `PROPTEST_RNG_SEED` from the environment, or `default`.
+fn env_seed(default: u64) -> u64 {
+    std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A random problem for the dense comparison.
 #[derive(Debug, Clone)]
 struct Case {
@@ -294,7 +310,8 @@ fn problem() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, rng_seed: RngSeed::Fixed(101), ..ProptestConfig::default() })]
+    // `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override the count and the seed for long runs.
+    #![proptest_config(ProptestConfig { cases: env_cases(96), rng_seed: RngSeed::Fixed(env_seed(101)), ..ProptestConfig::default() })]
 
     #[test]
     fn online_kernel_matches_the_dense_reference(case in problem()) {

@@ -1,0 +1,580 @@
+//! Explicit AVX-512 softmin kernels (16 f32 or 8 f64 lanes), picked at run time on CPUs with
+//! AVX-512F; the same passes as [`super::softmin`], written for this instruction set.
+//!
+//! What differs from the portable kernel (all of it is about instructions per pair):
+//! - logits are in base-2 units (`log2 e` is folded into the per-pass column data by
+//!   [`Columns::prepare`]), so `exp` is `exp2`: round to the nearest integer (`vrndscale`), a
+//!   degree-5 (f32) or degree-11 (f64) minimax polynomial of the fraction, and `vscalef` for the
+//!   power of two, with no range clamp;
+//! - a vector whose lanes all lie more than [`Columns::skip_bits`] below the row's running maximum
+//!   is not exponentiated at all (the terms dropped that way weigh less than `2^-9` ulp of the
+//!   sum together), and single lanes below it are zeroed by the same mask (this also takes care
+//!   of the `−∞` padding);
+//! - `p = 1` in f32 takes `sqrt` as `rsqrt14` plus one Newton step (relative error ~1e-7, like
+//!   the rounding of the logits themselves); f64 keeps the IEEE `sqrt`.
+
+/// Vector operations on 16 f32 lanes, with the same names as [`ops64`].
+mod ops32 {
+    use std::arch::x86_64::*;
+
+    pub(super) type V = __m512;
+    pub(super) type Mask = __mmask16;
+    pub(super) const LANES: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn splat(a: f32) -> V {
+        _mm512_set1_ps(a)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn load(s: &[f32; LANES]) -> V {
+        // SAFETY: `s` holds exactly LANES readable f32; the load is unaligned.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn store(s: &mut [f32; LANES], v: V) {
+        // SAFETY: `s` holds exactly LANES writable f32; the store is unaligned.
+        unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn add(a: V, b: V) -> V {
+        _mm512_add_ps(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sub(a: V, b: V) -> V {
+        _mm512_sub_ps(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn mul(a: V, b: V) -> V {
+        _mm512_mul_ps(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn max(a: V, b: V) -> V {
+        _mm512_max_ps(a, b)
+    }
+
+    /// `a·b + c`, fused.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn fmadd(a: V, b: V, c: V) -> V {
+        _mm512_fmadd_ps(a, b, c)
+    }
+
+    /// Lanes where `a > b` (false for NaN).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn gt(a: V, b: V) -> Mask {
+        _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn reduce_add(a: V) -> f32 {
+        _mm512_reduce_add_ps(a)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn reduce_max(a: V) -> f32 {
+        _mm512_reduce_max_ps(a)
+    }
+
+    /// `2^t` in the lanes of `keep` (where `t` must be finite and at most ~100 in magnitude),
+    /// 0 elsewhere. Relative error below 1 ulp plus the polynomial's 7.5e-8.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn exp2_masked(t: V, keep: Mask) -> V {
+        // Minimax (relative) on [−½, ½], coefficients rounded to f32.
+        const C: [f32; 6] = [
+            1.000_000_1,
+            0.693_146_94,
+            0.240_221_2,
+            0.055_507_13,
+            0.009_675_541,
+            0.001_327_647_2,
+        ];
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+        let f = _mm512_sub_ps(t, n);
+        let mut p = _mm512_set1_ps(C[5]);
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[4]));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[3]));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[2]));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[1]));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[0]));
+        _mm512_maskz_scalef_ps(keep, p, n)
+    }
+
+    /// `h + k·sqrt(d2)` for `d2 > 0` (already floored): `rsqrt14` and one Newton step,
+    /// `sqrt(d2) ≈ ½ s (3 − s r)` with `r ≈ 1/sqrt(d2)`, `s = d2 r`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn add_scaled_sqrt(d2: V, k: V, h: V) -> V {
+        let r = _mm512_rsqrt14_ps(d2);
+        let s = _mm512_mul_ps(d2, r);
+        let e = _mm512_fnmadd_ps(s, r, _mm512_set1_ps(3.0));
+        let half_k = _mm512_mul_ps(k, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(_mm512_mul_ps(s, e), half_k, h)
+    }
+
+    /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere (IEEE division and square root).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn inv_sqrt_above(d2: V, floor: V) -> V {
+        let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d2, floor);
+        _mm512_maskz_div_ps(keep, _mm512_set1_ps(1.0), _mm512_sqrt_ps(d2))
+    }
+}
+
+/// Vector operations on 8 f64 lanes, with the same names as [`ops32`].
+mod ops64 {
+    use std::arch::x86_64::*;
+
+    pub(super) type V = __m512d;
+    pub(super) type Mask = __mmask8;
+    pub(super) const LANES: usize = 8;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn splat(a: f64) -> V {
+        _mm512_set1_pd(a)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn load(s: &[f64; LANES]) -> V {
+        // SAFETY: `s` holds exactly LANES readable f64; the load is unaligned.
+        unsafe { _mm512_loadu_pd(s.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn store(s: &mut [f64; LANES], v: V) {
+        // SAFETY: `s` holds exactly LANES writable f64; the store is unaligned.
+        unsafe { _mm512_storeu_pd(s.as_mut_ptr(), v) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn add(a: V, b: V) -> V {
+        _mm512_add_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sub(a: V, b: V) -> V {
+        _mm512_sub_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn mul(a: V, b: V) -> V {
+        _mm512_mul_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn max(a: V, b: V) -> V {
+        _mm512_max_pd(a, b)
+    }
+
+    /// `a·b + c`, fused.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn fmadd(a: V, b: V, c: V) -> V {
+        _mm512_fmadd_pd(a, b, c)
+    }
+
+    /// Lanes where `a > b` (false for NaN).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn gt(a: V, b: V) -> Mask {
+        _mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn reduce_add(a: V) -> f64 {
+        _mm512_reduce_add_pd(a)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn reduce_max(a: V) -> f64 {
+        _mm512_reduce_max_pd(a)
+    }
+
+    /// `2^t` in the lanes of `keep` (where `t` must be finite and at most ~1000 in magnitude),
+    /// 0 elsewhere. Relative error a few ulp (polynomial 7.8e-18).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn exp2_masked(t: V, keep: Mask) -> V {
+        // Minimax (relative) on [−½, ½].
+        const C: [f64; 12] = [
+            1.0,
+            std::f64::consts::LN_2,
+            0.240_226_506_959_101_58,
+            0.055_504_108_664_819_93,
+            0.009_618_129_107_587_827,
+            0.001_333_355_814_678_655_7,
+            0.000_154_035_304_630_845_25,
+            1.525_273_349_377_657_7e-5,
+            1.321_543_282_850_029_2e-6,
+            1.017_819_628_486_373_9e-7,
+            7.074_147_471_425_522e-9,
+            4.435_561_153_194_103e-10,
+        ];
+        let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+        let f = _mm512_sub_pd(t, n);
+        let mut p = _mm512_set1_pd(C[11]);
+        for &c in C[..11].iter().rev() {
+            p = _mm512_fmadd_pd(p, f, _mm512_set1_pd(c));
+        }
+        _mm512_maskz_scalef_pd(keep, p, n)
+    }
+
+    /// `h + k·sqrt(d2)` (IEEE square root).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn add_scaled_sqrt(d2: V, k: V, h: V) -> V {
+        _mm512_fmadd_pd(_mm512_sqrt_pd(d2), k, h)
+    }
+
+    /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn inv_sqrt_above(d2: V, floor: V) -> V {
+        let keep = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(d2, floor);
+        _mm512_maskz_div_pd(keep, _mm512_set1_pd(1.0), _mm512_sqrt_pd(d2))
+    }
+}
+
+/// The kernel body, written once over `T` and `ops` (a type alias and a module in scope where
+/// it is expanded).
+macro_rules! softmin_kernel {
+    () => {
+        use crate::kernel::softmin::{Cloud, Columns, Scratch, SQ_DIST_FLOOR, TILE};
+
+        /// One vector of `T`.
+        type Lanes = [T; ops::LANES];
+
+        /// `s[start..start + len]` as vectors (`len` a multiple of the lane count).
+        #[inline(always)]
+        fn vectors(s: &[T], start: usize, len: usize) -> &[Lanes] {
+            s[start..start + len].as_chunks::<{ ops::LANES }>().0
+        }
+
+        /// `s[..len]` as mutable vectors (`len` a multiple of the lane count).
+        #[inline(always)]
+        fn vectors_mut(s: &mut [T], len: usize) -> &mut [Lanes] {
+            s[..len].as_chunks_mut::<{ ops::LANES }>().0
+        }
+
+        /// AVX-512 [`softmin_rows`](crate::kernel::softmin::softmin_rows) in base-2 units
+        /// (`columns` prepared with `base2`).
+        #[target_feature(enable = "avx512f")]
+        pub(in crate::kernel) fn softmin_rows<const P2: bool, const GRAD: bool>(
+            columns: &Columns<'_, T>,
+            rows: &Cloud<T>,
+            row_start: usize,
+            out: &mut [T],
+            grad: &mut [T],
+            scratch: &mut Scratch<T>,
+        ) {
+            match rows.dim {
+                1 => rows_of_dim::<P2, GRAD, 1>(columns, rows, row_start, out, grad, scratch),
+                2 => rows_of_dim::<P2, GRAD, 2>(columns, rows, row_start, out, grad, scratch),
+                3 => rows_of_dim::<P2, GRAD, 3>(columns, rows, row_start, out, grad, scratch),
+                4 => rows_of_dim::<P2, GRAD, 4>(columns, rows, row_start, out, grad, scratch),
+                5 => rows_of_dim::<P2, GRAD, 5>(columns, rows, row_start, out, grad, scratch),
+                _ => rows_of_dim::<P2, GRAD, 0>(columns, rows, row_start, out, grad, scratch),
+            }
+        }
+
+        /// Logits `u_j + x_i · ỹ_j` (`p = 2`, `off` = `u`) or squared distances (`p = 1`,
+        /// unfloored) of vector `v` of the tile whose coordinate vectors are `ys`, for a row
+        /// broadcast in `xv`.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn lanes_at<const P2: bool, const D: usize>(
+            xv: &[ops::V; D],
+            ys: &[&[Lanes]; D],
+            v: usize,
+            off: &Lanes,
+        ) -> ops::V {
+            if P2 {
+                let mut z = ops::load(off);
+                for k in 0..D {
+                    z = ops::fmadd(xv[k], ops::load(&ys[k][v]), z);
+                }
+                z
+            } else {
+                let mut d2 = ops::splat(0.0);
+                for k in 0..D {
+                    let diff = ops::sub(xv[k], ops::load(&ys[k][v]));
+                    d2 = ops::fmadd(diff, diff, d2);
+                }
+                d2
+            }
+        }
+
+        /// [`lanes_at`] for any dimension (coordinates of the row in `x_i`, columns `jc..` of
+        /// `coords`, `dim × n_pad`).
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn lanes_at_any_dim<const P2: bool>(
+            x_i: &[T],
+            coords: &[T],
+            n_pad: usize,
+            jc: usize,
+            off: &Lanes,
+        ) -> ops::V {
+            let mut acc = if P2 { ops::load(off) } else { ops::splat(0.0) };
+            for (k, &xk) in x_i.iter().enumerate() {
+                let y = ops::load(&vectors(coords, k * n_pad + jc, ops::LANES)[0]);
+                acc = if P2 {
+                    ops::fmadd(ops::splat(xk), y, acc)
+                } else {
+                    let diff = ops::sub(ops::splat(xk), y);
+                    ops::fmadd(diff, diff, acc)
+                };
+            }
+            acc
+        }
+
+        #[target_feature(enable = "avx512f")]
+        fn rows_of_dim<const P2: bool, const GRAD: bool, const D: usize>(
+            columns: &Columns<'_, T>,
+            rows: &Cloud<T>,
+            row_start: usize,
+            out: &mut [T],
+            grad: &mut [T],
+            scratch: &mut Scratch<T>,
+        ) {
+            const LN2: T = std::f64::consts::LN_2 as T;
+            let lanes = ops::LANES;
+            let dim = rows.dim;
+            let cols = columns.cols;
+            let n_pad = cols.n_pad;
+            let coords: &[T] = if P2 { &columns.scaled } else { &cols.columns };
+            let raw = &cols.columns;
+            let offset = &columns.offset[..];
+            let floor = ops::splat(SQ_DIST_FLOOR as T);
+            let cost_scale = ops::splat(columns.cost_scale);
+            let zero = ops::splat(0.0);
+            let Scratch { buf, psi, grad_acc } = scratch;
+            for (r, out_r) in out.iter_mut().enumerate() {
+                let i = row_start + r;
+                let x_i = rows.point(i);
+                let mut xv = [zero; D];
+                for (v, &xk) in xv.iter_mut().zip(x_i) {
+                    *v = ops::splat(xk);
+                }
+                let mut run_max = T::NEG_INFINITY;
+                let mut run_sum: T = 0.0;
+                if GRAD {
+                    grad_acc.fill(0.0);
+                }
+                let mut j0 = 0;
+                while j0 < n_pad {
+                    let len = TILE.min(n_pad - j0);
+                    let nv = len / lanes;
+                    let off = &vectors(offset, j0, len)[..nv];
+                    let tile = &mut vectors_mut(buf, len)[..nv];
+                    let psi_v = &mut vectors_mut(psi, len)[..nv];
+                    let mut ys: [&[Lanes]; D] = [&[]; D];
+                    for (k, y) in ys.iter_mut().enumerate() {
+                        *y = &vectors(coords, k * n_pad + j0, len)[..nv];
+                    }
+                    // 1. logits of the tile (base 2) and their maximum.
+                    let mut vmax = ops::splat(T::NEG_INFINITY);
+                    for v in 0..nv {
+                        let lane = if D > 0 {
+                            lanes_at::<P2, D>(&xv, &ys, v, &off[v])
+                        } else {
+                            lanes_at_any_dim::<P2>(x_i, coords, n_pad, j0 + v * lanes, &off[v])
+                        };
+                        let z = if P2 {
+                            lane
+                        } else {
+                            if GRAD {
+                                ops::store(&mut psi_v[v], ops::inv_sqrt_above(lane, floor));
+                            }
+                            let d2 = ops::max(lane, floor);
+                            ops::add_scaled_sqrt(d2, cost_scale, ops::load(&off[v]))
+                        };
+                        ops::store(&mut tile[v], z);
+                        vmax = ops::max(vmax, z);
+                    }
+                    let tile_max = ops::reduce_max(vmax);
+                    if tile_max == T::NEG_INFINITY {
+                        j0 += len;
+                        continue;
+                    }
+                    if tile_max > run_max {
+                        let rescale = (run_max - tile_max).exp2();
+                        run_sum *= rescale;
+                        if GRAD {
+                            for g in grad_acc.iter_mut() {
+                                *g *= rescale;
+                            }
+                        }
+                        run_max = tile_max;
+                    }
+                    // 2. exp2 and sum, skipping vectors far below the maximum.
+                    let m = ops::splat(run_max);
+                    let cut = ops::splat(run_max - columns.skip_bits);
+                    let mut acc = zero;
+                    for zv in tile.iter_mut() {
+                        let z = ops::load(zv);
+                        let keep = ops::gt(z, cut);
+                        if keep != 0 {
+                            let w = ops::exp2_masked(ops::sub(z, m), keep);
+                            acc = ops::add(acc, w);
+                            if GRAD {
+                                ops::store(zv, w);
+                            }
+                        } else if GRAD {
+                            ops::store(zv, zero);
+                        }
+                    }
+                    run_sum += ops::reduce_add(acc);
+                    // 3. gradient sums.
+                    if GRAD {
+                        for (k, g) in grad_acc.iter_mut().enumerate() {
+                            let xk = ops::splat(x_i[k]);
+                            let yk = &vectors(raw, k * n_pad + j0, len)[..nv];
+                            let mut acc = zero;
+                            for v in 0..nv {
+                                let w = ops::load(&tile[v]);
+                                let y = ops::load(&yk[v]);
+                                acc = if P2 {
+                                    ops::fmadd(w, y, acc)
+                                } else {
+                                    let p = ops::load(&psi_v[v]);
+                                    ops::fmadd(ops::mul(w, p), ops::sub(xk, y), acc)
+                                };
+                            }
+                            *g += ops::reduce_add(acc);
+                        }
+                    }
+                    j0 += len;
+                }
+                let row_shift = if P2 {
+                    rows.sq_norms[i] * columns.half_inv_eps
+                } else {
+                    0.0
+                };
+                let lse = run_max * LN2 + run_sum.ln() - row_shift;
+                *out_r = -(columns.eps * lse);
+                if GRAD {
+                    let g_r = &mut grad[r * dim..(r + 1) * dim];
+                    for k in 0..dim {
+                        g_r[k] = if P2 {
+                            x_i[k] - grad_acc[k] / run_sum
+                        } else {
+                            grad_acc[k] / run_sum
+                        };
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// The f32 kernel (16 lanes).
+pub(crate) mod f32x16 {
+    use super::ops32 as ops;
+    type T = f32;
+    softmin_kernel!();
+}
+
+/// The f64 kernel (8 lanes).
+pub(crate) mod f64x8 {
+    use super::ops64 as ops;
+    type T = f64;
+    softmin_kernel!();
+}
+
+/// Whether this CPU runs the AVX-512 kernels.
+pub(crate) fn supported() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp2_is_within_a_few_ulp_of_libm_and_masks_lanes() {
+        if !supported() {
+            return;
+        }
+        // SAFETY: AVX-512F was detected above.
+        unsafe { check_exp2() }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn check_exp2() {
+        let (mut worst32, mut worst64) = (0.0_f64, 0.0_f64);
+        for k in 0..=200_000 {
+            let t = -100.0 * k as f64 / 200_000.0;
+            let t32 = t as f32;
+            let mut out32 = [0.0f32; 16];
+            ops32::store(&mut out32, ops32::exp2_masked(ops32::splat(t32), 0xFFFF));
+            let want32 = (t32 as f64).exp2();
+            worst32 = worst32.max(((out32[3] as f64 - want32) / want32).abs());
+            let mut out64 = [0.0f64; 8];
+            ops64::store(&mut out64, ops64::exp2_masked(ops64::splat(t), 0xFF));
+            worst64 = worst64.max(((out64[5] - t.exp2()) / t.exp2()).abs());
+        }
+        assert!(worst32 < 2.0 * f32::EPSILON as f64, "f32 worst {worst32:e}");
+        assert!(worst64 < 4.0 * f64::EPSILON, "f64 worst {worst64:e}");
+        // Masked lanes are exactly zero, even for −∞ (which would give NaN unmasked).
+        let mut out = [1.0f32; 16];
+        ops32::store(
+            &mut out,
+            ops32::exp2_masked(ops32::splat(f32::NEG_INFINITY), 0),
+        );
+        assert!(out.iter().all(|&v| v == 0.0));
+        let mut out = [0.0f64; 8];
+        ops64::store(&mut out, ops64::exp2_masked(ops64::splat(0.0), 0b1));
+        assert_eq!(out[0], 1.0);
+        assert_eq!(out[1], 0.0);
+    }
+
+    #[test]
+    fn rsqrt_newton_square_root_is_accurate_to_single_precision() {
+        if !supported() {
+            return;
+        }
+        // SAFETY: AVX-512F was detected above.
+        unsafe { check_sqrt() }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn check_sqrt() {
+        let mut worst = 0.0_f64;
+        for k in 0..100_000 {
+            let d2 = (1e-8_f64 * 1.0002_f64.powi(k)) as f32;
+            let mut out = [0.0f32; 16];
+            let got =
+                ops32::add_scaled_sqrt(ops32::splat(d2), ops32::splat(1.0), ops32::splat(0.0));
+            ops32::store(&mut out, got);
+            let want = (d2 as f64).sqrt();
+            worst = worst.max(((out[7] as f64 - want) / want).abs());
+        }
+        assert!(worst < 3.0 * f32::EPSILON as f64, "worst {worst:e}");
+    }
+}
