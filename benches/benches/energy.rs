@@ -4,11 +4,13 @@
 //!
 //! Short settings (10 samples, 2 s) so a release run takes about a minute: `cargo bench -p
 //! wlm-benches --bench energy`. Numbers and the PyTorch comparison are in `notes/energy.md`.
+//! `main` first applies the `wlm` binary's process settings (malloc thresholds, candle spin
+//! limit); `WLM_BENCH_NO_TUNING=1` skips them.
 
 use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use wlm_energy::{AttentionEnergyConfig, Energy, Kernels};
 
@@ -60,4 +62,98 @@ fn attention_energy(c: &mut Criterion) {
 }
 
 criterion_group!(benches, attention_energy);
-criterion_main!(benches);
+
+/// `WLM_ENERGY_ONCE=<energy|force|backward>:<N>[:<iterations>]` runs one fused case outside
+/// criterion and prints the median wall and process CPU time per call: on a shared machine
+/// the CPU time is the steadier measure of the work.
+fn once(spec: &str) {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (what, n) = (
+        parts[0],
+        parts.get(1).and_then(|v| v.parse().ok()).unwrap_or(1000),
+    );
+    let iterations: usize = parts.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
+    let (mut model, varmap) = AttentionEnergyConfig::default()
+        .init_seeded(0, DType::F32, &Device::Cpu)
+        .expect("model");
+    model.set_training(false);
+    model.set_kernels(Kernels::Fused);
+    let params = varmap.all_vars();
+    let (x, weight) = (random(n, 2, 1), random(n, 2, 2));
+    let call = || match what {
+        "energy" => drop(model.energy(&x, 0.0).expect("energy")),
+        "force" => drop(model.force(&x, 0.0).expect("force")),
+        _ => {
+            let force = model.force(&x, 0.0).expect("force");
+            let grads = (&force * &weight)
+                .and_then(|p| p.sum_all())
+                .and_then(|l| l.backward())
+                .expect("backward");
+            assert!(params.iter().any(|v| grads.get(v.as_tensor()).is_some()));
+        }
+    };
+    call();
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let (cpu0, start) = (cpu_seconds(), std::time::Instant::now());
+        call();
+        walls.push(start.elapsed().as_secs_f64() * 1e3);
+        cpus.push((cpu_seconds() - cpu0) * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "{what} N={n}: median wall {:.2} ms, median CPU {:.2} ms ({iterations} calls)",
+        median(&mut walls),
+        median(&mut cpus)
+    );
+}
+
+/// User + system CPU seconds of this process (`getrusage`; 0 where unavailable).
+fn cpu_seconds() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` writes a `rusage` into the valid, writable pointer it is given.
+        let usage = unsafe {
+            libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+            usage.assume_init()
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0.0
+}
+
+fn main() {
+    tune_process();
+    if let Ok(spec) = std::env::var("WLM_ENERGY_ONCE") {
+        once(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// The `wlm` binary's process settings (see `wlm-cli/src/main.rs` and `notes/energy.md`):
+/// glibc malloc thresholds raised so multi-MB tensors stay in the heap, and candle's barrier
+/// spin limit at 200 unless set. `WLM_BENCH_NO_TUNING=1` measures the default process instead.
+fn tune_process() {
+    if std::env::var_os("WLM_BENCH_NO_TUNING").is_some() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes two numeric parameters of glibc's allocator; it runs
+    // first in `main`, before any other thread exists; glibc rejects out-of-range values.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // No other thread exists yet that could read the environment concurrently.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "200");
+    }
+}

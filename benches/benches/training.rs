@@ -8,7 +8,9 @@
 //! with time. The blur is estimated from the data, as in training. Peak memory: run one case
 //! per process under `/usr/bin/time -v`, e.g.
 //! `/usr/bin/time -v cargo bench -p wlm-benches --bench training -- boids_n1000_k10_p1`
-//! (numbers in `notes/training.md`).
+//! (numbers in `notes/training.md`). The sweep keeps the forward graphs within the default
+//! 2 GiB budget; `boids_n256_k10_p1_rebuild` rebuilds them (budget 0). `main` first applies
+//! the `wlm` binary's process settings (malloc thresholds, candle spin limit).
 
 use std::time::Duration;
 
@@ -59,7 +61,14 @@ fn clouds(n: usize, k: usize, boids: bool, seed: u64) -> Snapshots {
     Snapshots::new(times, 2, positions, Some(velocities)).expect("snapshots")
 }
 
-fn trainer(n: usize, k: usize, p: u32, boids: bool, method: GradientMethod) -> Trainer {
+fn trainer(
+    n: usize,
+    k: usize,
+    p: u32,
+    boids: bool,
+    method: GradientMethod,
+    keep_graphs_mib: u64,
+) -> Trainer {
     let model = Model::new(
         ModelConfig {
             energy: EnergyConfig::Attention(AttentionEnergyConfig::default()),
@@ -73,6 +82,7 @@ fn trainer(n: usize, k: usize, p: u32, boids: bool, method: GradientMethod) -> T
         fixed_horizon: true,
         initial_velocities: VelocitySource::Data,
         gradient: method,
+        keep_graphs_mib,
         ..TrainConfig::default()
     };
     config.loss.p = p;
@@ -86,15 +96,22 @@ fn training_step(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     for (name, n, k, p, boids) in CASES {
-        let mut t = trainer(n, k, p, boids, GradientMethod::ReverseSweep);
+        let mut t = trainer(n, k, p, boids, GradientMethod::ReverseSweep, KEEP);
         group.bench_function(name, |b| b.iter(|| t.step().expect("training step")));
     }
-    let mut t = trainer(256, 10, 1, true, GradientMethod::Backprop);
+    let mut t = trainer(256, 10, 1, true, GradientMethod::ReverseSweep, 0);
+    group.bench_function("boids_n256_k10_p1_rebuild", |b| {
+        b.iter(|| t.step().expect("training step"))
+    });
+    let mut t = trainer(256, 10, 1, true, GradientMethod::Backprop, KEEP);
     group.bench_function("boids_n256_k10_p1_backprop", |b| {
         b.iter(|| t.step().expect("training step"))
     });
     group.finish();
 }
+
+/// The default graph budget of the reverse sweep (`TrainConfig::keep_graphs_mib`).
+const KEEP: u64 = 2048;
 
 /// `(name, N, k, p, Boids-like)`.
 const CASES: [(&str, usize, usize, u32, bool); 5] = [
@@ -105,18 +122,22 @@ const CASES: [(&str, usize, usize, u32, bool); 5] = [
     ("boids_n1000_k49_p1", 1000, 49, 1, true),
 ];
 
-/// `WLM_TRAINING_ONCE=<case>[:backprop]` runs 3 steps of one case outside criterion and
-/// prints each step's wall and process CPU time (for `/usr/bin/time -v` peak-memory runs).
+/// `WLM_TRAINING_ONCE=<case>[:backprop|:rebuild]` runs 3 steps of one case outside criterion
+/// and prints each step's wall and process CPU time (for `/usr/bin/time -v` peak-memory runs);
+/// `:rebuild` is the reverse sweep without kept graphs (`keep_graphs_mib = 0`).
 fn once(spec: &str) {
-    let (name, method) = match spec.strip_suffix(":backprop") {
-        Some(name) => (name, GradientMethod::Backprop),
-        None => (spec, GradientMethod::ReverseSweep),
+    let (name, method, keep) = if let Some(name) = spec.strip_suffix(":backprop") {
+        (name, GradientMethod::Backprop, KEEP)
+    } else if let Some(name) = spec.strip_suffix(":rebuild") {
+        (name, GradientMethod::ReverseSweep, 0)
+    } else {
+        (spec, GradientMethod::ReverseSweep, KEEP)
     };
     let Some(&(_, n, k, p, boids)) = CASES.iter().find(|c| c.0 == name) else {
         eprintln!("unknown case {name}");
         return;
     };
-    let mut t = trainer(n, k, p, boids, method);
+    let mut t = trainer(n, k, p, boids, method, keep);
     for _ in 0..3 {
         let cpu0 = cpu_seconds();
         let start = std::time::Instant::now();
@@ -152,10 +173,31 @@ fn cpu_seconds() -> f64 {
 criterion_group!(benches, training_step);
 
 fn main() {
+    tune_process();
     if let Ok(spec) = std::env::var("WLM_TRAINING_ONCE") {
         once(&spec);
         return;
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// The `wlm` binary's process settings (see `wlm-cli/src/main.rs` and `notes/energy.md`):
+/// glibc malloc thresholds raised so multi-MB tensors stay in the heap, and candle's barrier
+/// spin limit at 200 unless set. `WLM_BENCH_NO_TUNING=1` measures the default process instead.
+fn tune_process() {
+    if std::env::var_os("WLM_BENCH_NO_TUNING").is_some() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes two numeric parameters of glibc's allocator; it runs
+    // first in `main`, before any other thread exists; glibc rejects out-of-range values.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // No other thread exists yet that could read the environment concurrently.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "200");
+    }
 }

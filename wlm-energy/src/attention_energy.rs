@@ -231,18 +231,20 @@ impl AttentionEnergy {
     /// # Errors
     /// As [`Energy::energy`].
     pub fn per_particle_energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        let (h, _) = self.hidden_states(x, t, "per_particle_energy")?;
+        let (h, _) = self.hidden_states(x, t, "per_particle_energy", false)?;
         self.output_projection
             .forward_with(&h, self.kernels)?
             .squeeze(1)
     }
 
-    /// `z = [x, τ(t)]`, `h = blocks(z W_inᵀ + b_in)`, with the blocks' caches.
+    /// `z = [x, τ(t)]`, `h = blocks(z W_inᵀ + b_in)`, with the blocks' caches (keeping the
+    /// attention probabilities for the VJP when `for_force`).
     fn hidden_states(
         &self,
         x: &Tensor,
         t: f64,
         what: &str,
+        for_force: bool,
     ) -> Result<(Tensor, Vec<FlowBlockCache>)> {
         let param_dtype = self.input_projection.weight.dtype();
         let n = check_positions(x, self.config.dim, param_dtype, what)?;
@@ -257,7 +259,7 @@ impl AttentionEnergy {
         let mut h = self.input_projection.forward_with(&z, self.kernels)?;
         let mut caches = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (next, cache) = block.forward(&h, self.kernels, &self.dropout)?;
+            let (next, cache) = block.forward(&h, self.kernels, &self.dropout, for_force)?;
             h = next;
             caches.push(cache);
         }
@@ -267,7 +269,7 @@ impl AttentionEnergy {
 
 impl Energy for AttentionEnergy {
     fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        let (h, _) = self.hidden_states(x, t, "energy")?;
+        let (h, _) = self.hidden_states(x, t, "energy", false)?;
         self.output_projection
             .forward_with(&h, self.kernels)?
             .sum_all()
@@ -276,7 +278,7 @@ impl Energy for AttentionEnergy {
     /// `dE/dh_L` = every row `W_out`; then the blocks' VJPs in reverse; then the input
     /// projection's VJP restricted to the coordinate columns; the force is its negation.
     fn force(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        let (h, caches) = self.hidden_states(x, t, "force")?;
+        let (h, caches) = self.hidden_states(x, t, "force", true)?;
         let w_out = &self.output_projection.weight;
         let mut g = match self.kernels {
             Kernels::Plain => w_out.broadcast_as(h.shape())?.contiguous()?,
@@ -288,6 +290,23 @@ impl Energy for AttentionEnergy {
         self.input_projection
             .vjp_leading_columns(&g, self.config.dim)?
             .neg()
+    }
+
+    /// The attention probabilities that the fused kernels keep for the VJP:
+    /// `blocks · heads · n²` values when kept (fused kernels, no active dropout, `heads · n²`
+    /// at most 2²⁴), else 0.
+    fn force_graph_hidden_bytes(&self, n_particles: usize) -> u64 {
+        let keeps = |block: &FlowBlock| {
+            self.kernels == Kernels::Fused
+                && !self.dropout.active()
+                && block.self_attn.keeps_probabilities(n_particles)
+        };
+        let size = self.input_projection.weight.dtype().size_in_bytes();
+        self.blocks
+            .iter()
+            .filter(|b| keeps(b))
+            .map(|b| (b.self_attn.heads() * n_particles * n_particles * size) as u64)
+            .sum()
     }
 }
 
@@ -357,6 +376,21 @@ mod tests {
         energy.set_kernels(Kernels::Fused);
         assert!(max_rel(&energy.energy(&x, 0.5)?, &plain_e)? < 1e-13);
         assert!(max_rel(&energy.force(&x, 0.5)?, &plain_f)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn hidden_graph_bytes_count_the_kept_probabilities() -> Result<()> {
+        let (mut energy, _) =
+            AttentionEnergyConfig::default().init_seeded(0, DType::F32, &Device::Cpu)?;
+        energy.set_training(false);
+        assert_eq!(
+            energy.force_graph_hidden_bytes(1000),
+            4 * 4 * 1000 * 1000 * 4
+        );
+        assert_eq!(energy.force_graph_hidden_bytes(5000), 0);
+        energy.set_kernels(Kernels::Plain);
+        assert_eq!(energy.force_graph_hidden_bytes(1000), 0);
         Ok(())
     }
 

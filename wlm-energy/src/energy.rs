@@ -24,6 +24,14 @@ pub trait Energy {
     /// # Errors
     /// As [`Energy::energy`].
     fn force(&self, x: &Tensor, t: f64) -> Result<Tensor>;
+
+    /// Bytes that one [`Energy::force`] graph at `n_particles` holds outside candle's graph
+    /// nodes (tensors kept inside custom ops, such as the fused attention's probabilities),
+    /// for callers that budget memory by walking the graph. Default 0.
+    fn force_graph_hidden_bytes(&self, n_particles: usize) -> u64 {
+        let _ = n_particles;
+        0
+    }
 }
 
 impl<E: Energy + ?Sized> Energy for &E {
@@ -33,6 +41,10 @@ impl<E: Energy + ?Sized> Energy for &E {
 
     fn force(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         (**self).force(x, t)
+    }
+
+    fn force_graph_hidden_bytes(&self, n_particles: usize) -> u64 {
+        (**self).force_graph_hidden_bytes(n_particles)
     }
 }
 

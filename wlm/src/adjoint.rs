@@ -125,6 +125,8 @@ pub(crate) struct KeepGraphs<'a> {
     pub(crate) exact: bool,
     /// Total size of the kept graphs, estimated from the first one (see [`graph_bytes`]).
     pub(crate) budget_bytes: u64,
+    /// Bytes one graph holds that [`graph_bytes`] cannot see (`Energy::force_graph_hidden_bytes`).
+    pub(crate) hidden_bytes: u64,
 }
 
 /// Bytes held by the intermediate tensors of `t`'s graph (parameters excluded; tensors that
@@ -196,7 +198,7 @@ pub(crate) fn forward_keeping(
     let mut a = match keep {
         Some(keep) if keep.budget_bytes > 0 => {
             let graph = keep.field.acceleration(&x, t0)?;
-            room = keep.budget_bytes / graph_bytes(&graph).max(1);
+            room = keep.budget_bytes / (graph_bytes(&graph) + keep.hidden_bytes).max(1);
             let a = graph.detach();
             tape.kept.push(RefCell::new(None));
             if room > 0 {
@@ -477,6 +479,7 @@ impl Model {
             field: &sweep_field,
             exact,
             budget_bytes: keep_graphs_bytes,
+            hidden_bytes: self.energy().force_graph_hidden_bytes(x0.dim(0)?),
         };
         let tape = forward_keeping(
             integrator,
@@ -682,6 +685,7 @@ mod tests {
                 field: &field,
                 exact,
                 budget_bytes: budget,
+                hidden_bytes: 0,
             };
             let kept_tape =
                 forward_keeping(integrator, &field, Some(keep), &x0, &v0, t0, &coefficients)

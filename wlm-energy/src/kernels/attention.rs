@@ -12,13 +12,18 @@
 //!   (the second-order kernel in [`super::attention_hvp`]) makes it differentiable.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor,
+};
 use rayon::prelude::*;
 
 use super::attention_hvp::vjp_backward;
 use super::float::{contiguous_slice, simd_dispatch, Float};
 use super::gemm::{gemm, transpose};
 use super::rows::{row_dot, row_max, row_sum};
+use super::with_slices;
 
 /// Query rows per block: `ROW_BLOCK × n` entries of each row buffer stay in L2.
 pub(super) const ROW_BLOCK: usize = 32;
@@ -28,17 +33,46 @@ pub(super) const ROW_BLOCK: usize = 32;
 /// # Shapes
 /// `qkv`: `(3, heads, n, c)` → `(heads, n, c)`.
 pub(crate) fn attention(qkv: &Tensor, scale: f64) -> Result<Tensor> {
-    qkv.contiguous()?.apply_op1(AttentionOp { scale })
+    qkv.contiguous()?
+        .apply_op1(AttentionOp { scale, kept: None })
+}
+
+/// [`attention`] that also returns `P = softmax_rows(scale · Q Kᵀ)` (detached, `heads·n²`
+/// values) for [`attention_vjp`] to reuse instead of recomputing it; the op's own backward
+/// reuses it too.
+///
+/// # Shapes
+/// `qkv`: `(3, heads, n, c)` → `(heads, n, c)` and `(heads, n, n)`.
+pub(crate) fn attention_keeping_probabilities(
+    qkv: &Tensor,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    let kept = KeptProbabilities::default();
+    let o = qkv.contiguous()?.apply_op1(AttentionOp {
+        scale,
+        kept: Some(kept.clone()),
+    })?;
+    let p = lock_kept(&kept)?
+        .clone()
+        .ok_or_else(|| candle_core::Error::Msg("attention: probabilities not kept".into()))?;
+    Ok((o, p))
 }
 
 /// The VJP of [`attention`] with respect to `qkv` for an output cotangent `g`, differentiable in
-/// `qkv` and `g`.
+/// `qkv` and `g`. `p`: the `P` kept by [`attention_keeping_probabilities`] at the same `qkv`
+/// (`None` recomputes it).
 ///
 /// # Shapes
-/// `qkv`: `(3, heads, n, c)`, `g`: `(heads, n, c)` → `(3, heads, n, c)`.
-pub(crate) fn attention_vjp(qkv: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+/// `qkv`: `(3, heads, n, c)`, `g`: `(heads, n, c)`, `p`: `(heads, n, n)` → `(3, heads, n, c)`.
+pub(crate) fn attention_vjp(
+    qkv: &Tensor,
+    g: &Tensor,
+    p: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    let p = p.map(Tensor::contiguous).transpose()?;
     qkv.contiguous()?
-        .apply_op2(&g.contiguous()?, AttentionVjpOp { scale })
+        .apply_op2(&g.contiguous()?, AttentionVjpOp { scale, p })
 }
 
 /// `(heads, n, c)` from the layout of `qkv`, checked.
@@ -153,7 +187,22 @@ fn forward_body<T: Float>(
     start: usize,
     end: usize,
     out: &mut [T],
+    p_out: &mut [T],
 ) {
+    if !p_out.is_empty() {
+        // Rows of P are formed in place in the kept output, normalised, then O = P V.
+        let mut r0 = start;
+        while r0 < end {
+            let rows = ROW_BLOCK.min(end - r0);
+            let p = &mut p_out[(r0 - start) * n..(r0 - start + rows) * n];
+            gemm(rows, n, c, &q[r0 * c..], c, k_t, n, p, n, false);
+            softmax_in_place(p, n, scale);
+            let o = &mut out[(r0 - start) * c..(r0 - start + rows) * c];
+            gemm(rows, c, n, p, n, v, c, o, c, false);
+            r0 += rows;
+        }
+        return;
+    }
     let block = ROW_BLOCK.min(end - start);
     let mut e = vec![T::ZERO; block * n];
     let mut inv_sum = vec![T::ZERO; block];
@@ -185,10 +234,12 @@ simd_dispatch!(
         start: usize,
         end: usize,
         out: &mut [T],
+        p_out: &mut [T],
     ) => forward_body
 );
 
 /// Per task: `dQ` rows into `dq`; partial `dKᵀ`, `dVᵀ` (`c × n`) accumulated into `dk_t`, `dv_t`.
+/// `p` is the head's kept `P` (`n × n`), or empty to recompute it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn vjp_body<T: Float>(
@@ -197,6 +248,7 @@ fn vjp_body<T: Float>(
     k_t: &[T],
     v_t: &[T],
     g: &[T],
+    p: &[T],
     n: usize,
     c: usize,
     scale: T,
@@ -207,23 +259,26 @@ fn vjp_body<T: Float>(
     dv_t: &mut [T],
 ) {
     let block = ROW_BLOCK.min(end - start);
-    let mut e = vec![T::ZERO; block * n];
+    let mut e_buf = vec![T::ZERO; if p.is_empty() { block * n } else { 0 }];
     let mut ds = vec![T::ZERO; block * n];
-    let mut inv_sum = vec![T::ZERO; block];
+    let mut inv_sum = vec![T::ONE; block];
     let mut lhs_t = vec![T::ZERO; c * block];
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
-        let (e, ds, lhs_t) = (
-            &mut e[..rows * n],
-            &mut ds[..rows * n],
-            &mut lhs_t[..c * rows],
-        );
+        let (ds, lhs_t) = (&mut ds[..rows * n], &mut lhs_t[..c * rows]);
         let inv_sum = &mut inv_sum[..rows];
         let q_blk = &q[r0 * c..(r0 + rows) * c];
         let g_blk = &g[r0 * c..(r0 + rows) * c];
-        gemm(rows, n, c, q_blk, c, k_t, n, e, n, false);
-        exp_rows_in_place(e, n, scale, inv_sum);
+        // E = exp(s(S − max)) with 1/rowsum in `inv_sum`, or the kept P with `inv_sum` = 1.
+        let e: &[T] = if p.is_empty() {
+            let e = &mut e_buf[..rows * n];
+            gemm(rows, n, c, q_blk, c, k_t, n, e, n, false);
+            exp_rows_in_place(e, n, scale, inv_sum);
+            e
+        } else {
+            &p[r0 * n..(r0 + rows) * n]
+        };
         // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place, with P = E/l.
         gemm(rows, n, c, g_blk, c, v_t, n, ds, n, false);
         for ((e_row, ds_row), &inv) in e
@@ -259,6 +314,7 @@ simd_dispatch!(
         k_t: &[T],
         v_t: &[T],
         g: &[T],
+        p: &[T],
         n: usize,
         c: usize,
         scale: T,
@@ -269,6 +325,15 @@ simd_dispatch!(
         dv_t: &mut [T],
     ) => vjp_body
 );
+
+/// Head `head`'s rows of the kept `P` (`heads × n × n`), or empty when none is kept.
+pub(super) fn head_probabilities<T>(p: &[T], n: usize, head: usize) -> &[T] {
+    if p.is_empty() {
+        p
+    } else {
+        &p[head * n * n..(head + 1) * n * n]
+    }
+}
 
 /// `x (n × c)` transposed to `c × n`.
 pub(super) fn transposed<T: Float>(x: &[T], n: usize, c: usize) -> Vec<T> {
@@ -301,33 +366,53 @@ pub(super) fn reduce_columns<T: Float>(
     }
 }
 
-fn forward_all<T: Float>(qkv: &[T], heads: usize, n: usize, c: usize, scale: f64) -> Vec<T> {
+/// `O` (`heads × n × c`) and, when `keep`, `P` (`heads × n × n`; empty otherwise).
+fn forward_all<T: Float>(
+    qkv: &[T],
+    heads: usize,
+    n: usize,
+    c: usize,
+    scale: f64,
+    keep: bool,
+) -> (Vec<T>, Vec<T>) {
     let tasks = tasks(heads, n);
     let k_t: Vec<Vec<T>> = (0..heads)
         .map(|h| transposed(head_slices(qkv, heads, n, c, h)[1], n, c))
         .collect();
     let mut out = vec![T::ZERO; heads * n * c];
+    let mut p = vec![T::ZERO; if keep { heads * n * n } else { 0 }];
     let chunks = carve(&mut out, &tasks, n, c);
-    tasks.par_iter().zip(chunks).for_each(|(task, chunk)| {
-        let [q, _, v] = head_slices(qkv, heads, n, c, task.head);
-        forward_kernel(
-            q,
-            &k_t[task.head],
-            v,
-            n,
-            c,
-            T::of(scale),
-            task.start,
-            task.end,
-            chunk,
-        )
-    });
-    out
+    let p_chunks = if keep {
+        carve(&mut p, &tasks, n, n)
+    } else {
+        tasks.iter().map(|_| <&mut [T]>::default()).collect()
+    };
+    tasks
+        .par_iter()
+        .zip(chunks.into_par_iter().zip(p_chunks))
+        .for_each(|(task, (chunk, p_chunk))| {
+            let [q, _, v] = head_slices(qkv, heads, n, c, task.head);
+            forward_kernel(
+                q,
+                &k_t[task.head],
+                v,
+                n,
+                c,
+                T::of(scale),
+                task.start,
+                task.end,
+                chunk,
+                p_chunk,
+            )
+        });
+    (out, p)
 }
 
+/// `(dQ, dK, dV)` packed; `p` is the kept `P` (`heads × n × n`) or empty to recompute it.
 pub(super) fn vjp_all<T: Float>(
     qkv: &[T],
     g: &[T],
+    p: &[T],
     heads: usize,
     n: usize,
     c: usize,
@@ -350,6 +435,7 @@ pub(super) fn vjp_all<T: Float>(
             let [q, k, _] = head_slices(qkv, heads, n, c, task.head);
             let g_head = &g[task.head * n * c..(task.head + 1) * n * c];
             let [k_t, v_t] = &transposes[task.head];
+            let p_head = head_probabilities(p, n, task.head);
             let mut dk_t = vec![T::ZERO; c * n];
             let mut dv_t = vec![T::ZERO; c * n];
             vjp_kernel(
@@ -358,6 +444,7 @@ pub(super) fn vjp_all<T: Float>(
                 k_t,
                 v_t,
                 g_head,
+                p_head,
                 n,
                 c,
                 T::of(scale),
@@ -379,6 +466,28 @@ pub(super) fn vjp_all<T: Float>(
 
 struct AttentionOp {
     scale: f64,
+    /// Where the op leaves `P` (`heads × n × n`) when asked to keep it; its own backward and
+    /// the caller's VJP op read it from there.
+    kept: Option<KeptProbabilities>,
+}
+
+/// The `P` of one [`AttentionOp`] call, filled by its forward pass.
+type KeptProbabilities = Arc<Mutex<Option<Tensor>>>;
+
+fn lock_kept(kept: &KeptProbabilities) -> Result<std::sync::MutexGuard<'_, Option<Tensor>>> {
+    kept.lock()
+        .map_err(|_| candle_core::Error::Msg("attention: poisoned lock".into()))
+}
+
+impl AttentionOp {
+    fn run<T: Float>(&self, qkv: &[T], heads: usize, n: usize, c: usize) -> Result<Vec<T>> {
+        let keep = self.kept.is_some();
+        let (out, p) = forward_all(qkv, heads, n, c, self.scale, keep);
+        if let Some(kept) = &self.kept {
+            *lock_kept(kept)? = Some(Tensor::from_vec(p, (heads, n, n), &Device::Cpu)?);
+        }
+        Ok(out)
+    }
 }
 
 impl CustomOp1 for AttentionOp {
@@ -389,35 +498,53 @@ impl CustomOp1 for AttentionOp {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (heads, n, c) = qkv_dims(layout.shape(), "attention")?;
         let out = match storage.dtype() {
-            DType::F32 => f32::storage(forward_all(
+            DType::F32 => f32::storage(self.run(
                 contiguous_slice::<f32>(storage, layout, "attention")?,
                 heads,
                 n,
                 c,
-                self.scale,
-            )),
-            DType::F64 => f64::storage(forward_all(
+            )?),
+            DType::F64 => f64::storage(self.run(
                 contiguous_slice::<f64>(storage, layout, "attention")?,
                 heads,
                 n,
                 c,
-                self.scale,
-            )),
+            )?),
             other => bail!("attention: unsupported dtype {other:?}"),
         };
         Ok((out, Shape::from((heads, n, c))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let p = match &self.kept {
+            Some(kept) => lock_kept(kept)?.clone(),
+            None => None,
+        };
         Ok(Some(arg.apply_op2_no_bwd(
             &grad_res.contiguous()?,
-            &AttentionVjpOp { scale: self.scale },
+            &AttentionVjpOp {
+                scale: self.scale,
+                p,
+            },
         )?))
+    }
+}
+
+/// Runs `f` on the values of the kept `P`, or on an empty slice when there is none.
+pub(super) fn with_probabilities<T: Float, R>(
+    p: Option<&Tensor>,
+    f: impl FnOnce(&[T]) -> Result<R>,
+) -> Result<R> {
+    match p {
+        None => f(&[]),
+        Some(p) => with_slices::<T, R>(&[p], |s| f(s[0])),
     }
 }
 
 struct AttentionVjpOp {
     scale: f64,
+    /// The kept `P` of the forward pass (`heads × n × n`), if any; recomputed otherwise.
+    p: Option<Tensor>,
 }
 
 impl CustomOp2 for AttentionVjpOp {
@@ -440,23 +567,34 @@ impl CustomOp2 for AttentionVjpOp {
                 [heads, n, c]
             );
         }
+        if let Some(p) = &self.p {
+            if p.dims() != [heads, n, n] {
+                bail!("attention_vjp: probabilities have shape {:?}", p.dims());
+            }
+        }
         let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => f32::storage(vjp_all(
-                contiguous_slice::<f32>(s1, l1, "attention_vjp")?,
-                contiguous_slice::<f32>(s2, l2, "attention_vjp")?,
-                heads,
-                n,
-                c,
-                self.scale,
-            )),
-            (DType::F64, DType::F64) => f64::storage(vjp_all(
-                contiguous_slice::<f64>(s1, l1, "attention_vjp")?,
-                contiguous_slice::<f64>(s2, l2, "attention_vjp")?,
-                heads,
-                n,
-                c,
-                self.scale,
-            )),
+            (DType::F32, DType::F32) => with_probabilities::<f32, _>(self.p.as_ref(), |p| {
+                Ok(f32::storage(vjp_all(
+                    contiguous_slice::<f32>(s1, l1, "attention_vjp")?,
+                    contiguous_slice::<f32>(s2, l2, "attention_vjp")?,
+                    p,
+                    heads,
+                    n,
+                    c,
+                    self.scale,
+                )))
+            })?,
+            (DType::F64, DType::F64) => with_probabilities::<f64, _>(self.p.as_ref(), |p| {
+                Ok(f64::storage(vjp_all(
+                    contiguous_slice::<f64>(s1, l1, "attention_vjp")?,
+                    contiguous_slice::<f64>(s2, l2, "attention_vjp")?,
+                    p,
+                    heads,
+                    n,
+                    c,
+                    self.scale,
+                )))
+            })?,
             (a, b) => bail!("attention_vjp: unsupported dtypes {a:?}, {b:?}"),
         };
         Ok((out, l1.shape().clone()))
@@ -469,7 +607,7 @@ impl CustomOp2 for AttentionVjpOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (qkv_bar, g_bar) = vjp_backward(qkv, g, grad_res, self.scale)?;
+        let (qkv_bar, g_bar) = vjp_backward(qkv, g, grad_res, self.p.as_ref(), self.scale)?;
         Ok((Some(qkv_bar), Some(g_bar)))
     }
 }
@@ -538,22 +676,37 @@ mod tests {
                 let g = Var::from_tensor(&random(&[heads, n, c], 2, -1.0, 1.0)?.to_dtype(dtype)?)?;
                 let w_o = random(&[heads, n, c], 3, -1.0, 1.0)?.to_dtype(dtype)?;
                 let w_d = random(&[3, heads, n, c], 4, -1.0, 1.0)?.to_dtype(dtype)?;
-                let fo = attention(qkv.as_tensor(), scale)?;
-                let po = plain_attention(qkv.as_tensor(), scale)?;
-                assert!(max_rel(&fo, &po)? < tol, "{dtype:?} O {heads} {n} {c}");
-                let fd = attention_vjp(qkv.as_tensor(), g.as_tensor(), scale)?;
-                let pd = plain_vjp(qkv.as_tensor(), g.as_tensor(), scale)?;
-                assert!(max_rel(&fd, &pd)? < tol, "{dtype:?} dqkv {heads} {n} {c}");
                 let loss = |o: &Tensor, d: &Tensor| -> Result<Tensor> {
                     (o * &w_o)?.sum_all()? + (d * &w_d)?.sum_all()?
                 };
-                let gf = loss(&fo, &fd)?.backward()?;
+                let po = plain_attention(qkv.as_tensor(), scale)?;
+                let pd = plain_vjp(qkv.as_tensor(), g.as_tensor(), scale)?;
                 let gp = loss(&po, &pd)?.backward()?;
-                for var in [&qkv, &g] {
-                    let a = gf.get(var.as_tensor()).expect("fused grad");
-                    let b = gp.get(var.as_tensor()).expect("plain grad");
-                    let err = max_rel(a, b)?;
-                    assert!(err < 10.0 * tol, "{dtype:?} grad {heads} {n} {c}: {err}");
+                // With P recomputed, and with P kept from the forward pass.
+                for keep in [false, true] {
+                    let what = format!("{dtype:?} keep={keep} {heads} {n} {c}");
+                    let (fo, p) = if keep {
+                        let (o, p) = attention_keeping_probabilities(qkv.as_tensor(), scale)?;
+                        (o, Some(p))
+                    } else {
+                        (attention(qkv.as_tensor(), scale)?, None)
+                    };
+                    assert!(max_rel(&fo, &po)? < tol, "O {what}");
+                    if let Some(p) = &p {
+                        let (q, k) = (qkv.as_tensor().get(0)?, qkv.as_tensor().get(1)?);
+                        let s = (q.matmul(&k.t()?)? * scale)?;
+                        let want = candle_nn::ops::softmax_last_dim(&s)?;
+                        assert!(max_rel(p, &want)? < tol, "P {what}");
+                    }
+                    let fd = attention_vjp(qkv.as_tensor(), g.as_tensor(), p.as_ref(), scale)?;
+                    assert!(max_rel(&fd, &pd)? < tol, "dqkv {what}");
+                    let gf = loss(&fo, &fd)?.backward()?;
+                    for var in [&qkv, &g] {
+                        let a = gf.get(var.as_tensor()).expect("fused grad");
+                        let b = gp.get(var.as_tensor()).expect("plain grad");
+                        let err = max_rel(a, b)?;
+                        assert!(err < 10.0 * tol, "grad {what}: {err}");
+                    }
                 }
             }
         }

@@ -12,18 +12,21 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use super::attention::{
-    carve, head_slices, qkv_dims, reduce_columns, tasks, transposed, ROW_BLOCK,
+    carve, head_probabilities, head_slices, qkv_dims, reduce_columns, tasks, transposed,
+    with_probabilities, ROW_BLOCK,
 };
 use super::float::{simd_dispatch, Float};
 use super::gemm::{gemm, transpose};
 use super::rows::row_dot;
 use super::with_slices;
 
-/// `(q̄kv, ḡ)` for the VJP op at `(qkv, g)` with output cotangent `cot` (`(3, heads, n, c)`).
+/// `(q̄kv, ḡ)` for the VJP op at `(qkv, g)` with output cotangent `cot` (`(3, heads, n, c)`);
+/// `p` is the kept `P` (`(heads, n, n)`) or `None` to recompute it.
 pub(super) fn vjp_backward(
     qkv: &Tensor,
     g: &Tensor,
     cot: &Tensor,
+    p: Option<&Tensor>,
     scale: f64,
 ) -> Result<(Tensor, Tensor)> {
     let (heads, n, c) = qkv_dims(qkv.shape(), "attention_vjp backward")?;
@@ -38,14 +41,18 @@ pub(super) fn vjp_backward(
     let device = qkv.device().clone();
     let (a, b) = match qkv.dtype() {
         candle_core::DType::F32 => with_slices::<f32, _>(&[qkv, g, cot], |s| {
-            let (a, b) = backward_all(s[0], s[1], s[2], heads, n, c, scale);
+            let (a, b) = with_probabilities::<f32, _>(p, |p| {
+                Ok(backward_all(s[0], s[1], s[2], p, heads, n, c, scale))
+            })?;
             Ok((
                 Tensor::from_vec(a, (3, heads, n, c), &device)?,
                 Tensor::from_vec(b, (heads, n, c), &device)?,
             ))
         })?,
         candle_core::DType::F64 => with_slices::<f64, _>(&[qkv, g, cot], |s| {
-            let (a, b) = backward_all(s[0], s[1], s[2], heads, n, c, scale);
+            let (a, b) = with_probabilities::<f64, _>(p, |p| {
+                Ok(backward_all(s[0], s[1], s[2], p, heads, n, c, scale))
+            })?;
             Ok((
                 Tensor::from_vec(a, (3, heads, n, c), &device)?,
                 Tensor::from_vec(b, (heads, n, c), &device)?,
@@ -56,9 +63,10 @@ pub(super) fn vjp_backward(
     Ok((a, b))
 }
 
-/// Inputs of one head: `q`, `k`, `v`, `g`, `aq`, `ak`, `av` (`n × c`) and the transposes
-/// `k_t`, `v_t`, `ak_t`, `av_t` (`c × n`).
+/// Inputs of one head: `q`, `k`, `v`, `g`, `aq`, `ak`, `av` (`n × c`), the transposes
+/// `k_t`, `v_t`, `ak_t`, `av_t` (`c × n`) and the kept `P` (`n × n`, or empty).
 pub(super) struct HeadInputs<'a, T> {
+    p: &'a [T],
     q: &'a [T],
     k: &'a [T],
     v: &'a [T],
@@ -92,7 +100,7 @@ fn backward_body<T: Float>(
     out: &mut TaskOutputs<'_, T>,
 ) {
     let block = ROW_BLOCK.min(end - start);
-    let mut p = vec![T::ZERO; block * n];
+    let mut p_buf = vec![T::ZERO; if x.p.is_empty() { block * n } else { 0 }];
     let mut dp = vec![T::ZERO; block * n];
     let mut rm = vec![T::ZERO; block * n];
     let mut p1 = vec![T::ZERO; block * n];
@@ -101,18 +109,19 @@ fn backward_body<T: Float>(
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
         let len = rows * n;
-        let (p, dp, rm, p1) = (
-            &mut p[..len],
-            &mut dp[..len],
-            &mut rm[..len],
-            &mut p1[..len],
-        );
+        let (dp, rm, p1) = (&mut dp[..len], &mut rm[..len], &mut p1[..len]);
         let lhs_t = &mut lhs_t[..c * rows];
         let range = r0 * c..(r0 + rows) * c;
         let (q_blk, g_blk) = (&x.q[range.clone()], &x.g[range.clone()]);
         let aq_blk = &x.aq[range];
-        gemm(rows, n, c, q_blk, c, x.k_t, n, p, n, false);
-        super::attention::softmax_in_place(p, n, scale);
+        let p: &[T] = if x.p.is_empty() {
+            let p = &mut p_buf[..len];
+            gemm(rows, n, c, q_blk, c, x.k_t, n, p, n, false);
+            super::attention::softmax_in_place(p, n, scale);
+            p
+        } else {
+            &x.p[r0 * n..(r0 + rows) * n]
+        };
         gemm(rows, n, c, g_blk, c, x.v_t, n, dp, n, false);
         gemm(rows, n, c, aq_blk, c, x.k_t, n, rm, n, false);
         gemm(rows, n, c, q_blk, c, x.ak_t, n, rm, n, true);
@@ -165,10 +174,12 @@ simd_dispatch!(
     ) => backward_body
 );
 
+#[allow(clippy::too_many_arguments)]
 fn backward_all<T: Float>(
     qkv: &[T],
     g: &[T],
     cot: &[T],
+    p: &[T],
     heads: usize,
     n: usize,
     c: usize,
@@ -202,6 +213,7 @@ fn backward_all<T: Float>(
             let [aq, ak, av] = head_slices(cot, heads, n, c, h);
             let [k_t, v_t, ak_t, av_t] = &transposes[h];
             let inputs = HeadInputs {
+                p: head_probabilities(p, n, h),
                 q,
                 k,
                 v,

@@ -13,6 +13,11 @@ use crate::dropout::{self, Dropout};
 use crate::kernels::{attention as fused_attention, broadcast, softmax as fused, Kernels};
 use crate::weights::{linear_init, xavier_uniform};
 
+/// Largest `heads · n²` for which the fused forward pass keeps the attention probabilities for
+/// the VJP (2²⁴ values: 64 MB per block in f32, `n` up to 2048 with 4 heads); above it the VJP
+/// and its backward recompute them block by block.
+pub(crate) const KEEP_PROBABILITIES_MAX: usize = 1 << 24;
+
 /// `nn.MultiheadAttention(hidden, heads)` with biases, self-attention `q = k = v = u`.
 #[derive(Clone, Debug)]
 pub(crate) struct MultiHeadAttention {
@@ -36,8 +41,9 @@ pub(crate) enum AttentionCache {
         /// Dropout mask on `P`, if any.
         mask: Option<Tensor>,
     },
-    /// Fused attention: only the packed projections `(3, heads, n, c)`; `P` is recomputed.
-    Fused { qkv: Tensor },
+    /// Fused attention: the packed projections `(3, heads, n, c)` and, when kept, the
+    /// probabilities `(heads, n, n)` (detached; otherwise the VJP recomputes them).
+    Fused { qkv: Tensor, p: Option<Tensor> },
 }
 
 impl MultiHeadAttention {
@@ -69,6 +75,16 @@ impl MultiHeadAttention {
         })
     }
 
+    /// Whether the fused forward pass keeps `P` for a VJP at `n` particles (without dropout).
+    pub(crate) fn keeps_probabilities(&self, n: usize) -> bool {
+        self.heads * n * n <= KEEP_PROBABILITIES_MAX
+    }
+
+    /// Number of heads.
+    pub(crate) fn heads(&self) -> usize {
+        self.heads
+    }
+
     fn head_dim(&self) -> usize {
         self.hidden / self.heads
     }
@@ -77,6 +93,9 @@ impl MultiHeadAttention {
         (1.0 / self.head_dim() as f64).sqrt()
     }
 
+    /// `keep_probabilities`: a VJP will follow, so the fused kernels keep `P` for it when it
+    /// is small enough ([`KEEP_PROBABILITIES_MAX`]).
+    ///
     /// # Shapes
     /// `u`: `(n, hidden)` → `(n, hidden)`.
     pub(crate) fn forward(
@@ -84,6 +103,7 @@ impl MultiHeadAttention {
         u: &Tensor,
         kernels: Kernels,
         dropout: &Dropout,
+        keep_probabilities: bool,
     ) -> Result<(Tensor, AttentionCache)> {
         let n = u.dim(0)?;
         let (heads, c) = (self.heads, self.head_dim());
@@ -98,10 +118,15 @@ impl MultiHeadAttention {
             .permute((1, 2, 0, 3))?
             .contiguous()?;
         if kernels == Kernels::Fused && !dropout.active() {
-            let o = fused_attention::attention(&qkv, self.scale())?;
+            let (o, p) = if keep_probabilities && self.keeps_probabilities(n) {
+                let (o, p) = fused_attention::attention_keeping_probabilities(&qkv, self.scale())?;
+                (o, Some(p))
+            } else {
+                (fused_attention::attention(&qkv, self.scale())?, None)
+            };
             let o = o.transpose(0, 1)?.reshape((n, self.hidden))?;
             let y = self.out_proj.forward_with(&o, kernels)?;
-            return Ok((y, AttentionCache::Fused { qkv }));
+            return Ok((y, AttentionCache::Fused { qkv, p }));
         }
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let p = match kernels {
@@ -138,7 +163,9 @@ impl MultiHeadAttention {
             .transpose(0, 1)?
             .contiguous()?;
         let d_qkv = match cache {
-            AttentionCache::Fused { qkv } => fused_attention::attention_vjp(qkv, &d_o, scale)?,
+            AttentionCache::Fused { qkv, p } => {
+                fused_attention::attention_vjp(qkv, &d_o, p.as_ref(), scale)?
+            }
             AttentionCache::Materialized { q, k, v, p, mask } => {
                 let p_used = dropout::apply(p, mask.as_ref())?;
                 let d_v = p_used.t()?.matmul(&d_o)?;
@@ -190,7 +217,7 @@ mod tests {
         for &(n, hidden, heads) in &[(1usize, 8usize, 1usize), (2, 8, 4), (17, 12, 4), (33, 8, 1)] {
             let mha = attention(hidden, heads, 3)?;
             let u = Var::from_tensor(&random(&[n, hidden], 4, -2.0, 2.0)?)?;
-            let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
+            let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout, true)?;
             let g = random(&[n, hidden], 5, -1.0, 1.0)?;
             let auto = autograd_vjp(&u, &y, &g)?;
             let hand = mha.vjp(&cache, &g, Kernels::Plain)?;
@@ -204,7 +231,7 @@ mod tests {
         let dropout = Dropout::new(0.3, 9)?;
         let mha = attention(8, 2, 7)?;
         let u = Var::from_tensor(&random(&[11, 8], 4, -2.0, 2.0)?)?;
-        let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout)?;
+        let (y, cache) = mha.forward(u.as_tensor(), Kernels::Plain, &dropout, true)?;
         assert!(matches!(
             cache,
             AttentionCache::Materialized { mask: Some(_), .. }
@@ -221,12 +248,18 @@ mod tests {
         let mha = attention(16, 4, 3)?;
         let u = random(&[40, 16], 4, -2.0, 2.0)?;
         let g = random(&[40, 16], 5, -1.0, 1.0)?;
-        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
-        let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
-        assert!(max_rel(&yf, &yp)? < 1e-13);
+        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout, true)?;
         let dp = mha.vjp(&cp, &g, Kernels::Plain)?;
-        let df = mha.vjp(&cf, &g, Kernels::Fused)?;
-        assert!(max_rel(&df, &dp)? < 1e-12);
+        for keep in [true, false] {
+            let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout, keep)?;
+            assert!(
+                matches!(&cf, AttentionCache::Fused { p, .. } if p.is_some() == keep),
+                "keep={keep}"
+            );
+            assert!(max_rel(&yf, &yp)? < 1e-13, "keep={keep}");
+            let df = mha.vjp(&cf, &g, Kernels::Fused)?;
+            assert!(max_rel(&df, &dp)? < 1e-12, "keep={keep}");
+        }
         Ok(())
     }
 
@@ -237,9 +270,9 @@ mod tests {
         let u = random(&[25, 16], 4, -2.0, 2.0)?;
         let g = random(&[25, 16], 5, -1.0, 1.0)?;
         dropout.reseed(8)?;
-        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout)?;
+        let (yp, cp) = mha.forward(&u, Kernels::Plain, &dropout, true)?;
         dropout.reseed(8)?;
-        let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout)?;
+        let (yf, cf) = mha.forward(&u, Kernels::Fused, &dropout, true)?;
         assert!(matches!(
             cf,
             AttentionCache::Materialized { mask: Some(_), .. }

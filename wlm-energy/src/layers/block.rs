@@ -36,6 +36,8 @@ impl FlowBlock {
         })
     }
 
+    /// `keep_probabilities`: a VJP will follow (see `MultiHeadAttention::forward`).
+    ///
     /// # Shapes
     /// `h`: `(n, hidden)` → `(n, hidden)`.
     pub(crate) fn forward(
@@ -43,9 +45,12 @@ impl FlowBlock {
         h: &Tensor,
         kernels: Kernels,
         dropout: &Dropout,
+        keep_probabilities: bool,
     ) -> Result<(Tensor, FlowBlockCache)> {
         let (u1, norm1) = self.norm1.forward(h, kernels)?;
-        let (a, attn) = self.self_attn.forward(&u1, kernels, dropout)?;
+        let (a, attn) = self
+            .self_attn
+            .forward(&u1, kernels, dropout, keep_probabilities)?;
         let h1 = (h + a)?;
         let (u2, norm2) = self.norm2.forward(&h1, kernels)?;
         let (f, ffn) = self.ffn.forward(&u2, kernels, dropout)?;
@@ -95,7 +100,7 @@ mod tests {
             perturb_constant_parameters(&varmap, 0.1, 2)?;
             let dropout = Dropout::new(0.0, 0)?;
             let h = Var::from_tensor(&random(&[n, 8], 3, -2.0, 2.0)?)?;
-            let (y, cache) = block.forward(h.as_tensor(), Kernels::Plain, &dropout)?;
+            let (y, cache) = block.forward(h.as_tensor(), Kernels::Plain, &dropout, true)?;
             let g = random(&[n, 8], 4, -1.0, 1.0)?;
             let auto = autograd_vjp(&h, &y, &g)?;
             let hand = block.vjp(&cache, &g, Kernels::Plain)?;
