@@ -234,17 +234,15 @@ pub(crate) fn plan(args: &ExperimentArgs) -> Result<Vec<PlannedRun>> {
     Ok(runs)
 }
 
-/// Last `(step, friction, wall_seconds)` of a run's `metrics.csv`.
-fn last_metrics(dir: &Path) -> Result<(usize, f64, f64)> {
+/// Last `(step, friction, wall_seconds)` of a run's `metrics.csv`; `None` before the first
+/// step.
+fn last_metrics(dir: &Path) -> Result<Option<(usize, f64, f64)>> {
     let path = dir.join(wlm::METRICS_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let line = text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .last()
-        .with_context(|| format!("{}: no training step recorded", path.display()))?;
+    let Some(line) = text.lines().skip(1).filter(|l| !l.trim().is_empty()).last() else {
+        return Ok(None);
+    };
     let fields: Vec<&str> = line.split(',').collect();
     let parse = |k: usize, what: &str| -> Result<f64> {
         fields
@@ -252,11 +250,11 @@ fn last_metrics(dir: &Path) -> Result<(usize, f64, f64)> {
             .and_then(|f| f.trim().parse::<f64>().ok())
             .with_context(|| format!("{}: bad `{what}` in line `{line}`", path.display()))
     };
-    Ok((
+    Ok(Some((
         parse(0, "step")? as usize,
         parse(4, "friction")?,
         parse(5, "wall_seconds")?,
-    ))
+    )))
 }
 
 /// Trains (or resumes, or reuses) one run and returns its result.
@@ -275,10 +273,10 @@ fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
             );
         }
     }
-    let (step, _, _) = if exists {
-        last_metrics(dir)?
+    let step = if exists {
+        last_metrics(dir)?.map_or(0, |m| m.0)
     } else {
-        (0, 0.0, 0.0)
+        0
     };
     let total = run.config.train.steps;
     let evaluation = if exists && step >= total && evaluation_path.is_file() {
@@ -295,7 +293,8 @@ fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
     } else {
         train_config(&run.config, dir, exists, mode)?
     };
-    let (steps, friction, wall_seconds) = last_metrics(dir)?;
+    let (steps, friction, wall_seconds) =
+        last_metrics(dir)?.unwrap_or((0, run.config.model.friction.gamma, 0.0));
     Ok(RunResult {
         run: run.clone(),
         evaluation,

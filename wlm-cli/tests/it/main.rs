@@ -4,5 +4,6 @@ mod common;
 mod configs;
 mod data_commands;
 mod demo;
+mod experiment;
 mod runs;
 mod simulate;
