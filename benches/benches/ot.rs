@@ -9,7 +9,8 @@
 //! `WLM_OT_CPU_REPORT=1000,4000 cargo bench -p wlm-benches --bench ot` skips criterion and prints,
 //! for those sizes, the process CPU time and wall time per call and the CPU nanoseconds per
 //! kernel evaluation, next to the CPU time of one scalar `f32::exp` (set `RAYON_NUM_THREADS=1`
-//! for the single-thread figure, which a busy machine disturbs least).
+//! for the single-thread figure, which a busy machine disturbs least; `WLM_OT_CPU_FILTER=p1_d2`
+//! keeps the matching cases).
 
 use std::time::Duration;
 
@@ -152,9 +153,13 @@ fn cpu_report(sizes: &[usize]) {
         cpu.as_secs_f64() * 1e9 / args.len() as f64
     };
     println!("scalar f32::exp: {:.2} ns CPU per call", expf());
+    let filter = std::env::var("WLM_OT_CPU_FILTER").unwrap_or_default();
     for &n in sizes {
         for dim in [2, 5] {
             for p in [2, 1] {
+                if !format!("p{p}_d{dim}").contains(&filter) {
+                    continue;
+                }
                 let x = f32_tensor(&cloud(n, dim, 0.0, 1), n, dim);
                 let y = f32_tensor(&cloud(n, dim, 0.5, 2), n, dim);
                 let config = SinkhornConfig {

@@ -1,11 +1,11 @@
 //! Explicit AVX-512 softmin kernels (16 f32 or 8 f64 lanes), picked at run time on CPUs with
-//! AVX-512F; the same passes as [`super::softmin`], written for this instruction set.
+//! AVX-512F and AVX-512DQ; the same passes as [`super::softmin`], written for this instruction set.
 //!
 //! What differs from the portable kernel (all of it is about instructions per pair):
 //! - logits are in base-2 units (`log2 e` is folded into the per-pass column data by
-//!   [`Columns::prepare`]), so `exp` is `exp2`: round to the nearest integer (`vrndscale`), a
-//!   degree-5 (f32) or degree-11 (f64) minimax polynomial of the fraction, and `vscalef` for the
-//!   power of two, with no range clamp;
+//!   [`Columns::prepare`](super::softmin::Columns::prepare)), so `exp` is `exp2`: the fraction
+//!   `t − ⌊t⌋` in one instruction (`vreduce`), a degree-5 (f32) or degree-11 (f64) minimax
+//!   polynomial of it, and `vscalef` for the power of two, with no range clamp;
 //! - a vector whose lanes all lie more than [`Columns::skip_bits`] below the row's running maximum
 //!   is not exponentiated at all (the terms dropped that way weigh less than `2^-9` ulp of the
 //!   sum together), and single lanes below it are zeroed by the same mask (this also takes care
@@ -22,104 +22,106 @@ mod ops32 {
     pub(super) const LANES: usize = 16;
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn splat(a: f32) -> V {
         _mm512_set1_ps(a)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn load(s: &[f32; LANES]) -> V {
         // SAFETY: `s` holds exactly LANES readable f32; the load is unaligned.
         unsafe { _mm512_loadu_ps(s.as_ptr()) }
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn store(s: &mut [f32; LANES], v: V) {
         // SAFETY: `s` holds exactly LANES writable f32; the store is unaligned.
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn add(a: V, b: V) -> V {
         _mm512_add_ps(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn sub(a: V, b: V) -> V {
         _mm512_sub_ps(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn mul(a: V, b: V) -> V {
         _mm512_mul_ps(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn max(a: V, b: V) -> V {
         _mm512_max_ps(a, b)
     }
 
     /// `a·b + c`, fused.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn fmadd(a: V, b: V, c: V) -> V {
         _mm512_fmadd_ps(a, b, c)
     }
 
     /// Lanes where `a > b` (false for NaN).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn gt(a: V, b: V) -> Mask {
         _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn reduce_add(a: V) -> f32 {
         _mm512_reduce_add_ps(a)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn reduce_max(a: V) -> f32 {
         _mm512_reduce_max_ps(a)
     }
 
     /// `2^t` in the lanes of `keep` (where `t` must be finite and at most ~100 in magnitude),
-    /// 0 elsewhere. Relative error below 1 ulp plus the polynomial's 7.5e-8.
+    /// 0 elsewhere: `p(t − ⌊t⌋)·2^⌊t⌋` with the fraction from `vreduceps` and the power of two
+    /// applied by `vscalefps` (which floors `t` itself). Relative error below 1 ulp plus the
+    /// polynomial's 7.5e-8.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn exp2_masked(t: V, keep: Mask) -> V {
-        // Minimax (relative) on [−½, ½], coefficients rounded to f32.
+        // Minimax (relative) on [0, 1], coefficients rounded to f32.
         const C: [f32; 6] = [
-            1.000_000_1,
-            0.693_146_94,
-            0.240_221_2,
-            0.055_507_13,
-            0.009_675_541,
-            0.001_327_647_2,
+            0.999_999_94,
+            0.693_153_1,
+            0.240_153_61,
+            0.055_826_318,
+            0.008_989_34,
+            0.001_877_576_7,
         ];
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
-        let f = _mm512_sub_ps(t, n);
+        // t − ⌊t⌋ (round down, no exceptions).
+        let f = _mm512_reduce_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(t);
         let mut p = _mm512_set1_ps(C[5]);
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[4]));
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[3]));
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[2]));
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[1]));
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(C[0]));
-        _mm512_maskz_scalef_ps(keep, p, n)
+        _mm512_maskz_scalef_ps(keep, p, t)
     }
 
     /// `h + k·sqrt(d2)` for `d2 > 0` (already floored): `rsqrt14` and one Newton step,
     /// `sqrt(d2) ≈ ½ s (3 − s r)` with `r ≈ 1/sqrt(d2)`, `s = d2 r`.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn add_scaled_sqrt(d2: V, k: V, h: V) -> V {
         let r = _mm512_rsqrt14_ps(d2);
         let s = _mm512_mul_ps(d2, r);
@@ -130,7 +132,7 @@ mod ops32 {
 
     /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere (IEEE division and square root).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn inv_sqrt_above(d2: V, floor: V) -> V {
         let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d2, floor);
         _mm512_maskz_div_ps(keep, _mm512_set1_ps(1.0), _mm512_sqrt_ps(d2))
@@ -146,114 +148,114 @@ mod ops64 {
     pub(super) const LANES: usize = 8;
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn splat(a: f64) -> V {
         _mm512_set1_pd(a)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn load(s: &[f64; LANES]) -> V {
         // SAFETY: `s` holds exactly LANES readable f64; the load is unaligned.
         unsafe { _mm512_loadu_pd(s.as_ptr()) }
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn store(s: &mut [f64; LANES], v: V) {
         // SAFETY: `s` holds exactly LANES writable f64; the store is unaligned.
         unsafe { _mm512_storeu_pd(s.as_mut_ptr(), v) }
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn add(a: V, b: V) -> V {
         _mm512_add_pd(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn sub(a: V, b: V) -> V {
         _mm512_sub_pd(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn mul(a: V, b: V) -> V {
         _mm512_mul_pd(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn max(a: V, b: V) -> V {
         _mm512_max_pd(a, b)
     }
 
     /// `a·b + c`, fused.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn fmadd(a: V, b: V, c: V) -> V {
         _mm512_fmadd_pd(a, b, c)
     }
 
     /// Lanes where `a > b` (false for NaN).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn gt(a: V, b: V) -> Mask {
         _mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn reduce_add(a: V) -> f64 {
         _mm512_reduce_add_pd(a)
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn reduce_max(a: V) -> f64 {
         _mm512_reduce_max_pd(a)
     }
 
     /// `2^t` in the lanes of `keep` (where `t` must be finite and at most ~1000 in magnitude),
-    /// 0 elsewhere. Relative error a few ulp (polynomial 7.8e-18).
+    /// 0 elsewhere; as [`super::ops32::exp2_masked`]. Relative error a few ulp (polynomial
+    /// 1.1e-17).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn exp2_masked(t: V, keep: Mask) -> V {
-        // Minimax (relative) on [−½, ½].
+        // Minimax (relative) on [0, 1].
         const C: [f64; 12] = [
             1.0,
-            std::f64::consts::LN_2,
-            0.240_226_506_959_101_58,
-            0.055_504_108_664_819_93,
-            0.009_618_129_107_587_827,
-            0.001_333_355_814_678_655_7,
-            0.000_154_035_304_630_845_25,
-            1.525_273_349_377_657_7e-5,
-            1.321_543_282_850_029_2e-6,
-            1.017_819_628_486_373_9e-7,
-            7.074_147_471_425_522e-9,
-            4.435_561_153_194_103e-10,
+            0.693_147_180_559_946_2,
+            0.240_226_506_959_055_2,
+            0.055_504_108_665_705_27,
+            0.009_618_129_098_827_552,
+            0.001_333_355_866_045_025_9,
+            0.000_154_035_114_659_831_58,
+            1.525_319_010_902_800_5e-5,
+            1.320_819_272_358_017e-6,
+            1.025_447_980_508_366_6e-7,
+            6.554_298_389_547_021e-9,
+            6.272_830_739_582_347e-10,
         ];
-        let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
-        let f = _mm512_sub_pd(t, n);
+        let f = _mm512_reduce_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(t);
         let mut p = _mm512_set1_pd(C[11]);
         for &c in C[..11].iter().rev() {
             p = _mm512_fmadd_pd(p, f, _mm512_set1_pd(c));
         }
-        _mm512_maskz_scalef_pd(keep, p, n)
+        _mm512_maskz_scalef_pd(keep, p, t)
     }
 
     /// `h + k·sqrt(d2)` (IEEE square root).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn add_scaled_sqrt(d2: V, k: V, h: V) -> V {
         _mm512_fmadd_pd(_mm512_sqrt_pd(d2), k, h)
     }
 
     /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn inv_sqrt_above(d2: V, floor: V) -> V {
         let keep = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(d2, floor);
         _mm512_maskz_div_pd(keep, _mm512_set1_pd(1.0), _mm512_sqrt_pd(d2))
@@ -283,7 +285,7 @@ macro_rules! softmin_kernel {
 
         /// AVX-512 [`softmin_rows`](crate::kernel::softmin::softmin_rows) in base-2 units
         /// (`columns` prepared with `base2`).
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,avx512dq")]
         pub(in crate::kernel) fn softmin_rows<const P2: bool, const GRAD: bool>(
             columns: &Columns<'_, T>,
             rows: &Cloud<T>,
@@ -306,7 +308,7 @@ macro_rules! softmin_kernel {
         /// unfloored) of vector `v` of the tile whose coordinate vectors are `ys`, for a row
         /// broadcast in `xv`.
         #[inline]
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,avx512dq")]
         fn lanes_at<const P2: bool, const D: usize>(
             xv: &[ops::V; D],
             ys: &[&[Lanes]; D],
@@ -332,7 +334,7 @@ macro_rules! softmin_kernel {
         /// [`lanes_at`] for any dimension (coordinates of the row in `x_i`, columns `jc..` of
         /// `coords`, `dim × n_pad`).
         #[inline]
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,avx512dq")]
         fn lanes_at_any_dim<const P2: bool>(
             x_i: &[T],
             coords: &[T],
@@ -353,7 +355,7 @@ macro_rules! softmin_kernel {
             acc
         }
 
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,avx512dq")]
         fn rows_of_dim<const P2: bool, const GRAD: bool, const D: usize>(
             columns: &Columns<'_, T>,
             rows: &Cloud<T>,
@@ -509,7 +511,7 @@ pub(crate) mod f64x8 {
 
 /// Whether this CPU runs the AVX-512 kernels.
 pub(crate) fn supported() -> bool {
-    is_x86_feature_detected!("avx512f")
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq")
 }
 
 #[cfg(test)]
@@ -521,11 +523,11 @@ mod tests {
         if !supported() {
             return;
         }
-        // SAFETY: AVX-512F was detected above.
+        // SAFETY: AVX-512F and AVX-512DQ were detected above.
         unsafe { check_exp2() }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn check_exp2() {
         let (mut worst32, mut worst64) = (0.0_f64, 0.0_f64);
         for k in 0..=200_000 {
@@ -559,11 +561,11 @@ mod tests {
         if !supported() {
             return;
         }
-        // SAFETY: AVX-512F was detected above.
+        // SAFETY: AVX-512F and AVX-512DQ were detected above.
         unsafe { check_sqrt() }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn check_sqrt() {
         let mut worst = 0.0_f64;
         for k in 0..100_000 {

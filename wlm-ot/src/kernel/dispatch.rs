@@ -20,7 +20,7 @@ pub(crate) enum SimdLevel {
     /// AVX2 and FMA.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
-    /// AVX-512F: the explicit kernels of [`super::avx512`].
+    /// AVX-512F and AVX-512DQ: the explicit kernels of [`super::avx512`].
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx512,
 }
@@ -109,7 +109,7 @@ fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
         // a test picked it from `available_simd`, which is bounded by the same detection).
         SimdLevel::Avx2 => unsafe { rows_avx2::<T, P2, GRAD>(columns, task, scratch) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `level` is `Avx512` only when `detected_simd` found AVX-512F on this CPU (or a
+        // SAFETY: `level` is `Avx512` only when `detected_simd` found AVX-512F and DQ on this CPU (or a
         // test picked it from `available_simd`, which is bounded by the same detection).
         SimdLevel::Avx512 => unsafe {
             T::softmin_rows_avx512::<P2, GRAD>(
@@ -135,18 +135,24 @@ pub(crate) struct Task<'a, T> {
 }
 
 /// Runs the rows of one task: per tile, the logits and their maximum, then the sum.
-fn run_task<T: Real>(level: SimdLevel, columns: &Columns<'_, T>, task: &mut Task<'_, T>) {
-    let mut scratch = Scratch::new(task.rows.dim);
+/// `scratch` is reused across the tasks of one worker.
+fn run_task<T: Real>(
+    level: SimdLevel,
+    columns: &Columns<'_, T>,
+    task: &mut Task<'_, T>,
+    scratch: &mut Scratch<T>,
+) {
+    scratch.grad_acc.resize(task.rows.dim, T::ZERO);
     let grad = !task.grad.is_empty();
     match (columns.cost, grad) {
         (Cost::HalfSquaredEuclidean, false) => {
-            run_rows::<T, true, false>(level, columns, task, &mut scratch)
+            run_rows::<T, true, false>(level, columns, task, scratch)
         }
         (Cost::HalfSquaredEuclidean, true) => {
-            run_rows::<T, true, true>(level, columns, task, &mut scratch)
+            run_rows::<T, true, true>(level, columns, task, scratch)
         }
-        (Cost::Euclidean, false) => run_rows::<T, false, false>(level, columns, task, &mut scratch),
-        (Cost::Euclidean, true) => run_rows::<T, false, true>(level, columns, task, &mut scratch),
+        (Cost::Euclidean, false) => run_rows::<T, false, false>(level, columns, task, scratch),
+        (Cost::Euclidean, true) => run_rows::<T, false, true>(level, columns, task, scratch),
     }
 }
 
@@ -195,13 +201,18 @@ pub(crate) fn run_passes_with<T: Real>(
             });
         }
     }
+    let Some(dim) = tasks.first().map(|t| t.rows.dim) else {
+        return;
+    };
     if parallel {
-        tasks
-            .into_par_iter()
-            .for_each(|mut t| run_task(level, &columns[t.pass_idx], &mut t));
+        tasks.into_par_iter().for_each_init(
+            || Scratch::new(dim),
+            |scratch, mut t| run_task(level, &columns[t.pass_idx], &mut t, scratch),
+        );
     } else {
+        let mut scratch = Scratch::new(dim);
         for mut t in tasks {
-            run_task(level, &columns[t.pass_idx], &mut t);
+            run_task(level, &columns[t.pass_idx], &mut t, &mut scratch);
         }
     }
 }

@@ -66,7 +66,7 @@ pub(crate) trait Real:
     /// The AVX-512 kernel of this type ([`avx512`]): `softmin_rows` in base-2 units.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F.
+    /// The CPU must support AVX-512F and AVX-512DQ.
     #[cfg(target_arch = "x86_64")]
     unsafe fn softmin_rows_avx512<const P2: bool, const GRAD: bool>(
         columns: &Columns<'_, Self>,
@@ -131,7 +131,7 @@ macro_rules! impl_real {
                 grad: &mut [Self],
                 scratch: &mut Scratch<Self>,
             ) {
-                // SAFETY: the caller guarantees AVX-512F.
+                // SAFETY: the caller guarantees AVX-512F and AVX-512DQ.
                 unsafe {
                     avx512::$avx512::softmin_rows::<P2, GRAD>(
                         columns, rows, row_start, out, grad, scratch,
