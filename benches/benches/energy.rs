@@ -104,8 +104,13 @@ fn once(spec: &str) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // A finite checksum guards against timing a kernel that produces NaN.
+    let checksum = model
+        .force(&x, 0.0)
+        .and_then(|f| f.abs()?.sum_all()?.to_scalar::<f32>())
+        .expect("force");
     println!(
-        "{what} N={n}: median wall {:.2} ms, median CPU {:.2} ms ({iterations} calls)",
+        "{what} N={n}: median wall {:.2} ms, median CPU {:.2} ms ({iterations} calls; Σ|force| {checksum:.6e})",
         median(&mut walls),
         median(&mut cpus)
     );
