@@ -6,10 +6,12 @@
 //!   [`Columns::prepare`](super::softmin::Columns::prepare)), so `exp` is `exp2`: the fraction
 //!   `t − ⌊t⌋` in one instruction (`vreduce`), a degree-5 (f32) or degree-11 (f64) minimax
 //!   polynomial of it, and `vscalef` for the power of two, with no range clamp;
-//! - a vector whose lanes all lie more than [`Columns::skip_bits`] below the row's running maximum
+//! - a vector whose lanes all lie more than `Columns::skip_bits` below the row's running maximum
 //!   is not exponentiated at all (the terms dropped that way weigh less than `2^-9` ulp of the
 //!   sum together), and single lanes below it are zeroed by the same mask (this also takes care
-//!   of the `−∞` padding);
+//!   of the `−∞` padding); since the compare costs about a tenth of a vector's work, rows use it
+//!   only while it skips at least 1/8 of the vectors (probed every few rows), and otherwise
+//!   exponentiate every finite lane (mask `Columns::finite`);
 //! - `p = 1` in f32 takes `sqrt` as `rsqrt14` plus one Newton step (relative error ~1e-7, like
 //!   the rounding of the logits themselves); f64 keeps the IEEE `sqrt`.
 
@@ -77,6 +79,12 @@ mod ops32 {
     #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn gt(a: V, b: V) -> Mask {
         _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)
+    }
+
+    /// The lanes of vector `v` in a bit set of columns (8 per byte).
+    #[inline(always)]
+    pub(super) fn mask_at(bits: &[u8], v: usize) -> Mask {
+        u16::from_le_bytes([bits[2 * v], bits[2 * v + 1]])
     }
 
     #[inline]
@@ -203,6 +211,12 @@ mod ops64 {
     #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn gt(a: V, b: V) -> Mask {
         _mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b)
+    }
+
+    /// The lanes of vector `v` in a bit set of columns (8 per byte).
+    #[inline(always)]
+    pub(super) fn mask_at(bits: &[u8], v: usize) -> Mask {
+        bits[v]
     }
 
     #[inline]
@@ -376,7 +390,15 @@ macro_rules! softmin_kernel {
             let cost_scale = ops::splat(columns.cost_scale);
             let zero = ops::splat(0.0);
             let Scratch { buf, psi, grad_acc } = scratch;
+            let n_vectors = n_pad / lanes;
+            // Skipping pays when at least 1/8 of the vectors are skipped: rows run with it
+            // while the last row that tried did so, and try again every `PROBE` rows.
+            const PROBE: usize = 8;
+            let mut skip_pays = true;
+            let mut rows_since_probe = 0;
             for (r, out_r) in out.iter_mut().enumerate() {
+                let skip = skip_pays || rows_since_probe >= PROBE;
+                let mut skipped = 0;
                 let i = row_start + r;
                 let x_i = rows.point(i);
                 let mut xv = [zero; D];
@@ -434,21 +456,39 @@ macro_rules! softmin_kernel {
                         }
                         run_max = tile_max;
                     }
-                    // 2. exp2 and sum, skipping vectors far below the maximum.
+                    // 2. exp2 and sum. With `skip`, vectors whose lanes all lie more than
+                    // `skip_bits` below the maximum are not exponentiated; otherwise every
+                    // finite lane is (the compare costs as much as it saves unless a good share
+                    // of the vectors is skipped).
                     let m = ops::splat(run_max);
-                    let cut = ops::splat(run_max - columns.skip_bits);
                     let mut acc = zero;
-                    for zv in tile.iter_mut() {
-                        let z = ops::load(zv);
-                        let keep = ops::gt(z, cut);
-                        if keep != 0 {
-                            let w = ops::exp2_masked(ops::sub(z, m), keep);
+                    let first_vector = j0 / lanes;
+                    if skip {
+                        let cut = ops::splat(run_max - columns.skip_bits);
+                        for zv in tile.iter_mut() {
+                            let z = ops::load(zv);
+                            let keep = ops::gt(z, cut);
+                            if keep != 0 {
+                                let w = ops::exp2_masked(ops::sub(z, m), keep);
+                                acc = ops::add(acc, w);
+                                if GRAD {
+                                    ops::store(zv, w);
+                                }
+                            } else {
+                                skipped += 1;
+                                if GRAD {
+                                    ops::store(zv, zero);
+                                }
+                            }
+                        }
+                    } else {
+                        for (v, zv) in tile.iter_mut().enumerate() {
+                            let keep = ops::mask_at(&columns.finite, first_vector + v);
+                            let w = ops::exp2_masked(ops::sub(ops::load(zv), m), keep);
                             acc = ops::add(acc, w);
                             if GRAD {
                                 ops::store(zv, w);
                             }
-                        } else if GRAD {
-                            ops::store(zv, zero);
                         }
                     }
                     run_sum += ops::reduce_add(acc);
@@ -472,6 +512,12 @@ macro_rules! softmin_kernel {
                         }
                     }
                     j0 += len;
+                }
+                if skip {
+                    skip_pays = 8 * skipped >= n_vectors;
+                    rows_since_probe = 0;
+                } else {
+                    rows_since_probe += 1;
                 }
                 let row_shift = if P2 {
                     rows.sq_norms[i] * columns.half_inv_eps

@@ -343,6 +343,49 @@ mod tests {
     }
 
     #[test]
+    fn skipping_negligible_columns_leaves_the_result_unchanged() {
+        // 1024 columns near the rows, then 1024 far away (logits ~1e3 below the maximum, so
+        // whole vectors are skipped), then near ones again; rows alternate so both the
+        // skipping and the plain loop run.
+        let (n_rows, dim) = (20, 2);
+        let x: Vec<f64> = values(n_rows * dim, 7).iter().map(|v| 0.1 * v).collect();
+        let mut y: Vec<f64> = values(1024 * dim, 8).iter().map(|v| 0.1 * v).collect();
+        y.extend(values(1024 * dim, 9).iter().map(|v| 5.0 + v));
+        y.extend(values(100 * dim, 10).iter().map(|v| 0.1 * v));
+        let n_cols = y.len() / dim;
+        let log_w = vec![-(n_cols as f64).ln(); n_cols];
+        let center = vec![0.0; dim];
+        let rows = Cloud::new(&x, dim, &center);
+        let cols = Cloud::new(&y, dim, &center);
+        let eps = 0.01;
+        for cost in [Cost::HalfSquaredEuclidean, Cost::Euclidean] {
+            let (want, want_grad) = direct(&x, &y, dim, &log_w, eps, cost);
+            for level in available_simd() {
+                let mut out = vec![0.0; n_rows];
+                let mut grad = vec![0.0; n_rows * dim];
+                let spec = PassSpec {
+                    rows: &rows,
+                    cols: &cols,
+                    col_log_weights: &log_w,
+                    col_potential: None,
+                    out: &mut out,
+                    grad: Some(&mut grad),
+                };
+                run_passes_with(level, vec![spec], eps, cost);
+                for (g, w) in out.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() < 1e-13 * w.abs().max(1.0),
+                        "{level:?} {cost:?}: {g} vs {w}"
+                    );
+                }
+                for (g, w) in grad.iter().zip(&want_grad) {
+                    assert!((g - w).abs() < 1e-12, "{level:?} {cost:?}: grad {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn f32_passes_agree_with_f64_to_single_precision() {
         let (n_rows, n_cols, dim) = (5, 1500, 2);
         let x = values(n_rows * dim, 5);

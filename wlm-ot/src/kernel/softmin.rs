@@ -117,6 +117,9 @@ pub(crate) struct Columns<'a, T> {
     /// running maximum: `−log2(machine ε) + 9 + log2(n_cols)`, so that all the terms a row can
     /// drop weigh less than `2^-9` ulp of its sum.
     pub(crate) skip_bits: T,
+    /// One bit per column (8 per byte, little-endian), set where `offset` is finite (not
+    /// padding, not a zero weight): the lanes the base-2 kernels exponentiate.
+    pub(crate) finite: Vec<u8>,
     pub(crate) cost: Cost,
 }
 
@@ -151,6 +154,12 @@ impl<'a, T: Real> Columns<'a, T> {
             Cost::Euclidean => Vec::new(),
         };
         let skip_bits = -T::EPSILON.to_f64().log2() + 9.0 + (cols.n_points.max(1) as f64).log2();
+        let mut finite = vec![0u8; cols.n_pad.div_ceil(8)];
+        for (j, o) in offset.iter().enumerate() {
+            if o.is_finite() {
+                finite[j / 8] |= 1 << (j % 8);
+            }
+        }
         Self {
             cols,
             offset,
@@ -160,6 +169,7 @@ impl<'a, T: Real> Columns<'a, T> {
             half_inv_eps,
             cost_scale: T::from_f64(-unit.to_f64() / eps),
             skip_bits: T::from_f64(skip_bits),
+            finite,
             cost,
         }
     }
