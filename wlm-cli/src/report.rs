@@ -65,6 +65,14 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
         mean_se(e.train_w1),
         mean_se(e.test_w1)
     );
+    if e.test_w1_from_last.is_some() {
+        let _ = writeln!(
+            out,
+            "  {:<18}                     test {}   (restarted at the last training snapshot, like the baselines)",
+            "model from last",
+            mean_se(e.test_w1_from_last)
+        );
+    }
     for b in &e.baselines {
         let _ = writeln!(
             out,
@@ -161,6 +169,8 @@ mod tests {
             test_w1: MeanSe::of(&[0.25]),
             train_w2: None,
             test_w2: None,
+            from_last: vec![(2, 0.125)],
+            test_w1_from_last: MeanSe::of(&[0.125]),
             baselines: vec![BaselineScore {
                 name: "repeat_last".into(),
                 w1: vec![(2, 0.75)],

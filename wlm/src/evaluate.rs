@@ -216,6 +216,14 @@ pub struct Evaluation {
     pub test_w2: Option<MeanSe>,
     /// Baselines on the test snapshots, by the same metric code.
     pub baselines: Vec<BaselineScore>,
+    /// Forecast split only: the model restarted from the last training snapshot (with its
+    /// velocities, or zero, as the config says), scored at every test snapshot: the
+    /// like-for-like comparison with the baselines, which start there too. `(index, W1)`.
+    #[serde(default)]
+    pub from_last: Vec<(usize, f64)>,
+    /// Mean ± SE of [`Evaluation::from_last`].
+    #[serde(default)]
+    pub test_w1_from_last: Option<MeanSe>,
 }
 
 /// Forecast from snapshot 0 (and interpolation of held-out snapshots), scored by exact W1
@@ -277,6 +285,23 @@ pub fn evaluate(
         scores.push(score(index, Role::Test, &prediction)?);
     }
     scores.sort_by_key(|s| s.index);
+    let mut from_last = Vec::new();
+    if let (true, Some(&last)) = (is_forecast, split.train.last()) {
+        if !split.test.is_empty() && last > 0 {
+            let restart = forecast(
+                model,
+                snapshots,
+                last,
+                config.initial_velocities,
+                config.steps_per_interval,
+            )?;
+            for &index in split.test.iter().filter(|&&h| h > last) {
+                let s = score(index, Role::Test, &restart.positions[index - last])?;
+                from_last.push((index, s.w1));
+            }
+        }
+    }
+    let from_last_values: Vec<f64> = from_last.iter().map(|(_, w)| *w).collect();
     let pick = |role: Role, w2: bool| -> Option<MeanSe> {
         let v: Vec<f64> = scores
             .iter()
@@ -293,6 +318,8 @@ pub fn evaluate(
         test_w2: pick(Role::Test, true),
         baselines: baselines(snapshots, split)?,
         scores,
+        test_w1_from_last: MeanSe::of(&from_last_values),
+        from_last,
     })
 }
 

@@ -18,7 +18,13 @@ const GAMMA: f64 = 0.1;
 /// per interval.
 fn trap_data() -> anyhow::Result<wlm_data::Snapshots> {
     let dev = Device::Cpu;
-    let truth = Model::new(
+    let truth = truth()?;
+    trap_data_of(&truth, &dev)
+}
+
+/// The true model of [`trap_data`].
+fn truth() -> anyhow::Result<Model> {
+    Ok(Model::new(
         ModelConfig {
             energy: EnergyConfig::Analytic {
                 potential: AnalyticPotential::HarmonicRepulsion {
@@ -36,8 +42,12 @@ fn trap_data() -> anyhow::Result<wlm_data::Snapshots> {
             precision: Precision::F64,
             ..ModelConfig::default()
         },
-        &dev,
-    )?;
+        &Device::Cpu,
+    )?)
+}
+
+fn trap_data_of(truth: &Model, dev: &Device) -> anyhow::Result<wlm_data::Snapshots> {
+    let dev = dev.clone();
     let n = 48;
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let noise = Normal::new(0.0, 0.25)?;
@@ -123,5 +133,61 @@ fn trained_model_forecasts_a_harmonic_trap_better_than_both_baselines() -> anyho
         model_w1 < 0.5 * untrained,
         "trained {model_w1} vs untrained {untrained}"
     );
+    Ok(())
+}
+
+#[test]
+fn the_true_model_restarted_from_the_last_training_snapshot_scores_zero() -> anyhow::Result<()> {
+    // The data were simulated by `truth` at 20 steps per interval: restarted from an observed
+    // snapshot with its velocities, it reproduces every later snapshot to rounding, while its
+    // forecast from snapshot 0 does too. The baselines (which start at the last training
+    // snapshot as well) do not.
+    let truth = truth()?;
+    let data = trap_data()?;
+    let split = SplitConfig::Forecast { n_train: 12 }.resolve(data.len())?;
+    let eval = EvalConfig {
+        steps_per_interval: 20,
+        ..EvalConfig::default()
+    };
+    let e = wlm::evaluate(&truth, &data, &split, &eval)?;
+    let tests: Vec<usize> = split.test.clone();
+    let indices: Vec<usize> = e.from_last.iter().map(|(k, _)| *k).collect();
+    assert_eq!(indices, tests, "one restart score per test snapshot");
+    for (k, w) in &e.from_last {
+        assert!(*w < 1e-9, "restart W1 at {k}: {w}");
+    }
+    let m = e.test_w1_from_last.expect("mean");
+    assert_eq!(m.n, tests.len());
+    let last = e
+        .baselines
+        .iter()
+        .find(|b| b.name == "repeat_last")
+        .expect("baseline");
+    assert!(last.test_w1.expect("mean").mean > 0.1, "the cloud moves");
+    // A wrong model (3× the friction): the restart at snapshot 11 scores what interpolating
+    // snapshot 12 from 11 scores, and drifts less than the forecast from snapshot 0.
+    let mut config = truth.config().clone();
+    config.friction.gamma = 3.0 * GAMMA;
+    let wrong = Model::new(config, &Device::Cpu)?;
+    let e = wlm::evaluate(&wrong, &data, &split, &eval)?;
+    let first = split.test[0];
+    let one_step = wlm::interpolate(&wrong, &data, first, eval.initial_velocities, 20)?;
+    let y = data.positions_tensor(first, DType::F64, &Device::Cpu)?;
+    let w = wlm_ot::wasserstein_1(&one_step.to_dtype(DType::F64)?, &y)?;
+    assert!(
+        (e.from_last[0].1 - w).abs() <= 1e-12 * (1.0 + w),
+        "{:?} vs {w}",
+        e.from_last[0]
+    );
+    let (restart, from_zero) = (e.test_w1_from_last.expect("mean"), e.test_w1.expect("mean"));
+    assert!(restart.mean > 1e-4, "the wrong model is wrong: {restart:?}");
+    assert!(
+        restart.mean < from_zero.mean,
+        "{restart:?} vs {from_zero:?}"
+    );
+    // An interpolation split has no restart scores (its test rows are restarts already).
+    let holdout = SplitConfig::Holdout { indices: vec![5] }.resolve(data.len())?;
+    let e = wlm::evaluate(&truth, &data, &holdout, &eval)?;
+    assert!(e.from_last.is_empty() && e.test_w1_from_last.is_none());
     Ok(())
 }
