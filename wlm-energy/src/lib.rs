@@ -39,7 +39,7 @@
 //! | [`Energy`] | the trait: `energy(x, t)` (rank 0, sum pooling) and `force(x, t)` | — |
 //! | [`EnergyField`] | `ForceField` adapter; `detach_positions` (default `true`) or exact mode | one force |
 //! | [`AttentionEnergyConfig::init`] | the reference's attention energy, PyTorch names and init | — |
-//! | [`AttentionEnergy`] force | forward + hand-written VJP, [`Kernels::Fused`] by default | `O(L (N² H + N H F))` time, `O(L N (H + F))` memory |
+//! | [`AttentionEnergy`] force | forward + hand-written VJP, [`Kernels::Fused`] by default | `O(L (N² H + N H F))` time; `O(L N (H + F))` memory, plus `heads · N²` per block while that is at most 2²⁴ (the kept attention probabilities) |
 //! | [`MeanFieldEnergyConfig::init`] | `Σ U(x_i) + (1/N) Σ_{i≠j} w(|x_i − x_j|²)` | `O(N² hidden)` time and memory |
 //! | [`AnalyticPotential`] | the five GF-SDE potentials and a trap with soft repulsion | `O(N d)` (repulsion `O(N² d)`) |
 //! | [`load_weights`], `VarMap::save` | safetensors by state_dict name, dtype converted | file size |
@@ -49,8 +49,10 @@
 //! [`Kernels::Plain`] uses only candle ops that candle itself can differentiate, and is the
 //! reference the tests check the hand-written forces against. [`Kernels::Fused`] (default)
 //! replaces the hot spots by multi-threaded CPU custom ops with hand-written backward passes:
-//! attention without `N × N` tensors (rows of `P` recomputed in cache-sized blocks, with a
-//! second-order kernel so the force stays differentiable), row softmax and its VJP (used
+//! attention in cache-sized row blocks with a second-order kernel so the force stays
+//! differentiable (a force keeps the probabilities `P` of its forward pass for the VJP and
+//! the backward passes while `heads · N² ≤ 2²⁴`, and recomputes them block by block beyond;
+//! [`Energy::force_graph_hidden_bytes`] reports what is kept), row softmax and its VJP (used
 //! when attention dropout is active), GELU, LayerNorm, and row-broadcast bias/scale. Tests
 //! check that both paths agree in value and parameter gradient in f64 and f32.
 //!
@@ -71,13 +73,15 @@
 //! - f32 fused kernels use a polynomial `exp` and a rational `erf` (a few ulp, `< 5e-7`
 //!   absolute); f64 is accurate to rounding.
 //! - Large allocations of short-lived tensors make glibc return memory to the OS and
-//!   page-fault it back; binaries can set `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`
-//!   (see `benches/notes/energy.md`, about 20% at N = 1000).
+//!   page-fault it back, and candle's elementwise pool spins long at each barrier on a busy
+//!   machine. Binaries should raise glibc's malloc thresholds (`mallopt`) and set
+//!   `CANDLE_BARRIER_POOL_SPIN_LIMIT` before any thread starts, as the `wlm` binary does
+//!   (`benches/notes/energy.md`: 1.5× on the force and up to 2.4× on its backward).
 //!
 //! # References
 //! - SPEC 2.1, 5 and Appendix A (the workspace's `docs/SPEC.md`); the parity fixtures'
 //!   README (`shared/fixtures/parity/README.md`); the reference implementation `guanton/WLM`.
-//! - T. Dao et al., "FlashAttention" (2022): the blockwise recomputation used by the fused
+//! - T. Dao et al., "FlashAttention" (2022): the blockwise computation used by the fused
 //!   attention kernels.
 
 mod analytic;

@@ -1,12 +1,15 @@
-//! Fused multi-head attention `O = softmax(s Q Kᵀ) V`, its VJP and the VJP's backward, without N×N tensors.
+//! Fused multi-head attention `O = softmax(s Q Kᵀ) V`, its VJP and the VJP's backward, in cache-sized row blocks.
 //!
 //! Each op works on the packed projections `qkv` of shape `(3, heads, n, c)` (rows `0`, `1`,
-//! `2` of the first axis are `Q`, `K`, `V`). Rows of `P` are formed a block at a time in a
-//! task-local buffer (recomputed, never stored), so memory is `O(n c)` per head and the work
-//! stays in cache. Rayon runs one task per (head, row chunk); the column accumulations
-//! (`dK`, `dV`, …) are summed over a head's chunks afterwards.
+//! `2` of the first axis are `Q`, `K`, `V`). Rows of `P` are formed a block at a time, so the
+//! work stays in cache. Either they are recomputed in a task-local buffer wherever needed
+//! (memory `O(n c)` per head), or [`attention_keeping_probabilities`] writes the normalised
+//! `P` (`heads × n × n`) once and the VJP and both backward passes read it (one `N²c`
+//! product and the softmax passes fewer each). Rayon runs one task per (head, row chunk); the
+//! column accumulations (`dK`, `dV`, …) are summed over a head's chunks afterwards.
 //!
-//! * [`attention`]: `O` (`heads, n, c`); backward = [`attention_vjp`] without graph.
+//! * [`attention`] / [`attention_keeping_probabilities`]: `O` (`heads, n, c`); backward =
+//!   [`attention_vjp`] without graph (with the kept `P`, if any).
 //! * [`attention_vjp`]: with `G = ∂L/∂O`: `dP = G Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
 //!   `dQ = s dS K`, `dK = s dSᵀ Q`, `dV = Pᵀ G`, packed as `(3, heads, n, c)`. Its backward
 //!   (the second-order kernel in [`super::attention_hvp`]) makes it differentiable.
