@@ -68,7 +68,7 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
     if e.test_w1_from_last.is_some() {
         let _ = writeln!(
             out,
-            "  {:<18}                     test {}   (restarted at the last training snapshot, like the baselines)",
+            "  {:<18}                     test {}   (rolled out from the last training snapshot, as the baselines)",
             "model from last",
             mean_se(e.test_w1_from_last)
         );
@@ -180,6 +180,8 @@ mod tests {
         let text = evaluation_table(&e);
         assert!(text.contains("repeat_last"), "{text}");
         assert!(text.contains("0.7500"), "{text}");
+        assert!(text.contains("model from last"), "{text}");
+        assert!(text.contains("test 0.1250"), "{text}");
         assert!(text.contains("test 0.2500 ± 0.0000"), "{text}");
         assert!(!text.lines().any(|l| l.contains("start")), "{text}");
     }
