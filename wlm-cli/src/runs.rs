@@ -414,7 +414,7 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
     write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
-    let baselines = wlm::baselines(&loaded.snapshots, &loaded.split)?;
+    let baselines = wlm::interpolation_baselines(&loaded.snapshots, test)?;
     let mut rows = Vec::new();
     for (&h, p) in test.iter().zip(&predictions) {
         let mut values = vec![w1(p, &loaded.snapshots, h)?];

@@ -364,27 +364,61 @@ pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineSco
             out.push(finish("constant_velocity", cv));
         }
     } else {
-        let mut previous = Vec::new();
-        for &h in &split.test {
-            previous.push((h, wlm_ot::wasserstein_1(&tensor(h - 1)?, &tensor(h)?)?));
+        out.extend(interpolation_baselines(snapshots, &split.test)?);
+    }
+    Ok(out)
+}
+
+/// The interpolation baselines of held-out snapshots `test`: `repeat_previous` (observed
+/// snapshot `h − 1`) and, where `h + 1` exists, `ot_midpoint` (displacement interpolation
+/// between snapshots `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`).
+///
+/// # Errors
+/// A test index 0 or out of range; W1 failures.
+pub fn interpolation_baselines(
+    snapshots: &Snapshots,
+    test: &[usize],
+) -> Result<Vec<BaselineScore>> {
+    if let Some(&h) = test.iter().find(|&&h| h == 0 || h >= snapshots.len()) {
+        return Err(Error::config(
+            "held_out",
+            format!(
+                "held-out snapshot must be in 1..{}, got {h}",
+                snapshots.len()
+            ),
+        ));
+    }
+    let cpu = candle_core::Device::Cpu;
+    let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
+    let finish = |name: &str, w1: Vec<(usize, f64)>| {
+        let values: Vec<f64> = w1.iter().map(|(_, w)| *w).collect();
+        BaselineScore {
+            name: name.into(),
+            test_w1: MeanSe::of(&values),
+            w1,
         }
-        out.push(finish("repeat_previous", previous));
-        // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
-        // along their exact W2 plan, at the held-out time.
-        let mut midpoint = Vec::new();
-        for &h in split.test.iter().filter(|&&h| h + 1 < snapshots.len()) {
-            let times = snapshots.times();
-            let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
-            let mid = wlm_ot::displacement_interpolation(
-                &tensor(h - 1)?,
-                &tensor(h + 1)?,
-                s.clamp(0.0, 1.0),
-            )?;
-            midpoint.push((h, wlm_ot::wasserstein_1(&mid, &tensor(h)?)?));
-        }
-        if !midpoint.is_empty() {
-            out.push(finish("ot_midpoint", midpoint));
-        }
+    };
+    let mut out = Vec::new();
+    let mut previous = Vec::new();
+    for &h in test {
+        previous.push((h, wlm_ot::wasserstein_1(&tensor(h - 1)?, &tensor(h)?)?));
+    }
+    out.push(finish("repeat_previous", previous));
+    // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
+    // along their exact W2 plan, at the held-out time.
+    let mut midpoint = Vec::new();
+    for &h in test.iter().filter(|&&h| h + 1 < snapshots.len()) {
+        let times = snapshots.times();
+        let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
+        let mid = wlm_ot::displacement_interpolation(
+            &tensor(h - 1)?,
+            &tensor(h + 1)?,
+            s.clamp(0.0, 1.0),
+        )?;
+        midpoint.push((h, wlm_ot::wasserstein_1(&mid, &tensor(h)?)?));
+    }
+    if !midpoint.is_empty() {
+        out.push(finish("ot_midpoint", midpoint));
     }
     Ok(out)
 }

@@ -71,8 +71,8 @@ pub use config::{
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use evaluate::{
-    baselines, evaluate, forecast, interpolate, BaselineScore, Evaluation, Forecast, MeanSe, Role,
-    SnapshotScore,
+    baselines, evaluate, forecast, interpolate, interpolation_baselines, BaselineScore, Evaluation,
+    Forecast, MeanSe, Role, SnapshotScore,
 };
 pub use loss::{LossGradients, RolloutLoss};
 pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER};
