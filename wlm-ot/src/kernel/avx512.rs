@@ -12,6 +12,11 @@
 //!   of the `−∞` padding); since the compare costs about a tenth of a vector's work, rows use it
 //!   only while it skips at least 1/8 of the vectors (probed every few rows), and otherwise
 //!   exponentiate every finite lane (mask `Columns::finite`);
+//! - `p = 2` without gradients exponentiates each tile in the same pass that computes its
+//!   logits, against a guessed reference (the previous row's), and keeps the sum when the tile's
+//!   maximum lies within `ops::FUSED_WINDOW` of it; otherwise (and for `p = 1`, where one pass
+//!   measured slower) a tile is done in two passes: logits and their maximum, then `exp2`.
+//!   References are integers, so moving one is an exact power of two (no `exp` call);
 //! - `p = 1` in f32 takes `sqrt` as `rsqrt14` plus one Newton step (relative error ~1e-7, like
 //!   the rounding of the logits themselves); f64 keeps the IEEE `sqrt`.
 
@@ -85,6 +90,21 @@ mod ops32 {
     #[inline(always)]
     pub(super) fn mask_at(bits: &[u8], v: usize) -> Mask {
         u16::from_le_bytes([bits[2 * v], bits[2 * v + 1]])
+    }
+
+    /// How far a tile's maximum may lie from the fused path's guessed reference
+    /// (terms up to `2^FUSED_WINDOW` cannot overflow a sum, terms within 2^-FUSED_WINDOW of the
+    /// maximum stay normal).
+    pub(super) const FUSED_WINDOW: f32 = 60.0;
+
+    /// `2^k` for an integer-valued `k <= 127` (0 below the normal range, also for `−∞`).
+    #[inline(always)]
+    pub(super) fn pow2i(k: f32) -> f32 {
+        if k >= -126.0 {
+            f32::from_bits(((k as i64 + 127) as u32) << 23)
+        } else {
+            0.0
+        }
     }
 
     #[inline]
@@ -217,6 +237,21 @@ mod ops64 {
     #[inline(always)]
     pub(super) fn mask_at(bits: &[u8], v: usize) -> Mask {
         bits[v]
+    }
+
+    /// How far a tile's maximum may lie from the fused path's guessed reference
+    /// (terms up to `2^FUSED_WINDOW` cannot overflow a sum, terms within 2^-FUSED_WINDOW of the
+    /// maximum stay normal).
+    pub(super) const FUSED_WINDOW: f64 = 500.0;
+
+    /// `2^k` for an integer-valued `k <= 1023` (0 below the normal range, also for `−∞`).
+    #[inline(always)]
+    pub(super) fn pow2i(k: f64) -> f64 {
+        if k >= -1022.0 {
+            f64::from_bits(((k as i64 + 1023) as u64) << 52)
+        } else {
+            0.0
+        }
     }
 
     #[inline]
@@ -369,6 +404,33 @@ macro_rules! softmin_kernel {
             acc
         }
 
+        /// Exponentiates the logits `z` of a whole tile (`p = 2`, no gradients) relative to a
+        /// guessed reference `m` in the same pass that computes them, and returns their sum and
+        /// maximum. The caller accepts the sum when the maximum lies within
+        /// `ops::FUSED_WINDOW` of `m` (no overflow, no loss of the largest terms), and otherwise
+        /// runs the two-pass path on the tile.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        fn fused_tile<const D: usize>(
+            xv: &[ops::V; D],
+            ys: &[&[Lanes]; D],
+            off: &[Lanes],
+            finite: &[u8],
+            first_vector: usize,
+            m: T,
+        ) -> (T, T) {
+            let m = ops::splat(m);
+            let mut vmax = ops::splat(T::NEG_INFINITY);
+            let mut acc = ops::splat(0.0);
+            for (v, o) in off.iter().enumerate() {
+                let z = lanes_at::<true, D>(xv, ys, v, o);
+                vmax = ops::max(vmax, z);
+                let keep = ops::mask_at(finite, first_vector + v);
+                acc = ops::add(acc, ops::exp2_masked(ops::sub(z, m), keep));
+            }
+            (ops::reduce_add(acc), ops::reduce_max(vmax))
+        }
+
         #[target_feature(enable = "avx512f,avx512dq")]
         fn rows_of_dim<const P2: bool, const GRAD: bool, const D: usize>(
             columns: &Columns<'_, T>,
@@ -396,6 +458,8 @@ macro_rules! softmin_kernel {
             const PROBE: usize = 8;
             let mut skip_pays = true;
             let mut rows_since_probe = 0;
+            // The previous row's reference: the fused path's guess for a row's first tile.
+            let mut guess = T::NEG_INFINITY;
             for (r, out_r) in out.iter_mut().enumerate() {
                 let skip = skip_pays || rows_since_probe >= PROBE;
                 let mut skipped = 0;
@@ -405,7 +469,9 @@ macro_rules! softmin_kernel {
                 for (v, &xk) in xv.iter_mut().zip(x_i) {
                     *v = ops::splat(xk);
                 }
-                let mut run_max = T::NEG_INFINITY;
+                // `run_sum` is relative to `2^run_ref`; `run_ref` is an integer no larger than
+                // the running maximum of the logits (−∞ before the first tile).
+                let mut run_ref = T::NEG_INFINITY;
                 let mut run_sum: T = 0.0;
                 if GRAD {
                     grad_acc.fill(0.0);
@@ -414,13 +480,32 @@ macro_rules! softmin_kernel {
                 while j0 < n_pad {
                     let len = TILE.min(n_pad - j0);
                     let nv = len / lanes;
+                    let first_vector = j0 / lanes;
                     let off = &vectors(offset, j0, len)[..nv];
-                    let tile = &mut vectors_mut(buf, len)[..nv];
-                    let psi_v = &mut vectors_mut(psi, len)[..nv];
                     let mut ys: [&[Lanes]; D] = [&[]; D];
                     for (k, y) in ys.iter_mut().enumerate() {
                         *y = &vectors(coords, k * n_pad + j0, len)[..nv];
                     }
+                    // 0. p = 2 without gradients or skipping: one pass against a guess.
+                    let m = if run_ref > T::NEG_INFINITY {
+                        run_ref
+                    } else {
+                        guess
+                    };
+                    if P2 && !GRAD && !skip && D > 0 && m > T::NEG_INFINITY {
+                        let (sum, tile_max) =
+                            fused_tile::<D>(&xv, &ys, off, &columns.finite, first_vector, m);
+                        if (tile_max - m).abs() <= ops::FUSED_WINDOW {
+                            let new_ref = tile_max.floor().max(run_ref);
+                            run_sum = run_sum * ops::pow2i(run_ref - new_ref)
+                                + sum * ops::pow2i(m - new_ref);
+                            run_ref = new_ref;
+                            j0 += len;
+                            continue;
+                        }
+                    }
+                    let tile = &mut vectors_mut(buf, len)[..nv];
+                    let psi_v = &mut vectors_mut(psi, len)[..nv];
                     // 1. logits of the tile (base 2) and their maximum.
                     let mut vmax = ops::splat(T::NEG_INFINITY);
                     for v in 0..nv {
@@ -446,25 +531,25 @@ macro_rules! softmin_kernel {
                         j0 += len;
                         continue;
                     }
-                    if tile_max > run_max {
-                        let rescale = (run_max - tile_max).exp2();
+                    let new_ref = tile_max.floor().max(run_ref);
+                    if new_ref > run_ref {
+                        let rescale = ops::pow2i(run_ref - new_ref);
                         run_sum *= rescale;
                         if GRAD {
                             for g in grad_acc.iter_mut() {
                                 *g *= rescale;
                             }
                         }
-                        run_max = tile_max;
+                        run_ref = new_ref;
                     }
-                    // 2. exp2 and sum. With `skip`, vectors whose lanes all lie more than
-                    // `skip_bits` below the maximum are not exponentiated; otherwise every
-                    // finite lane is (the compare costs as much as it saves unless a good share
-                    // of the vectors is skipped).
-                    let m = ops::splat(run_max);
+                    // 2. exp2 and sum (terms at most 2 relative to `run_ref`). With `skip`,
+                    // vectors whose lanes all lie more than `skip_bits` below the reference are
+                    // not exponentiated; otherwise every finite lane is (the compare costs as
+                    // much as it saves unless a good share of the vectors is skipped).
+                    let m = ops::splat(run_ref);
                     let mut acc = zero;
-                    let first_vector = j0 / lanes;
                     if skip {
-                        let cut = ops::splat(run_max - columns.skip_bits);
+                        let cut = ops::splat(run_ref - columns.skip_bits);
                         for zv in tile.iter_mut() {
                             let z = ops::load(zv);
                             let keep = ops::gt(z, cut);
@@ -513,6 +598,7 @@ macro_rules! softmin_kernel {
                     }
                     j0 += len;
                 }
+                guess = run_ref;
                 if skip {
                     skip_pays = 8 * skipped >= n_vectors;
                     rows_since_probe = 0;
@@ -524,7 +610,7 @@ macro_rules! softmin_kernel {
                 } else {
                     0.0
                 };
-                let lse = run_max * LN2 + run_sum.ln() - row_shift;
+                let lse = run_ref * LN2 + run_sum.ln() - row_shift;
                 *out_r = -(columns.eps * lse);
                 if GRAD {
                     let g_r = &mut grad[r * dim..(r + 1) * dim];

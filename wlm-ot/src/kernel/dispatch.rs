@@ -386,6 +386,54 @@ mod tests {
     }
 
     #[test]
+    fn rows_whose_maxima_jump_match_the_direct_sum() {
+        // Columns in a small ball around (1, 1); rows alternate, three at a time, between the
+        // origin and the ball. The logits leave out the row constant |x|²/2ε, so their row
+        // maximum moves by ~2/ε between the two groups: the one-pass path's guess (the previous
+        // row's maximum) is off by far more than its window at small ε and the tile is redone
+        // with two passes, while the other rows accept it. The spread within a row is small,
+        // so rows do not switch to the skipping loop. No gradients, so the p = 2 AVX-512 kernel
+        // takes its one-pass path.
+        let (n_rows, n_cols, dim) = (40, 1500, 2);
+        let x: Vec<f64> = values(n_rows * dim, 11)
+            .iter()
+            .enumerate()
+            .map(|(k, v)| 0.01 * v + if (k / dim / 3) % 2 == 0 { 0.0 } else { 1.0 })
+            .collect();
+        let y: Vec<f64> = values(n_cols * dim, 12)
+            .iter()
+            .map(|v| 1.0 + 0.01 * v)
+            .collect();
+        let log_w = vec![-(n_cols as f64).ln(); n_cols];
+        let center = vec![0.0; dim];
+        let rows = Cloud::new(&x, dim, &center);
+        let cols = Cloud::new(&y, dim, &center);
+        for eps in [0.001, 0.05, 2.0] {
+            for cost in [Cost::HalfSquaredEuclidean, Cost::Euclidean] {
+                let (want, _) = direct(&x, &y, dim, &log_w, eps, cost);
+                for level in available_simd() {
+                    let mut out = vec![0.0; n_rows];
+                    let spec = PassSpec {
+                        rows: &rows,
+                        cols: &cols,
+                        col_log_weights: &log_w,
+                        col_potential: None,
+                        out: &mut out,
+                        grad: None,
+                    };
+                    run_passes_with(level, vec![spec], eps, cost);
+                    for (g, w) in out.iter().zip(&want) {
+                        assert!(
+                            (g - w).abs() < 1e-13 * w.abs().max(1.0),
+                            "{level:?} {cost:?} eps {eps}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn f32_passes_agree_with_f64_to_single_precision() {
         let (n_rows, n_cols, dim) = (5, 1500, 2);
         let x = values(n_rows * dim, 5);
