@@ -17,8 +17,8 @@
 //!   maximum lies within `ops::FUSED_WINDOW` of it; otherwise (and for `p = 1`, where one pass
 //!   measured slower) a tile is done in two passes: logits and their maximum, then `exp2`.
 //!   References are integers, so moving one is an exact power of two (no `exp` call);
-//! - `p = 1` in f32 takes `sqrt` as `rsqrt14` plus one Newton step (relative error ~1e-7, like
-//!   the rounding of the logits themselves); f64 keeps the IEEE `sqrt`.
+//! - `p = 1` in f32 and d ≤ 3 takes `sqrt` as `rsqrt14` plus one Newton step (relative error
+//!   ~1e-7, like the rounding of the logits themselves); larger d, and f64, keep the IEEE `sqrt`.
 
 /// Vector operations on 16 f32 lanes, with the same names as [`ops64`].
 mod ops32 {
@@ -156,6 +156,15 @@ mod ops32 {
         let e = _mm512_fnmadd_ps(s, r, _mm512_set1_ps(3.0));
         let half_k = _mm512_mul_ps(k, _mm512_set1_ps(0.5));
         _mm512_fmadd_ps(_mm512_mul_ps(s, e), half_k, h)
+    }
+
+    /// `h + k·sqrt(d2)` with the IEEE square root (`vsqrtps`): fewer instructions but a long
+    /// occupancy of the divider, which pays once the squared distance itself costs more (d ≥ 4
+    /// measured here).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) fn add_scaled_sqrt_exact(d2: V, k: V, h: V) -> V {
+        _mm512_fmadd_ps(_mm512_sqrt_ps(d2), k, h)
     }
 
     /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere (IEEE division and square root).
@@ -300,6 +309,13 @@ mod ops64 {
     #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) fn add_scaled_sqrt(d2: V, k: V, h: V) -> V {
         _mm512_fmadd_pd(_mm512_sqrt_pd(d2), k, h)
+    }
+
+    /// `h + k·sqrt(d2)` (IEEE square root), as [`add_scaled_sqrt`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) fn add_scaled_sqrt_exact(d2: V, k: V, h: V) -> V {
+        add_scaled_sqrt(d2, k, h)
     }
 
     /// `1/sqrt(d2)` where `d2 >= floor`, 0 elsewhere.
@@ -521,7 +537,11 @@ macro_rules! softmin_kernel {
                                 ops::store(&mut psi_v[v], ops::inv_sqrt_above(lane, floor));
                             }
                             let d2 = ops::max(lane, floor);
-                            ops::add_scaled_sqrt(d2, cost_scale, ops::load(&off[v]))
+                            if D == 0 || D >= 4 {
+                                ops::add_scaled_sqrt_exact(d2, cost_scale, ops::load(&off[v]))
+                            } else {
+                                ops::add_scaled_sqrt(d2, cost_scale, ops::load(&off[v]))
+                            }
                         };
                         ops::store(&mut tile[v], z);
                         vmax = ops::max(vmax, z);
