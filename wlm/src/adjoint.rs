@@ -152,6 +152,7 @@ pub(crate) fn graph_bytes(t: &Tensor) -> u64 {
 ///
 /// # Shapes
 /// `x0`, `v0`: `(n_particles, dim)`; one step per entry of `coefficients`.
+#[cfg(test)]
 pub(crate) fn forward(
     integrator: Integrator,
     field: &dyn ForceField,

@@ -2,11 +2,9 @@
 //! by the adjoint reverse sweep or by plain backprop.
 
 use candle_core::{Tensor, Var};
-use wlm_energy::EnergyField;
 use wlm_integrate::State;
 use wlm_ot::SinkhornConfig;
 
-use crate::adjoint::{self, StepCoefficients};
 use crate::config::GradientMethod;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -77,6 +75,10 @@ impl Model {
                 problem.targets.len()
             )));
         }
+        if method == GradientMethod::ReverseSweep {
+            // Every step's force graph rebuilt in the sweep: memory independent of the horizon.
+            return self.sweep_loss_and_gradients(problem, 0);
+        }
         let params = self.named_parameters();
         let x0 = self.prepare(&problem.x0)?;
         let v0 = self.prepare(&problem.v0)?;
@@ -85,75 +87,7 @@ impl Model {
             .iter()
             .map(|y| self.prepare(y))
             .collect::<Result<Vec<_>>>()?;
-        match method {
-            GradientMethod::ReverseSweep => {
-                self.reverse_sweep_gradients(&params, &x0, &v0, problem, &targets)
-            }
-            GradientMethod::Backprop => {
-                self.backprop_gradients(&params, &x0, &v0, problem, &targets)
-            }
-        }
-    }
-
-    fn reverse_sweep_gradients(
-        &self,
-        params: &[(String, Var)],
-        x0: &Tensor,
-        v0: &Tensor,
-        problem: &RolloutLoss,
-        targets: &[Tensor],
-    ) -> Result<LossGradients> {
-        let k = problem.dts.len();
-        let gamma = self.friction()?;
-        let integrator = self.config().integrator;
-        let coefficients: Vec<StepCoefficients> = problem
-            .dts
-            .iter()
-            .map(|&dt| StepCoefficients::new(integrator, gamma, dt))
-            .collect();
-        let forward_field = EnergyField {
-            energy: self.energy(),
-            detach_positions: true,
-        };
-        let tape = adjoint::forward(
-            integrator,
-            &forward_field,
-            x0,
-            v0,
-            problem.t0,
-            &coefficients,
-        )?;
-        let mut per_step = Vec::with_capacity(k);
-        let mut loss_grads = Vec::with_capacity(k);
-        for (m, target) in targets.iter().enumerate() {
-            check_finite(&tape.positions[m + 1], m + 1)?;
-            let out = wlm_ot::sinkhorn(&tape.positions[m + 1], target, &problem.sinkhorn)?;
-            per_step.push(out.value);
-            loss_grads.push((out.grad_x.to_dtype(self.dtype())? / k as f64)?);
-        }
-        let loss = per_step.iter().sum::<f64>() / k as f64;
-        let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
-        let sweep_field = EnergyField {
-            energy: self.energy(),
-            detach_positions: false,
-        };
-        let exact = !self.config().detach_positions;
-        let mut sweep = adjoint::reverse_sweep(&sweep_field, &tape, &loss_grads, &vars, exact)?;
-        if let Some(theta) = self.friction_parameter() {
-            if let Some(i) = vars
-                .iter()
-                .position(|v| v.as_tensor().id() == theta.as_tensor().id())
-            {
-                let g = Tensor::new(gamma * sweep.gamma, self.device())?.to_dtype(self.dtype())?;
-                sweep.params[i] = Some(g);
-            }
-        }
-        Ok(LossGradients {
-            loss,
-            per_step,
-            names: params.iter().map(|(n, _)| n.clone()).collect(),
-            grads: sweep.params,
-        })
+        self.backprop_gradients(&params, &x0, &v0, problem, &targets)
     }
 
     fn backprop_gradients(
