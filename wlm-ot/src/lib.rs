@@ -43,7 +43,7 @@
 //! as `sqrt(max(D, 1e-8))`), ε-annealing from the bounding-box diameter down to `blur^p`, four
 //! symmetric averaged potential updates per ε, one final extrapolation; see [`SinkhornConfig`].
 //! The CPU kernel is log-domain with an online log-sum-exp over column tiles (no `N × M` matrix
-//! is ever stored), vectorised (AVX2 + FMA code picked at run time, portable code otherwise)
+//! is ever stored), vectorised (AVX-512, else AVX2 + FMA, picked at run time; portable code otherwise)
 //! and multi-threaded with rayon for large problems.
 //!
 //! # What can go wrong
