@@ -387,7 +387,9 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Canvas {
     let margin_left = 70usize;
     let margin_top = 56usize;
     let gap = 60usize;
-    let width = margin_left + columns * panel_size + (columns - 1) * gap + 20;
+    let panels_width = margin_left + columns * panel_size + (columns - 1) * gap + 20;
+    // Wide enough for the title too (a long run name over few panels).
+    let width = panels_width.max(usize::try_from(text_width(&grid.title, 2)).unwrap_or(0) + 20);
     let height = margin_top + rows * (panel_size + gap) + 10;
     let mut canvas = Canvas::new(width, height, WHITE);
     canvas.text(
@@ -564,5 +566,27 @@ mod tests {
         let canvas = scatter_grid(&grid, 150);
         assert!(canvas.width() > 300 && canvas.height() > 300);
         assert!(canvas.encode_png().is_ok());
+    }
+
+    #[test]
+    fn a_long_title_widens_a_narrow_grid() {
+        let title = "ocean-big-forecast-10-seed0: observed vs forecast".to_string();
+        let grid = ScatterGrid {
+            title: title.clone(),
+            panels: vec![ScatterPanel {
+                title: "a".into(),
+                clouds: vec![(vec![(0.0, 0.0), (1.0, 1.0)], PALETTE[0])],
+            }],
+            columns: 1,
+            x_label: "x0".into(),
+            y_label: "x1".into(),
+            legend: vec![],
+        };
+        let canvas = scatter_grid(&grid, 150);
+        assert!(
+            canvas.width() as i64 >= text_width(&title, 2),
+            "{}",
+            canvas.width()
+        );
     }
 }
