@@ -394,6 +394,19 @@ fn baseline_of(e: &Evaluation, name: &str) -> Option<MeanSe> {
         .and_then(|b| b.test_w1)
 }
 
+/// A markdown table's header and rule: the `lead` columns, "model from last train" when
+/// `restart`, one column per baseline, then the `tail` columns.
+fn table_head(lead: &[&str], restart: bool, baselines: &[String], tail: &[&str]) -> String {
+    let mut columns: Vec<&str> = lead.to_vec();
+    if restart {
+        columns.push("model from last train");
+    }
+    columns.extend(baselines.iter().map(String::as_str));
+    columns.extend_from_slice(tail);
+    let header: String = columns.iter().map(|c| format!(" {c} |")).collect();
+    format!("|{header}\n|{}", "---|".repeat(columns.len()))
+}
+
 /// The results table: one row per run, then one per group (mean ± SE over its seeds).
 pub(crate) fn results_markdown(args: &ExperimentArgs, results: &[RunResult]) -> String {
     let mut out = String::new();
@@ -417,19 +430,16 @@ pub(crate) fn results_markdown(args: &ExperimentArgs, results: &[RunResult]) -> 
     let restart = results
         .iter()
         .any(|r| r.evaluation.test_w1_from_last.is_some());
-    let mut header = "| run | steps | model W1 |".to_string();
-    let mut rule = "|---|---|---|".to_string();
-    if restart {
-        header.push_str(" model from last train |");
-        rule.push_str("---|");
-    }
-    for n in &names {
-        let _ = write!(header, " {n} |");
-        rule.push_str("---|");
-    }
-    header.push_str(" friction | train wall (s) |");
-    rule.push_str("---|---|");
-    let _ = writeln!(out, "{header}\n{rule}");
+    let _ = writeln!(
+        out,
+        "{}",
+        table_head(
+            &["run", "steps", "model W1"],
+            restart,
+            &names,
+            &["friction", "train wall (s)"]
+        )
+    );
     for r in results {
         let mut row = format!(
             "| {} | {} | {} |",
@@ -458,21 +468,18 @@ pub(crate) fn results_markdown(args: &ExperimentArgs, results: &[RunResult]) -> 
         "\nPer group, over seeds (mean ± standard error of the runs' mean test W1; one seed: \
          the run's mean):\n"
     );
-    let mut header = "| group | seeds | model W1 |".to_string();
-    let mut rule = "|---|---|---|".to_string();
-    if restart {
-        header.push_str(" model from last train |");
-        rule.push_str("---|");
-    }
-    for n in &names {
-        let _ = write!(header, " {n} |");
-        rule.push_str("---|");
-    }
-    header.push_str(" beats all baselines | friction |");
     // A forecast model is compared with the baselines from where they start (the last
     // training snapshot) when it has that score; its forecast from snapshot 0 is shown too.
-    rule.push_str("---|---|");
-    let _ = writeln!(out, "{header}\n{rule}");
+    let _ = writeln!(
+        out,
+        "{}",
+        table_head(
+            &["group", "seeds", "model W1"],
+            restart,
+            &names,
+            &["beats all baselines", "friction"]
+        )
+    );
     for g in groups {
         let members: Vec<&RunResult> = results.iter().filter(|r| r.run.group == g).collect();
         let over = |f: &dyn Fn(&RunResult) -> Option<f64>| -> Option<MeanSe> {

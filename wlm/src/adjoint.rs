@@ -449,14 +449,8 @@ impl Model {
         problem: &RolloutLoss,
         keep_graphs_bytes: u64,
     ) -> Result<LossGradients> {
+        problem.check_horizon()?;
         let k = problem.dts.len();
-        if k == 0 || problem.targets.len() != k {
-            return Err(Error::Data(format!(
-                "a rollout loss needs k ≥ 1 step sizes and as many targets, got {} and {}",
-                k,
-                problem.targets.len()
-            )));
-        }
         let params = self.named_parameters();
         let x0 = self.prepare(&problem.x0)?;
         let v0 = self.prepare(&problem.v0)?;

@@ -323,6 +323,16 @@ pub fn evaluate(
     })
 }
 
+/// A baseline's per-snapshot W1 with its mean ± SE.
+fn baseline_score(name: &str, w1: Vec<(usize, f64)>) -> BaselineScore {
+    let values: Vec<f64> = w1.iter().map(|(_, w)| *w).collect();
+    BaselineScore {
+        name: name.into(),
+        test_w1: MeanSe::of(&values),
+        w1,
+    }
+}
+
 /// The baselines of SPEC 4 on the test snapshots. Forecast split: `repeat_last` (the last
 /// training snapshot) and, when it has velocities, `constant_velocity`
 /// (`x + (t_h − t_last) v`). Interpolation split: `repeat_previous` (observed snapshot `h − 1`)
@@ -334,14 +344,6 @@ pub fn evaluate(
 pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineScore>> {
     let cpu = candle_core::Device::Cpu;
     let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
-    let finish = |name: &str, w1: Vec<(usize, f64)>| {
-        let values: Vec<f64> = w1.iter().map(|(_, w)| *w).collect();
-        BaselineScore {
-            name: name.into(),
-            test_w1: MeanSe::of(&values),
-            w1,
-        }
-    };
     let mut out = Vec::new();
     if split.is_forecast() {
         let last = *split
@@ -353,7 +355,7 @@ pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineSco
         for &h in &split.test {
             repeat.push((h, wlm_ot::wasserstein_1(&x_last, &tensor(h)?)?));
         }
-        out.push(finish("repeat_last", repeat));
+        out.push(baseline_score("repeat_last", repeat));
         if let Some(v) = snapshots.velocities_tensor(last, DType::F64, &cpu)? {
             let mut cv = Vec::new();
             for &h in &split.test {
@@ -361,7 +363,7 @@ pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineSco
                 let moved = (&x_last + (&v * dt)?)?;
                 cv.push((h, wlm_ot::wasserstein_1(&moved, &tensor(h)?)?));
             }
-            out.push(finish("constant_velocity", cv));
+            out.push(baseline_score("constant_velocity", cv));
         }
     } else {
         out.extend(interpolation_baselines(snapshots, &split.test)?);
@@ -390,20 +392,12 @@ pub fn interpolation_baselines(
     }
     let cpu = candle_core::Device::Cpu;
     let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
-    let finish = |name: &str, w1: Vec<(usize, f64)>| {
-        let values: Vec<f64> = w1.iter().map(|(_, w)| *w).collect();
-        BaselineScore {
-            name: name.into(),
-            test_w1: MeanSe::of(&values),
-            w1,
-        }
-    };
     let mut out = Vec::new();
     let mut previous = Vec::new();
     for &h in test {
         previous.push((h, wlm_ot::wasserstein_1(&tensor(h - 1)?, &tensor(h)?)?));
     }
-    out.push(finish("repeat_previous", previous));
+    out.push(baseline_score("repeat_previous", previous));
     // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
     // along their exact W2 plan, at the held-out time.
     let mut midpoint = Vec::new();
@@ -418,7 +412,7 @@ pub fn interpolation_baselines(
         midpoint.push((h, wlm_ot::wasserstein_1(&mid, &tensor(h)?)?));
     }
     if !midpoint.is_empty() {
-        out.push(finish("ot_midpoint", midpoint));
+        out.push(baseline_score("ot_midpoint", midpoint));
     }
     Ok(out)
 }

@@ -45,6 +45,21 @@ pub struct LossGradients {
     pub grads: Vec<Option<Tensor>>,
 }
 
+impl RolloutLoss {
+    /// Checks that there is at least one step and one target per step.
+    pub(crate) fn check_horizon(&self) -> Result<()> {
+        let k = self.dts.len();
+        if k == 0 || self.targets.len() != k {
+            return Err(Error::Data(format!(
+                "a rollout loss needs k ≥ 1 step sizes and as many targets, got {} and {}",
+                k,
+                self.targets.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl LossGradients {
     /// The gradient of the parameter called `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
@@ -67,18 +82,11 @@ impl Model {
         problem: &RolloutLoss,
         method: GradientMethod,
     ) -> Result<LossGradients> {
-        let k = problem.dts.len();
-        if k == 0 || problem.targets.len() != k {
-            return Err(Error::Data(format!(
-                "a rollout loss needs k ≥ 1 step sizes and as many targets, got {} and {}",
-                k,
-                problem.targets.len()
-            )));
-        }
         if method == GradientMethod::ReverseSweep {
             // Every step's force graph rebuilt in the sweep: memory independent of the horizon.
             return self.sweep_loss_and_gradients(problem, 0);
         }
+        problem.check_horizon()?;
         let params = self.named_parameters();
         let x0 = self.prepare(&problem.x0)?;
         let v0 = self.prepare(&problem.v0)?;
