@@ -24,6 +24,9 @@ fn main() -> ExitCode {
 /// - candle's elementwise thread pool spins 25,000 iterations per barrier; on a busy machine a
 ///   preempted worker turns each op into a multi-ms stall. `CANDLE_BARRIER_POOL_SPIN_LIMIT`
 ///   is set to 200 unless the user has set it.
+/// - Unless `RAYON_NUM_THREADS` is set, candle counts the physical cores again on every matrix
+///   product (it parses `/proc/cpuinfo` each time: 5–30 % of a force evaluation at N = 256).
+///   Setting the variable to the count candle would choose anyway makes that a lookup.
 fn tune_process() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -44,5 +47,11 @@ fn tune_process() {
         // Sound here: no other thread exists yet that could read the environment concurrently
         // (candle reads this variable when its pool is first built, later).
         std::env::set_var(SPIN, "200");
+    }
+    const THREADS: &str = "RAYON_NUM_THREADS";
+    if std::env::var_os(THREADS).is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        // Sound for the same reason; rayon's pool is built later and reads the same count.
+        std::env::set_var(THREADS, threads.to_string());
     }
 }
