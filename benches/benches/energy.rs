@@ -92,6 +92,16 @@ fn once(spec: &str) {
             assert!(params.iter().any(|v| grads.get(v.as_tensor()).is_some()));
         }
     };
+    // WLM_ENERGY_PAIR=join runs two calls concurrently (rayon::join), =seq two in a row.
+    let pair = std::env::var("WLM_ENERGY_PAIR").unwrap_or_default();
+    let call = || match pair.as_str() {
+        "join" => drop(rayon::join(call, call)),
+        "seq" => {
+            call();
+            call()
+        }
+        _ => call(),
+    };
     call();
     let (mut walls, mut cpus) = (Vec::new(), Vec::new());
     for _ in 0..iterations {

@@ -30,6 +30,14 @@
 //! graphs it builds anyway ([`forward_keeping`]) while they fit a memory budget
 //! (`TrainConfig::keep_graphs_mib`); the sweep then reuses those and rebuilds only the others,
 //! with bitwise the same gradients.
+//!
+//! Two things run concurrently, because one small population (N ≈ 256) leaves a core idle
+//! inside a single force or solve: the `k` Sinkhorn solves run on a second thread while the
+//! rollout goes on ([`rollout_and_solve`]); and in the detached mode, where no `J_Aᵀ ā` enters
+//! the recurrence, the sweep first runs the cheap linear recurrences to find every `ā_n`,
+//! then differentiates the kept graphs in parallel ([`parameter_terms`]), summing their
+//! gradients in the sweep's order so the result is the sequential one, bit for bit. The
+//! rollout stops at `x_k`: `a_k` and `v_k` enter no loss, so that force is never evaluated.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -92,9 +100,9 @@ impl StepCoefficients {
 pub(crate) struct Tape {
     /// `x_0 .. x_k`.
     pub(crate) positions: Vec<Tensor>,
-    /// `v_0 .. v_k`.
+    /// `v_0 .. v_{k−1}` (`v_k` enters no loss and is not computed).
     pub(crate) velocities: Vec<Tensor>,
-    /// `a_0 .. a_k`.
+    /// `a_0 .. a_{k−1}` (nor is `a_k`).
     pub(crate) accelerations: Vec<Tensor>,
     /// `h_0 .. h_{k−1}`.
     pub(crate) half_velocities: Vec<Tensor>,
@@ -102,7 +110,7 @@ pub(crate) struct Tape {
     pub(crate) times: Vec<f64>,
     /// One entry per step.
     pub(crate) coefficients: Vec<StepCoefficients>,
-    /// Force graphs kept by [`forward_keeping`]: entry `n` for `a_n` (empty, or `k + 1`
+    /// Force graphs kept by [`forward_keeping`]: entry `n` for `a_n` (empty, or `k`
     /// entries). The sweep takes each one out when it uses it, freeing it.
     pub(crate) kept: Vec<RefCell<Option<KeptGraph>>>,
 }
@@ -161,14 +169,25 @@ pub(crate) fn forward(
     t0: f64,
     coefficients: &[StepCoefficients],
 ) -> Result<Tape> {
-    forward_keeping(integrator, field, None, x0, v0, t0, coefficients)
+    forward_keeping(
+        integrator,
+        field,
+        None,
+        x0,
+        v0,
+        t0,
+        coefficients,
+        &mut |_, _| Ok(()),
+    )
 }
 
 /// [`forward`], keeping force graphs for the sweep as `keep` says: `a_0` first, then `a_1`,
-/// `a_2`, … (never `a_k`, which the sweep does not use) while
-/// `(number kept) × (size of a_0's graph) ≤ budget`. A kept acceleration is
+/// `a_2`, … while `(number kept) × (size of a_0's graph) ≤ budget`. A kept acceleration is
 /// computed by `keep.field` (on a [`Var`] of the positions in exact mode) and then detached
 /// for the integrator's arithmetic, so the rollout's values are the same as [`forward`]'s.
+/// `reached(m, x_m)` is called as soon as each `x_m` (`m = 1..=k`) is known, so that work on
+/// it (the step's Sinkhorn solve) can overlap the rest of the rollout; an `Err` from it stops
+/// the rollout.
 ///
 /// # Shapes
 /// As [`forward`].
@@ -181,12 +200,13 @@ pub(crate) fn forward_keeping(
     v0: &Tensor,
     t0: f64,
     coefficients: &[StepCoefficients],
+    reached: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
 ) -> Result<Tape> {
     let k = coefficients.len();
     let mut tape = Tape {
         positions: Vec::with_capacity(k + 1),
-        velocities: Vec::with_capacity(k + 1),
-        accelerations: Vec::with_capacity(k + 1),
+        velocities: Vec::with_capacity(k),
+        accelerations: Vec::with_capacity(k),
         half_velocities: Vec::with_capacity(k),
         times: Vec::with_capacity(k + 1),
         coefficients: coefficients.to_vec(),
@@ -214,65 +234,105 @@ pub(crate) fn forward_keeping(
         _ => field.acceleration(&x, t0)?.detach(),
     };
     let mut t = t0;
-    // a(x, t), kept when there is room left and the sweep will use it (it never uses a_k:
-    // v_k enters no loss).
-    let mut accelerate =
-        |x: &Tensor, t: f64, last: bool, kept: &mut Vec<RefCell<Option<KeptGraph>>>| {
-            let Some(keep) = keep.filter(|_| room > 0 && !last) else {
-                if !kept.is_empty() {
-                    kept.push(RefCell::new(None));
-                }
-                return field.acceleration(x, t).map(|a| a.detach());
-            };
-            room -= 1;
-            let positions = if keep.exact {
-                Some(Var::from_tensor(x)?)
-            } else {
-                None
-            };
-            let input = positions.as_ref().map_or(x, |p| p.as_tensor());
-            let graph = keep.field.acceleration(input, t)?;
-            let a = graph.detach();
-            kept.push(RefCell::new(Some(KeptGraph {
-                acceleration: graph,
-                positions,
-            })));
-            Ok(a)
+    // a(x, t), kept when there is room left.
+    let mut accelerate = |x: &Tensor, t: f64, kept: &mut Vec<RefCell<Option<KeptGraph>>>| {
+        let Some(keep) = keep.filter(|_| room > 0) else {
+            if !kept.is_empty() {
+                kept.push(RefCell::new(None));
+            }
+            return field.acceleration(x, t).map(|a| a.detach());
         };
+        room -= 1;
+        let positions = if keep.exact {
+            Some(Var::from_tensor(x)?)
+        } else {
+            None
+        };
+        let input = positions.as_ref().map_or(x, |p| p.as_tensor());
+        let graph = keep.field.acceleration(input, t)?;
+        let a = graph.detach();
+        kept.push(RefCell::new(Some(KeptGraph {
+            acceleration: graph,
+            positions,
+        })));
+        Ok(a)
+    };
     for (n, co) in coefficients.iter().enumerate() {
-        let last = n + 1 == k;
-        let (h, x_next, a_next, v_next, t_next);
-        match integrator {
-            Integrator::ReferenceLeapfrog => {
-                h = ((&v * co.m)? + (&a * co.c1)?)?;
-                x_next = (&x + h.affine(co.dt, 0.0)?)?;
-                t_next = t + co.dt;
-                a_next = accelerate(&x_next, t_next, last, &mut tape.kept)?;
-                v_next = ((&h * co.m)? + (&a_next * co.c2)?)?;
-            }
-            Integrator::ConformalLeapfrog => {
-                h = ((&v * co.m)? + a.affine(co.dt / 2.0, 0.0)?)?;
-                x_next = (&x + h.affine(co.dt, 0.0)?)?;
-                t_next = t + co.dt;
-                a_next = accelerate(&x_next, t_next, last, &mut tape.kept)?;
-                v_next = ((&h + a_next.affine(co.dt / 2.0, 0.0)?)? * co.m)?;
-            }
-        }
+        // h_n and x_{n+1}; the last step stops there: a_k and v_k enter no loss.
+        let h = match integrator {
+            Integrator::ReferenceLeapfrog => ((&v * co.m)? + (&a * co.c1)?)?,
+            Integrator::ConformalLeapfrog => ((&v * co.m)? + a.affine(co.dt / 2.0, 0.0)?)?,
+        };
+        let x_next = (&x + h.affine(co.dt, 0.0)?)?;
+        let t_next = t + co.dt;
+        reached(n + 1, &x_next)?;
         tape.positions.push(x);
         tape.velocities.push(v);
         tape.accelerations.push(a);
-        tape.half_velocities.push(h);
         tape.times.push(t);
+        if n + 1 == k {
+            tape.half_velocities.push(h);
+            x = x_next;
+            t = t_next;
+            break;
+        }
+        let a_next = accelerate(&x_next, t_next, &mut tape.kept)?;
+        let v_next = match integrator {
+            Integrator::ReferenceLeapfrog => ((&h * co.m)? + (&a_next * co.c2)?)?,
+            Integrator::ConformalLeapfrog => ((&h + a_next.affine(co.dt / 2.0, 0.0)?)? * co.m)?,
+        };
+        tape.half_velocities.push(h);
         x = x_next;
         v = v_next;
         a = a_next;
         t = t_next;
     }
     tape.positions.push(x);
-    tape.velocities.push(v);
-    tape.accelerations.push(a);
     tape.times.push(t);
     Ok(tape)
+}
+
+/// Runs `rollout` on this thread while another thread solves `S(x_m, targets[m − 1])` for each
+/// `x_m` it reports, in order, so the solves overlap the force evaluations. Returns the
+/// rollout's tape and the `k` solutions. A non-finite `x_m` is [`Error::NonFinite`] (with
+/// step 0: the trainer fills in its step) for the first such `m`; that error is reported
+/// before any error of the rollout itself.
+fn rollout_and_solve<R>(
+    targets: &[Tensor],
+    sinkhorn: &wlm_ot::SinkhornConfig,
+    rollout: R,
+) -> Result<(Tape, Vec<wlm_ot::SinkhornOutput>)>
+where
+    R: FnOnce(&mut dyn FnMut(usize, &Tensor) -> Result<()>) -> Result<Tape>,
+{
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::channel::<(usize, Tensor)>();
+        let solver = scope.spawn(move || -> Result<Vec<wlm_ot::SinkhornOutput>> {
+            let mut solved = Vec::with_capacity(targets.len());
+            for (m, x_m) in receive {
+                let total = x_m.abs()?.sum_all()?.to_dtype(DType::F64)?;
+                if !total.to_scalar::<f64>()?.is_finite() {
+                    return Err(Error::NonFinite {
+                        step: 0,
+                        what: format!("simulated positions at interval {m}"),
+                    });
+                }
+                solved.push(wlm_ot::sinkhorn(&x_m, &targets[m - 1], sinkhorn)?);
+            }
+            Ok(solved)
+        });
+        let tape = rollout(&mut |m, x_m| {
+            // A closed channel means the solver stopped on an error, reported below.
+            send.send((m, x_m.clone()))
+                .map_err(|_| Error::Data("the Sinkhorn solver stopped".into()))
+        });
+        drop(send);
+        let solved = match solver.join() {
+            Ok(solved) => solved?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Ok((tape?, solved))
+    })
 }
 
 /// The graph kept for `a_n`, if any (taken out of the tape).
@@ -309,6 +369,10 @@ pub(crate) fn reverse_sweep(
     let mut v_bar: Option<Tensor> = None;
     // Partial adjoint of a_{n+1} coming from the half step of step n+1 (c₁ h̄_{n+1}).
     let mut a_next: Option<Tensor> = None;
+    // Detached mode: no `J_Aᵀ ā` enters the recurrence, so every `(n, ā_n)` is known before
+    // any force graph is differentiated; the parameter terms are taken afterwards, the kept
+    // graphs' concurrently ([`parameter_terms`]).
+    let mut deferred: Vec<(usize, Tensor)> = Vec::new();
     for n in (0..k).rev() {
         let co = tape.coefficients[n];
         // ā_{n+1} = c₁ h̄_{n+1} + c₂ v̄_{n+1}.
@@ -316,19 +380,23 @@ pub(crate) fn reverse_sweep(
             a_next.take(),
             v_bar.as_ref().map(|v| v * co.c2).transpose()?,
         )?;
-        if let Some(a_bar) = &a_bar {
-            let jx = accumulate_force_vjp(
-                field,
-                take_kept(tape, n + 1),
-                &tape.positions[n + 1],
-                tape.times[n + 1],
-                a_bar,
-                params,
-                exact,
-                &mut grads,
-            )?;
-            if let Some(jx) = jx {
-                x_bar = (x_bar + jx)?;
+        if let Some(a_bar) = a_bar {
+            if exact {
+                let jx = accumulate_force_vjp(
+                    field,
+                    take_kept(tape, n + 1),
+                    &tape.positions[n + 1],
+                    tape.times[n + 1],
+                    &a_bar,
+                    params,
+                    true,
+                    &mut grads,
+                )?;
+                if let Some(jx) = jx {
+                    x_bar = (x_bar + jx)?;
+                }
+            } else {
+                deferred.push((n + 1, a_bar));
             }
         }
         let h_bar = match &v_bar {
@@ -350,21 +418,81 @@ pub(crate) fn reverse_sweep(
         }
     }
     if let Some(a_bar) = a_next {
-        accumulate_force_vjp(
-            field,
-            take_kept(tape, 0),
-            &tape.positions[0],
-            tape.times[0],
-            &a_bar,
-            params,
-            false,
-            &mut grads,
-        )?;
+        deferred.push((0, a_bar));
     }
+    parameter_terms(field, tape, deferred, params, &mut grads)?;
     Ok(SweepGradients {
         params: grads,
         gamma: gamma_bar,
     })
+}
+
+/// Adds `Σ ∂/∂θ ⟨ā_n, A_θ(x_n, t_n)⟩` over `terms = [(n, ā_n)]` into `grads`, in the order of
+/// `terms`, so the sums are those of one term after the other. The terms whose graph was kept
+/// are differentiated concurrently (rayon; each backward is independent of the others and
+/// small populations leave a core idle inside one), the others are rebuilt one at a time.
+fn parameter_terms(
+    field: &dyn ForceField,
+    tape: &Tape,
+    terms: Vec<(usize, Tensor)>,
+    params: &[Var],
+    grads: &mut [Option<Tensor>],
+) -> Result<()> {
+    use rayon::prelude::*;
+    let (mut kept, mut rebuilt) = (Vec::new(), Vec::new());
+    for (order, (n, a_bar)) in terms.into_iter().enumerate() {
+        match take_kept(tape, n) {
+            Some(graph) => kept.push((order, graph.acceleration, a_bar)),
+            None => rebuilt.push((order, n, a_bar)),
+        }
+    }
+    let mut parts: Vec<(usize, Vec<Option<Tensor>>)> = kept
+        .into_par_iter()
+        .map(|(order, force, a_bar)| {
+            let mut part = vec![None; params.len()];
+            let objective = (force * &a_bar)?.sum_all()?;
+            add_parameter_grads(&objective.backward()?, params, &mut part)?;
+            Ok((order, part))
+        })
+        .collect::<Result<_>>()?;
+    for (order, n, a_bar) in rebuilt {
+        let mut part = vec![None; params.len()];
+        let x = &tape.positions[n];
+        accumulate_force_vjp(
+            field,
+            None,
+            x,
+            tape.times[n],
+            &a_bar,
+            params,
+            false,
+            &mut part,
+        )?;
+        parts.push((order, part));
+    }
+    parts.sort_by_key(|(order, _)| *order);
+    for (_, part) in parts {
+        for (slot, g) in grads.iter_mut().zip(part) {
+            *slot = add_opt(slot.take(), g)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the gradients of `params` in `store`, detached, into `grads`.
+fn add_parameter_grads(
+    store: &candle_core::backprop::GradStore,
+    params: &[Var],
+    grads: &mut [Option<Tensor>],
+) -> Result<()> {
+    for (slot, var) in grads.iter_mut().zip(params) {
+        if let Some(g) = store.get(var.as_tensor()) {
+            // Gradients from candle's backward may reference parameters through ops (e.g.
+            // `g·W` of a matmul): detach, or later backward calls would flow through them.
+            *slot = add_opt(slot.take(), Some(g.detach()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`. Uses
@@ -398,17 +526,7 @@ fn accumulate_force_vjp(
     };
     let objective = (force * a_bar)?.sum_all()?;
     let store = objective.backward()?;
-    for (slot, var) in grads.iter_mut().zip(params) {
-        if let Some(g) = store.get(var.as_tensor()) {
-            // Gradients from candle's backward may reference parameters through ops (e.g.
-            // `g·W` of a matmul): detach, or later backward calls would flow through them.
-            let g = g.detach();
-            *slot = Some(match slot.take() {
-                Some(acc) => (acc + g)?,
-                None => g,
-            });
-        }
-    }
+    add_parameter_grads(&store, params, grads)?;
     Ok(match &x_var {
         Some(v) => store.get(v.as_tensor()).map(Tensor::detach),
         None => None,
@@ -476,33 +594,33 @@ impl Model {
             budget_bytes: keep_graphs_bytes,
             hidden_bytes: self.energy().force_graph_hidden_bytes(x0.dim(0)?),
         };
-        let tape = forward_keeping(
-            integrator,
-            &forward_field,
-            Some(keep),
-            &x0,
-            &v0,
-            problem.t0,
-            &coefficients,
-        )?;
+        let targets = problem
+            .targets
+            .iter()
+            .map(|y| self.prepare(y))
+            .collect::<Result<Vec<_>>>()?;
+        let (tape, solved) = rollout_and_solve(&targets, &problem.sinkhorn, |reached| {
+            forward_keeping(
+                integrator,
+                &forward_field,
+                Some(keep),
+                &x0,
+                &v0,
+                problem.t0,
+                &coefficients,
+                reached,
+            )
+        })?;
         let mut per_step = Vec::with_capacity(k);
         let mut loss_grads = Vec::with_capacity(k);
-        for (m, target) in problem.targets.iter().enumerate() {
-            let x_m = &tape.positions[m + 1];
-            let total = x_m.abs()?.sum_all()?.to_dtype(DType::F64)?;
-            if !total.to_scalar::<f64>()?.is_finite() {
-                return Err(Error::NonFinite {
-                    step: 0,
-                    what: format!("simulated positions at interval {}", m + 1),
-                });
-            }
-            let out = wlm_ot::sinkhorn(x_m, &self.prepare(target)?, &problem.sinkhorn)?;
+        for out in solved {
             per_step.push(out.value);
             loss_grads.push((out.grad_x.to_dtype(self.dtype())? / k as f64)?);
         }
         let loss = per_step.iter().sum::<f64>() / k as f64;
         let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
         let mut sweep = reverse_sweep(&sweep_field, &tape, &loss_grads, &vars, exact)?;
+
         if let Some(theta) = self.friction_parameter() {
             if let Some(i) = vars
                 .iter()
@@ -682,9 +800,17 @@ mod tests {
                 budget_bytes: budget,
                 hidden_bytes: 0,
             };
-            let kept_tape =
-                forward_keeping(integrator, &field, Some(keep), &x0, &v0, t0, &coefficients)
-                    .unwrap();
+            let kept_tape = forward_keeping(
+                integrator,
+                &field,
+                Some(keep),
+                &x0,
+                &v0,
+                t0,
+                &coefficients,
+                &mut |_, _| Ok(()),
+            )
+            .unwrap();
             let kept_count = kept_tape
                 .kept
                 .iter()

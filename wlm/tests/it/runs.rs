@@ -104,6 +104,13 @@ fn non_finite_gradient_stops_with_the_step_and_keeps_the_checkpoint() -> anyhow:
     let err = run.train_for(3, &mut ()).unwrap_err();
     assert!(matches!(err, Error::NonFinite { step: 6, .. }), "{err}");
     assert!(err.to_string().contains("step 6"), "{err}");
+    // The first interval's positions are already NaN: the Sinkhorn solver (which runs beside
+    // the rollout) reports that interval, before anything else.
+    assert!(
+        err.to_string()
+            .contains("non-finite simulated positions at interval 1"),
+        "{err}"
+    );
     drop(run);
     let resumed = Run::resume(dir.path(), data, &dev)?;
     assert_eq!(resumed.trainer().step_count(), 5);
