@@ -936,7 +936,9 @@ mod tests {
                             let to_rebuilt = max_rel(a, b);
                             let to_plain = max_rel(a, c);
                             assert!(
-                                to_rebuilt < 1e-14 && to_plain < 1e-10,
+                                // Parallel kept-graph terms are summed in the sweep's
+                                // order: the sequential rebuild's result, bit for bit.
+                                to_rebuilt == 0.0 && to_plain < 1e-10,
                                 "detach={detach_positions} budget {budget}: {name} \
                                  {to_rebuilt:e} {to_plain:e}"
                             );
