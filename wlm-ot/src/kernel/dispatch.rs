@@ -15,9 +15,10 @@ const PAIRS_PER_TASK: usize = 1 << 15;
 /// Instruction set the kernels are compiled for, chosen at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SimdLevel {
-    /// Whatever the compile target allows, without FMA.
+    /// The portable kernel of [`super::softmin`], compiled for whatever the target allows,
+    /// without FMA.
     Generic,
-    /// AVX2 and FMA.
+    /// AVX2 and FMA: the explicit kernels of [`super::avx2`].
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
     /// AVX-512F and AVX-512DQ: the explicit kernels of [`super::avx512`].
@@ -34,9 +35,7 @@ pub(crate) fn detected_simd() -> SimdLevel {
             if super::avx512::supported() {
                 return SimdLevel::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if super::avx2::supported() {
                 return SimdLevel::Avx2;
             }
         }
@@ -54,32 +53,13 @@ pub(crate) fn available_simd() -> Vec<SimdLevel> {
         SimdLevel::Avx512 => {
             // AVX-512F implies AVX2 on every CPU that has it, but FMA is a separate flag.
             let mut levels = vec![SimdLevel::Generic];
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if super::avx2::supported() {
                 levels.push(SimdLevel::Avx2);
             }
             levels.push(SimdLevel::Avx512);
             levels
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows_avx2<T: Real, const P2: bool, const GRAD: bool>(
-    columns: &Columns<'_, T>,
-    task: &mut Task<'_, T>,
-    scratch: &mut Scratch<T>,
-) {
-    softmin_rows::<T, true, P2, GRAD>(
-        columns,
-        task.rows,
-        task.row_start,
-        task.out,
-        task.grad,
-        scratch,
-    );
 }
 
 fn rows_generic<T: Real, const P2: bool, const GRAD: bool>(
@@ -107,7 +87,16 @@ fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` is `Avx2` only when `detected_simd` found AVX2 and FMA on this CPU (or
         // a test picked it from `available_simd`, which is bounded by the same detection).
-        SimdLevel::Avx2 => unsafe { rows_avx2::<T, P2, GRAD>(columns, task, scratch) },
+        SimdLevel::Avx2 => unsafe {
+            T::softmin_rows_avx2::<P2, GRAD>(
+                columns,
+                task.rows,
+                task.row_start,
+                task.out,
+                task.grad,
+                scratch,
+            )
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` is `Avx512` only when `detected_simd` found AVX-512F and DQ on this CPU (or a
         // test picked it from `available_simd`, which is bounded by the same detection).
@@ -170,7 +159,7 @@ pub(crate) fn run_passes_with<T: Real>(
 ) {
     let columns: Vec<Columns<'_, T>> = passes
         .iter()
-        .map(|p| Columns::prepare(p, eps, cost, level == SimdLevel::Avx512))
+        .map(|p| Columns::prepare(p, eps, cost, level != SimdLevel::Generic))
         .collect();
     let total_pairs: usize = passes.iter().map(|p| p.rows.n_points * p.cols.n_pad).sum();
     let threads = rayon::current_num_threads();

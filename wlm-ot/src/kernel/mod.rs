@@ -7,10 +7,15 @@
 //!   `Σ_j P_ij ∇₁C(x_i, y_j)`; the four potentials of the Sinkhorn loop all go through it;
 //! - [`dispatch`]: runs a batch of passes over rows, multi-threaded when the batch is large,
 //!   with the best kernel this CPU runs, picked at run time: the explicit AVX-512 kernels of
-//!   [`avx512`], or [`softmin`] compiled for AVX2 + FMA, or portable.
+//!   [`avx512`], the explicit AVX2 + FMA kernels of [`avx2`] (both expanded from the one body in
+//!   [`body`]), or the portable [`softmin`].
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod body;
 pub(crate) mod dispatch;
 pub(crate) mod exp;
 pub(crate) mod softmin;
@@ -76,6 +81,19 @@ pub(crate) trait Real:
         grad: &mut [Self],
         scratch: &mut Scratch<Self>,
     );
+    /// The AVX2 + FMA kernel of this type ([`avx2`]): `softmin_rows` in base-2 units.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn softmin_rows_avx2<const P2: bool, const GRAD: bool>(
+        columns: &Columns<'_, Self>,
+        rows: &Cloud<Self>,
+        row_start: usize,
+        out: &mut [Self],
+        grad: &mut [Self],
+        scratch: &mut Scratch<Self>,
+    );
     /// The larger of two values; `other` when `self` is NaN (vectorises to `max`).
     #[inline(always)]
     fn max_fast(self, other: Self) -> Self {
@@ -88,7 +106,7 @@ pub(crate) trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $exp:ident, $avx512:ident) => {
+    ($t:ty, $exp:ident, $avx2:ident, $avx512:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -123,6 +141,22 @@ macro_rules! impl_real {
                 <$t>::exp(self)
             }
             #[cfg(target_arch = "x86_64")]
+            unsafe fn softmin_rows_avx2<const P2: bool, const GRAD: bool>(
+                columns: &Columns<'_, Self>,
+                rows: &Cloud<Self>,
+                row_start: usize,
+                out: &mut [Self],
+                grad: &mut [Self],
+                scratch: &mut Scratch<Self>,
+            ) {
+                // SAFETY: the caller guarantees AVX2 and FMA.
+                unsafe {
+                    avx2::$avx2::softmin_rows::<P2, GRAD>(
+                        columns, rows, row_start, out, grad, scratch,
+                    )
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
             unsafe fn softmin_rows_avx512<const P2: bool, const GRAD: bool>(
                 columns: &Columns<'_, Self>,
                 rows: &Cloud<Self>,
@@ -142,5 +176,5 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, exp_f32, f32x16);
-impl_real!(f64, exp_f64, f64x8);
+impl_real!(f32, exp_f32, f32x8, f32x16);
+impl_real!(f64, exp_f64, f64x4, f64x8);
