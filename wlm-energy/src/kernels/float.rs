@@ -37,6 +37,24 @@ pub(crate) trait Float:
     fn erf_v(self) -> Self;
     fn slice(storage: &CpuStorage) -> Result<&[Self]>;
     fn storage(values: Vec<Self>) -> CpuStorage;
+    /// `C (+)= A · B` (the contract of `gemm`) by a kernel specific to the type, if it has one
+    /// that runs on this CPU; returns whether it ran (`false` leaves `C` untouched).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_fast(
+        _m: usize,
+        _n: usize,
+        _k: usize,
+        _a: &[Self],
+        _lda: usize,
+        _b: &[Self],
+        _ldb: usize,
+        _c: &mut [Self],
+        _ldc: usize,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
 }
 
 impl Float for f64 {
@@ -112,6 +130,21 @@ impl Float for f32 {
     }
     fn storage(values: Vec<Self>) -> CpuStorage {
         CpuStorage::F32(values)
+    }
+    #[inline(always)]
+    fn gemm_fast(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[Self],
+        lda: usize,
+        b: &[Self],
+        ldb: usize,
+        c: &mut [Self],
+        ldc: usize,
+        accumulate: bool,
+    ) -> bool {
+        super::gemm_avx2::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
     }
 }
 

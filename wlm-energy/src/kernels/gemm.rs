@@ -15,11 +15,37 @@ const NR: usize = 16;
 /// `C[i][j] (+)= Σ_p A[i][p] B[p][j]` for `i < m`, `j < n`, `p < k`, with leading dimensions
 /// `lda`, `ldb`, `ldc` (row-major). `accumulate = false` overwrites `C`.
 ///
+/// Runs the type's fast kernel where it has one ([`Float::gemm_fast`]: the AVX2 micro-kernel
+/// of [`super::gemm_avx2`] for f32), else [`gemm_generic`].
+///
 /// # Panics
 /// If a slice is too short for its shape and leading dimension (a bug in the caller).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if !T::gemm_fast(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
+        gemm_generic(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
+}
+
+/// [`gemm`] in plain Rust for any [`Float`]: the fallback and the fast kernels' test reference.
+///
+/// # Panics
+/// If a slice is too short for its shape and leading dimension (a bug in the caller).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_generic<T: Float>(
     m: usize,
     n: usize,
     k: usize,
@@ -174,9 +200,9 @@ mod tests {
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 11) as f64) * 0.5).collect();
             let want = naive(m, n, k, &a, &b);
             let mut c = vec![1.0; m * n];
-            gemm(m, n, k, &a, k, &b, n, &mut c, n, false);
+            gemm_generic(m, n, k, &a, k, &b, n, &mut c, n, false);
             assert_eq!(c, want, "m={m} n={n} k={k}");
-            gemm(m, n, k, &a, k, &b, n, &mut c, n, true);
+            gemm_generic(m, n, k, &a, k, &b, n, &mut c, n, true);
             let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
             assert_eq!(c, twice);
         }

@@ -9,6 +9,7 @@ pub(crate) mod broadcast;
 pub(crate) mod float;
 pub(crate) mod gelu;
 mod gemm;
+mod gemm_avx2;
 pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;
