@@ -31,7 +31,7 @@
 //! |---|---|---|
 //! | [`sinkhorn_divergence`] | `S(x, y)` as a differentiable scalar tensor (custom op) | `O(K (N+M)² d)` time, `O((N+M) d)` memory; `K` ≈ 40 ε-steps at the reference settings |
 //! | [`sinkhorn_divergence_weighted`] | the same with weights `a`, `b` | same |
-//! | [`sinkhorn`] / [`sinkhorn_weighted`] | value, potentials, schedule, gradients w.r.t. `x` and `y`, no autograd | same |
+//! | [`sinkhorn()`] / [`sinkhorn_weighted`] | value, potentials, schedule, gradients w.r.t. `x` and `y`, no autograd | same |
 //! | [`wasserstein_1`] | exact W1, Euclidean cost (POT's `ot.emd2`) | network simplex, `O(NM)` memory |
 //! | [`wasserstein_2`] | exact W2 = `sqrt(emd2)` with cost `|x − y|²` | same |
 //! | [`exact_plan`] | the optimal coupling itself (sparse, exact integer masses) | same |

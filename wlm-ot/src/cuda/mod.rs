@@ -20,7 +20,7 @@ pub(crate) mod gpu;
 #[cfg(all(test, feature = "cuda"))]
 mod tests;
 
-/// Where [`sinkhorn`](crate::sinkhorn) and [`sinkhorn_divergence`](crate::sinkhorn_divergence)
+/// Where [`sinkhorn`](fn@crate::sinkhorn) and [`sinkhorn_divergence`](crate::sinkhorn_divergence)
 /// run their softmin passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DevicePreference {
