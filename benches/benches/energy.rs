@@ -1,6 +1,8 @@
 //! criterion benchmarks of the attention energy (f32, heads 4, hidden 64, blocks 4, FF 512, d 2):
 //! energy forward, force (forward + VJP), and force followed by the parameter backward of
-//! `(force ⊙ R).sum()`, at N = 256 and N = 1000, with the fused and the plain kernels.
+//! `(force ⊙ R).sum()`, at N = 256 and N = 1000, with the fused and the plain kernels; and the
+//! graph-free energy and force (`Energy::energy_detached`, `force_detached`: the native path,
+//! for rollouts that need no gradients).
 //!
 //! Short settings (10 samples, 2 s) so a release run takes about a minute: `cargo bench -p
 //! wlm-benches --bench energy`. Numbers and the PyTorch comparison are in `notes/energy.md`.
@@ -33,6 +35,16 @@ fn attention_energy(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
+    for n in [256usize, 1000] {
+        let x = random(n, 2, 1);
+        let label = format!("Native/N={n}");
+        group.bench_function(BenchmarkId::new("energy", &label), |b| {
+            b.iter(|| model.energy_detached(&x, 0.0).expect("energy"))
+        });
+        group.bench_function(BenchmarkId::new("force", &label), |b| {
+            b.iter(|| model.force_detached(&x, 0.0).expect("force"))
+        });
+    }
     for kernels in [Kernels::Fused, Kernels::Plain] {
         model.set_kernels(kernels);
         for n in [256usize, 1000] {
@@ -63,7 +75,8 @@ fn attention_energy(c: &mut Criterion) {
 
 criterion_group!(benches, attention_energy);
 
-/// `WLM_ENERGY_ONCE=<energy|force|backward>:<N>[:<iterations>]` runs one fused case outside
+/// `WLM_ENERGY_ONCE=<energy|force|backward|native_energy|native_force>:<N>[:<iterations>]`
+/// runs one fused (or graph-free native) case outside
 /// criterion and prints the median wall and process CPU time per call: on a shared machine
 /// the CPU time is the steadier measure of the work.
 fn once(spec: &str) {
@@ -83,6 +96,8 @@ fn once(spec: &str) {
     let call = || match what {
         "energy" => drop(model.energy(&x, 0.0).expect("energy")),
         "force" => drop(model.force(&x, 0.0).expect("force")),
+        "native_energy" => drop(model.energy_detached(&x, 0.0).expect("energy")),
+        "native_force" => drop(model.force_detached(&x, 0.0).expect("force")),
         _ => {
             let force = model.force(&x, 0.0).expect("force");
             let grads = (&force * &weight)

@@ -5,11 +5,15 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::dropout::Dropout;
 use crate::energy::{check_positions, check_time, Energy};
+use crate::kernels::float::Float;
 use crate::kernels::{broadcast, Kernels};
 use crate::layers::block::{FlowBlock, FlowBlockCache};
 use crate::layers::linear::Linear;
 use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
+use crate::native::{NativeNet, NativeWeights};
 use crate::weights::seeded_var_builder;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
 
 /// Sizes of an [`AttentionEnergy`]. Defaults are the reference's GF-SDE/Boids sizes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -154,6 +158,7 @@ impl AttentionEnergyConfig {
             output_projection,
             dropout: Dropout::new(self.dropout, 0)?,
             kernels: Kernels::default(),
+            native_weights: Mutex::new(None),
         })
     }
 }
@@ -164,13 +169,18 @@ impl AttentionEnergyConfig {
 /// updating the variables of a `VarMap` updates the model.
 pub struct AttentionEnergy {
     config: AttentionEnergyConfig,
-    time_mlp: Option<TimeMlp>,
-    input_projection: Linear,
-    blocks: Vec<FlowBlock>,
-    output_projection: Linear,
+    pub(crate) time_mlp: Option<TimeMlp>,
+    pub(crate) input_projection: Linear,
+    pub(crate) blocks: Vec<FlowBlock>,
+    pub(crate) output_projection: Linear,
     dropout: Dropout,
     kernels: Kernels,
+    /// The native path's copy of the parameters (a `NativeWeights<f32 or f64>`), reused while
+    /// the parameters are unchanged.
+    native_weights: NativeCache,
 }
+
+type NativeCache = Mutex<Option<Arc<dyn Any + Send + Sync>>>;
 
 impl std::fmt::Debug for AttentionEnergy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,6 +277,50 @@ impl AttentionEnergy {
     }
 }
 
+impl AttentionEnergy {
+    /// The dtype of the native path for `x` (checked), or `None` where it does not apply.
+    fn native_dtype(&self, x: &Tensor, what: &str) -> Result<Option<DType>> {
+        let param_dtype = self.input_projection.weight.dtype();
+        check_positions(x, self.config.dim, param_dtype, what)?;
+        let native = self.kernels == Kernels::Fused
+            && !self.dropout.active()
+            && x.device().is_cpu()
+            && matches!(param_dtype, DType::F32 | DType::F64);
+        Ok(native.then_some(param_dtype))
+    }
+
+    /// The cached [`NativeWeights`] if the parameters are unchanged, else fresh ones.
+    fn native_weights<T: Float>(&self) -> Result<Arc<NativeWeights<T>>> {
+        let cached = self.native_weights.lock().ok().and_then(|g| g.clone());
+        if let Some(Ok(weights)) = cached.map(|c| c.downcast::<NativeWeights<T>>()) {
+            if weights.matches(self)? {
+                return Ok(weights);
+            }
+        }
+        let weights = Arc::new(NativeWeights::<T>::new(self)?);
+        if let Ok(mut guard) = self.native_weights.lock() {
+            *guard = Some(weights.clone());
+        }
+        Ok(weights)
+    }
+
+    /// The native energy (`force = false`, a rank-0 tensor) or force at `x`, run as one job
+    /// of the thread pool (its row-parallel passes then wake no sleeping caller).
+    fn native<T: Float>(&self, x: &Tensor, t: f64, force: bool) -> Result<Tensor> {
+        check_time(t, if force { "force" } else { "energy" })?;
+        let weights = self.native_weights::<T>()?;
+        let net = NativeNet::new(self, &weights, x.dim(0)?, t)?;
+        let xs = x.flatten_all()?.to_vec1::<T>()?;
+        if force {
+            let f = rayon::scope(|_| net.force(&xs));
+            Tensor::from_vec(f, x.shape(), x.device())
+        } else {
+            let e = rayon::scope(|_| net.energy(&xs));
+            Tensor::new(e, x.device())
+        }
+    }
+}
+
 impl Energy for AttentionEnergy {
     fn energy(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         let (h, _) = self.hidden_states(x, t, "energy", false)?;
@@ -290,6 +344,25 @@ impl Energy for AttentionEnergy {
         self.input_projection
             .vjp_leading_columns(&g, self.config.dim)?
             .neg()
+    }
+
+    /// The graph-free native path ([`crate::native`]) with the fused kernels and no active
+    /// dropout on the CPU in f32 or f64; otherwise the default.
+    fn energy_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        match self.native_dtype(x, "energy")? {
+            Some(DType::F32) => self.native::<f32>(x, t, false),
+            Some(_) => self.native::<f64>(x, t, false),
+            None => Ok(self.energy(&x.detach(), t)?.detach()),
+        }
+    }
+
+    /// As [`AttentionEnergy::energy_detached`], for the force.
+    fn force_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
+        match self.native_dtype(x, "force")? {
+            Some(DType::F32) => self.native::<f32>(x, t, true),
+            Some(_) => self.native::<f64>(x, t, true),
+            None => Ok(self.force(&x.detach(), t)?.detach()),
+        }
     }
 
     /// The attention probabilities that the fused kernels keep for the VJP:

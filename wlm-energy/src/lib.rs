@@ -91,13 +91,14 @@ mod energy;
 mod kernels;
 mod layers;
 mod mean_field;
+mod native;
 #[cfg(test)]
 mod testing;
 mod weights;
 
 pub use analytic::AnalyticPotential;
 pub use attention_energy::{AttentionEnergy, AttentionEnergyConfig};
-pub use energy::{Energy, EnergyField};
+pub use energy::{DetachedEnergyField, Energy, EnergyField};
 pub use kernels::Kernels;
 pub use mean_field::{MeanFieldEnergy, MeanFieldEnergyConfig};
 pub use weights::{load_weights, perturb_constant_parameters, seeded_var_builder, WeightsError};

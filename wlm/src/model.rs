@@ -7,7 +7,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarMap};
 use serde::{Deserialize, Serialize};
 use wlm_energy::{
-    AnalyticPotential, AttentionEnergyConfig, Energy, EnergyField, MeanFieldEnergyConfig,
+    AnalyticPotential, AttentionEnergyConfig, DetachedEnergyField, Energy, EnergyField,
+    MeanFieldEnergyConfig,
 };
 use wlm_integrate::{Integrator, State};
 
@@ -351,9 +352,9 @@ impl Model {
             return Err(Error::config("steps_per_interval", "must be at least 1"));
         }
         let gamma = self.friction_tensor()?.detach();
-        let field = EnergyField {
+        // No gradients: the energy's graph-free force (the attention energy's native path).
+        let field = DetachedEnergyField {
             energy: self.energy.as_ref(),
-            detach_positions: true,
         };
         let mut state = State::new(&field, self.prepare(x0)?, self.prepare(v0)?, t0)?;
         state.acceleration = state.acceleration.detach();

@@ -370,7 +370,7 @@ pub(super) fn reduce_columns<T: Float>(
 }
 
 /// `O` (`heads × n × c`) and, when `keep`, `P` (`heads × n × n`; empty otherwise).
-fn forward_all<T: Float>(
+pub(crate) fn forward_all<T: Float>(
     qkv: &[T],
     heads: usize,
     n: usize,
@@ -412,7 +412,7 @@ fn forward_all<T: Float>(
 }
 
 /// `(dQ, dK, dV)` packed; `p` is the kept `P` (`heads × n × n`) or empty to recompute it.
-pub(super) fn vjp_all<T: Float>(
+pub(crate) fn vjp_all<T: Float>(
     qkv: &[T],
     g: &[T],
     p: &[T],

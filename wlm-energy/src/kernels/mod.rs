@@ -8,7 +8,7 @@ mod attention_hvp;
 pub(crate) mod broadcast;
 pub(crate) mod float;
 pub(crate) mod gelu;
-mod gemm;
+pub(crate) mod gemm;
 mod gemm_avx2;
 pub(crate) mod layer_norm;
 mod rows;

@@ -1,0 +1,735 @@
+//! The attention energy and its force without a graph: one pass over raw slices, for callers
+//! that need no parameter gradients (rollouts to forecast, evaluate or simulate; benchmarks).
+//!
+//! Same arithmetic as the fused candle path ([`crate::Kernels::Fused`]): the same attention,
+//! LayerNorm and GELU kernels and the same register-blocked products, but the token-wise work
+//! of a block (LayerNorm, projections, residuals, feed-forward) runs as a few row-parallel
+//! passes over contiguous row chunks instead of one candle op (and one thread-pool wake-up)
+//! per operation, and no tensor or graph node is built. Weights are copied out of the model's
+//! tensors at each call (about 1.3 MB for the reference size), so an optimiser step between
+//! calls is always seen.
+//!
+//! Layouts: activations are row-major `(n, width)`; the attention kernels take the packed
+//! projections `(3, heads, n, c)`.
+
+use candle_core::{Result, Tensor};
+use rayon::prelude::*;
+
+use crate::attention_energy::AttentionEnergy;
+use crate::kernels::attention::{forward_all, vjp_all};
+use crate::kernels::float::Float;
+use crate::kernels::gelu::{gelu_kernel, vjp_kernel as gelu_vjp_kernel};
+use crate::kernels::gemm::gemm;
+use crate::kernels::layer_norm::{normalize_kernel, vjp_kernel as layer_norm_vjp_kernel};
+use crate::kernels::with_slices;
+use crate::layers::attention::KEEP_PROBABILITIES_MAX;
+use crate::layers::layer_norm::LAYER_NORM_EPS;
+
+/// A tensor's values, copied.
+fn values<T: Float>(t: &Tensor) -> Result<Vec<T>> {
+    with_slices::<T, _>(&[t], |s| Ok(s[0].to_vec()))
+}
+
+/// `w` (`rows × cols`, row-major) transposed, by 8 × 8 tiles.
+fn transposed<T: Float>(w: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 8;
+    let mut out = vec![T::ZERO; rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = w[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The parameters the native path reads, in a fixed order (the time MLP's are not among them:
+/// `τ(t)` is evaluated by candle at each call).
+fn parameter_tensors(model: &AttentionEnergy) -> Vec<&Tensor> {
+    let mut out = vec![&model.input_projection.weight, &model.input_projection.bias];
+    for b in &model.blocks {
+        let attn = &b.self_attn;
+        out.extend([
+            &b.norm1.weight,
+            &b.norm1.bias,
+            &attn.in_proj_weight,
+            &attn.in_proj_bias,
+            &attn.out_proj.weight,
+            &attn.out_proj.bias,
+            &b.norm2.weight,
+            &b.norm2.bias,
+            &b.ffn.up.weight,
+            &b.ffn.up.bias,
+            &b.ffn.down.weight,
+            &b.ffn.down.bias,
+        ]);
+    }
+    out.extend([
+        &model.output_projection.weight,
+        &model.output_projection.bias,
+    ]);
+    out
+}
+
+/// A linear layer `y = x Wᵀ + b`: `Wᵀ` (`in × out`) for the forward pass; `W` (`out × in`,
+/// for VJPs) and `b` are indices into [`NativeWeights::raw`].
+struct Dense<T> {
+    w_t: Vec<T>,
+    w: usize,
+    b: usize,
+}
+
+/// One pre-LayerNorm block's parameters (indices into [`NativeWeights::raw`]).
+struct Block<T> {
+    ln1: [usize; 2],
+    qkv: Dense<T>,
+    out: Dense<T>,
+    ln2: [usize; 2],
+    up: Dense<T>,
+    down: Dense<T>,
+}
+
+/// The parameters as plain vectors, with the transposes the forward products need. Built
+/// once and reused while the model's parameters are unchanged ([`NativeWeights::matches`]).
+pub(crate) struct NativeWeights<T> {
+    /// Copies of [`parameter_tensors`], in order.
+    raw: Vec<Vec<T>>,
+    /// `W_in[:, :dim]` (`H × dim`) and its transpose.
+    w_x: Vec<T>,
+    w_x_t: Vec<T>,
+    blocks: Vec<Block<T>>,
+}
+
+impl<T: Float> NativeWeights<T> {
+    /// Copies and transposes the model's parameters.
+    pub(crate) fn new(model: &AttentionEnergy) -> Result<Self> {
+        let config = model.config();
+        let (dim, hd, ff, in_dim) = (config.dim, config.hidden, config.ff, config.input_dim());
+        let raw = parameter_tensors(model)
+            .into_iter()
+            .map(values::<T>)
+            .collect::<Result<Vec<_>>>()?;
+        let w_x: Vec<T> = raw[0]
+            .chunks_exact(in_dim)
+            .flat_map(|row| row[..dim].iter().copied())
+            .collect();
+        let dense = |w: usize, rows: usize, cols: usize| Dense {
+            w_t: transposed(&raw[w], rows, cols),
+            w,
+            b: w + 1,
+        };
+        let blocks = (0..model.blocks.len())
+            .map(|i| {
+                let at = 2 + 12 * i;
+                Block {
+                    ln1: [at, at + 1],
+                    qkv: dense(at + 2, 3 * hd, hd),
+                    out: dense(at + 4, hd, hd),
+                    ln2: [at + 6, at + 7],
+                    up: dense(at + 8, ff, hd),
+                    down: dense(at + 10, hd, ff),
+                }
+            })
+            .collect();
+        Ok(NativeWeights {
+            w_x_t: transposed(&w_x, hd, dim),
+            w_x,
+            blocks,
+            raw,
+        })
+    }
+
+    /// Whether the model's parameters still equal these copies (same values, same shapes).
+    pub(crate) fn matches(&self, model: &AttentionEnergy) -> Result<bool> {
+        let tensors = parameter_tensors(model);
+        if tensors.len() != self.raw.len() {
+            return Ok(false);
+        }
+        with_slices::<T, _>(&tensors, |current| {
+            Ok(current
+                .iter()
+                .zip(&self.raw)
+                .all(|(a, b)| *a == b.as_slice()))
+        })
+    }
+}
+
+/// What a block's VJP needs from its forward pass.
+struct BlockCache<T> {
+    /// The block's input `h` (`n × H`), for LayerNorm 1's VJP.
+    h: Vec<T>,
+    /// After the attention residual (`n × H`), for LayerNorm 2's VJP.
+    h1: Vec<T>,
+    /// Packed projections `(3, heads, n, c)`.
+    qkv: Vec<T>,
+    /// Kept attention probabilities (`heads × n × n`), or empty.
+    p: Vec<T>,
+    /// Feed-forward pre-activations (`n × F`).
+    z: Vec<T>,
+}
+
+/// One evaluation: the weights, the sizes, and the input bias at this call's time.
+pub(crate) struct NativeNet<'w, T> {
+    weights: &'w NativeWeights<T>,
+    n: usize,
+    dim: usize,
+    hidden: usize,
+    heads: usize,
+    ff: usize,
+    /// Input bias plus the time features' contribution `W_in[:, dim:] τ(t)`.
+    b_in: Vec<T>,
+    /// Row chunks `[start, end)` of the row-parallel passes.
+    chunks: Vec<(usize, usize)>,
+}
+
+/// Splits `0..n` into about two chunks per thread (work stealing evens out a preempted thread).
+fn row_chunks(n: usize) -> Vec<(usize, usize)> {
+    let parts = (2 * rayon::current_num_threads()).clamp(1, n.max(1));
+    let size = n.div_ceil(parts).max(1);
+    (0..n)
+        .step_by(size)
+        .map(|start| (start, (start + size).min(n)))
+        .collect()
+}
+
+/// `buf` (`n × width`) carved into the row ranges of `chunks`.
+fn split_rows<'a, T>(
+    buf: &'a mut [T],
+    width: usize,
+    chunks: &[(usize, usize)],
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut rest = buf;
+    for &(start, end) in chunks {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut((end - start) * width);
+        out.push(mine);
+        rest = tail;
+    }
+    out
+}
+
+/// `y[r] += v` for every row `r` of `y` (rows of `v.len()`).
+fn add_row<T: Float>(y: &mut [T], v: &[T]) {
+    for row in y.chunks_exact_mut(v.len()) {
+        for (a, &b) in row.iter_mut().zip(v) {
+            *a += b;
+        }
+    }
+}
+
+/// LayerNorm with affine parameters: `u = x̂ ⊙ γ + β` for rows of `x`.
+fn layer_norm<T: Float>(x: &[T], gamma: &[T], beta: &[T], u: &mut [T]) {
+    normalize_kernel(x, u, gamma.len(), T::of(LAYER_NORM_EPS));
+    for row in u.chunks_exact_mut(gamma.len()) {
+        for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+            *v = *v * g + b;
+        }
+    }
+}
+
+/// `out = g_in + J_LN(x)ᵀ (d ⊙ γ)`: the residual branch plus LayerNorm's input VJP; `d` is
+/// overwritten.
+fn add_layer_norm_vjp<T: Float>(x: &[T], gamma: &[T], d: &mut [T], g_in: &[T], out: &mut [T]) {
+    for row in d.chunks_exact_mut(gamma.len()) {
+        for (v, &g) in row.iter_mut().zip(gamma) {
+            *v *= g;
+        }
+    }
+    layer_norm_vjp_kernel(x, d, out, gamma.len(), T::of(LAYER_NORM_EPS));
+    for (o, &g) in out.iter_mut().zip(g_in) {
+        *o += g;
+    }
+}
+
+impl<'w, T: Float> NativeNet<'w, T> {
+    /// An evaluation of `model` (whose parameters `weights` holds) for `n` particles at `t`.
+    pub(crate) fn new(
+        model: &AttentionEnergy,
+        weights: &'w NativeWeights<T>,
+        n: usize,
+        t: f64,
+    ) -> Result<Self> {
+        let config = model.config();
+        let (dim, in_dim) = (config.dim, config.input_dim());
+        let mut b_in = weights.raw[1].clone();
+        if let Some(mlp) = &model.time_mlp {
+            let w = &model.input_projection.weight;
+            let tau = values::<T>(&mlp.forward(t, w.dtype(), w.device())?)?;
+            for (row, b) in weights.raw[0].chunks_exact(in_dim).zip(b_in.iter_mut()) {
+                for (&w, &tj) in row[dim..].iter().zip(&tau) {
+                    *b += w * tj;
+                }
+            }
+        }
+        Ok(NativeNet {
+            weights,
+            n,
+            dim,
+            hidden: config.hidden,
+            heads: config.heads,
+            ff: config.ff,
+            b_in,
+            chunks: row_chunks(n),
+        })
+    }
+
+    fn raw(&self, i: usize) -> &'w [T] {
+        &self.weights.raw[i]
+    }
+
+    fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    /// `h0 = x W[:, :dim]ᵀ + b_in` (`n × H`).
+    fn input(&self, x: &[T]) -> Vec<T> {
+        let (n, h) = (self.n, self.hidden);
+        let mut out = vec![T::ZERO; n * h];
+        let parts = split_rows(&mut out, h, &self.chunks);
+        self.chunks
+            .par_iter()
+            .zip(parts)
+            .for_each(|(&(start, end), out)| {
+                let rows = end - start;
+                let xs = &x[start * self.dim..end * self.dim];
+                gemm(
+                    rows,
+                    h,
+                    self.dim,
+                    xs,
+                    self.dim,
+                    &self.weights.w_x_t,
+                    h,
+                    out,
+                    h,
+                    false,
+                );
+                add_row(out, &self.b_in);
+            });
+        out
+    }
+
+    /// Row-major `(n, 3H)` projections packed as `(3, heads, n, c)`.
+    fn pack(&self, rows: &[T], groups: usize) -> Vec<T> {
+        let (n, c) = (self.n, self.head_dim());
+        let width = groups * c;
+        let mut out = vec![T::ZERO; n * width];
+        for (s, dst) in out.chunks_exact_mut(n * c).enumerate() {
+            for (i, d) in dst.chunks_exact_mut(c).enumerate() {
+                d.copy_from_slice(&rows[i * width + s * c..i * width + (s + 1) * c]);
+            }
+        }
+        out
+    }
+
+    /// One block forward from `h`; with `keep`, the cache for [`Self::block_vjp`].
+    fn block_forward(
+        &self,
+        b: &Block<T>,
+        h: Vec<T>,
+        keep: bool,
+    ) -> (Vec<T>, Option<BlockCache<T>>) {
+        let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
+        // LayerNorm 1 and the packed Q, K, V projections.
+        let mut qkv_rows = vec![T::ZERO; n * 3 * hd];
+        let parts = split_rows(&mut qkv_rows, 3 * hd, &self.chunks);
+        self.chunks
+            .par_iter()
+            .zip(parts)
+            .for_each(|(&(start, end), out)| {
+                let rows = end - start;
+                let mut u = vec![T::ZERO; rows * hd];
+                layer_norm(
+                    &h[start * hd..end * hd],
+                    self.raw(b.ln1[0]),
+                    self.raw(b.ln1[1]),
+                    &mut u,
+                );
+                gemm(
+                    rows,
+                    3 * hd,
+                    hd,
+                    &u,
+                    hd,
+                    &b.qkv.w_t,
+                    3 * hd,
+                    out,
+                    3 * hd,
+                    false,
+                );
+                add_row(out, self.raw(b.qkv.b));
+            });
+        let qkv = self.pack(&qkv_rows, 3 * heads);
+        drop(qkv_rows);
+        let keep_p = keep && heads * n * n <= KEEP_PROBABILITIES_MAX;
+        let scale = (1.0 / c as f64).sqrt();
+        let (o, p) = forward_all(&qkv, heads, n, c, scale, keep_p);
+        // Output projection, residual, LayerNorm 2, feed-forward, residual.
+        let mut h1 = vec![T::ZERO; n * hd];
+        let mut h2 = vec![T::ZERO; n * hd];
+        let mut z = vec![T::ZERO; n * ff];
+        let parts = split_rows(&mut h1, hd, &self.chunks)
+            .into_iter()
+            .zip(split_rows(&mut h2, hd, &self.chunks))
+            .zip(split_rows(&mut z, ff, &self.chunks));
+        self.chunks
+            .par_iter()
+            .zip(parts.collect::<Vec<_>>())
+            .for_each(|(&(start, end), ((h1, h2), z))| {
+                let rows = end - start;
+                for head in 0..heads {
+                    let o_rows = &o[(head * n + start) * c..];
+                    let w = &b.out.w_t[head * c * hd..];
+                    gemm(rows, hd, c, o_rows, c, w, hd, h1, hd, head > 0);
+                }
+                add_row(h1, self.raw(b.out.b));
+                for (v, &x) in h1.iter_mut().zip(&h[start * hd..end * hd]) {
+                    *v += x;
+                }
+                let mut u = vec![T::ZERO; rows * hd];
+                layer_norm(h1, self.raw(b.ln2[0]), self.raw(b.ln2[1]), &mut u);
+                gemm(rows, ff, hd, &u, hd, &b.up.w_t, ff, z, ff, false);
+                add_row(z, self.raw(b.up.b));
+                let mut a = vec![T::ZERO; rows * ff];
+                gelu_kernel(z, &mut a);
+                gemm(rows, hd, ff, &a, ff, &b.down.w_t, hd, h2, hd, false);
+                add_row(h2, self.raw(b.down.b));
+                for (v, &x) in h2.iter_mut().zip(h1.iter()) {
+                    *v += x;
+                }
+            });
+        let cache = keep.then_some(BlockCache { h, h1, qkv, p, z });
+        (h2, cache)
+    }
+
+    /// `g ↦ (∂h2/∂h)ᵀ g` for one block.
+    fn block_vjp(&self, b: &Block<T>, cache: &BlockCache<T>, g: &[T]) -> Vec<T> {
+        let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
+        // Feed-forward and LayerNorm 2 VJPs, then into the attention output.
+        let mut g1 = vec![T::ZERO; n * hd];
+        let mut d_o_rows = vec![T::ZERO; n * hd];
+        let parts = split_rows(&mut g1, hd, &self.chunks)
+            .into_iter()
+            .zip(split_rows(&mut d_o_rows, hd, &self.chunks));
+        self.chunks
+            .par_iter()
+            .zip(parts.collect::<Vec<_>>())
+            .for_each(|(&(start, end), (g1, d_o))| {
+                let rows = end - start;
+                let g_rows = &g[start * hd..end * hd];
+                let mut d_a = vec![T::ZERO; rows * ff];
+                gemm(
+                    rows,
+                    ff,
+                    hd,
+                    g_rows,
+                    hd,
+                    self.raw(b.down.w),
+                    ff,
+                    &mut d_a,
+                    ff,
+                    false,
+                );
+                let mut d_z = vec![T::ZERO; rows * ff];
+                gelu_vjp_kernel(&cache.z[start * ff..end * ff], &d_a, &mut d_z);
+                let mut d_u = vec![T::ZERO; rows * hd];
+                gemm(
+                    rows,
+                    hd,
+                    ff,
+                    &d_z,
+                    ff,
+                    self.raw(b.up.w),
+                    hd,
+                    &mut d_u,
+                    hd,
+                    false,
+                );
+                let h1 = &cache.h1[start * hd..end * hd];
+                add_layer_norm_vjp(h1, self.raw(b.ln2[0]), &mut d_u, g_rows, g1);
+                gemm(rows, hd, hd, g1, hd, self.raw(b.out.w), hd, d_o, hd, false);
+            });
+        let d_o = self.pack(&d_o_rows, heads);
+        drop(d_o_rows);
+        let scale = (1.0 / c as f64).sqrt();
+        let d_qkv = vjp_all(&cache.qkv, &d_o, &cache.p, heads, n, c, scale);
+        drop(d_o);
+        // Through the Q, K, V projections and LayerNorm 1.
+        let mut out = vec![T::ZERO; n * hd];
+        let parts = split_rows(&mut out, hd, &self.chunks);
+        self.chunks
+            .par_iter()
+            .zip(parts)
+            .for_each(|(&(start, end), out)| {
+                let rows = end - start;
+                let mut d_u = vec![T::ZERO; rows * hd];
+                for s in 0..3 * heads {
+                    let d = &d_qkv[(s * n + start) * c..];
+                    let w = &self.raw(b.qkv.w)[s * c * hd..];
+                    gemm(rows, hd, c, d, c, w, hd, &mut d_u, hd, s > 0);
+                }
+                let h = &cache.h[start * hd..end * hd];
+                add_layer_norm_vjp(
+                    h,
+                    self.raw(b.ln1[0]),
+                    &mut d_u,
+                    &g1[start * hd..end * hd],
+                    out,
+                );
+            });
+        out
+    }
+
+    /// `Σ_i (h_L[i] · w_out + b_out)`.
+    fn readout(&self, h: &[T]) -> T {
+        let (w_out, b_out) = (
+            self.raw(self.weights.raw.len() - 2),
+            self.raw(self.weights.raw.len() - 1)[0],
+        );
+        let mut total = T::ZERO;
+        for row in h.chunks_exact(self.hidden) {
+            let mut e = b_out;
+            for (&a, &w) in row.iter().zip(w_out) {
+                e += a * w;
+            }
+            total += e;
+        }
+        total
+    }
+
+    /// The total energy at positions `x` (`n × dim`, row-major).
+    pub(crate) fn energy(&self, x: &[T]) -> T {
+        let mut h = self.input(x);
+        for b in &self.weights.blocks {
+            h = self.block_forward(b, h, false).0;
+        }
+        self.readout(&h)
+    }
+
+    /// The force `−∇_x E` (`n × dim`, row-major).
+    pub(crate) fn force(&self, x: &[T]) -> Vec<T> {
+        let mut h = self.input(x);
+        let mut caches = Vec::with_capacity(self.weights.blocks.len());
+        for b in &self.weights.blocks {
+            let (next, cache) = self.block_forward(b, h, true);
+            h = next;
+            caches.extend(cache);
+        }
+        drop(h);
+        let w_out = self.raw(self.weights.raw.len() - 2);
+        let mut g: Vec<T> = (0..self.n).flat_map(|_| w_out.iter().copied()).collect();
+        for (b, cache) in self.weights.blocks.iter().zip(&caches).rev() {
+            g = self.block_vjp(b, cache, &g);
+        }
+        let mut force = vec![T::ZERO; self.n * self.dim];
+        let (h, d) = (self.hidden, self.dim);
+        gemm(
+            self.n,
+            d,
+            h,
+            &g,
+            h,
+            &self.weights.w_x,
+            d,
+            &mut force,
+            d,
+            false,
+        );
+        for v in force.iter_mut() {
+            *v = -*v;
+        }
+        force
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention_energy::AttentionEnergyConfig;
+    use crate::kernels::Kernels;
+    use crate::testing::{max_rel, random};
+    use crate::weights::{perturb_constant_parameters, seeded_var_builder};
+    use crate::Energy;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+    use proptest::prelude::*;
+
+    fn model(config: &AttentionEnergyConfig, seed: u64, dtype: DType) -> Result<AttentionEnergy> {
+        let varmap = VarMap::new();
+        let energy = config.init(seeded_var_builder(&varmap, seed, dtype, &Device::Cpu))?;
+        // Nonzero biases and LayerNorm parameters, so every term is exercised.
+        perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
+        energy.set_training(false);
+        Ok(energy)
+    }
+
+    /// The native energy and force against the candle graph path (fused and plain) in f64.
+    fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> Result<()> {
+        let mut energy = model(config, seed, DType::F64)?;
+        let x = random(&[n, config.dim], seed + 1, -2.0, 2.0)?;
+        let t = 0.37;
+        let native_e = energy.energy_detached(&x, t)?;
+        let native_f = energy.force_detached(&x, t)?;
+        assert_eq!(native_f.dims(), x.dims());
+        for kernels in [Kernels::Fused, Kernels::Plain] {
+            energy.set_kernels(kernels);
+            let e = energy.energy(&x, t)?;
+            let f = energy.force(&x, t)?;
+            let (err_e, err_f) = (max_rel(&native_e, &e)?, max_rel(&native_f, &f)?);
+            assert!(
+                err_e < 1e-12,
+                "{config:?} n={n} {kernels:?}: energy error {err_e}"
+            );
+            assert!(
+                err_f < 1e-11,
+                "{config:?} n={n} {kernels:?}: force error {err_f}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn native_energy_and_force_equal_the_graph_path_in_f64() -> Result<()> {
+        for (heads, time_features, dim) in
+            [(1, false, 1), (4, true, 2), (2, false, 5), (4, false, 2)]
+        {
+            let config = AttentionEnergyConfig {
+                dim,
+                heads,
+                hidden: 8,
+                blocks: 2,
+                ff: 16,
+                time_features,
+                dropout: 0.0,
+            };
+            for n in [1, 2, 17, 64, 133] {
+                check_against_graph(&config, n, 3 + n as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn native_force_without_kept_probabilities_equals_the_graph_path() -> Result<()> {
+        // heads · n² above KEEP_PROBABILITIES_MAX: the VJP recomputes P.
+        let config = AttentionEnergyConfig {
+            heads: 4,
+            hidden: 8,
+            blocks: 1,
+            ff: 8,
+            ..AttentionEnergyConfig::default()
+        };
+        let n = 2049;
+        assert!(4 * n * n > KEEP_PROBABILITIES_MAX);
+        check_against_graph(&config, n, 5)
+    }
+
+    #[test]
+    fn native_f32_is_close_to_f64() -> Result<()> {
+        let config = AttentionEnergyConfig::default();
+        let e64 = model(&config, 2, DType::F64)?;
+        let e32 = model(&config, 2, DType::F32)?;
+        let x = random(&[300, 2], 9, -2.0, 2.0)?;
+        let x32 = x.to_dtype(DType::F32)?;
+        let f64_ = e64.force_detached(&x, 0.0)?;
+        let f32_ = e32.force_detached(&x32, 0.0)?;
+        let err = max_rel(&f32_, &f64_)?;
+        assert!(err < 1e-4, "force f32 vs f64: {err}");
+        let err = max_rel(
+            &e32.energy_detached(&x32, 0.0)?,
+            &e64.energy_detached(&x, 0.0)?,
+        )?;
+        assert!(err < 1e-5, "energy f32 vs f64: {err}");
+        // And the f32 graph path agrees with the f32 native path.
+        let err = max_rel(&f32_, &e32.force(&x32, 0.0)?)?;
+        assert!(err < 1e-5, "force native vs graph in f32: {err}");
+        Ok(())
+    }
+
+    #[test]
+    fn cached_weights_follow_parameter_updates() -> Result<()> {
+        let config = AttentionEnergyConfig {
+            hidden: 8,
+            ff: 8,
+            blocks: 2,
+            time_features: true,
+            ..AttentionEnergyConfig::default()
+        };
+        let varmap = VarMap::new();
+        let energy = config.init(seeded_var_builder(&varmap, 4, DType::F64, &Device::Cpu))?;
+        energy.set_training(false);
+        let x = random(&[19, 2], 3, -1.0, 1.0)?;
+        let before = energy.force_detached(&x, 0.2)?;
+        assert!(max_rel(&energy.force_detached(&x, 0.2)?, &before)? == 0.0);
+        // In-place updates (as an optimiser makes): the biases and LayerNorm parameters, then
+        // one weight matrix.
+        perturb_constant_parameters(&varmap, 0.1, 8)?;
+        let after = energy.force_detached(&x, 0.2)?;
+        assert!(max_rel(&after, &before)? > 1e-6, "the update was not seen");
+        assert!(max_rel(&after, &energy.force(&x, 0.2)?)? < 1e-11);
+        let data = varmap.data().lock().expect("varmap");
+        let w = data.get("flow_layers.1.ffn.3.weight").expect("weight");
+        w.set(&(w.as_tensor() * 1.5)?)?;
+        drop(data);
+        let again = energy.force_detached(&x, 0.2)?;
+        assert!(max_rel(&again, &after)? > 1e-6, "the update was not seen");
+        assert!(max_rel(&again, &energy.force(&x, 0.2)?)? < 1e-11);
+        let e = energy.energy_detached(&x, 0.7)?;
+        assert!(max_rel(&e, &energy.energy(&x, 0.7)?)? < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn detached_results_carry_no_graph_and_dropout_falls_back() -> Result<()> {
+        let config = AttentionEnergyConfig {
+            hidden: 8,
+            ff: 8,
+            blocks: 1,
+            dropout: 0.5,
+            ..AttentionEnergyConfig::default()
+        };
+        let energy = model(&config, 1, DType::F64)?;
+        let x = candle_core::Var::from_tensor(&random(&[7, 2], 2, -1.0, 1.0)?)?;
+        let f = energy.force_detached(x.as_tensor(), 0.0)?;
+        assert!(!f.track_op());
+        // Training mode with dropout: the graph path runs (and is detached), still a force.
+        energy.set_training(true);
+        let f = energy.force_detached(x.as_tensor(), 0.0)?;
+        assert!(!f.track_op());
+        assert_eq!(f.dims(), &[7, 2]);
+        let err = energy
+            .force_detached(&random(&[7, 3], 2, -1.0, 1.0)?, 0.0)
+            .unwrap_err();
+        assert!(err.to_string().contains("dim 3"), "{err}");
+        let err = energy.energy_detached(x.as_tensor(), f64::NAN).unwrap_err();
+        assert!(err.to_string().contains("finite"), "{err}");
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn native_force_equals_the_graph_path_for_random_shapes(
+            n in 1usize..80,
+            dim in 1usize..4,
+            heads in prop::sample::select(vec![1usize, 2, 4]),
+            blocks in 1usize..3,
+            time_features in any::<bool>(),
+            seed in 0u64..1000,
+        ) {
+            let config = AttentionEnergyConfig {
+                dim,
+                heads,
+                hidden: 8,
+                blocks,
+                ff: 12,
+                time_features,
+                dropout: 0.0,
+            };
+            check_against_graph(&config, n, seed).unwrap();
+        }
+    }
+}
