@@ -38,6 +38,7 @@
 //! |---|---|---|
 //! | [`Energy`] | the trait: `energy(x, t)` (rank 0, sum pooling) and `force(x, t)` | — |
 //! | [`EnergyField`] | `ForceField` adapter; `detach_positions` (default `true`) or exact mode | one force |
+//! | [`Energy::energy_detached`], [`Energy::force_detached`], [`DetachedEnergyField`] | values with no graph, for rollouts that need no gradients; the attention energy runs its native path | one force, no graph |
 //! | [`AttentionEnergyConfig::init`] | the reference's attention energy, PyTorch names and init | — |
 //! | [`AttentionEnergy`] force | forward + hand-written VJP, [`Kernels::Fused`] by default | `O(L (N² H + N H F))` time; `O(L N (H + F))` memory, plus `heads · N²` per block while that is at most 2²⁴ (the kept attention probabilities) |
 //! | [`MeanFieldEnergyConfig::init`] | `Σ U(x_i) + (1/N) Σ_{i≠j} w(|x_i − x_j|²)` | `O(N² hidden)` time and memory |
@@ -55,6 +56,12 @@
 //! [`Energy::force_graph_hidden_bytes`] reports what is kept), row softmax and its VJP (used
 //! when attention dropout is active), GELU, LayerNorm, and row-broadcast bias/scale. Tests
 //! check that both paths agree in value and parameter gradient in f64 and f32.
+//!
+//! Where no gradient is wanted, [`Energy::energy_detached`] and [`Energy::force_detached`] of
+//! the attention energy (fused kernels, no active dropout, CPU) skip candle altogether: the
+//! same kernels run over plain slices, each block's token-wise work in two row-parallel
+//! passes, with transposed weights cached while a bitwise comparison with the parameters
+//! finds them unchanged. Tests check it against both graph paths in f64.
 //!
 //! # What can go wrong
 //! - Bad input is an `Err` naming the value: positions not `(n_particles, dim)`, no particles,
