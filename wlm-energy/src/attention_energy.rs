@@ -346,7 +346,7 @@ impl Energy for AttentionEnergy {
             .neg()
     }
 
-    /// The graph-free native path ([`crate::native`]) with the fused kernels and no active
+    /// The graph-free native path (`native.rs`) with the fused kernels and no active
     /// dropout on the CPU in f32 or f64; otherwise the default.
     fn energy_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         match self.native_dtype(x, "energy")? {
