@@ -211,6 +211,27 @@ fn split_rows<'a, T>(
     out
 }
 
+/// Rows `start..end` of packed `(groups, n, c)` values as row-major `(rows, groups · c)`
+/// (the inverse of [`NativeNet::pack`] on those rows).
+fn unpack_rows<T: Float>(
+    packed: &[T],
+    n: usize,
+    c: usize,
+    groups: usize,
+    start: usize,
+    end: usize,
+) -> Vec<T> {
+    let width = groups * c;
+    let mut out = vec![T::ZERO; (end - start) * width];
+    for (i, row) in out.chunks_exact_mut(width).enumerate() {
+        for (g, dst) in row.chunks_exact_mut(c).enumerate() {
+            let at = (g * n + start + i) * c;
+            dst.copy_from_slice(&packed[at..at + c]);
+        }
+    }
+    out
+}
+
 /// `y[r] += v` for every row `r` of `y` (rows of `v.len()`).
 fn add_row<T: Float>(y: &mut [T], v: &[T]) {
     for row in y.chunks_exact_mut(v.len()) {
@@ -380,11 +401,9 @@ impl<'w, T: Float> NativeNet<'w, T> {
             .zip(parts.collect::<Vec<_>>())
             .for_each(|(&(start, end), ((h1, h2), z))| {
                 let rows = end - start;
-                for head in 0..heads {
-                    let o_rows = &o[(head * n + start) * c..];
-                    let w = &b.out.w_t[head * c * hd..];
-                    gemm(rows, hd, c, o_rows, c, w, hd, h1, hd, head > 0);
-                }
+                // One product with inner dimension H, not one per head with inner dimension c.
+                let o_rows = unpack_rows(&o, n, c, heads, start, end);
+                gemm(rows, hd, hd, &o_rows, hd, &b.out.w_t, hd, h1, hd, false);
                 add_row(h1, self.raw(b.out.b));
                 for (v, &x) in h1.iter_mut().zip(&h[start * hd..end * hd]) {
                     *v += x;
@@ -466,11 +485,9 @@ impl<'w, T: Float> NativeNet<'w, T> {
             .for_each(|(&(start, end), out)| {
                 let rows = end - start;
                 let mut d_u = vec![T::ZERO; rows * hd];
-                for s in 0..3 * heads {
-                    let d = &d_qkv[(s * n + start) * c..];
-                    let w = &self.raw(b.qkv.w)[s * c * hd..];
-                    gemm(rows, hd, c, d, c, w, hd, &mut d_u, hd, s > 0);
-                }
+                let d_rows = unpack_rows(&d_qkv, n, c, 3 * heads, start, end);
+                let (w, k) = (self.raw(b.qkv.w), 3 * hd);
+                gemm(rows, hd, k, &d_rows, k, w, hd, &mut d_u, hd, false);
                 let h = &cache.h[start * hd..end * hd];
                 add_layer_norm_vjp(
                     h,
