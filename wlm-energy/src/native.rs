@@ -5,9 +5,10 @@
 //! LayerNorm and GELU kernels and the same register-blocked products, but the token-wise work
 //! of a block (LayerNorm, projections, residuals, feed-forward) runs as a few row-parallel
 //! passes over contiguous row chunks instead of one candle op (and one thread-pool wake-up)
-//! per operation, and no tensor or graph node is built. Weights are copied out of the model's
-//! tensors at each call (about 1.3 MB for the reference size), so an optimiser step between
-//! calls is always seen.
+//! per operation, and no tensor or graph node is built. The weights (and the transposes the
+//! forward products need) are copied once and kept by the model; each call compares the
+//! copies bitwise with the parameters (about 1.3 MB for the reference size) and rebuilds
+//! them on any difference, so an optimiser step between calls is always seen.
 //!
 //! Layouts: activations are row-major `(n, width)`; the attention kernels take the packed
 //! projections `(3, heads, n, c)`.
@@ -333,7 +334,8 @@ impl<'w, T: Float> NativeNet<'w, T> {
         out
     }
 
-    /// Row-major `(n, 3H)` projections packed as `(3, heads, n, c)`.
+    /// Row-major `(n, groups · c)` values packed as `(groups, n, c)` (the projections:
+    /// `groups = 3 · heads`).
     fn pack(&self, rows: &[T], groups: usize) -> Vec<T> {
         let (n, c) = (self.n, self.head_dim());
         let width = groups * c;
