@@ -29,6 +29,9 @@ pub trait Energy {
     /// implementation may compute by a faster path that builds no graph (the attention energy
     /// does). Default: the energy at `x.detach()`, detached.
     ///
+    /// # Shapes
+    /// `x`: `(n_particles, dim)` → rank 0.
+    ///
     /// # Errors
     /// As [`Energy::energy`].
     fn energy_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
@@ -38,6 +41,9 @@ pub trait Energy {
     /// [`Energy::force`] with no graph (detached from the parameters and from `x`), possibly by
     /// a faster path, as [`Energy::energy_detached`]. Default: the force at `x.detach()`,
     /// detached.
+    ///
+    /// # Shapes
+    /// `x`: `(n_particles, dim)` → `(n_particles, dim)`.
     ///
     /// # Errors
     /// As [`Energy::force`].
