@@ -304,10 +304,23 @@ impl AttentionEnergy {
         Ok(weights)
     }
 
-    /// The native energy (`force = false`, a rank-0 tensor) or force at `x`, run as one job
-    /// of the thread pool (its row-parallel passes then wake no sleeping caller).
+    /// The energy (`force = false`, rank 0) or force at `x` with no graph: the native path
+    /// (`native.rs`) with the fused kernels and no active dropout on the CPU in f32 or f64,
+    /// run as one job of the thread pool (its row-parallel passes then wake no sleeping
+    /// caller); otherwise the graph path, detached.
+    fn detached(&self, x: &Tensor, t: f64, force: bool) -> Result<Tensor> {
+        let what = if force { "force" } else { "energy" };
+        check_time(t, what)?;
+        match self.native_dtype(x, what)? {
+            Some(DType::F32) => self.native::<f32>(x, t, force),
+            Some(_) => self.native::<f64>(x, t, force),
+            None if force => Ok(self.force(&x.detach(), t)?.detach()),
+            None => Ok(self.energy(&x.detach(), t)?.detach()),
+        }
+    }
+
+    /// The native energy or force (as [`AttentionEnergy::detached`]) in `T`.
     fn native<T: Float>(&self, x: &Tensor, t: f64, force: bool) -> Result<Tensor> {
-        check_time(t, if force { "force" } else { "energy" })?;
         let weights = self.native_weights::<T>()?;
         let net = NativeNet::new(self, &weights, x.dim(0)?, t)?;
         let xs = x.flatten_all()?.to_vec1::<T>()?;
@@ -346,23 +359,14 @@ impl Energy for AttentionEnergy {
             .neg()
     }
 
-    /// The graph-free native path (`native.rs`) with the fused kernels and no active
-    /// dropout on the CPU in f32 or f64; otherwise the default.
+    /// See `AttentionEnergy::detached`: the graph-free native path where it applies.
     fn energy_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        match self.native_dtype(x, "energy")? {
-            Some(DType::F32) => self.native::<f32>(x, t, false),
-            Some(_) => self.native::<f64>(x, t, false),
-            None => Ok(self.energy(&x.detach(), t)?.detach()),
-        }
+        self.detached(x, t, false)
     }
 
-    /// As [`AttentionEnergy::energy_detached`], for the force.
+    /// See `AttentionEnergy::detached`: the graph-free native path where it applies.
     fn force_detached(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        match self.native_dtype(x, "force")? {
-            Some(DType::F32) => self.native::<f32>(x, t, true),
-            Some(_) => self.native::<f64>(x, t, true),
-            None => Ok(self.force(&x.detach(), t)?.detach()),
-        }
+        self.detached(x, t, true)
     }
 
     /// The attention probabilities that the fused kernels keep for the VJP:
@@ -386,16 +390,12 @@ impl Energy for AttentionEnergy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_rel, random};
-    use crate::weights::perturb_constant_parameters;
+    use crate::testing::{max_rel, perturbed_model, random};
     use candle_core::Var;
 
     fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
-        let varmap = VarMap::new();
-        let vb = seeded_var_builder(&varmap, seed, DType::F64, &Device::Cpu);
-        let energy = config.init(vb)?.with_kernels(Kernels::Plain);
-        perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
-        Ok((energy, varmap))
+        let (energy, varmap) = perturbed_model(config, seed, DType::F64)?;
+        Ok((energy.with_kernels(Kernels::Plain), varmap))
     }
 
     #[test]

@@ -17,7 +17,7 @@ use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
 use crate::attention_energy::AttentionEnergy;
-use crate::kernels::attention::{forward_all, vjp_all};
+use crate::kernels::attention::{forward_all, transposed, vjp_all};
 use crate::kernels::float::Float;
 use crate::kernels::gelu::{gelu_kernel, vjp_kernel as gelu_vjp_kernel};
 use crate::kernels::gemm::gemm;
@@ -28,23 +28,7 @@ use crate::layers::layer_norm::LAYER_NORM_EPS;
 
 /// A tensor's values, copied.
 fn values<T: Float>(t: &Tensor) -> Result<Vec<T>> {
-    with_slices::<T, _>(&[t], |s| Ok(s[0].to_vec()))
-}
-
-/// `w` (`rows × cols`, row-major) transposed, by 8 × 8 tiles.
-fn transposed<T: Float>(w: &[T], rows: usize, cols: usize) -> Vec<T> {
-    const TILE: usize = 8;
-    let mut out = vec![T::ZERO; rows * cols];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    out[c * rows + r] = w[r * cols + c];
-                }
-            }
-        }
-    }
-    out
+    t.flatten_all()?.to_vec1()
 }
 
 /// The parameters the native path reads, in a fixed order (the time MLP's are not among them:
@@ -302,6 +286,12 @@ impl<'w, T: Float> NativeNet<'w, T> {
         &self.weights.raw[i]
     }
 
+    /// The output projection: `w_out` (`H`) and `b_out` (the last two parameters).
+    fn output(&self) -> (&'w [T], T) {
+        let last = self.weights.raw.len() - 1;
+        (self.raw(last - 1), self.raw(last)[0])
+    }
+
     fn head_dim(&self) -> usize {
         self.hidden / self.heads
     }
@@ -504,10 +494,7 @@ impl<'w, T: Float> NativeNet<'w, T> {
 
     /// `Σ_i (h_L[i] · w_out + b_out)`.
     fn readout(&self, h: &[T]) -> T {
-        let (w_out, b_out) = (
-            self.raw(self.weights.raw.len() - 2),
-            self.raw(self.weights.raw.len() - 1)[0],
-        );
+        let (w_out, b_out) = self.output();
         let mut total = T::ZERO;
         for row in h.chunks_exact(self.hidden) {
             let mut e = b_out;
@@ -538,7 +525,7 @@ impl<'w, T: Float> NativeNet<'w, T> {
             caches.extend(cache);
         }
         drop(h);
-        let w_out = self.raw(self.weights.raw.len() - 2);
+        let (w_out, _) = self.output();
         let mut g: Vec<T> = (0..self.n).flat_map(|_| w_out.iter().copied()).collect();
         for (b, cache) in self.weights.blocks.iter().zip(&caches).rev() {
             g = self.block_vjp(b, cache, &g);
@@ -569,7 +556,7 @@ mod tests {
     use super::*;
     use crate::attention_energy::AttentionEnergyConfig;
     use crate::kernels::Kernels;
-    use crate::testing::{max_rel, random};
+    use crate::testing::{max_rel, perturbed_model, random};
     use crate::weights::{perturb_constant_parameters, seeded_var_builder};
     use crate::Energy;
     use candle_core::{DType, Device};
@@ -577,10 +564,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn model(config: &AttentionEnergyConfig, seed: u64, dtype: DType) -> Result<AttentionEnergy> {
-        let varmap = VarMap::new();
-        let energy = config.init(seeded_var_builder(&varmap, seed, dtype, &Device::Cpu))?;
-        // Nonzero biases and LayerNorm parameters, so every term is exercised.
-        perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
+        let (energy, _) = perturbed_model(config, seed, dtype)?;
         energy.set_training(false);
         Ok(energy)
     }

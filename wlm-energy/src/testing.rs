@@ -1,6 +1,10 @@
 //! Test helpers shared by the unit tests: seeded tensors, relative errors, autograd VJPs.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarMap;
+
+use crate::weights::{perturb_constant_parameters, seeded_var_builder};
+use crate::{AttentionEnergy, AttentionEnergyConfig};
 use rand::{Rng, SeedableRng};
 
 /// Uniform values in `[lo, hi)` from a seeded generator, as an f64 tensor.
@@ -32,4 +36,17 @@ pub(crate) fn autograd_vjp(x: &Var, y: &Tensor, g: &Tensor) -> Result<Tensor> {
         .get(x.as_tensor())
         .cloned()
         .unwrap_or(x.as_tensor().zeros_like()?))
+}
+
+/// A seeded attention energy whose constant-initialised parameters (biases, LayerNorm) are
+/// perturbed, so every term of the force is exercised; with its `VarMap`.
+pub(crate) fn perturbed_model(
+    config: &AttentionEnergyConfig,
+    seed: u64,
+    dtype: DType,
+) -> Result<(AttentionEnergy, VarMap)> {
+    let varmap = VarMap::new();
+    let energy = config.init(seeded_var_builder(&varmap, seed, dtype, &Device::Cpu))?;
+    perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
+    Ok((energy, varmap))
 }

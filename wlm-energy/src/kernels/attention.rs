@@ -339,7 +339,7 @@ pub(super) fn head_probabilities<T>(p: &[T], n: usize, head: usize) -> &[T] {
 }
 
 /// `x (n × c)` transposed to `c × n`.
-pub(super) fn transposed<T: Float>(x: &[T], n: usize, c: usize) -> Vec<T> {
+pub(crate) fn transposed<T: Float>(x: &[T], n: usize, c: usize) -> Vec<T> {
     let mut out = vec![T::ZERO; n * c];
     transpose(x, n, c, c, &mut out);
     out

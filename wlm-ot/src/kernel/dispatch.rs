@@ -213,17 +213,7 @@ mod tests {
 
     /// Deterministic pseudo-random values in [0, 1).
     fn values(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect()
+        crate::kernel::lcg_values(n, crate::kernel::lcg_step(seed))
     }
 
     /// `−ε LSE_j(h_j − C_ij/ε)` and `Σ_j P_ij ∇₁C` computed directly in f64.

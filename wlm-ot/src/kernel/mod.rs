@@ -178,3 +178,23 @@ macro_rules! impl_real {
 
 impl_real!(f32, exp_f32, f32x8, f32x16);
 impl_real!(f64, exp_f64, f64x4, f64x8);
+
+/// One step of the tests' linear congruential generator (Knuth's MMIX constants).
+#[cfg(test)]
+pub(crate) fn lcg_step(state: u64) -> u64 {
+    state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+}
+
+/// `n` deterministic pseudo-random values in `[0, 1)`: the top 53 bits of successive
+/// [`lcg_step`]s from `state` (test inputs).
+#[cfg(test)]
+pub(crate) fn lcg_values(n: usize, mut state: u64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            state = lcg_step(state);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}

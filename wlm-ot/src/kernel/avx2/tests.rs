@@ -142,15 +142,10 @@ fn check_sqrt() {
 
 /// Deterministic pseudo-random values in [0, 1).
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect()
+    crate::kernel::lcg_values(
+        n,
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
+    )
 }
 
 /// One pass at `level` in `T`; the values and, with `with_grad`, the gradient sums (in f64).
