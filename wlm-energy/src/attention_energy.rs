@@ -4,13 +4,13 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::dropout::Dropout;
-use crate::energy::{check_positions, check_time, Energy};
+use crate::energy::{check_positions, check_time, Energy, ForceTape};
 use crate::kernels::float::Float;
 use crate::kernels::{broadcast, Kernels};
 use crate::layers::block::{FlowBlock, FlowBlockCache};
 use crate::layers::linear::Linear;
 use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
-use crate::native::{NativeNet, NativeWeights};
+use crate::native::{NativeNet, NativeTape, NativeWeights};
 use crate::weights::seeded_var_builder;
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -319,6 +319,15 @@ impl AttentionEnergy {
         }
     }
 
+    /// [`Energy::force_tape`] in `T`.
+    fn native_tape<T: Float>(&self, x: &Tensor, t: f64) -> Result<ForceTape> {
+        let weights = self.native_weights::<T>()?;
+        let (force, tape) = NativeTape::record(self, weights, x, t)?;
+        let force = Tensor::from_vec(force, x.shape(), x.device())?;
+        let bytes = tape.bytes();
+        Ok(ForceTape::new(force, bytes, Box::new(tape)))
+    }
+
     /// The native energy or force (as [`AttentionEnergy::detached`]) in `T`.
     fn native<T: Float>(&self, x: &Tensor, t: f64, force: bool) -> Result<Tensor> {
         let weights = self.native_weights::<T>()?;
@@ -372,6 +381,18 @@ impl Energy for AttentionEnergy {
     /// The attention probabilities that the fused kernels keep for the VJP:
     /// `blocks · heads · n²` values when kept (fused kernels, no active dropout, `heads · n²`
     /// at most 2²⁴), else 0.
+    fn force_tape(&self, x: &Tensor, t: f64) -> Result<Option<ForceTape>> {
+        check_time(t, "force")?;
+        if self.blocks.is_empty() {
+            return Ok(None);
+        }
+        match self.native_dtype(x, "force")? {
+            Some(DType::F32) => self.native_tape::<f32>(x, t).map(Some),
+            Some(_) => self.native_tape::<f64>(x, t).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn force_graph_hidden_bytes(&self, n_particles: usize) -> u64 {
         let keeps = |block: &FlowBlock| {
             self.kernels == Kernels::Fused

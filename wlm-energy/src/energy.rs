@@ -1,6 +1,6 @@
 //! The [`Energy`] trait, the [`EnergyField`] adapter to `wlm_integrate::ForceField`, and input checks.
 
-use candle_core::{bail, DType, Result, Tensor};
+use candle_core::{bail, DType, Result, Tensor, TensorId};
 
 /// A population potential energy with a hand-written force.
 ///
@@ -51,6 +51,22 @@ pub trait Energy {
         Ok(self.force(&x.detach(), t)?.detach())
     }
 
+    /// The force at `x` by a graph-free path, with the record ([`ForceTape`]) from which its
+    /// adjoint `∂/∂θ ⟨ā, F_θ(x, t)⟩` (and `J_F(x)ᵀ ā`) is computed later without a graph:
+    /// the adjoint reverse sweep's fast path. `Ok(None)` where the energy has no such path
+    /// (the default; the attention energy has one with the fused kernels, no active dropout,
+    /// on the CPU in f32 or f64), and callers then differentiate [`Energy::force`]'s graph.
+    ///
+    /// # Shapes
+    /// `x`: `(n_particles, dim)`; the tape's force: `(n_particles, dim)`.
+    ///
+    /// # Errors
+    /// As [`Energy::force`].
+    fn force_tape(&self, x: &Tensor, t: f64) -> Result<Option<ForceTape>> {
+        let _ = (x, t);
+        Ok(None)
+    }
+
     /// Bytes that one [`Energy::force`] graph at `n_particles` holds outside candle's graph
     /// nodes (tensors kept inside custom ops, such as the fused attention's probabilities),
     /// for callers that budget memory by walking the graph. Default 0.
@@ -77,8 +93,94 @@ impl<E: Energy + ?Sized> Energy for &E {
         (**self).force_detached(x, t)
     }
 
+    fn force_tape(&self, x: &Tensor, t: f64) -> Result<Option<ForceTape>> {
+        (**self).force_tape(x, t)
+    }
+
     fn force_graph_hidden_bytes(&self, n_particles: usize) -> u64 {
         (**self).force_graph_hidden_bytes(n_particles)
+    }
+}
+
+/// A force computed without a graph, with what its adjoint needs ([`Energy::force_tape`]).
+pub struct ForceTape {
+    force: Tensor,
+    bytes: u64,
+    adjoint: Box<dyn TapeAdjoint>,
+}
+
+/// The implementation behind a [`ForceTape`].
+pub(crate) trait TapeAdjoint: Send + Sync {
+    /// Gradients in the order of `parameter_ids` (`None`: not read by the force), and the
+    /// positions' cotangent when asked.
+    fn adjoint(
+        &self,
+        a_bar: &Tensor,
+        positions: bool,
+    ) -> Result<(Vec<Option<Tensor>>, Option<Tensor>)>;
+
+    /// The ids of the parameters, in the order of `adjoint`'s gradients.
+    fn parameter_ids(&self) -> &[TensorId];
+}
+
+/// The adjoint of a force evaluation ([`ForceTape::adjoint`]).
+#[derive(Debug)]
+pub struct ForceAdjoint {
+    /// `∂/∂θ ⟨ā, F_θ(x, t)⟩` for every parameter the force reads, by the id of the parameter
+    /// tensor (as a `Var` of the model's `VarMap` has it), each of the parameter's shape.
+    pub params: Vec<(TensorId, Tensor)>,
+    /// `J_F(x)ᵀ ā` (`(n_particles, dim)`), when asked for.
+    pub positions: Option<Tensor>,
+}
+
+impl ForceTape {
+    pub(crate) fn new(force: Tensor, bytes: u64, adjoint: Box<dyn TapeAdjoint>) -> Self {
+        Self {
+            force,
+            bytes,
+            adjoint,
+        }
+    }
+
+    /// The force `F_θ(x, t)`, `(n_particles, dim)`, with no graph.
+    pub fn force(&self) -> &Tensor {
+        &self.force
+    }
+
+    /// Bytes the tape holds (for callers that keep tapes within a memory budget).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// `∂/∂θ ⟨ā, F_θ(x, t)⟩` and, when `positions`, `J_F(x)ᵀ ā`, without a graph.
+    ///
+    /// # Shapes
+    /// `a_bar`: `(n_particles, dim)`, the force's shape and dtype.
+    ///
+    /// # Errors
+    /// `a_bar` of another shape or dtype; tensor failures.
+    pub fn adjoint(&self, a_bar: &Tensor, positions: bool) -> Result<ForceAdjoint> {
+        let (grads, x_bar) = self.adjoint.adjoint(a_bar, positions)?;
+        let params = self
+            .adjoint
+            .parameter_ids()
+            .iter()
+            .zip(grads)
+            .filter_map(|(&id, g)| g.map(|g| (id, g)))
+            .collect();
+        Ok(ForceAdjoint {
+            params,
+            positions: x_bar,
+        })
+    }
+}
+
+impl std::fmt::Debug for ForceTape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForceTape")
+            .field("shape", &self.force.dims())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
     }
 }
 

@@ -105,7 +105,7 @@ mod weights;
 
 pub use analytic::AnalyticPotential;
 pub use attention_energy::{AttentionEnergy, AttentionEnergyConfig};
-pub use energy::{DetachedEnergyField, Energy, EnergyField};
+pub use energy::{DetachedEnergyField, Energy, EnergyField, ForceAdjoint, ForceTape};
 pub use kernels::Kernels;
 pub use mean_field::{MeanFieldEnergy, MeanFieldEnergyConfig};
 pub use weights::{load_weights, perturb_constant_parameters, seeded_var_builder, WeightsError};

@@ -26,6 +26,10 @@ use crate::kernels::with_slices;
 use crate::layers::attention::KEEP_PROBABILITIES_MAX;
 use crate::layers::layer_norm::LAYER_NORM_EPS;
 
+mod adjoint;
+
+pub(crate) use adjoint::NativeTape;
+
 /// A tensor's values, copied.
 fn values<T: Float>(t: &Tensor) -> Result<Vec<T>> {
     t.flatten_all()?.to_vec1()
@@ -154,6 +158,33 @@ struct BlockCache<T> {
     p: Vec<T>,
     /// Feed-forward pre-activations (`n × F`).
     z: Vec<T>,
+    /// Attention outputs `O` (`heads × n × c`), for the parameter adjoint.
+    o: Vec<T>,
+}
+
+/// The intermediates of one block's VJP ([`NativeNet::block_vjp_recorded`]), for the
+/// parameter adjoint (`native/adjoint.rs`). `g` is the block's output gradient `∂E/∂h2`.
+struct VjpRecord<T> {
+    /// `∂E/∂h2` (`n × H`).
+    g: Vec<T>,
+    /// `d_a = g W_down` (`n × F`).
+    d_a: Vec<T>,
+    /// `d_z = gelu'(z) ⊙ d_a` (`n × F`).
+    d_z: Vec<T>,
+    /// `d_u2 = d_z W_up` (`n × H`).
+    d_u2: Vec<T>,
+    /// LayerNorm 2's input VJP `J(h1)(d_u2 ⊙ γ2)` (`n × H`).
+    dx2: Vec<T>,
+    /// `g1 = g + dx2` (`n × H`).
+    g1: Vec<T>,
+    /// `dO = g1 W_out`, packed (`heads × n × c`).
+    d_o: Vec<T>,
+    /// The attention VJP `(dQ, dK, dV)`, packed (`3 × heads × n × c`).
+    d_qkv: Vec<T>,
+    /// `d_u = dQKV W_qkv` (`n × H`).
+    d_u: Vec<T>,
+    /// LayerNorm 1's input VJP `J(h)(d_u ⊙ γ1)` (`n × H`).
+    dx1: Vec<T>,
 }
 
 /// One evaluation: the weights, the sizes, and the input bias at this call's time.
@@ -236,18 +267,15 @@ fn layer_norm<T: Float>(x: &[T], gamma: &[T], beta: &[T], u: &mut [T]) {
     }
 }
 
-/// `out = g_in + J_LN(x)ᵀ (d ⊙ γ)`: the residual branch plus LayerNorm's input VJP; `d` is
-/// overwritten.
-fn add_layer_norm_vjp<T: Float>(x: &[T], gamma: &[T], d: &mut [T], g_in: &[T], out: &mut [T]) {
-    for row in d.chunks_exact_mut(gamma.len()) {
+/// `out = J_LN(x)ᵀ (d ⊙ γ)`: LayerNorm's input VJP for the output gradient `d`.
+fn layer_norm_input_vjp<T: Float>(x: &[T], gamma: &[T], d: &[T], out: &mut [T]) {
+    let mut scaled = d.to_vec();
+    for row in scaled.chunks_exact_mut(gamma.len()) {
         for (v, &g) in row.iter_mut().zip(gamma) {
             *v *= g;
         }
     }
-    layer_norm_vjp_kernel(x, d, out, gamma.len(), T::of(LAYER_NORM_EPS));
-    for (o, &g) in out.iter_mut().zip(g_in) {
-        *o += g;
-    }
+    layer_norm_vjp_kernel(x, &scaled, out, gamma.len(), T::of(LAYER_NORM_EPS));
 }
 
 impl<'w, T: Float> NativeNet<'w, T> {
@@ -412,26 +440,50 @@ impl<'w, T: Float> NativeNet<'w, T> {
                     *v += x;
                 }
             });
-        let cache = keep.then_some(BlockCache { h, h1, qkv, p, z });
+        let cache = keep.then_some(BlockCache {
+            h,
+            h1,
+            qkv,
+            p,
+            z,
+            o,
+        });
         (h2, cache)
     }
 
     /// `g ↦ (∂h2/∂h)ᵀ g` for one block.
-    fn block_vjp(&self, b: &Block<T>, cache: &BlockCache<T>, g: &[T]) -> Vec<T> {
+    fn block_vjp(&self, b: &Block<T>, cache: &BlockCache<T>, g: Vec<T>) -> Vec<T> {
+        self.block_vjp_recorded(b, cache, g).0
+    }
+
+    /// [`Self::block_vjp`] and the intermediates it computed.
+    fn block_vjp_recorded(
+        &self,
+        b: &Block<T>,
+        cache: &BlockCache<T>,
+        g: Vec<T>,
+    ) -> (Vec<T>, VjpRecord<T>) {
         let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
         // Feed-forward and LayerNorm 2 VJPs, then into the attention output.
+        let mut d_a = vec![T::ZERO; n * ff];
+        let mut d_z = vec![T::ZERO; n * ff];
+        let mut d_u2 = vec![T::ZERO; n * hd];
+        let mut dx2 = vec![T::ZERO; n * hd];
         let mut g1 = vec![T::ZERO; n * hd];
         let mut d_o_rows = vec![T::ZERO; n * hd];
-        let parts = split_rows(&mut g1, hd, &self.chunks)
+        let parts = split_rows(&mut d_a, ff, &self.chunks)
             .into_iter()
+            .zip(split_rows(&mut d_z, ff, &self.chunks))
+            .zip(split_rows(&mut d_u2, hd, &self.chunks))
+            .zip(split_rows(&mut dx2, hd, &self.chunks))
+            .zip(split_rows(&mut g1, hd, &self.chunks))
             .zip(split_rows(&mut d_o_rows, hd, &self.chunks));
         self.chunks
             .par_iter()
             .zip(parts.collect::<Vec<_>>())
-            .for_each(|(&(start, end), (g1, d_o))| {
+            .for_each(|(&(start, end), (((((d_a, d_z), d_u2), dx2), g1), d_o))| {
                 let rows = end - start;
                 let g_rows = &g[start * hd..end * hd];
-                let mut d_a = vec![T::ZERO; rows * ff];
                 gemm(
                     rows,
                     ff,
@@ -440,56 +492,62 @@ impl<'w, T: Float> NativeNet<'w, T> {
                     hd,
                     self.raw(b.down.w),
                     ff,
-                    &mut d_a,
+                    d_a,
                     ff,
                     false,
                 );
-                let mut d_z = vec![T::ZERO; rows * ff];
-                gelu_vjp_kernel(&cache.z[start * ff..end * ff], &d_a, &mut d_z);
-                let mut d_u = vec![T::ZERO; rows * hd];
-                gemm(
-                    rows,
-                    hd,
-                    ff,
-                    &d_z,
-                    ff,
-                    self.raw(b.up.w),
-                    hd,
-                    &mut d_u,
-                    hd,
-                    false,
-                );
+                gelu_vjp_kernel(&cache.z[start * ff..end * ff], d_a, d_z);
+                gemm(rows, hd, ff, d_z, ff, self.raw(b.up.w), hd, d_u2, hd, false);
                 let h1 = &cache.h1[start * hd..end * hd];
-                add_layer_norm_vjp(h1, self.raw(b.ln2[0]), &mut d_u, g_rows, g1);
+                layer_norm_input_vjp(h1, self.raw(b.ln2[0]), d_u2, dx2);
+                for ((o, &a), &b) in g1.iter_mut().zip(g_rows).zip(dx2.iter()) {
+                    *o = a + b;
+                }
                 gemm(rows, hd, hd, g1, hd, self.raw(b.out.w), hd, d_o, hd, false);
             });
         let d_o = self.pack(&d_o_rows, heads);
         drop(d_o_rows);
         let scale = (1.0 / c as f64).sqrt();
         let d_qkv = vjp_all(&cache.qkv, &d_o, &cache.p, heads, n, c, scale);
-        drop(d_o);
         // Through the Q, K, V projections and LayerNorm 1.
         let mut out = vec![T::ZERO; n * hd];
-        let parts = split_rows(&mut out, hd, &self.chunks);
+        let mut d_u = vec![T::ZERO; n * hd];
+        let mut dx1 = vec![T::ZERO; n * hd];
+        let parts = split_rows(&mut out, hd, &self.chunks)
+            .into_iter()
+            .zip(split_rows(&mut d_u, hd, &self.chunks))
+            .zip(split_rows(&mut dx1, hd, &self.chunks));
         self.chunks
             .par_iter()
-            .zip(parts)
-            .for_each(|(&(start, end), out)| {
+            .zip(parts.collect::<Vec<_>>())
+            .for_each(|(&(start, end), ((out, d_u), dx1))| {
                 let rows = end - start;
-                let mut d_u = vec![T::ZERO; rows * hd];
                 let d_rows = unpack_rows(&d_qkv, n, c, 3 * heads, start, end);
                 let (w, k) = (self.raw(b.qkv.w), 3 * hd);
-                gemm(rows, hd, k, &d_rows, k, w, hd, &mut d_u, hd, false);
+                gemm(rows, hd, k, &d_rows, k, w, hd, d_u, hd, false);
                 let h = &cache.h[start * hd..end * hd];
-                add_layer_norm_vjp(
-                    h,
-                    self.raw(b.ln1[0]),
-                    &mut d_u,
-                    &g1[start * hd..end * hd],
-                    out,
-                );
+                layer_norm_input_vjp(h, self.raw(b.ln1[0]), d_u, dx1);
+                for ((o, &a), &b) in out
+                    .iter_mut()
+                    .zip(&g1[start * hd..end * hd])
+                    .zip(dx1.iter())
+                {
+                    *o = a + b;
+                }
             });
-        out
+        let record = VjpRecord {
+            g,
+            d_a,
+            d_z,
+            d_u2,
+            dx2,
+            g1,
+            d_o,
+            d_qkv,
+            d_u,
+            dx1,
+        };
+        (out, record)
     }
 
     /// `Σ_i (h_L[i] · w_out + b_out)`.
@@ -517,6 +575,13 @@ impl<'w, T: Float> NativeNet<'w, T> {
 
     /// The force `−∇_x E` (`n × dim`, row-major).
     pub(crate) fn force(&self, x: &[T]) -> Vec<T> {
+        self.force_with(x, false).0
+    }
+
+    /// The force and, when `record`, what its parameter adjoint needs: the blocks' forward
+    /// caches and VJP intermediates (in block order) and `g_0 = ∂E/∂h0`. The force is the
+    /// same, bit for bit, either way.
+    fn force_with(&self, x: &[T], record: bool) -> (Vec<T>, Option<ForceRecord<T>>) {
         let mut h = self.input(x);
         let mut caches = Vec::with_capacity(self.weights.blocks.len());
         for b in &self.weights.blocks {
@@ -527,8 +592,15 @@ impl<'w, T: Float> NativeNet<'w, T> {
         drop(h);
         let (w_out, _) = self.output();
         let mut g: Vec<T> = (0..self.n).flat_map(|_| w_out.iter().copied()).collect();
+        let mut vjps = Vec::new();
         for (b, cache) in self.weights.blocks.iter().zip(&caches).rev() {
-            g = self.block_vjp(b, cache, &g);
+            if record {
+                let (next, vjp) = self.block_vjp_recorded(b, cache, g);
+                g = next;
+                vjps.push(vjp);
+            } else {
+                g = self.block_vjp(b, cache, g);
+            }
         }
         let mut force = vec![T::ZERO; self.n * self.dim];
         let (h, d) = (self.hidden, self.dim);
@@ -547,7 +619,38 @@ impl<'w, T: Float> NativeNet<'w, T> {
         for v in force.iter_mut() {
             *v = -*v;
         }
-        force
+        let record = record.then(|| {
+            vjps.reverse();
+            ForceRecord {
+                x: x.to_vec(),
+                blocks: caches.into_iter().zip(vjps).collect(),
+                g0: g,
+            }
+        });
+        (force, record)
+    }
+}
+
+/// What [`NativeNet::force_with`] records for the parameter adjoint.
+pub(crate) struct ForceRecord<T> {
+    /// The positions (`n × dim`).
+    x: Vec<T>,
+    /// Per block, in order: the forward cache and the VJP's intermediates.
+    blocks: Vec<(BlockCache<T>, VjpRecord<T>)>,
+    /// `∂E/∂h0` (`n × H`), the gradient the input projection's VJP maps to `−force`.
+    g0: Vec<T>,
+}
+
+impl<T> ForceRecord<T> {
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> u64 {
+        let mut count = self.x.len() + self.g0.len();
+        for (c, v) in &self.blocks {
+            count += c.h.len() + c.h1.len() + c.qkv.len() + c.p.len() + c.z.len() + c.o.len();
+            count += v.g.len() + v.d_a.len() + v.d_z.len() + v.d_u2.len() + v.dx2.len();
+            count += v.g1.len() + v.d_o.len() + v.d_qkv.len() + v.d_u.len() + v.dx1.len();
+        }
+        (count * std::mem::size_of::<T>()) as u64
     }
 }
 

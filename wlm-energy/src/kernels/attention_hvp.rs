@@ -175,7 +175,7 @@ simd_dispatch!(
 );
 
 #[allow(clippy::too_many_arguments)]
-fn backward_all<T: Float>(
+pub(crate) fn backward_all<T: Float>(
     qkv: &[T],
     g: &[T],
     cot: &[T],

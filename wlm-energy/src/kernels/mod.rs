@@ -14,6 +14,8 @@ pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;
 
+pub(crate) use attention_hvp::backward_all as attention_vjp_backward;
+
 use candle_core::{bail, Result, Shape, Storage, Tensor};
 
 use float::{contiguous_slice, Float};
