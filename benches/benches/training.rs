@@ -103,6 +103,10 @@ fn training_step(c: &mut Criterion) {
     group.bench_function("boids_n256_k10_p1_rebuild", |b| {
         b.iter(|| t.step().expect("training step"))
     });
+    let mut t = trainer(256, 10, 1, true, GradientMethod::GraphSweep, KEEP);
+    group.bench_function("boids_n256_k10_p1_graph", |b| {
+        b.iter(|| t.step().expect("training step"))
+    });
     let mut t = trainer(256, 10, 1, true, GradientMethod::Backprop, KEEP);
     group.bench_function("boids_n256_k10_p1_backprop", |b| {
         b.iter(|| t.step().expect("training step"))
@@ -122,14 +126,18 @@ const CASES: [(&str, usize, usize, u32, bool); 5] = [
     ("boids_n1000_k49_p1", 1000, 49, 1, true),
 ];
 
-/// `WLM_TRAINING_ONCE=<case>[:backprop|:rebuild]` runs 3 steps of one case outside criterion
-/// and prints each step's wall and process CPU time (for `/usr/bin/time -v` peak-memory runs);
-/// `:rebuild` is the reverse sweep without kept graphs (`keep_graphs_mib = 0`).
+/// `WLM_TRAINING_ONCE=<case>[:backprop|:rebuild|:graph]` runs 3 steps of one case outside
+/// criterion and prints each step's wall and process CPU time (for `/usr/bin/time -v`
+/// peak-memory runs); `:rebuild` is the reverse sweep without kept records
+/// (`keep_graphs_mib = 0`), `:graph` the sweep over candle force graphs
+/// (`GradientMethod::GraphSweep`, the path before the graph-free adjoint).
 fn once(spec: &str) {
     let (name, method, keep) = if let Some(name) = spec.strip_suffix(":backprop") {
         (name, GradientMethod::Backprop, KEEP)
     } else if let Some(name) = spec.strip_suffix(":rebuild") {
         (name, GradientMethod::ReverseSweep, 0)
+    } else if let Some(name) = spec.strip_suffix(":graph") {
+        (name, GradientMethod::GraphSweep, KEEP)
     } else {
         (spec, GradientMethod::ReverseSweep, KEEP)
     };

@@ -43,7 +43,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use candle_core::{DType, Tensor, Var};
-use wlm_energy::EnergyField;
+use wlm_energy::{DetachedEnergyField, Energy, EnergyField, ForceTape};
 use wlm_integrate::{ForceField, Integrator};
 
 use crate::loss::{LossGradients, RolloutLoss};
@@ -110,9 +110,18 @@ pub(crate) struct Tape {
     pub(crate) times: Vec<f64>,
     /// One entry per step.
     pub(crate) coefficients: Vec<StepCoefficients>,
-    /// Force graphs kept by [`forward_keeping`]: entry `n` for `a_n` (empty, or `k`
-    /// entries). The sweep takes each one out when it uses it, freeing it.
-    pub(crate) kept: Vec<RefCell<Option<KeptGraph>>>,
+    /// Force graphs (or native tapes) kept by [`forward_keeping`]: entry `n` for `a_n`
+    /// (empty, or `k` entries). The sweep takes each one out when it uses it, freeing it.
+    pub(crate) kept: Vec<RefCell<Option<Kept>>>,
+}
+
+/// What the forward pass keeps of one step's force for the sweep.
+#[derive(Debug)]
+pub(crate) enum Kept {
+    /// The force's candle graph.
+    Graph(KeptGraph),
+    /// The energy's graph-free record ([`Energy::force_tape`]), differentiated by hand.
+    Tape(ForceTape),
 }
 
 /// One step's force with its graph, kept from the forward pass.
@@ -135,6 +144,43 @@ pub(crate) struct KeepGraphs<'a> {
     pub(crate) budget_bytes: u64,
     /// Bytes one graph holds that [`graph_bytes`] cannot see (`Energy::force_graph_hidden_bytes`).
     pub(crate) hidden_bytes: u64,
+    /// Keep native tapes of this energy ([`Energy::force_tape`]) instead of graphs; `field`
+    /// is then unused (the forces not kept come from the rollout's own field, which must
+    /// compute the same native force).
+    pub(crate) native: Option<&'a dyn Energy>,
+}
+
+/// A force kept for the sweep and its value, detached: the native tape of `energy` when
+/// `native`, else `keep.field`'s graph (on a [`Var`] of `x` when `exact`).
+fn keep_force(
+    keep: &KeepGraphs<'_>,
+    x: &Tensor,
+    t: f64,
+    exact: bool,
+) -> Result<(Tensor, Kept, u64)> {
+    if let Some(energy) = keep.native {
+        if let Some(tape) = energy.force_tape(x, t)? {
+            let a = tape.force().clone();
+            let bytes = tape.bytes();
+            return Ok((a, Kept::Tape(tape), bytes));
+        }
+    }
+    let positions = if exact {
+        Some(Var::from_tensor(x)?)
+    } else {
+        None
+    };
+    let input = positions.as_ref().map_or(x, |p| p.as_tensor());
+    let graph = keep.field.acceleration(input, t)?;
+    let bytes = graph_bytes(&graph) + keep.hidden_bytes;
+    Ok((
+        graph.detach(),
+        Kept::Graph(KeptGraph {
+            acceleration: graph,
+            positions,
+        }),
+        bytes,
+    ))
 }
 
 /// Bytes held by the intermediate tensors of `t`'s graph (parameters excluded; tensors that
@@ -218,16 +264,12 @@ pub(crate) fn forward_keeping(
     let mut room = 0u64;
     let mut a = match keep {
         Some(keep) if keep.budget_bytes > 0 => {
-            let graph = keep.field.acceleration(&x, t0)?;
-            room = keep.budget_bytes / (graph_bytes(&graph) + keep.hidden_bytes).max(1);
-            let a = graph.detach();
+            let (a, kept, bytes) = keep_force(&keep, &x, t0, false)?;
+            room = keep.budget_bytes / bytes.max(1);
             tape.kept.push(RefCell::new(None));
             if room > 0 {
                 room -= 1;
-                tape.kept[0] = RefCell::new(Some(KeptGraph {
-                    acceleration: graph,
-                    positions: None,
-                }));
+                tape.kept[0] = RefCell::new(Some(kept));
             }
             a
         }
@@ -235,26 +277,16 @@ pub(crate) fn forward_keeping(
     };
     let mut t = t0;
     // a(x, t), kept when there is room left.
-    let mut accelerate = |x: &Tensor, t: f64, kept: &mut Vec<RefCell<Option<KeptGraph>>>| {
+    let mut accelerate = |x: &Tensor, t: f64, kept: &mut Vec<RefCell<Option<Kept>>>| {
         let Some(keep) = keep.filter(|_| room > 0) else {
             if !kept.is_empty() {
                 kept.push(RefCell::new(None));
             }
-            return field.acceleration(x, t).map(|a| a.detach());
+            return Ok::<Tensor, Error>(field.acceleration(x, t)?.detach());
         };
         room -= 1;
-        let positions = if keep.exact {
-            Some(Var::from_tensor(x)?)
-        } else {
-            None
-        };
-        let input = positions.as_ref().map_or(x, |p| p.as_tensor());
-        let graph = keep.field.acceleration(input, t)?;
-        let a = graph.detach();
-        kept.push(RefCell::new(Some(KeptGraph {
-            acceleration: graph,
-            positions,
-        })));
+        let (a, graph, _) = keep_force(&keep, x, t, keep.exact)?;
+        kept.push(RefCell::new(Some(graph)));
         Ok(a)
     };
     for (n, co) in coefficients.iter().enumerate() {
@@ -335,8 +367,8 @@ where
     })
 }
 
-/// The graph kept for `a_n`, if any (taken out of the tape).
-fn take_kept(tape: &Tape, n: usize) -> Option<KeptGraph> {
+/// The graph or tape kept for `a_n`, if any (taken out of the tape).
+fn take_kept(tape: &Tape, n: usize) -> Option<Kept> {
     tape.kept.get(n).and_then(|slot| slot.borrow_mut().take())
 }
 
@@ -349,13 +381,23 @@ pub(crate) struct SweepGradients {
     pub(crate) gamma: f64,
 }
 
+/// Where the sweep's force derivatives come from: candle graphs of `field`, or, when
+/// `native` is set and the energy has one, its graph-free adjoint ([`Energy::force_tape`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ForceDerivatives<'a> {
+    /// Computes forces with their graph (it is called with a fresh [`Var`] in exact mode).
+    pub(crate) field: &'a dyn ForceField,
+    /// The energy whose native tapes are differentiated instead of graphs.
+    pub(crate) native: Option<&'a dyn Energy>,
+}
+
 /// The adjoint reverse sweep over `tape`.
 ///
-/// `field` must keep the graph to its input positions (it is called with a fresh [`Var`] in
-/// exact mode) and to `params`. `loss_grads[m − 1] = ∂L/∂x_m` for `m = 1..=k`. Force graphs
-/// kept in the tape are used (and freed) instead of being rebuilt.
+/// `derivatives.field` must keep the graph to its input positions and to `params`.
+/// `loss_grads[m − 1] = ∂L/∂x_m` for `m = 1..=k`. Force graphs or tapes kept in the tape are
+/// used (and freed) instead of being rebuilt.
 pub(crate) fn reverse_sweep(
-    field: &dyn ForceField,
+    derivatives: ForceDerivatives<'_>,
     tape: &Tape,
     loss_grads: &[Tensor],
     params: &[Var],
@@ -382,16 +424,16 @@ pub(crate) fn reverse_sweep(
         )?;
         if let Some(a_bar) = a_bar {
             if exact {
-                let jx = accumulate_force_vjp(
-                    field,
+                let (part, jx) = force_vjp(
+                    derivatives,
                     take_kept(tape, n + 1),
-                    &tape.positions[n + 1],
-                    tape.times[n + 1],
+                    tape,
+                    n + 1,
                     &a_bar,
                     params,
                     true,
-                    &mut grads,
                 )?;
+                add_parts(&mut grads, part)?;
                 if let Some(jx) = jx {
                     x_bar = (x_bar + jx)?;
                 }
@@ -420,7 +462,7 @@ pub(crate) fn reverse_sweep(
     if let Some(a_bar) = a_next {
         deferred.push((0, a_bar));
     }
-    parameter_terms(field, tape, deferred, params, &mut grads)?;
+    parameter_terms(derivatives, tape, deferred, params, &mut grads)?;
     Ok(SweepGradients {
         params: grads,
         gamma: gamma_bar,
@@ -428,11 +470,12 @@ pub(crate) fn reverse_sweep(
 }
 
 /// Adds `Σ ∂/∂θ ⟨ā_n, A_θ(x_n, t_n)⟩` over `terms = [(n, ā_n)]` into `grads`, in the order of
-/// `terms`, so the sums are those of one term after the other. The terms whose graph was kept
-/// are differentiated concurrently (rayon; each backward is independent of the others and
-/// small populations leave a core idle inside one), the others are rebuilt one at a time.
+/// `terms`, so the sums are those of one term after the other. The terms whose graph (or
+/// tape) was kept are differentiated concurrently (rayon; each backward is independent of
+/// the others and small populations leave a core idle inside one), the others are rebuilt
+/// one at a time.
 fn parameter_terms(
-    field: &dyn ForceField,
+    derivatives: ForceDerivatives<'_>,
     tape: &Tape,
     terms: Vec<(usize, Tensor)>,
     params: &[Var],
@@ -442,39 +485,32 @@ fn parameter_terms(
     let (mut kept, mut rebuilt) = (Vec::new(), Vec::new());
     for (order, (n, a_bar)) in terms.into_iter().enumerate() {
         match take_kept(tape, n) {
-            Some(graph) => kept.push((order, graph.acceleration, a_bar)),
+            Some(graph) => kept.push((order, graph, a_bar)),
             None => rebuilt.push((order, n, a_bar)),
         }
     }
     let mut parts: Vec<(usize, Vec<Option<Tensor>>)> = kept
         .into_par_iter()
-        .map(|(order, force, a_bar)| {
-            let mut part = vec![None; params.len()];
-            let objective = (force * &a_bar)?.sum_all()?;
-            add_parameter_grads(&objective.backward()?, params, &mut part)?;
+        .map(|(order, graph, a_bar)| {
+            let (part, _) = differentiate(graph, &a_bar, params, false)?;
             Ok((order, part))
         })
         .collect::<Result<_>>()?;
     for (order, n, a_bar) in rebuilt {
-        let mut part = vec![None; params.len()];
-        let x = &tape.positions[n];
-        accumulate_force_vjp(
-            field,
-            None,
-            x,
-            tape.times[n],
-            &a_bar,
-            params,
-            false,
-            &mut part,
-        )?;
+        let (part, _) = force_vjp(derivatives, None, tape, n, &a_bar, params, false)?;
         parts.push((order, part));
     }
     parts.sort_by_key(|(order, _)| *order);
     for (_, part) in parts {
-        for (slot, g) in grads.iter_mut().zip(part) {
-            *slot = add_opt(slot.take(), g)?;
-        }
+        add_parts(grads, part)?;
+    }
+    Ok(())
+}
+
+/// `grads[i] += part[i]` where present.
+fn add_parts(grads: &mut [Option<Tensor>], part: Vec<Option<Tensor>>) -> Result<()> {
+    for (slot, g) in grads.iter_mut().zip(part) {
+        *slot = add_opt(slot.take(), g)?;
     }
     Ok(())
 }
@@ -495,42 +531,79 @@ fn add_parameter_grads(
     Ok(())
 }
 
-/// Adds `∂/∂θ ⟨a_bar, A_θ(x, t)⟩` into `grads`; in exact mode returns `J_A(x)ᵀ a_bar`. Uses
-/// `kept` (the same graph, built in the forward pass) when it reaches what is needed, and
-/// rebuilds the force graph otherwise.
-#[allow(clippy::too_many_arguments)]
-fn accumulate_force_vjp(
-    field: &dyn ForceField,
-    kept: Option<KeptGraph>,
-    x: &Tensor,
-    t: f64,
+/// `∂/∂θ ⟨a_bar, A_θ(x_n, t_n)⟩` (one entry per parameter) and, in exact mode,
+/// `J_A(x_n)ᵀ a_bar`. Uses `kept` (the same graph or tape, made in the forward pass) when it
+/// reaches what is needed, else makes a native tape (where `derivatives.native` has one) or
+/// rebuilds the force graph.
+fn force_vjp(
+    derivatives: ForceDerivatives<'_>,
+    kept: Option<Kept>,
+    tape: &Tape,
+    n: usize,
     a_bar: &Tensor,
     params: &[Var],
     exact: bool,
-    grads: &mut [Option<Tensor>],
-) -> Result<Option<Tensor>> {
-    let (force, x_var) = match kept {
-        Some(kept) if !exact || kept.positions.is_some() => (kept.acceleration, kept.positions),
-        _ => {
-            let x_var = if exact {
+) -> Result<(Vec<Option<Tensor>>, Option<Tensor>)> {
+    let (x, t) = (&tape.positions[n], tape.times[n]);
+    let kept = match kept {
+        Some(Kept::Graph(g)) if exact && g.positions.is_none() => None,
+        kept => kept,
+    };
+    let kept = match (kept, derivatives.native) {
+        (None, Some(energy)) => energy.force_tape(x, t)?.map(Kept::Tape),
+        (kept, _) => kept,
+    };
+    let kept = match kept {
+        Some(kept) => kept,
+        None => {
+            let positions = if exact {
                 Some(Var::from_tensor(x)?)
             } else {
                 None
             };
-            let input = match &x_var {
+            let input = match &positions {
                 Some(v) => v.as_tensor().clone(),
                 None => x.detach(),
             };
-            (field.acceleration(&input, t)?, x_var)
+            Kept::Graph(KeptGraph {
+                acceleration: derivatives.field.acceleration(&input, t)?,
+                positions,
+            })
         }
     };
-    let objective = (force * a_bar)?.sum_all()?;
-    let store = objective.backward()?;
-    add_parameter_grads(&store, params, grads)?;
-    Ok(match &x_var {
-        Some(v) => store.get(v.as_tensor()).map(Tensor::detach),
-        None => None,
-    })
+    differentiate(kept, a_bar, params, exact)
+}
+
+/// `∂/∂θ ⟨a_bar, A⟩` of a kept force (one entry per parameter) and, when `exact` and the
+/// kept force reaches its positions, `J_A(x)ᵀ a_bar`.
+fn differentiate(
+    kept: Kept,
+    a_bar: &Tensor,
+    params: &[Var],
+    exact: bool,
+) -> Result<(Vec<Option<Tensor>>, Option<Tensor>)> {
+    let mut part = vec![None; params.len()];
+    match kept {
+        Kept::Tape(force_tape) => {
+            let adjoint = force_tape.adjoint(a_bar, exact)?;
+            for (id, g) in adjoint.params {
+                if let Some(i) = params.iter().position(|v| v.as_tensor().id() == id) {
+                    part[i] = Some(g);
+                }
+            }
+            Ok((part, adjoint.positions))
+        }
+        Kept::Graph(kept) => {
+            let objective = (kept.acceleration * a_bar)?.sum_all()?;
+            let store = objective.backward()?;
+            add_parameter_grads(&store, params, &mut part)?;
+            let x_bar = match &kept.positions {
+                Some(v) if exact => store.get(v.as_tensor()).map(Tensor::detach),
+                _ => None,
+            };
+            Ok((part, x_bar))
+        }
+    }
 }
 
 fn add_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
@@ -566,6 +639,7 @@ impl Model {
         &self,
         problem: &RolloutLoss,
         keep_graphs_bytes: u64,
+        native: bool,
     ) -> Result<LossGradients> {
         problem.check_horizon()?;
         let k = problem.dts.len();
@@ -579,10 +653,16 @@ impl Model {
             .iter()
             .map(|&dt| StepCoefficients::new(integrator, gamma, dt))
             .collect();
-        let forward_field = EnergyField {
+        // The native route (graph-free forces and adjoints) where the energy has one.
+        let native = native && self.energy().force_tape(&x0, problem.t0)?.is_some();
+        let graph_field = EnergyField {
             energy: self.energy(),
             detach_positions: true,
         };
+        let native_field = DetachedEnergyField {
+            energy: self.energy(),
+        };
+        let forward_field: &dyn ForceField = if native { &native_field } else { &graph_field };
         let sweep_field = EnergyField {
             energy: self.energy(),
             detach_positions: false,
@@ -593,6 +673,7 @@ impl Model {
             exact,
             budget_bytes: keep_graphs_bytes,
             hidden_bytes: self.energy().force_graph_hidden_bytes(x0.dim(0)?),
+            native: native.then_some(self.energy()),
         };
         let targets = problem
             .targets
@@ -602,7 +683,7 @@ impl Model {
         let (tape, solved) = rollout_and_solve(&targets, &problem.sinkhorn, |reached| {
             forward_keeping(
                 integrator,
-                &forward_field,
+                forward_field,
                 Some(keep),
                 &x0,
                 &v0,
@@ -619,7 +700,11 @@ impl Model {
         }
         let loss = per_step.iter().sum::<f64>() / k as f64;
         let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
-        let mut sweep = reverse_sweep(&sweep_field, &tape, &loss_grads, &vars, exact)?;
+        let derivatives = ForceDerivatives {
+            field: &sweep_field,
+            native: native.then_some(self.energy()),
+        };
+        let mut sweep = reverse_sweep(derivatives, &tape, &loss_grads, &vars, exact)?;
 
         if let Some(theta) = self.friction_parameter() {
             if let Some(i) = vars
@@ -789,7 +874,11 @@ mod tests {
                 ((w + (&tape.positions[m] * *alpha).unwrap()).unwrap() / k as f64).unwrap()
             })
             .collect();
-        let sweep = reverse_sweep(&field, &tape, &loss_grads, &params, exact).unwrap();
+        let graphs = ForceDerivatives {
+            field: &field,
+            native: None,
+        };
+        let sweep = reverse_sweep(graphs, &tape, &loss_grads, &params, exact).unwrap();
         // The same sweep reusing the forward pass's graphs: all of them, two, or none.
         let one_graph = graph_bytes(&field.acceleration(&x0, t0).unwrap());
         assert!(one_graph > 0);
@@ -799,6 +888,7 @@ mod tests {
                 exact,
                 budget_bytes: budget,
                 hidden_bytes: 0,
+                native: None,
             };
             let kept_tape = forward_keeping(
                 integrator,
@@ -821,7 +911,7 @@ mod tests {
                 assert_eq!(max_rel(a, b), 0.0);
             }
             let kept_sweep =
-                reverse_sweep(&field, &kept_tape, &loss_grads, &params, exact).unwrap();
+                reverse_sweep(graphs, &kept_tape, &loss_grads, &params, exact).unwrap();
             assert!(kept_tape.kept.iter().all(|g| g.borrow().is_none()));
             for (got, want) in kept_sweep.params.iter().zip(&sweep.params) {
                 let err = max_rel(got.as_ref().unwrap(), want.as_ref().unwrap());
@@ -872,9 +962,10 @@ mod tests {
         check(Integrator::ConformalLeapfrog, true);
     }
 
-    /// The model-level sweep that keeps graphs (all, some, none) gives the loss and gradients
-    /// of the sweep that rebuilds them and of plain backprop, on an attention energy with
-    /// learned friction, in both position-gradient modes.
+    /// The model-level sweep that keeps graphs or native tapes (all, some, none) gives the
+    /// loss and gradients of the sweep that rebuilds them and of plain backprop, on an
+    /// attention energy with time features and learned friction, targets of unequal sizes,
+    /// both integrators and both position-gradient modes.
     #[test]
     fn keeping_graphs_equals_rebuilding_them_and_backprop_for_attention() {
         use crate::config::GradientMethod;
@@ -895,7 +986,13 @@ mod tests {
                 converge_final: None,
             },
         };
-        for detach_positions in [true, false] {
+        let cases = [
+            (Integrator::ReferenceLeapfrog, true),
+            (Integrator::ReferenceLeapfrog, false),
+            (Integrator::ConformalLeapfrog, true),
+            (Integrator::ConformalLeapfrog, false),
+        ];
+        for (integrator, detach_positions) in cases {
             let config = ModelConfig {
                 energy: EnergyConfig::Attention(AttentionEnergyConfig {
                     dim: 2,
@@ -910,41 +1007,61 @@ mod tests {
                     gamma: 0.7,
                     learnable: true,
                 },
-                integrator: Integrator::ReferenceLeapfrog,
+                integrator,
                 detach_positions,
                 precision: Precision::F64,
                 init_seed: 3,
             };
             let model = Model::new(config, &Device::Cpu).unwrap();
-            let rebuilt = model
-                .loss_and_gradients(&problem, GradientMethod::ReverseSweep)
-                .unwrap();
             let plain = model
                 .loss_and_gradients(&problem, GradientMethod::Backprop)
                 .unwrap();
             let x0 = model.prepare(&problem.x0).unwrap();
             let field = model.force_field();
             let one_graph = graph_bytes(&field.acceleration(&x0, problem.t0).unwrap());
-            for budget in [u64::MAX, 2 * one_graph, 0] {
-                let kept = model.sweep_loss_and_gradients(&problem, budget).unwrap();
-                assert_eq!(kept.loss, rebuilt.loss);
-                assert!((kept.loss - plain.loss).abs() < 1e-13 * plain.loss.abs());
-                assert_eq!(kept.names, rebuilt.names);
-                for (i, name) in kept.names.iter().enumerate() {
-                    match (&kept.grads[i], &rebuilt.grads[i], &plain.grads[i]) {
-                        (Some(a), Some(b), Some(c)) => {
-                            let to_rebuilt = max_rel(a, b);
-                            let to_plain = max_rel(a, c);
-                            assert!(
-                                // Parallel kept-graph terms are summed in the sweep's
-                                // order: the sequential rebuild's result, bit for bit.
-                                to_rebuilt == 0.0 && to_plain < 1e-10,
-                                "detach={detach_positions} budget {budget}: {name} \
-                                 {to_rebuilt:e} {to_plain:e}"
-                            );
+            let one_tape = model
+                .energy()
+                .force_tape(&x0, problem.t0)
+                .unwrap()
+                .expect("a native tape")
+                .bytes();
+            // The graph sweep, then the graph-free one (native tapes), each against its own
+            // rebuilding sweep (bit for bit) and against plain backprop.
+            for (native, one) in [(false, one_graph), (true, one_tape)] {
+                let method = if native {
+                    GradientMethod::ReverseSweep
+                } else {
+                    GradientMethod::GraphSweep
+                };
+                let rebuilt = model.loss_and_gradients(&problem, method).unwrap();
+                for budget in [u64::MAX, 2 * one, 0] {
+                    let kept = model
+                        .sweep_loss_and_gradients(&problem, budget, native)
+                        .unwrap();
+                    let case = format!(
+                        "{integrator:?} detach={detach_positions} native={native} budget {budget}"
+                    );
+                    assert_eq!(kept.loss, rebuilt.loss, "{case}");
+                    assert!(
+                        (kept.loss - plain.loss).abs() < 1e-13 * plain.loss.abs(),
+                        "{case}"
+                    );
+                    assert_eq!(kept.names, rebuilt.names);
+                    for (i, name) in kept.names.iter().enumerate() {
+                        match (&kept.grads[i], &rebuilt.grads[i], &plain.grads[i]) {
+                            (Some(a), Some(b), Some(c)) => {
+                                let to_rebuilt = max_rel(a, b);
+                                let to_plain = max_rel(a, c);
+                                assert!(
+                                    // Parallel kept terms are summed in the sweep's order:
+                                    // the sequential rebuild's result, bit for bit.
+                                    to_rebuilt == 0.0 && to_plain < 1e-10,
+                                    "{case}: {name} {to_rebuilt:e} {to_plain:e}"
+                                );
+                            }
+                            (None, None, None) => {}
+                            _ => panic!("{case}: {name}: gradient present in only some methods"),
                         }
-                        (None, None, None) => {}
-                        _ => panic!("{name}: gradient present in only some methods"),
                     }
                 }
             }

@@ -18,9 +18,15 @@ pub enum VelocitySource {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GradientMethod {
     /// Graph-free forward pass and the adjoint reverse sweep: peak memory is one step's
-    /// force graph whatever the horizon (default).
+    /// force record whatever the horizon (default). Where the energy has a graph-free adjoint
+    /// (`wlm_energy::Energy::force_tape`: the attention energy with fused kernels and no
+    /// active dropout, on the CPU) no candle graph is built at all; otherwise each step's
+    /// force graph is differentiated, as [`GradientMethod::GraphSweep`].
     #[default]
     ReverseSweep,
+    /// The same reverse sweep, always differentiating candle force graphs (the oracle of the
+    /// graph-free adjoint, slower).
+    GraphSweep,
     /// Plain candle backprop through the whole rollout and the Sinkhorn custom op; memory
     /// grows with the horizon. The reference path for tests.
     Backprop,

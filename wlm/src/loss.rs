@@ -82,9 +82,10 @@ impl Model {
         problem: &RolloutLoss,
         method: GradientMethod,
     ) -> Result<LossGradients> {
-        if method == GradientMethod::ReverseSweep {
-            // Every step's force graph rebuilt in the sweep: memory independent of the horizon.
-            return self.sweep_loss_and_gradients(problem, 0);
+        if method != GradientMethod::Backprop {
+            // Every step's force record rebuilt in the sweep: memory independent of the horizon.
+            let native = method == GradientMethod::ReverseSweep;
+            return self.sweep_loss_and_gradients(problem, 0, native);
         }
         problem.check_horizon()?;
         let params = self.named_parameters();

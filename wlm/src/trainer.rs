@@ -92,7 +92,7 @@ impl Trainer {
             ));
         }
         if let crate::model::EnergyConfig::Attention(c) = &model.config().energy {
-            if c.dropout > 0.0 && config.gradient == GradientMethod::ReverseSweep {
+            if c.dropout > 0.0 && config.gradient != GradientMethod::Backprop {
                 return Err(Error::config(
                     "train.gradient",
                     "dropout > 0 needs GradientMethod::Backprop (the reverse sweep would redraw the masks)",
@@ -295,10 +295,13 @@ impl Trainer {
         let step = self.step + 1;
         let (problem, batch) = self.draw_problem()?;
         let result = match self.config.gradient {
-            GradientMethod::ReverseSweep => self.model.sweep_loss_and_gradients(
-                &problem,
-                self.config.keep_graphs_mib.saturating_mul(MIB),
-            ),
+            GradientMethod::ReverseSweep | GradientMethod::GraphSweep => {
+                self.model.sweep_loss_and_gradients(
+                    &problem,
+                    self.config.keep_graphs_mib.saturating_mul(MIB),
+                    self.config.gradient == GradientMethod::ReverseSweep,
+                )
+            }
             GradientMethod::Backprop => self
                 .model
                 .loss_and_gradients(&problem, GradientMethod::Backprop),
