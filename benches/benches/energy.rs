@@ -75,9 +75,11 @@ fn attention_energy(c: &mut Criterion) {
 
 criterion_group!(benches, attention_energy);
 
-/// `WLM_ENERGY_ONCE=<energy|force|backward|native_energy|native_force>:<N>[:<iterations>]`
-/// runs one fused (or graph-free native) case outside
-/// criterion and prints the median wall and process CPU time per call: on a shared machine
+/// `WLM_ENERGY_ONCE=<energy|force|backward|native_energy|native_force|native_tape|native_backward>:<N>[:<iterations>]`
+/// runs one fused (or graph-free native) case outside criterion (`backward`: the force graph
+/// and its parameter backward; `native_tape`: the native force with its record;
+/// `native_backward`: that and its graph-free adjoint, the same work as `backward`)
+/// and prints the median wall and process CPU time per call: on a shared machine
 /// the CPU time is the steadier measure of the work.
 fn once(spec: &str) {
     let parts: Vec<&str> = spec.split(':').collect();
@@ -98,6 +100,15 @@ fn once(spec: &str) {
         "force" => drop(model.force(&x, 0.0).expect("force")),
         "native_energy" => drop(model.energy_detached(&x, 0.0).expect("energy")),
         "native_force" => drop(model.force_detached(&x, 0.0).expect("force")),
+        "native_tape" => drop(model.force_tape(&x, 0.0).expect("tape")),
+        "native_backward" => {
+            let tape = model
+                .force_tape(&x, 0.0)
+                .expect("tape")
+                .expect("a native tape");
+            let adjoint = tape.adjoint(&weight, false).expect("adjoint");
+            assert!(!adjoint.params.is_empty());
+        }
         _ => {
             let force = model.force(&x, 0.0).expect("force");
             let grads = (&force * &weight)

@@ -65,10 +65,28 @@ pub(crate) struct NativeTape<T> {
     device: candle_core::Device,
 }
 
-/// `dst (+)= aᵀ b` for `a` (`rows × m`) and `b` (`rows × k`): `dst` is `m × k`.
-fn add_at_b<T: Float>(rows: usize, m: usize, k: usize, a: &[T], b: &[T], dst: &mut [T]) {
-    let a_t = transposed(a, rows, m);
-    gemm(m, k, rows, &a_t, rows, b, k, dst, k, true);
+/// A weight gradient `W̄ += Aᵀ B` over all `n` rows: `dst` (`m × k`) `+= a_t · b`, with
+/// `a_t` the transpose (`m × n`) of the row operand `A` (`n × m`) and `b` (`n × k`), split
+/// over row chunks of `dst` (no partial sums: each chunk's rows are its own).
+fn add_weight_gradient<T: Float>(n: usize, m: usize, k: usize, a_t: &[T], b: &[T], dst: &mut [T]) {
+    let parts = (2 * rayon::current_num_threads()).clamp(1, m.max(1));
+    let rows = m.div_ceil(parts).max(1);
+    dst.par_chunks_mut(rows * k)
+        .zip(a_t.par_chunks(rows * n))
+        .for_each(|(d, a)| {
+            let rows = d.len() / k;
+            gemm(rows, k, n, a, n, b, k, d, k, true);
+        });
+}
+
+/// `Aᵀ` (`groups · c × n`) of the row-major `A` (`n × groups · c`) whose packed form
+/// (`groups × n × c`) is `packed`: one transpose per group.
+fn packed_transposed<T: Float>(packed: &[T], n: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; packed.len()];
+    out.par_chunks_mut(n * c)
+        .zip(packed.par_chunks(n * c))
+        .for_each(|(o, p)| crate::kernels::gemm::transpose(p, n, c, c, o));
+    out
 }
 
 /// `dst[j] += Σ_r a[r][j]`.
@@ -286,7 +304,9 @@ impl<T: Float> NativeTape<T> {
             n, hd, dim, &neg_a_bar, dim, &w.w_x_t, hd, &mut g_bar, hd, false,
         );
         let mut w_x_bar = vec![T::ZERO; hd * dim];
-        add_at_b(n, hd, dim, &self.record.g0, &neg_a_bar, &mut w_x_bar);
+        let g0_t = transposed(&self.record.g0, n, hd);
+        add_weight_gradient(n, hd, dim, &g0_t, &neg_a_bar, &mut w_x_bar);
+        drop(g0_t);
         let mut injected = Vec::with_capacity(w.blocks.len());
         for (b, (cache, vjp)) in w.blocks.iter().zip(&self.record.blocks) {
             let (next, inj) = net.vjp_backward(b, cache, vjp, &g_bar, &mut grads);
@@ -315,7 +335,14 @@ impl<T: Float> NativeTape<T> {
         // h_0 = x W_xᵀ + τ W_τᵀ + b_in.
         let mut r_sum = vec![T::ZERO; hd];
         add_column_sums(&r, &mut r_sum);
-        add_at_b(n, hd, dim, &r, &self.record.x, &mut w_x_bar);
+        add_weight_gradient(
+            n,
+            hd,
+            dim,
+            &transposed(&r, n, hd),
+            &self.record.x,
+            &mut w_x_bar,
+        );
         for (row, (wx, rs)) in grads[0]
             .chunks_exact_mut(in_dim)
             .zip(w_x_bar.chunks_exact(dim).zip(&r_sum))
@@ -411,17 +438,19 @@ impl<T: Float> NativeNet<'_, T> {
         let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
         let scale = (1.0 / c as f64).sqrt();
         // Pass A: LayerNorm 1's VJP backward, then `d_u = dQKV W_qkv` backward:
-        // d̄_u = ĝ̄ ⊙ γ1, γ̄1 += Σ ĝ̄ ⊙ d_u, d̄QKV = d̄_u W_qkvᵀ, W̄_qkv += dQKVᵀ d̄_u.
+        // d̄_u = ĝ̄ ⊙ γ1, γ̄1 += Σ ĝ̄ ⊙ d_u, d̄QKV = d̄_u W_qkvᵀ.
         let mut inj_h = vec![T::ZERO; n * hd];
+        let mut d_u_bar = vec![T::ZERO; n * hd];
         let mut d_qkv_bar_rows = vec![T::ZERO; n * 3 * hd];
         let parts = split_rows(&mut inj_h, hd, &self.chunks)
             .into_iter()
+            .zip(split_rows(&mut d_u_bar, hd, &self.chunks))
             .zip(split_rows(&mut d_qkv_bar_rows, 3 * hd, &self.chunks));
         let partials: Vec<Partials<T>> = self
             .chunks
             .par_iter()
             .zip(parts.collect::<Vec<_>>())
-            .map(|(&(start, end), (inj_h, d_qkv_bar))| {
+            .map(|(&(start, end), ((inj_h, d_u_bar), d_qkv_bar))| {
                 let rows = end - start;
                 let span = start * hd..end * hd;
                 let gamma1 = self.raw(b.ln1[0]);
@@ -440,12 +469,12 @@ impl<T: Float> NativeNet<'_, T> {
                 );
                 let mut gamma1_bar = vec![T::ZERO; hd];
                 add_column_dots(&g_hat_bar, d_u, &mut gamma1_bar);
-                let d_u_bar = scaled_rows(&g_hat_bar, gamma1);
+                d_u_bar.copy_from_slice(&scaled_rows(&g_hat_bar, gamma1));
                 gemm(
                     rows,
                     3 * hd,
                     hd,
-                    &d_u_bar,
+                    d_u_bar,
                     hd,
                     &b.qkv.w_t,
                     3 * hd,
@@ -453,13 +482,14 @@ impl<T: Float> NativeNet<'_, T> {
                     3 * hd,
                     false,
                 );
-                let d_qkv_rows = unpack_rows(&vjp.d_qkv, n, c, 3 * heads, start, end);
-                let mut w_qkv_bar = vec![T::ZERO; 3 * hd * hd];
-                add_at_b(rows, 3 * hd, hd, &d_qkv_rows, &d_u_bar, &mut w_qkv_bar);
-                vec![(b.ln1[0], gamma1_bar), (b.qkv.w, w_qkv_bar)]
+                vec![(b.ln1[0], gamma1_bar)]
             })
             .collect();
         Self::add_partials(grads, partials);
+        // W̄_qkv += dQKVᵀ d̄_u.
+        let d_qkv_t = packed_transposed(&vjp.d_qkv, n, c);
+        add_weight_gradient(n, 3 * hd, hd, &d_qkv_t, &d_u_bar, &mut grads[b.qkv.w]);
+        drop((d_qkv_t, d_u_bar));
         // The attention VJP's backward: cotangents of `qkv` (injected) and of `dO`.
         let d_qkv_bar = self.pack(&d_qkv_bar_rows, 3 * heads);
         drop(d_qkv_bar_rows);
@@ -467,107 +497,100 @@ impl<T: Float> NativeNet<'_, T> {
             &cache.qkv, &vjp.d_o, &d_qkv_bar, &cache.p, heads, n, c, scale,
         );
         drop(d_qkv_bar);
-        // Pass B: ḡ1 = ḡh + d̄O W_oᵀ, W̄_o += g1ᵀ d̄O; LayerNorm 2's VJP backward (ȳ = ḡ1);
-        // d̄_z = d̄_u2 W_upᵀ, W̄_up += d_zᵀ d̄_u2; GELU's VJP backward; ḡ = ḡ1 + d̄_a W_dᵀ,
-        // W̄_d += gᵀ d̄_a.
+        // Pass B: ḡ1 = ḡh + d̄O W_oᵀ; LayerNorm 2's VJP backward (ȳ = ḡ1); d̄_z = d̄_u2 W_upᵀ;
+        // GELU's VJP backward; ḡ = ḡ1 + d̄_a W_dᵀ.
         let mut g_bar = vec![T::ZERO; n * hd];
         let mut inj_h1 = vec![T::ZERO; n * hd];
         let mut inj_z = vec![T::ZERO; n * ff];
+        let mut d_o_bar_rows = vec![T::ZERO; n * hd];
+        let mut d_u2_bar = vec![T::ZERO; n * hd];
+        let mut d_a_bar = vec![T::ZERO; n * ff];
         let parts = split_rows(&mut g_bar, hd, &self.chunks)
             .into_iter()
             .zip(split_rows(&mut inj_h1, hd, &self.chunks))
-            .zip(split_rows(&mut inj_z, ff, &self.chunks));
+            .zip(split_rows(&mut inj_z, ff, &self.chunks))
+            .zip(split_rows(&mut d_o_bar_rows, hd, &self.chunks))
+            .zip(split_rows(&mut d_u2_bar, hd, &self.chunks))
+            .zip(split_rows(&mut d_a_bar, ff, &self.chunks));
         let partials: Vec<Partials<T>> = self
             .chunks
             .par_iter()
             .zip(parts.collect::<Vec<_>>())
-            .map(|(&(start, end), ((g_bar, inj_h1), inj_z))| {
-                let rows = end - start;
-                let span = start * hd..end * hd;
-                let span_f = start * ff..end * ff;
-                let d_o_bar_rows = unpack_rows(&d_o_bar, n, c, heads, start, end);
-                let mut g1_bar = gh_bar[span.clone()].to_vec();
-                gemm(
-                    rows,
-                    hd,
-                    hd,
-                    &d_o_bar_rows,
-                    hd,
-                    &b.out.w_t,
-                    hd,
-                    &mut g1_bar,
-                    hd,
-                    true,
-                );
-                let mut w_o_bar = vec![T::ZERO; hd * hd];
-                add_at_b(
-                    rows,
-                    hd,
-                    hd,
-                    &vjp.g1[span.clone()],
-                    &d_o_bar_rows,
-                    &mut w_o_bar,
-                );
-                let gamma2 = self.raw(b.ln2[0]);
-                let d_u2 = &vjp.d_u2[span.clone()];
-                let g_hat = scaled_rows(d_u2, gamma2);
-                let mut g_hat_bar = vec![T::ZERO; rows * hd];
-                layer_norm_vjp_bwd_kernel(
-                    &cache.h1[span.clone()],
-                    &g_hat,
-                    &vjp.dx2[span.clone()],
-                    &g1_bar,
-                    inj_h1,
-                    &mut g_hat_bar,
-                    hd,
-                    T::of(LAYER_NORM_EPS),
-                );
-                let mut gamma2_bar = vec![T::ZERO; hd];
-                add_column_dots(&g_hat_bar, d_u2, &mut gamma2_bar);
-                let d_u2_bar = scaled_rows(&g_hat_bar, gamma2);
-                let mut d_z_bar = vec![T::ZERO; rows * ff];
-                gemm(
-                    rows,
-                    ff,
-                    hd,
-                    &d_u2_bar,
-                    hd,
-                    &b.up.w_t,
-                    ff,
-                    &mut d_z_bar,
-                    ff,
-                    false,
-                );
-                let mut w_up_bar = vec![T::ZERO; ff * hd];
-                add_at_b(
-                    rows,
-                    ff,
-                    hd,
-                    &vjp.d_z[span_f.clone()],
-                    &d_u2_bar,
-                    &mut w_up_bar,
-                );
-                let mut d_a_bar = vec![T::ZERO; rows * ff];
-                gelu_vjp_bwd_kernel(
-                    &cache.z[span_f.clone()],
-                    &vjp.d_a[span_f],
-                    &d_z_bar,
-                    inj_z,
-                    &mut d_a_bar,
-                );
-                g_bar.copy_from_slice(&g1_bar);
-                gemm(rows, hd, ff, &d_a_bar, ff, &b.down.w_t, hd, g_bar, hd, true);
-                let mut w_down_bar = vec![T::ZERO; hd * ff];
-                add_at_b(rows, hd, ff, &vjp.g[span], &d_a_bar, &mut w_down_bar);
-                vec![
-                    (b.out.w, w_o_bar),
-                    (b.ln2[0], gamma2_bar),
-                    (b.up.w, w_up_bar),
-                    (b.down.w, w_down_bar),
-                ]
-            })
+            .map(
+                |(
+                    &(start, end),
+                    (((((g_bar, inj_h1), inj_z), d_o_bar_rows), d_u2_bar), d_a_bar),
+                )| {
+                    let rows = end - start;
+                    let span = start * hd..end * hd;
+                    let span_f = start * ff..end * ff;
+                    d_o_bar_rows.copy_from_slice(&unpack_rows(&d_o_bar, n, c, heads, start, end));
+                    let mut g1_bar = gh_bar[span.clone()].to_vec();
+                    gemm(
+                        rows,
+                        hd,
+                        hd,
+                        d_o_bar_rows,
+                        hd,
+                        &b.out.w_t,
+                        hd,
+                        &mut g1_bar,
+                        hd,
+                        true,
+                    );
+                    let gamma2 = self.raw(b.ln2[0]);
+                    let d_u2 = &vjp.d_u2[span.clone()];
+                    let g_hat = scaled_rows(d_u2, gamma2);
+                    let mut g_hat_bar = vec![T::ZERO; rows * hd];
+                    layer_norm_vjp_bwd_kernel(
+                        &cache.h1[span.clone()],
+                        &g_hat,
+                        &vjp.dx2[span],
+                        &g1_bar,
+                        inj_h1,
+                        &mut g_hat_bar,
+                        hd,
+                        T::of(LAYER_NORM_EPS),
+                    );
+                    let mut gamma2_bar = vec![T::ZERO; hd];
+                    add_column_dots(&g_hat_bar, d_u2, &mut gamma2_bar);
+                    d_u2_bar.copy_from_slice(&scaled_rows(&g_hat_bar, gamma2));
+                    let mut d_z_bar = vec![T::ZERO; rows * ff];
+                    gemm(
+                        rows,
+                        ff,
+                        hd,
+                        d_u2_bar,
+                        hd,
+                        &b.up.w_t,
+                        ff,
+                        &mut d_z_bar,
+                        ff,
+                        false,
+                    );
+                    gelu_vjp_bwd_kernel(
+                        &cache.z[span_f.clone()],
+                        &vjp.d_a[span_f],
+                        &d_z_bar,
+                        inj_z,
+                        d_a_bar,
+                    );
+                    g_bar.copy_from_slice(&g1_bar);
+                    gemm(rows, hd, ff, d_a_bar, ff, &b.down.w_t, hd, g_bar, hd, true);
+                    vec![(b.ln2[0], gamma2_bar)]
+                },
+            )
             .collect();
         Self::add_partials(grads, partials);
+        // W̄_o += g1ᵀ d̄O, W̄_up += d_zᵀ d̄_u2, W̄_d += gᵀ d̄_a.
+        let g1_t = transposed(&vjp.g1, n, hd);
+        add_weight_gradient(n, hd, hd, &g1_t, &d_o_bar_rows, &mut grads[b.out.w]);
+        drop((g1_t, d_o_bar_rows));
+        let d_z_t = transposed(&vjp.d_z, n, ff);
+        add_weight_gradient(n, ff, hd, &d_z_t, &d_u2_bar, &mut grads[b.up.w]);
+        drop((d_z_t, d_u2_bar));
+        let g_t = transposed(&vjp.g, n, hd);
+        add_weight_gradient(n, hd, ff, &g_t, &d_a_bar, &mut grads[b.down.w]);
         let injected = Injected {
             h: inj_h,
             h1: inj_h1,
@@ -594,26 +617,32 @@ impl<T: Float> NativeNet<'_, T> {
         let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
         let scale = (1.0 / c as f64).sqrt();
         // Pass C: the feed-forward residual and LayerNorm 2, then the attention output
-        // projection: Ō = r1 W_o, W̄_o += r1ᵀ O.
+        // projection: ā = r W_d, z̄ = gelu'(z) ⊙ ā + inj, ū2 = z̄ W_up,
+        // r1 = r + inj + J(h1)(ū2 ⊙ γ2), Ō = r1 W_o.
         let mut o_bar_rows = vec![T::ZERO; n * hd];
         let mut r0 = vec![T::ZERO; n * hd];
+        let mut a = vec![T::ZERO; n * ff];
+        let mut z_bar = vec![T::ZERO; n * ff];
+        let mut u2 = vec![T::ZERO; n * hd];
+        let mut r1 = vec![T::ZERO; n * hd];
         let parts = split_rows(&mut o_bar_rows, hd, &self.chunks)
             .into_iter()
-            .zip(split_rows(&mut r0, hd, &self.chunks));
+            .zip(split_rows(&mut r0, hd, &self.chunks))
+            .zip(split_rows(&mut a, ff, &self.chunks))
+            .zip(split_rows(&mut z_bar, ff, &self.chunks))
+            .zip(split_rows(&mut u2, hd, &self.chunks))
+            .zip(split_rows(&mut r1, hd, &self.chunks));
         let partials: Vec<Partials<T>> = self
             .chunks
             .par_iter()
             .zip(parts.collect::<Vec<_>>())
-            .map(|(&(start, end), (o_bar, r0))| {
+            .map(|(&(start, end), (((((o_bar, r0), a), z_bar), u2), r1))| {
                 let rows = end - start;
                 let span = start * hd..end * hd;
                 let span_f = start * ff..end * ff;
                 let r_rows = &r[span.clone()];
                 let z = &cache.z[span_f.clone()];
-                let mut a = vec![T::ZERO; rows * ff];
-                gelu_kernel(z, &mut a);
-                let mut w_down_bar = vec![T::ZERO; hd * ff];
-                add_at_b(rows, hd, ff, r_rows, &a, &mut w_down_bar);
+                gelu_kernel(z, a);
                 let mut b_down_bar = vec![T::ZERO; hd];
                 add_column_sums(r_rows, &mut b_down_bar);
                 let mut a_bar = vec![T::ZERO; rows * ff];
@@ -629,24 +658,22 @@ impl<T: Float> NativeNet<'_, T> {
                     ff,
                     false,
                 );
-                let mut z_bar = vec![T::ZERO; rows * ff];
-                gelu_vjp_kernel(z, &a_bar, &mut z_bar);
+                gelu_vjp_kernel(z, &a_bar, z_bar);
                 for (v, &i) in z_bar.iter_mut().zip(&inj.z[span_f]) {
                     *v += i;
                 }
                 let h1 = &cache.h1[span.clone()];
                 let (gamma2, beta2) = (self.raw(b.ln2[0]), self.raw(b.ln2[1]));
-                let (xhat2, u2) = layer_norm_values(h1, gamma2, beta2);
-                let mut w_up_bar = vec![T::ZERO; ff * hd];
-                add_at_b(rows, ff, hd, &z_bar, &u2, &mut w_up_bar);
+                let (xhat2, u2_rows) = layer_norm_values(h1, gamma2, beta2);
+                u2.copy_from_slice(&u2_rows);
                 let mut b_up_bar = vec![T::ZERO; ff];
-                add_column_sums(&z_bar, &mut b_up_bar);
+                add_column_sums(z_bar, &mut b_up_bar);
                 let mut u2_bar = vec![T::ZERO; rows * hd];
                 gemm(
                     rows,
                     hd,
                     ff,
-                    &z_bar,
+                    z_bar,
                     ff,
                     self.raw(b.up.w),
                     hd,
@@ -658,21 +685,17 @@ impl<T: Float> NativeNet<'_, T> {
                 add_column_dots(&u2_bar, &xhat2, &mut gamma2_bar);
                 let mut beta2_bar = vec![T::ZERO; hd];
                 add_column_sums(&u2_bar, &mut beta2_bar);
-                let mut r1 = vec![T::ZERO; rows * hd];
-                layer_norm_input_vjp(h1, gamma2, &u2_bar, &mut r1);
+                layer_norm_input_vjp(h1, gamma2, &u2_bar, r1);
                 for ((v, &a), &i) in r1.iter_mut().zip(r_rows).zip(&inj.h1[span.clone()]) {
                     *v += a + i;
                 }
-                let o_rows = unpack_rows(&cache.o, n, c, heads, start, end);
-                let mut w_o_bar = vec![T::ZERO; hd * hd];
-                add_at_b(rows, hd, hd, &r1, &o_rows, &mut w_o_bar);
                 let mut b_o_bar = vec![T::ZERO; hd];
-                add_column_sums(&r1, &mut b_o_bar);
+                add_column_sums(r1, &mut b_o_bar);
                 gemm(
                     rows,
                     hd,
                     hd,
-                    &r1,
+                    r1,
                     hd,
                     self.raw(b.out.w),
                     hd,
@@ -680,22 +703,30 @@ impl<T: Float> NativeNet<'_, T> {
                     hd,
                     false,
                 );
-                for ((v, &a), &i) in r0.iter_mut().zip(&r1).zip(&inj.h[span]) {
+                for ((v, &a), &i) in r0.iter_mut().zip(r1.iter()).zip(&inj.h[span]) {
                     *v = a + i;
                 }
                 vec![
-                    (b.down.w, w_down_bar),
                     (b.down.b, b_down_bar),
-                    (b.up.w, w_up_bar),
                     (b.up.b, b_up_bar),
                     (b.ln2[0], gamma2_bar),
                     (b.ln2[1], beta2_bar),
-                    (b.out.w, w_o_bar),
                     (b.out.b, b_o_bar),
                 ]
             })
             .collect();
         Self::add_partials(grads, partials);
+        // W̄_d += rᵀ gelu(z), W̄_up += z̄ᵀ u2, W̄_o += r1ᵀ O.
+        let r_t = transposed(r, n, hd);
+        add_weight_gradient(n, hd, ff, &r_t, &a, &mut grads[b.down.w]);
+        drop((r_t, a));
+        let z_bar_t = transposed(&z_bar, n, ff);
+        add_weight_gradient(n, ff, hd, &z_bar_t, &u2, &mut grads[b.up.w]);
+        drop((z_bar_t, z_bar, u2));
+        let r1_t = transposed(&r1, n, hd);
+        let o_rows = unpack_rows(&cache.o, n, c, heads, 0, n);
+        add_weight_gradient(n, hd, hd, &r1_t, &o_rows, &mut grads[b.out.w]);
+        drop((r1_t, o_rows, r1));
         // The attention's VJP, plus the cotangent step 1 found for `qkv`.
         let o_bar = self.pack(&o_bar_rows, heads);
         drop(o_bar_rows);
@@ -704,22 +735,24 @@ impl<T: Float> NativeNet<'_, T> {
         for (v, &i) in qkv_bar.iter_mut().zip(&inj.qkv) {
             *v += i;
         }
-        // Pass D: the projections and LayerNorm 1: ū = Q̄KV W_qkv, W̄_qkv += Q̄KVᵀ u.
+        // Pass D: the projections and LayerNorm 1: ū = Q̄KV W_qkv, r_prev = r0 + J(h)(ū ⊙ γ1).
         let mut out = vec![T::ZERO; n * hd];
-        let parts = split_rows(&mut out, hd, &self.chunks);
+        let mut u = vec![T::ZERO; n * hd];
+        let parts = split_rows(&mut out, hd, &self.chunks)
+            .into_iter()
+            .zip(split_rows(&mut u, hd, &self.chunks));
         let partials: Vec<Partials<T>> = self
             .chunks
             .par_iter()
-            .zip(parts)
-            .map(|(&(start, end), out)| {
+            .zip(parts.collect::<Vec<_>>())
+            .map(|(&(start, end), (out, u))| {
                 let rows = end - start;
                 let span = start * hd..end * hd;
                 let qkv_bar_rows = unpack_rows(&qkv_bar, n, c, 3 * heads, start, end);
                 let h = &cache.h[span.clone()];
                 let (gamma1, beta1) = (self.raw(b.ln1[0]), self.raw(b.ln1[1]));
-                let (xhat1, u) = layer_norm_values(h, gamma1, beta1);
-                let mut w_qkv_bar = vec![T::ZERO; 3 * hd * hd];
-                add_at_b(rows, 3 * hd, hd, &qkv_bar_rows, &u, &mut w_qkv_bar);
+                let (xhat1, u_rows) = layer_norm_values(h, gamma1, beta1);
+                u.copy_from_slice(&u_rows);
                 let mut b_qkv_bar = vec![T::ZERO; 3 * hd];
                 add_column_sums(&qkv_bar_rows, &mut b_qkv_bar);
                 let mut u_bar = vec![T::ZERO; rows * hd];
@@ -745,7 +778,6 @@ impl<T: Float> NativeNet<'_, T> {
                     *v += a;
                 }
                 vec![
-                    (b.qkv.w, w_qkv_bar),
                     (b.qkv.b, b_qkv_bar),
                     (b.ln1[0], gamma1_bar),
                     (b.ln1[1], beta1_bar),
@@ -753,6 +785,9 @@ impl<T: Float> NativeNet<'_, T> {
             })
             .collect();
         Self::add_partials(grads, partials);
+        // W̄_qkv += Q̄KVᵀ u.
+        let qkv_bar_t = packed_transposed(&qkv_bar, n, c);
+        add_weight_gradient(n, 3 * hd, hd, &qkv_bar_t, &u, &mut grads[b.qkv.w]);
         out
     }
 }
