@@ -129,6 +129,14 @@ fn once(spec: &str) {
         _ => call(),
     };
     call();
+    if what.starts_with("native_") {
+        if let Ok(Some(tape)) = model.force_tape(&x, 0.0) {
+            println!(
+                "{what} N={n}: one native tape holds {:.1} MB",
+                tape.bytes() as f64 / 1e6
+            );
+        }
+    }
     let (mut walls, mut cpus) = (Vec::new(), Vec::new());
     for _ in 0..iterations {
         let (cpu0, start) = (cpu_seconds(), std::time::Instant::now());
