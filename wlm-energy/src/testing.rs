@@ -5,6 +5,7 @@ use candle_nn::VarMap;
 
 use crate::weights::{perturb_constant_parameters, seeded_var_builder};
 use crate::{AttentionEnergy, AttentionEnergyConfig};
+use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
 /// Uniform values in `[lo, hi)` from a seeded generator, as an f64 tensor.
@@ -49,4 +50,26 @@ pub(crate) fn perturbed_model(
     let energy = config.init(seeded_var_builder(&varmap, seed, dtype, &Device::Cpu))?;
     perturb_constant_parameters(&varmap, 0.1, seed + 100)?;
     Ok((energy, varmap))
+}
+
+/// Small attention configurations for property tests: `dim` 1–3, heads 1/2/4, 1–2 blocks,
+/// with or without time features; hidden 8, FF 12, no dropout.
+pub(crate) fn small_configs() -> impl Strategy<Value = AttentionEnergyConfig> {
+    (
+        1usize..4,
+        prop::sample::select(vec![1usize, 2, 4]),
+        1usize..3,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(dim, heads, blocks, time_features)| AttentionEnergyConfig {
+                dim,
+                heads,
+                hidden: 8,
+                blocks,
+                ff: 12,
+                time_features,
+                dropout: 0.0,
+            },
+        )
 }

@@ -797,7 +797,7 @@ mod tests {
     use crate::attention_energy::{AttentionEnergy, AttentionEnergyConfig};
     use crate::kernels::Kernels;
     use crate::layers::attention::KEEP_PROBABILITIES_MAX;
-    use crate::testing::{max_rel, perturbed_model, random};
+    use crate::testing::{max_rel, perturbed_model, random, small_configs};
     use crate::Energy;
     use candle_core::{DType, Result, Var};
     use candle_nn::VarMap;
@@ -991,21 +991,9 @@ mod tests {
         #[test]
         fn native_adjoint_equals_the_graph_backward_for_random_shapes(
             n in 1usize..60,
-            dim in 1usize..4,
-            heads in prop::sample::select(vec![1usize, 2, 4]),
-            blocks in 1usize..3,
-            time_features in any::<bool>(),
+            config in small_configs(),
             seed in 0u64..1000,
         ) {
-            let config = AttentionEnergyConfig {
-                dim,
-                heads,
-                hidden: 8,
-                blocks,
-                ff: 12,
-                time_features,
-                dropout: 0.0,
-            };
             check_against_graph(&config, n, seed).unwrap();
         }
     }
