@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use wlm::{Evaluation, Model, Run, Split, StepReport, TrainObserver, Trainer};
 use wlm_data::Snapshots;
 
@@ -162,18 +162,16 @@ pub(crate) fn train_config(
     observer.progress.finish();
     result.with_context(|| format!("training failed (run directory {})", dir.display()))?;
     let seconds = observer.progress.elapsed();
-    let evaluation = run.finish().context("final evaluation failed")?;
+    // The evaluation of the last step, with the rollouts it scored: nothing simulated again.
+    let (evaluation, predictions) = run.finish().context("final evaluation failed")?;
     if !split.is_forecast() {
-        let trainer = run.trainer();
-        let predictions = trainer.ema().with_shadows(|| {
-            interpolations(trainer.model(), &snapshots, &split.test, config)
-                .map_err(|e| wlm::Error::Data(format!("{e:#}")))
-        })?;
+        let (indices, interpolated): (Vec<usize>, Vec<Tensor>) =
+            predictions.interpolations.into_iter().unzip();
         write_interpolations(
             &dir.join(INTERPOLATION_FILE),
             &snapshots,
-            &split.test,
-            &predictions,
+            &indices,
+            &interpolated,
         )?;
     }
     if mode != Mode::Quiet && total > first {
@@ -300,15 +298,6 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
     })
 }
 
-fn to_f64_cpu(t: &Tensor) -> Result<Tensor> {
-    Ok(t.to_dtype(DType::F64)?.to_device(&Device::Cpu)?)
-}
-
-fn w1(prediction: &Tensor, snapshots: &Snapshots, k: usize) -> Result<f64> {
-    let y = snapshots.positions_tensor(k, DType::F64, &Device::Cpu)?;
-    Ok(wlm_ot::wasserstein_1(&to_f64_cpu(prediction)?, &y)?)
-}
-
 /// Interpolations of the snapshots `indices`, each from the observed snapshot before it.
 fn interpolations(
     model: &Model,
@@ -365,18 +354,18 @@ pub(crate) fn forecast(args: &EvalArgs, mode: Mode) -> Result<()> {
         .unwrap_or_else(|| args.run_dir.join(wlm::FORECAST_FILE));
     wlm_data::write_particles_npz(&out, &fc.to_snapshots()?)
         .with_context(|| format!("cannot write {}", out.display()))?;
+    let pairs: Vec<(usize, &Tensor)> = (1..loaded.snapshots.len())
+        .map(|k| (k, &fc.positions[k]))
+        .collect();
+    let w1 = wlm::w1_scores(&loaded.snapshots, &pairs)?;
     let mut rows = Vec::new();
-    for k in 1..loaded.snapshots.len() {
+    for (&(k, _), w) in pairs.iter().zip(w1) {
         let role = if loaded.split.test.contains(&k) {
             1.0
         } else {
             0.0
         };
-        rows.push((
-            k,
-            loaded.snapshots.times()[k],
-            vec![w1(&fc.positions[k], &loaded.snapshots, k)?, role],
-        ));
+        rows.push((k, loaded.snapshots.times()[k], vec![w, role]));
     }
     println!(
         "{}",
@@ -415,9 +404,11 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
         .unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
     write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
     let baselines = wlm::interpolation_baselines(&loaded.snapshots, test)?;
+    let pairs: Vec<(usize, &Tensor)> = test.iter().copied().zip(&predictions).collect();
+    let w1 = wlm::w1_scores(&loaded.snapshots, &pairs)?;
     let mut rows = Vec::new();
-    for (&h, p) in test.iter().zip(&predictions) {
-        let mut values = vec![w1(p, &loaded.snapshots, h)?];
+    for (&h, w) in test.iter().zip(w1) {
+        let mut values = vec![w];
         for b in &baselines {
             let w =
                 b.w1.iter()

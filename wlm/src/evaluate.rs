@@ -1,7 +1,14 @@
 //! Forecast, interpolation and their exact-W1/W2 evaluation, with the baselines computed by
 //! the same code (SPEC 4).
+//!
+//! An evaluation rolls the model out on the calling thread (its force evaluations use rayon
+//! themselves), then computes every exact W1/W2 it needs — the model's, the restart's and the
+//! baselines' — as one batch of independent rayon jobs against the observed snapshots,
+//! converted to tensors once; each value keeps its place, so nothing depends on the number of
+//! threads.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use wlm_data::Snapshots;
 
@@ -226,81 +233,119 @@ pub struct Evaluation {
     pub test_w1_from_last: Option<MeanSe>,
 }
 
+/// The rollouts an evaluation scored, kept so that writing predictions (`forecast.npz`,
+/// interpolation files) or plotting them does not simulate again.
+#[derive(Clone, Debug)]
+pub struct Predictions {
+    /// The forecast from snapshot 0 through every observed time.
+    pub forecast: Forecast,
+    /// Forecast split with test snapshots and a last training snapshot after 0: the rollout
+    /// from that snapshot, scored in [`Evaluation::from_last`].
+    pub from_last: Option<Forecast>,
+    /// Interpolation split: `(held-out index, prediction)` for every test snapshot, in the
+    /// split's order; empty for a forecast split.
+    pub interpolations: Vec<(usize, Tensor)>,
+}
+
 /// Forecast from snapshot 0 (and interpolation of held-out snapshots), scored by exact W1
 /// (and W2) against every observed snapshot, with the baselines.
 ///
+/// Same as [`evaluate_with_predictions`] without the predictions.
+///
 /// # Errors
-/// As [`forecast`], [`interpolate`]; W1/W2 failures (e.g. a problem too large for exact OT).
+/// As [`evaluate_with_predictions`].
 pub fn evaluate(
     model: &Model,
     snapshots: &Snapshots,
     split: &Split,
     config: &EvalConfig,
 ) -> Result<Evaluation> {
+    evaluate_with_predictions(model, snapshots, split, config).map(|(evaluation, _)| evaluation)
+}
+
+/// [`evaluate`], also returning the rollouts it scored.
+///
+/// The rollouts (the forecast from snapshot 0, the restart from the last training snapshot
+/// or the interpolations) run one after the other on the calling thread, whose force
+/// evaluations use rayon themselves; then every exact W1/W2 of the evaluation — the model's,
+/// the restart's and the baselines' — is computed in one rayon batch, each observed snapshot
+/// converted to a tensor once. The scores do not depend on the number of threads.
+///
+/// # Shapes
+/// Predictions are `(n_particles(start), dim)` in the model's dtype.
+///
+/// # Errors
+/// [`Error::Config`] (`split`) for a snapshot index the data do not have; as [`forecast`],
+/// [`interpolate`] and [`baselines`]; W1/W2 failures (e.g. a problem too large for exact
+/// OT), the first in the order of the scores.
+pub fn evaluate_with_predictions(
+    model: &Model,
+    snapshots: &Snapshots,
+    split: &Split,
+    config: &EvalConfig,
+) -> Result<(Evaluation, Predictions)> {
     config.validate()?;
+    check_split(snapshots, split)?;
     let is_forecast = split.is_forecast();
-    let fc = forecast(
-        model,
-        snapshots,
-        0,
-        config.initial_velocities,
-        config.steps_per_interval,
-    )?;
-    let mut scores = Vec::new();
-    let score = |index: usize, role: Role, prediction: &Tensor| -> Result<SnapshotScore> {
-        let y = snapshots.positions_tensor(index, DType::F64, &candle_core::Device::Cpu)?;
-        let x = prediction
-            .to_dtype(DType::F64)?
-            .to_device(&candle_core::Device::Cpu)?;
-        let w1 = wlm_ot::wasserstein_1(&x, &y)?;
-        let w2 = if config.w2 {
-            Some(wlm_ot::wasserstein_2(&x, &y)?)
-        } else {
-            None
-        };
-        Ok(SnapshotScore {
-            index,
-            time: snapshots.times()[index],
-            role,
-            w1,
-            w2,
-        })
+    let (velocities, steps) = (config.initial_velocities, config.steps_per_interval);
+    // Rollouts: they need the model, which stays on this thread.
+    let fc = forecast(model, snapshots, 0, velocities, steps)?;
+    let interpolations = if is_forecast {
+        Vec::new()
+    } else {
+        split
+            .test
+            .iter()
+            .map(|&h| Ok((h, interpolate(model, snapshots, h, velocities, steps)?)))
+            .collect::<Result<Vec<_>>>()?
     };
+    let restart = match split.train.last() {
+        Some(&last) if is_forecast && last > 0 && !split.test.is_empty() => {
+            Some(forecast(model, snapshots, last, velocities, steps)?)
+        }
+        _ => None,
+    };
+    // Scores: every (prediction, observed snapshot) pair is independent.
+    let observed = observed_positions(snapshots)?;
+    let mut jobs = Jobs::new(&observed);
+    let mut rows = Vec::with_capacity(split.train.len() + split.test.len());
     for &index in &split.train {
         let role = if index == 0 { Role::Start } else { Role::Train };
-        scores.push(score(index, role, &fc.positions[index])?);
+        rows.push(jobs.row(index, role, &fc.positions[index], config.w2)?);
     }
-    for &index in &split.test {
-        let prediction = if is_forecast {
-            fc.positions[index].clone()
-        } else {
-            interpolate(
-                model,
-                snapshots,
-                index,
-                config.initial_velocities,
-                config.steps_per_interval,
-            )?
+    for (position, &index) in split.test.iter().enumerate() {
+        // A forecast split has no interpolations: its test rows are the forecast's.
+        let prediction = match interpolations.get(position) {
+            Some((_, interpolated)) => interpolated,
+            None => &fc.positions[index],
         };
-        scores.push(score(index, Role::Test, &prediction)?);
+        rows.push(jobs.row(index, Role::Test, prediction, config.w2)?);
     }
-    scores.sort_by_key(|s| s.index);
-    let mut from_last = Vec::new();
-    if let (true, Some(&last)) = (is_forecast, split.train.last()) {
-        if !split.test.is_empty() && last > 0 {
-            let restart = forecast(
-                model,
-                snapshots,
-                last,
-                config.initial_velocities,
-                config.steps_per_interval,
-            )?;
-            for &index in split.test.iter().filter(|&&h| h > last) {
-                let s = score(index, Role::Test, &restart.positions[index - last])?;
-                from_last.push((index, s.w1));
-            }
+    let mut restart_jobs = Vec::new();
+    if let Some(restart) = &restart {
+        for &index in split.test.iter().filter(|&&h| h > restart.start) {
+            let prediction = to_cpu_f64(&restart.positions[index - restart.start])?;
+            restart_jobs.push((index, jobs.distance(Metric::W1, prediction, index)));
         }
     }
+    let baseline_plan = plan_baselines(snapshots, split, &observed, &mut jobs)?;
+    let values = jobs.run()?;
+    let times = snapshots.times();
+    let mut scores: Vec<SnapshotScore> = rows
+        .iter()
+        .map(|row| SnapshotScore {
+            index: row.index,
+            time: times[row.index],
+            role: row.role,
+            w1: values[row.w1],
+            w2: row.w2.map(|j| values[j]),
+        })
+        .collect();
+    scores.sort_by_key(|s| s.index);
+    let from_last: Vec<(usize, f64)> = restart_jobs
+        .iter()
+        .map(|&(index, job)| (index, values[job]))
+        .collect();
     let from_last_values: Vec<f64> = from_last.iter().map(|(_, w)| *w).collect();
     let pick = |role: Role, w2: bool| -> Option<MeanSe> {
         let v: Vec<f64> = scores
@@ -310,17 +355,251 @@ pub fn evaluate(
             .collect();
         MeanSe::of(&v)
     };
-    Ok(Evaluation {
+    let evaluation = Evaluation {
         forecast: is_forecast,
         train_w1: pick(Role::Train, false),
         test_w1: pick(Role::Test, false),
         train_w2: pick(Role::Train, true),
         test_w2: pick(Role::Test, true),
-        baselines: baselines(snapshots, split)?,
+        baselines: baseline_plan.scores(&values),
         scores,
         test_w1_from_last: MeanSe::of(&from_last_values),
         from_last,
-    })
+    };
+    let predictions = Predictions {
+        forecast: fc,
+        from_last: restart,
+        interpolations,
+    };
+    Ok((evaluation, predictions))
+}
+
+/// Every snapshot index of `split` must exist in `snapshots`.
+fn check_split(snapshots: &Snapshots, split: &Split) -> Result<()> {
+    match split
+        .train
+        .iter()
+        .chain(&split.test)
+        .find(|&&k| k >= snapshots.len())
+    {
+        Some(k) => Err(Error::config(
+            "split",
+            format!(
+                "snapshot {k} does not exist: the data have {} snapshots",
+                snapshots.len()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Every observed snapshot's positions as an f64 CPU tensor, converted once per evaluation.
+fn observed_positions(snapshots: &Snapshots) -> Result<Vec<Tensor>> {
+    (0..snapshots.len())
+        .map(|k| Ok(snapshots.positions_tensor(k, DType::F64, &Device::Cpu)?))
+        .collect()
+}
+
+/// A prediction as the f64 CPU tensor the exact solvers read.
+fn to_cpu_f64(prediction: &Tensor) -> Result<Tensor> {
+    Ok(prediction.to_dtype(DType::F64)?.to_device(&Device::Cpu)?)
+}
+
+/// The exact distances of an evaluation.
+#[derive(Clone, Copy, Debug)]
+enum Metric {
+    W1,
+    W2,
+}
+
+/// One independent exact-OT computation of an evaluation.
+#[derive(Debug)]
+enum Job {
+    /// `metric(prediction, observed[target])`; `prediction` is an f64 CPU tensor.
+    Distance {
+        metric: Metric,
+        prediction: Tensor,
+        target: usize,
+    },
+    /// W1 between observed snapshot `held_out` and the displacement interpolation of its
+    /// neighbours `held_out ∓ 1` at `fraction` (the `ot_midpoint` baseline).
+    Midpoint { held_out: usize, fraction: f64 },
+}
+
+impl Job {
+    fn run(&self, observed: &[Tensor]) -> Result<f64> {
+        Ok(match self {
+            Job::Distance {
+                metric: Metric::W1,
+                prediction,
+                target,
+            } => wlm_ot::wasserstein_1(prediction, &observed[*target])?,
+            Job::Distance {
+                metric: Metric::W2,
+                prediction,
+                target,
+            } => wlm_ot::wasserstein_2(prediction, &observed[*target])?,
+            Job::Midpoint { held_out, fraction } => {
+                let h = *held_out;
+                let mid = wlm_ot::displacement_interpolation(
+                    &observed[h - 1],
+                    &observed[h + 1],
+                    *fraction,
+                )?;
+                wlm_ot::wasserstein_1(&mid, &observed[h])?
+            }
+        })
+    }
+}
+
+/// The indices into [`Jobs`] of one per-snapshot score.
+struct Row {
+    index: usize,
+    role: Role,
+    w1: usize,
+    w2: Option<usize>,
+}
+
+/// A batch of exact-OT computations against the observed snapshots, run in parallel.
+struct Jobs<'a> {
+    observed: &'a [Tensor],
+    jobs: Vec<Job>,
+}
+
+impl<'a> Jobs<'a> {
+    fn new(observed: &'a [Tensor]) -> Self {
+        Self {
+            observed,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Queues `metric(prediction, observed[target])`; returns its index in the results.
+    fn distance(&mut self, metric: Metric, prediction: Tensor, target: usize) -> usize {
+        self.jobs.push(Job::Distance {
+            metric,
+            prediction,
+            target,
+        });
+        self.jobs.len() - 1
+    }
+
+    /// Queues W1 (and W2 when `w2`) of `prediction` (any dtype and device) against observed
+    /// snapshot `index`.
+    fn row(&mut self, index: usize, role: Role, prediction: &Tensor, w2: bool) -> Result<Row> {
+        let prediction = to_cpu_f64(prediction)?;
+        let w2 = w2.then(|| self.distance(Metric::W2, prediction.clone(), index));
+        Ok(Row {
+            index,
+            role,
+            w1: self.distance(Metric::W1, prediction, index),
+            w2,
+        })
+    }
+
+    /// Runs every job (in parallel) and returns the values in the order they were queued.
+    ///
+    /// # Errors
+    /// The first failure in that order.
+    fn run(self) -> Result<Vec<f64>> {
+        let observed = self.observed;
+        let results: Vec<Result<f64>> = self.jobs.par_iter().map(|j| j.run(observed)).collect();
+        results.into_iter().collect()
+    }
+}
+
+/// Baselines waiting for their queued W1s: `(name, [(snapshot index, job index)])`.
+struct BaselinePlan(Vec<(&'static str, Vec<(usize, usize)>)>);
+
+impl BaselinePlan {
+    fn scores(&self, values: &[f64]) -> Vec<BaselineScore> {
+        self.0
+            .iter()
+            .map(|(name, jobs)| {
+                baseline_score(name, jobs.iter().map(|&(h, j)| (h, values[j])).collect())
+            })
+            .collect()
+    }
+}
+
+/// Queues the baselines of `split` (see [`baselines`]) on `jobs`.
+fn plan_baselines(
+    snapshots: &Snapshots,
+    split: &Split,
+    observed: &[Tensor],
+    jobs: &mut Jobs<'_>,
+) -> Result<BaselinePlan> {
+    if !split.is_forecast() {
+        return plan_interpolation_baselines(snapshots, &split.test, jobs);
+    }
+    let last = *split
+        .train
+        .last()
+        .ok_or_else(|| Error::config("split", "no training snapshots"))?;
+    let x_last = &observed[last];
+    let mut plan = Vec::new();
+    let repeat = split
+        .test
+        .iter()
+        .map(|&h| (h, jobs.distance(Metric::W1, x_last.clone(), h)))
+        .collect();
+    plan.push(("repeat_last", repeat));
+    if let Some(v) = snapshots.velocities_tensor(last, DType::F64, &Device::Cpu)? {
+        let times = snapshots.times();
+        let mut cv = Vec::with_capacity(split.test.len());
+        for &h in &split.test {
+            let moved = (x_last + (&v * (times[h] - times[last]))?)?;
+            cv.push((h, jobs.distance(Metric::W1, moved, h)));
+        }
+        plan.push(("constant_velocity", cv));
+    }
+    Ok(BaselinePlan(plan))
+}
+
+/// Queues the interpolation baselines of held-out snapshots `test` on `jobs`.
+fn plan_interpolation_baselines(
+    snapshots: &Snapshots,
+    test: &[usize],
+    jobs: &mut Jobs<'_>,
+) -> Result<BaselinePlan> {
+    if let Some(&h) = test.iter().find(|&&h| h == 0 || h >= snapshots.len()) {
+        return Err(Error::config(
+            "held_out",
+            format!(
+                "held-out snapshot must be in 1..{}, got {h}",
+                snapshots.len()
+            ),
+        ));
+    }
+    let previous = test
+        .iter()
+        .map(|&h| {
+            (
+                h,
+                jobs.distance(Metric::W1, jobs.observed[h - 1].clone(), h),
+            )
+        })
+        .collect();
+    let mut plan = vec![("repeat_previous", previous)];
+    // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
+    // along their exact W2 plan, at the held-out time.
+    let times = snapshots.times();
+    let midpoint: Vec<(usize, usize)> = test
+        .iter()
+        .filter(|&&h| h + 1 < snapshots.len())
+        .map(|&h| {
+            let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
+            jobs.jobs.push(Job::Midpoint {
+                held_out: h,
+                fraction: s.clamp(0.0, 1.0),
+            });
+            (h, jobs.jobs.len() - 1)
+        })
+        .collect();
+    if !midpoint.is_empty() {
+        plan.push(("ot_midpoint", midpoint));
+    }
+    Ok(BaselinePlan(plan))
 }
 
 /// A baseline's per-snapshot W1 with its mean ± SE.
@@ -337,84 +616,62 @@ fn baseline_score(name: &str, w1: Vec<(usize, f64)>) -> BaselineScore {
 /// training snapshot) and, when it has velocities, `constant_velocity`
 /// (`x + (t_h − t_last) v`). Interpolation split: `repeat_previous` (observed snapshot `h − 1`)
 /// and, when `h + 1` exists, `ot_midpoint` (displacement interpolation between snapshots
-/// `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`).
+/// `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`). The W1s are computed
+/// in parallel.
 ///
 /// # Errors
-/// W1 failures.
+/// [`Error::Config`] (`split`) for a snapshot index the data do not have or no training
+/// snapshots; W1 failures.
 pub fn baselines(snapshots: &Snapshots, split: &Split) -> Result<Vec<BaselineScore>> {
-    let cpu = candle_core::Device::Cpu;
-    let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
-    let mut out = Vec::new();
-    if split.is_forecast() {
-        let last = *split
-            .train
-            .last()
-            .ok_or_else(|| Error::config("split", "no training snapshots"))?;
-        let x_last = tensor(last)?;
-        let mut repeat = Vec::new();
-        for &h in &split.test {
-            repeat.push((h, wlm_ot::wasserstein_1(&x_last, &tensor(h)?)?));
-        }
-        out.push(baseline_score("repeat_last", repeat));
-        if let Some(v) = snapshots.velocities_tensor(last, DType::F64, &cpu)? {
-            let mut cv = Vec::new();
-            for &h in &split.test {
-                let dt = snapshots.times()[h] - snapshots.times()[last];
-                let moved = (&x_last + (&v * dt)?)?;
-                cv.push((h, wlm_ot::wasserstein_1(&moved, &tensor(h)?)?));
-            }
-            out.push(baseline_score("constant_velocity", cv));
-        }
-    } else {
-        out.extend(interpolation_baselines(snapshots, &split.test)?);
-    }
-    Ok(out)
+    check_split(snapshots, split)?;
+    let observed = observed_positions(snapshots)?;
+    let mut jobs = Jobs::new(&observed);
+    let plan = plan_baselines(snapshots, split, &observed, &mut jobs)?;
+    Ok(plan.scores(&jobs.run()?))
 }
 
 /// The interpolation baselines of held-out snapshots `test`: `repeat_previous` (observed
 /// snapshot `h − 1`) and, where `h + 1` exists, `ot_midpoint` (displacement interpolation
-/// between snapshots `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`).
+/// between snapshots `h − 1` and `h + 1` along their exact W2 plan, at the time of `h`). The
+/// W1s are computed in parallel.
 ///
 /// # Errors
-/// A test index 0 or out of range; W1 failures.
+/// [`Error::Config`] (`held_out`) for a test index 0 or out of range; W1 failures.
 pub fn interpolation_baselines(
     snapshots: &Snapshots,
     test: &[usize],
 ) -> Result<Vec<BaselineScore>> {
-    if let Some(&h) = test.iter().find(|&&h| h == 0 || h >= snapshots.len()) {
+    let observed = observed_positions(snapshots)?;
+    let mut jobs = Jobs::new(&observed);
+    let plan = plan_interpolation_baselines(snapshots, test, &mut jobs)?;
+    Ok(plan.scores(&jobs.run()?))
+}
+
+/// Exact W1 of each prediction against its observed snapshot, computed in parallel, in the
+/// order given: e.g. the table of `wlm forecast` or `wlm interpolate`.
+///
+/// # Shapes
+/// Each prediction `(n, dim)` (any dtype and device) against snapshot `k`'s `(n_k, dim)`.
+///
+/// # Errors
+/// [`Error::Config`] (`snapshot`) for an index the data do not have; W1 failures, the first
+/// in the order given.
+pub fn w1_scores(snapshots: &Snapshots, pairs: &[(usize, &Tensor)]) -> Result<Vec<f64>> {
+    if let Some(&(k, _)) = pairs.iter().find(|(k, _)| *k >= snapshots.len()) {
         return Err(Error::config(
-            "held_out",
+            "snapshot",
             format!(
-                "held-out snapshot must be in 1..{}, got {h}",
+                "snapshot {k} does not exist: the data have {} snapshots",
                 snapshots.len()
             ),
         ));
     }
-    let cpu = candle_core::Device::Cpu;
-    let tensor = |k: usize| snapshots.positions_tensor(k, DType::F64, &cpu);
-    let mut out = Vec::new();
-    let mut previous = Vec::new();
-    for &h in test {
-        previous.push((h, wlm_ot::wasserstein_1(&tensor(h - 1)?, &tensor(h)?)?));
+    let observed = observed_positions(snapshots)?;
+    let mut jobs = Jobs::new(&observed);
+    for &(k, prediction) in pairs {
+        jobs.distance(Metric::W1, to_cpu_f64(prediction)?, k);
     }
-    out.push(baseline_score("repeat_previous", previous));
-    // The OT midpoint: displacement interpolation between the neighbours h − 1 and h + 1
-    // along their exact W2 plan, at the held-out time.
-    let mut midpoint = Vec::new();
-    for &h in test.iter().filter(|&&h| h + 1 < snapshots.len()) {
-        let times = snapshots.times();
-        let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
-        let mid = wlm_ot::displacement_interpolation(
-            &tensor(h - 1)?,
-            &tensor(h + 1)?,
-            s.clamp(0.0, 1.0),
-        )?;
-        midpoint.push((h, wlm_ot::wasserstein_1(&mid, &tensor(h)?)?));
-    }
-    if !midpoint.is_empty() {
-        out.push(baseline_score("ot_midpoint", midpoint));
-    }
-    Ok(out)
+    jobs.run()
 }
 
 impl Trainer {
@@ -428,11 +685,26 @@ impl Trainer {
         split: &Split,
         config: &EvalConfig,
     ) -> Result<Evaluation> {
+        self.evaluate_with_predictions(snapshots, split, config)
+            .map(|(evaluation, _)| evaluation)
+    }
+
+    /// [`evaluate_with_predictions`] with the EMA weights swapped in when `config.use_ema`
+    /// (restored after).
+    ///
+    /// # Errors
+    /// As [`evaluate_with_predictions`].
+    pub fn evaluate_with_predictions(
+        &self,
+        snapshots: &Snapshots,
+        split: &Split,
+        config: &EvalConfig,
+    ) -> Result<(Evaluation, Predictions)> {
+        let run = || evaluate_with_predictions(&self.model, snapshots, split, config);
         if config.use_ema {
-            self.ema
-                .with_shadows(|| evaluate(&self.model, snapshots, split, config))
+            self.ema.with_shadows(run)
         } else {
-            evaluate(&self.model, snapshots, split, config)
+            run()
         }
     }
 
@@ -455,5 +727,271 @@ impl Trainer {
         } else {
             run()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SplitConfig;
+    use crate::model::{EnergyConfig, ModelConfig, Precision};
+    use rand::{Rng, SeedableRng};
+    use wlm_energy::AnalyticPotential;
+
+    /// 9 snapshots, Δt = 0.25, of 24, 28 or 32 points in 2-D with velocities: the sizes differ
+    /// so that predictions and observations do too.
+    fn data() -> Snapshots {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let n_snapshots = 9;
+        let times: Vec<f64> = (0..n_snapshots).map(|k| 0.25 * k as f64).collect();
+        let mut positions = Vec::new();
+        let mut velocities = Vec::new();
+        for k in 0..n_snapshots {
+            let n = 24 + 4 * (k % 3);
+            let drift = 0.3 * k as f64;
+            let x: Vec<f64> = (0..2 * n)
+                .map(|i| rng.random_range(-1.0..1.0) + if i % 2 == 0 { drift } else { 0.0 })
+                .collect();
+            let v: Vec<f64> = (0..2 * n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            positions.push(x);
+            velocities.push(Some(v));
+        }
+        Snapshots::new(times, 2, positions, Some(velocities)).expect("valid snapshots")
+    }
+
+    /// An f32 model with an interacting analytic energy (no parameters).
+    fn model() -> Model {
+        let config = ModelConfig {
+            energy: EnergyConfig::Analytic {
+                potential: AnalyticPotential::HarmonicRepulsion {
+                    stiffness: 1.0,
+                    repulsion: 0.5,
+                    length: 0.5,
+                },
+                dim: 2,
+            },
+            precision: Precision::F32,
+            ..ModelConfig::default()
+        };
+        Model::new(config, &Device::Cpu).expect("model")
+    }
+
+    fn observed(data: &Snapshots, k: usize) -> Tensor {
+        data.positions_tensor(k, DType::F64, &Device::Cpu)
+            .expect("observed")
+    }
+
+    /// Plain sequential W1 (or W2) of a prediction (any dtype) against observed snapshot `k`.
+    fn w(data: &Snapshots, prediction: &Tensor, k: usize, w2: bool) -> f64 {
+        let x = prediction.to_dtype(DType::F64).expect("f64");
+        let y = observed(data, k);
+        if w2 {
+            wlm_ot::wasserstein_2(&x, &y).expect("w2")
+        } else {
+            wlm_ot::wasserstein_1(&x, &y).expect("w1")
+        }
+    }
+
+    fn baseline<'a>(e: &'a Evaluation, name: &str) -> &'a BaselineScore {
+        e.baselines
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("no baseline {name}"))
+    }
+
+    #[test]
+    fn parallel_forecast_evaluation_equals_sequential_scoring() -> anyhow::Result<()> {
+        let (model, data) = (model(), data());
+        let split = SplitConfig::Forecast { n_train: 5 }.resolve(data.len())?;
+        let config = EvalConfig::default();
+        let (e, p) = evaluate_with_predictions(&model, &data, &split, &config)?;
+        // The forecast kept is the rollout `forecast` gives.
+        let fresh = forecast(&model, &data, 0, config.initial_velocities, 5)?;
+        assert_eq!(p.forecast.times, fresh.times);
+        for (a, b) in p.forecast.positions.iter().zip(&fresh.positions) {
+            assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+        }
+        assert!(p.interpolations.is_empty());
+        // Model scores, W1 and W2, at every snapshot, in index order.
+        let indices: Vec<usize> = e.scores.iter().map(|s| s.index).collect();
+        assert_eq!(indices, (0..data.len()).collect::<Vec<_>>());
+        for s in &e.scores {
+            let prediction = &p.forecast.positions[s.index];
+            assert_eq!(
+                s.w1,
+                w(&data, prediction, s.index, false),
+                "W1 at {}",
+                s.index
+            );
+            assert_eq!(
+                s.w2,
+                Some(w(&data, prediction, s.index, true)),
+                "W2 at {}",
+                s.index
+            );
+            assert_eq!(s.time, data.times()[s.index]);
+        }
+        assert_eq!(e.scores[0].role, Role::Start);
+        let train: Vec<f64> = e.scores[1..5].iter().map(|s| s.w1).collect();
+        assert_eq!(e.train_w1, MeanSe::of(&train));
+        // The restart from the last training snapshot.
+        let restart = p.from_last.as_ref().expect("restart");
+        assert_eq!(restart.start, 4);
+        let expected: Vec<(usize, f64)> = (5..data.len())
+            .map(|h| (h, w(&data, &restart.positions[h - 4], h, false)))
+            .collect();
+        assert_eq!(e.from_last, expected);
+        // The baselines.
+        let x_last = observed(&data, 4);
+        let v_last = data
+            .velocities_tensor(4, DType::F64, &Device::Cpu)?
+            .expect("velocities");
+        let repeat: Vec<(usize, f64)> = (5..data.len())
+            .map(|h| (h, w(&data, &x_last, h, false)))
+            .collect();
+        assert_eq!(baseline(&e, "repeat_last").w1, repeat);
+        let mut moved = Vec::new();
+        for h in 5..data.len() {
+            let dt = data.times()[h] - data.times()[4];
+            moved.push((h, w(&data, &(&x_last + (&v_last * dt)?)?, h, false)));
+        }
+        assert_eq!(baseline(&e, "constant_velocity").w1, moved);
+        assert_eq!(e.baselines, baselines(&data, &split)?);
+        // Without W2 the W1s are the same.
+        let no_w2 = EvalConfig {
+            w2: false,
+            ..config
+        };
+        let e1 = evaluate(&model, &data, &split, &no_w2)?;
+        assert!(e1.scores.iter().all(|s| s.w2.is_none()) && e1.test_w2.is_none());
+        for (a, b) in e1.scores.iter().zip(&e.scores) {
+            assert_eq!(a.w1, b.w1);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn parallel_interpolation_evaluation_equals_sequential_scoring() -> anyhow::Result<()> {
+        let (model, data) = (model(), data());
+        let held_out = vec![2, 3, 6, 8];
+        let split = SplitConfig::Holdout {
+            indices: held_out.clone(),
+        }
+        .resolve(data.len())?;
+        let config = EvalConfig::default();
+        let (e, p) = evaluate_with_predictions(&model, &data, &split, &config)?;
+        assert!(!e.forecast && p.from_last.is_none() && e.from_last.is_empty());
+        let kept: Vec<usize> = p.interpolations.iter().map(|(h, _)| *h).collect();
+        assert_eq!(kept, held_out);
+        for s in &e.scores {
+            let prediction = if s.role == Role::Test {
+                let fresh = interpolate(&model, &data, s.index, config.initial_velocities, 5)?;
+                let (_, kept) = &p.interpolations[held_out
+                    .iter()
+                    .position(|&h| h == s.index)
+                    .expect("held out")];
+                assert_eq!(kept.to_vec2::<f32>()?, fresh.to_vec2::<f32>()?);
+                fresh
+            } else {
+                p.forecast.positions[s.index].clone()
+            };
+            assert_eq!(
+                s.w1,
+                w(&data, &prediction, s.index, false),
+                "W1 at {}",
+                s.index
+            );
+            assert_eq!(
+                s.w2,
+                Some(w(&data, &prediction, s.index, true)),
+                "W2 at {}",
+                s.index
+            );
+        }
+        let roles: Vec<(usize, Role)> = e.scores.iter().map(|s| (s.index, s.role)).collect();
+        let expected_roles: Vec<(usize, Role)> = (0..data.len())
+            .map(|k| match k {
+                0 => (k, Role::Start),
+                k if held_out.contains(&k) => (k, Role::Test),
+                k => (k, Role::Train),
+            })
+            .collect();
+        assert_eq!(roles, expected_roles);
+        let previous: Vec<(usize, f64)> = held_out
+            .iter()
+            .map(|&h| (h, w(&data, &observed(&data, h - 1), h, false)))
+            .collect();
+        assert_eq!(baseline(&e, "repeat_previous").w1, previous);
+        let times = data.times();
+        let mut midpoint = Vec::new();
+        for &h in held_out.iter().filter(|&&h| h + 1 < data.len()) {
+            let s = (times[h] - times[h - 1]) / (times[h + 1] - times[h - 1]);
+            let mid = wlm_ot::displacement_interpolation(
+                &observed(&data, h - 1),
+                &observed(&data, h + 1),
+                s,
+            )?;
+            midpoint.push((h, w(&data, &mid, h, false)));
+        }
+        assert_eq!(midpoint.len(), 3, "snapshot 8 is the last: no midpoint");
+        assert_eq!(baseline(&e, "ot_midpoint").w1, midpoint);
+        assert_eq!(e.baselines, interpolation_baselines(&data, &held_out)?);
+        Ok(())
+    }
+
+    #[test]
+    fn scores_do_not_depend_on_the_number_of_threads() -> anyhow::Result<()> {
+        let (model, data) = (model(), data());
+        let fc = forecast(&model, &data, 0, VelocitySource::Data, 5)?;
+        let pairs: Vec<(usize, &Tensor)> = (0..data.len())
+            .rev()
+            .map(|k| (k, &fc.positions[k]))
+            .collect();
+        let sequential: Vec<f64> = pairs.iter().map(|&(k, x)| w(&data, x, k, false)).collect();
+        let forecast_split = SplitConfig::Forecast { n_train: 3 }.resolve(data.len())?;
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
+            let (scores, forecast_baselines, interpolation) = pool.install(|| {
+                Ok::<_, Error>((
+                    w1_scores(&data, &pairs)?,
+                    baselines(&data, &forecast_split)?,
+                    interpolation_baselines(&data, &[1, 4, 7])?,
+                ))
+            })?;
+            assert_eq!(scores, sequential, "{threads} threads: the order given");
+            assert_eq!(forecast_baselines, baselines(&data, &forecast_split)?);
+            assert_eq!(interpolation, interpolation_baselines(&data, &[1, 4, 7])?);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_split_index_the_data_lack_is_an_error_naming_the_split() -> anyhow::Result<()> {
+        let (model, data) = (model(), data());
+        let split = Split {
+            train: vec![0, 1, 2],
+            test: vec![3, 12],
+        };
+        for message in [
+            evaluate(&model, &data, &split, &EvalConfig::default())
+                .err()
+                .map(|e| e.to_string()),
+            baselines(&data, &split).err().map(|e| e.to_string()),
+            w1_scores(&data, &[(12, &observed(&data, 0))])
+                .err()
+                .map(|e| e.to_string()),
+        ] {
+            let message = message.expect("an error");
+            assert!(message.contains("snapshot 12 does not exist"), "{message}");
+            assert!(message.contains("9 snapshots"), "{message}");
+        }
+        let message = evaluate(&model, &data, &split, &EvalConfig::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("`split`"), "{message}");
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@
 //! let config = RunConfig { split: SplitConfig::Forecast { n_train: 10 }, ..RunConfig::default() };
 //! let mut run = Run::create("runs/demo", config, snapshots, &Device::Cpu)?;
 //! run.train(&mut ())?;               // metrics.csv, checkpoint.safetensors
-//! let evaluation = run.finish()?;    // weights, forecast.npz, evaluation.ron
+//! let (evaluation, _rollouts) = run.finish()?; // weights, forecast.npz, evaluation.ron
 //! println!("test W1 {:?}", evaluation.test_w1);
 //! # Ok(()) }
 //! ```
@@ -27,7 +27,8 @@
 //! | [`Trainer::save_checkpoint`] / [`Trainer::load_checkpoint`] | atomic, exact-resume checkpoints | one file write |
 //! | [`Run`] | a run directory: `config.ron`, `metrics.csv`, checkpoints, final outputs; [`Run::resume`] | — |
 //! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
-//! | [`evaluate`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test | one exact OT per snapshot (`O(N·M)` memory) |
+//! | [`evaluate`], [`evaluate_with_predictions`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test; the rollouts kept for writing | the rollouts, then one exact OT per score, in parallel (`O(N·M)` memory each) |
+//! | [`w1_scores`] | exact W1 of given predictions against their snapshots | one exact OT each, in parallel |
 //!
 //! # Gradients in memory independent of the horizon
 //! The reference keeps every step's graph. Here the forward rollout stores only plain tensors
@@ -47,7 +48,8 @@
 //!   masks in the forward and the backward passes: use [`GradientMethod::Backprop`] then.
 //! - The reference leapfrog's small-step limit is `dv/dt = (1+γ) a − γ v` (kept for parity);
 //!   choose `Integrator::ConformalLeapfrog` for the paper's equation.
-//! - Exact W1 needs an `N × M` cost matrix: evaluation of very large clouds is memory-bound.
+//! - Exact W1 needs an `N × M` cost matrix: evaluation of very large clouds is memory-bound,
+//!   and it solves one such problem per rayon thread at a time (`RAYON_NUM_THREADS` caps it).
 //!
 //! # References
 //! SPEC sections 2–4 (`docs/SPEC.md`); the parity fixtures' README (`fixtures/parity`).
@@ -71,8 +73,8 @@ pub use config::{
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use evaluate::{
-    baselines, evaluate, forecast, interpolate, interpolation_baselines, BaselineScore, Evaluation,
-    Forecast, MeanSe, Role, SnapshotScore,
+    baselines, evaluate, evaluate_with_predictions, forecast, interpolate, interpolation_baselines,
+    w1_scores, BaselineScore, Evaluation, Forecast, MeanSe, Predictions, Role, SnapshotScore,
 };
 pub use loss::{LossGradients, RolloutLoss};
 pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER};

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use wlm_data::Snapshots;
 
 use crate::config::{EvalConfig, Split, SplitConfig, TrainConfig};
-use crate::evaluate::Evaluation;
+use crate::evaluate::{Evaluation, Predictions};
 use crate::model::{Model, ModelConfig};
 use crate::trainer::{StepReport, Trainer};
 use crate::{Error, Result};
@@ -85,6 +85,17 @@ pub struct Run {
     snapshots: Snapshots,
     split: Split,
     trainer: Trainer,
+    /// The latest evaluation of [`Run::train_for`], with the step it scored and its rollouts:
+    /// [`Run::finish`] reuses it when training has not moved since.
+    scored: Option<Scored>,
+}
+
+/// An evaluation made at a step, with the rollouts it scored.
+#[derive(Debug)]
+struct Scored {
+    step: usize,
+    evaluation: Evaluation,
+    predictions: Predictions,
 }
 
 impl Run {
@@ -123,6 +134,7 @@ impl Run {
             snapshots,
             split,
             trainer,
+            scored: None,
         })
     }
 
@@ -150,6 +162,7 @@ impl Run {
             snapshots,
             split,
             trainer,
+            scored: None,
         })
     }
 
@@ -178,8 +191,10 @@ impl Run {
         &self.trainer
     }
 
-    /// Mutable access to the trainer (e.g. to inspect or perturb parameters in tests).
+    /// Mutable access to the trainer (e.g. to inspect or perturb parameters in tests). It
+    /// forgets the latest evaluation: [`Run::finish`] scores the model again.
     pub fn trainer_mut(&mut self) -> &mut Trainer {
+        self.scored = None;
         &mut self.trainer
     }
 
@@ -212,18 +227,25 @@ impl Run {
             let step = report.step;
             let last = step == self.config.train.steps;
             let every = |n: usize| n > 0 && step.is_multiple_of(n);
-            let evaluation = if every(self.config.train.eval_every) || last {
-                let e = self.evaluate()?;
-                observer.on_evaluation(step, &e);
-                Some(e)
-            } else {
-                None
-            };
+            if every(self.config.train.eval_every) || last {
+                let (evaluation, predictions) = self.evaluate_with_predictions()?;
+                observer.on_evaluation(step, &evaluation);
+                self.scored = Some(Scored {
+                    step,
+                    evaluation,
+                    predictions,
+                });
+            }
+            let evaluation = self
+                .scored
+                .as_ref()
+                .filter(|s| s.step == step)
+                .map(|s| &s.evaluation);
             append_metrics(
                 &metrics_path,
                 &report,
                 self.trainer.wall_seconds(),
-                evaluation.as_ref(),
+                evaluation,
             )?;
             if every(self.config.train.checkpoint_every) || last {
                 let path = self.dir.join(CHECKPOINT_FILE);
@@ -239,27 +261,43 @@ impl Run {
     /// # Errors
     /// As [`crate::evaluate`].
     pub fn evaluate(&self) -> Result<Evaluation> {
+        self.evaluate_with_predictions()
+            .map(|(evaluation, _)| evaluation)
+    }
+
+    /// [`Run::evaluate`], also returning the rollouts it scored.
+    ///
+    /// # Errors
+    /// As [`crate::evaluate_with_predictions`].
+    pub fn evaluate_with_predictions(&self) -> Result<(Evaluation, Predictions)> {
         self.trainer
-            .evaluate(&self.snapshots, &self.split, &self.config.eval)
+            .evaluate_with_predictions(&self.snapshots, &self.split, &self.config.eval)
     }
 
     /// Writes the final outputs: weights, EMA weights, the forecast (`.npz`) and the
-    /// evaluation (`.ron`); returns the evaluation.
+    /// evaluation (`.ron`); returns the evaluation and the rollouts it scored (the forecast
+    /// written, the interpolations of an interpolation split).
+    ///
+    /// The evaluation [`Run::train_for`] made at the last step is reused, not computed again;
+    /// the model is scored only when training moved since (or never evaluated).
     ///
     /// # Errors
     /// Evaluation and I/O failures.
-    pub fn finish(&self) -> Result<Evaluation> {
+    pub fn finish(&mut self) -> Result<(Evaluation, Predictions)> {
         let model = self.trainer.model();
         model.save_weights(self.dir.join(WEIGHTS_FILE))?;
         self.trainer
             .ema()
             .with_shadows(|| model.save_weights(self.dir.join(EMA_WEIGHTS_FILE)))?;
-        let fc = self.trainer.forecast(&self.snapshots, &self.config.eval)?;
+        let step = self.trainer.step_count();
+        let (evaluation, predictions) = match self.scored.take() {
+            Some(s) if s.step == step => (s.evaluation, s.predictions),
+            _ => self.evaluate_with_predictions()?,
+        };
         let path = self.dir.join(FORECAST_FILE);
-        wlm_data::write_particles_npz(&path, &fc.to_snapshots()?)?;
-        let evaluation = self.evaluate()?;
+        wlm_data::write_particles_npz(&path, &predictions.forecast.to_snapshots()?)?;
         write_atomic(&self.dir.join(EVALUATION_FILE), &to_ron(&evaluation)?)?;
-        Ok(evaluation)
+        Ok((evaluation, predictions))
     }
 }
 

@@ -191,7 +191,7 @@ fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
     assert_eq!(seen.0.borrow().len(), 2);
     let evaluation = wlm::Run::evaluate(&run)?;
     assert!(evaluation.test_w1.is_some());
-    let out = run.finish()?;
+    let (out, _) = run.finish()?;
     assert!(out.forecast);
     for f in [
         wlm::WEIGHTS_FILE,
@@ -200,6 +200,68 @@ fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
         wlm::EVALUATION_FILE,
     ] {
         assert!(dir.path().join(f).exists(), "{f}");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Evaluations(Vec<(usize, wlm::Evaluation)>);
+
+impl TrainObserver for Evaluations {
+    fn on_evaluation(&mut self, step: usize, evaluation: &wlm::Evaluation) {
+        self.0.push((step, evaluation.clone()));
+    }
+}
+
+/// Scales every parameter of the run's model in place, through the shared handles (so the
+/// run is not told).
+fn perturb_in_place(run: &Run, factor: f64) -> anyhow::Result<()> {
+    for (_, var) in run.trainer().model().named_parameters() {
+        var.set(&(var.as_tensor() * factor)?)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn finish_reuses_the_last_steps_evaluation_and_scores_again_after_a_change() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 9)?;
+    for split in [
+        SplitConfig::Forecast { n_train: 4 },
+        SplitConfig::Holdout {
+            indices: vec![2, 4],
+        },
+    ] {
+        let dir = tempfile::tempdir()?;
+        let mut c = config(3);
+        c.split = split;
+        c.eval.use_ema = false; // the perturbation below reaches the live weights only
+        let mut run = Run::create(dir.path(), c, data.clone(), &Device::Cpu)?;
+        let mut seen = Evaluations::default();
+        run.train(&mut seen)?;
+        let (step, last) = seen.0.pop().expect("an evaluation at the last step");
+        assert_eq!(step, 3);
+        assert_eq!(
+            last,
+            run.evaluate()?,
+            "the evaluation is a function of the model"
+        );
+        // The model changes behind the run's back: finish still reports the last step's
+        // evaluation (it is not computed again) and writes its forecast.
+        perturb_in_place(&run, 1.5)?;
+        let changed = run.evaluate()?;
+        assert_ne!(changed, last, "the perturbation must change the scores");
+        let (reused, predictions) = run.finish()?;
+        assert_eq!(reused, last);
+        let written = wlm_data::load_particles_npz(dir.path().join(wlm::FORECAST_FILE), None)?;
+        assert_eq!(written, predictions.forecast.to_snapshots()?);
+        assert_eq!(
+            predictions.interpolations.len(),
+            if last.forecast { 0 } else { 2 }
+        );
+        // After mutable access to the trainer, finish scores the model as it is now.
+        run.trainer_mut();
+        let (again, _) = run.finish()?;
+        assert_eq!(again, changed);
     }
     Ok(())
 }
