@@ -144,7 +144,8 @@ impl Float for f32 {
         ldc: usize,
         accumulate: bool,
     ) -> bool {
-        super::gemm_avx2::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        super::gemm_avx512::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+            || super::gemm_avx2::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
     }
 }
 

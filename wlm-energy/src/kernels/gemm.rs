@@ -15,8 +15,9 @@ const NR: usize = 16;
 /// `C[i][j] (+)= Σ_p A[i][p] B[p][j]` for `i < m`, `j < n`, `p < k`, with leading dimensions
 /// `lda`, `ldb`, `ldc` (row-major). `accumulate = false` overwrites `C`.
 ///
-/// Runs the type's fast kernel where it has one ([`Float::gemm_fast`]: the AVX2 micro-kernel
-/// of [`super::gemm_avx2`] for f32), else [`gemm_generic`].
+/// Runs the type's fast kernel where it has one ([`Float::gemm_fast`]: for f32 the AVX-512
+/// micro-kernel of [`super::gemm_avx512`], else the AVX2 one of [`super::gemm_avx2`]), else
+/// [`gemm_generic`].
 ///
 /// # Panics
 /// If a slice is too short for its shape and leading dimension (a bug in the caller).

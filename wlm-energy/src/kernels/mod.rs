@@ -10,6 +10,7 @@ pub(crate) mod float;
 pub(crate) mod gelu;
 pub(crate) mod gemm;
 mod gemm_avx2;
+mod gemm_avx512;
 pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;
