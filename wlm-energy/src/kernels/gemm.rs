@@ -165,11 +165,27 @@ fn tail<T: Float, const M: usize>(
 }
 
 /// `out (cols × rows) = inᵀ` for a row-major `rows × cols` block with leading dimension `ld`.
-#[inline(always)]
+/// Walks `TILE × TILE` tiles so that both the reads and the strided writes stay in L1.
+#[inline]
 pub(crate) fn transpose<T: Float>(input: &[T], rows: usize, cols: usize, ld: usize, out: &mut [T]) {
-    for r in 0..rows {
-        for col in 0..cols {
-            out[col * rows + r] = input[r * ld + col];
+    const TILE: usize = 16;
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        input.len() >= (rows - 1) * ld + cols && out.len() >= rows * cols,
+        "transpose: short slice"
+    );
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for r in r0..r1 {
+                let row = &input[r * ld + c0..r * ld + c1];
+                for (col, &v) in (c0..c1).zip(row) {
+                    out[col * rows + r] = v;
+                }
+            }
         }
     }
 }
@@ -206,6 +222,29 @@ mod tests {
             gemm_generic(m, n, k, &a, k, &b, n, &mut c, n, true);
             let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
             assert_eq!(c, twice);
+        }
+    }
+
+    #[test]
+    fn blocked_transpose_equals_the_index_definition_with_a_leading_dimension() {
+        for &(rows, cols, ld) in &[
+            (1usize, 1usize, 1usize),
+            (17, 33, 40),
+            (40, 16, 16),
+            (3, 50, 51),
+        ] {
+            let input: Vec<f64> = (0..rows * ld).map(|i| i as f64 * 0.5 - 3.0).collect();
+            let mut out = vec![f64::NAN; rows * cols];
+            transpose(&input, rows, cols, ld, &mut out);
+            for r in 0..rows {
+                for col in 0..cols {
+                    assert_eq!(
+                        out[col * rows + r],
+                        input[r * ld + col],
+                        "{rows}x{cols} ld {ld}"
+                    );
+                }
+            }
         }
     }
 
