@@ -29,6 +29,8 @@
 //! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
 //! | [`evaluate`], [`evaluate_with_predictions`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test; the rollouts kept for writing | the rollouts, then one exact OT per score, in parallel (`O(N·M)` memory each) |
 //! | [`w1_scores`] | exact W1 of given predictions against their snapshots | one exact OT each, in parallel |
+//! | [`ot_finite_difference`] | velocities of a snapshot from the exact OT plans to its neighbours (forward, backward, central) | one or two exact OT problems |
+//! | [`carry_velocities`] | velocities carried from one cloud onto another along their exact OT plan | one exact OT |
 //!
 //! # Gradients in memory independent of the horizon
 //! The reference keeps every step's graph. Here the forward rollout stores only plain tensors
@@ -66,6 +68,7 @@ mod optim;
 mod rng;
 mod run;
 mod trainer;
+mod velocity;
 
 pub use config::{
     EvalConfig, GradientMethod, LossConfig, Split, SplitConfig, TrainConfig, VelocitySource,
@@ -85,3 +88,4 @@ pub use run::{
     FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
 pub use trainer::{StepReport, Trainer};
+pub use velocity::{carry_velocities, ot_finite_difference, Scheme};
