@@ -256,6 +256,8 @@ fn is_checkpoint(path: &Path) -> Result<bool> {
 fn load_run(args: &EvalArgs) -> Result<Loaded> {
     let dir = &args.run_dir;
     let mut config = read_experiment(dir)?;
+    // `Model` evaluation velocities start from what training started from, unless set.
+    config.eval = config.eval.with_training_start(&config.train);
     if let Some(n) = args.substeps {
         config.eval.steps_per_interval = n;
         config.eval.validate()?;
@@ -298,21 +300,24 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
     })
 }
 
-/// Interpolations of the snapshots `indices`, each from the observed snapshot before it.
+/// Interpolations of the snapshots `indices`, each from the observed snapshot before it, with
+/// the initial velocities an evaluation gives it (OT estimates from the training snapshots).
 fn interpolations(
     model: &Model,
     snapshots: &Snapshots,
     indices: &[usize],
+    split: &Split,
     config: &ExperimentConfig,
 ) -> Result<Vec<Tensor>> {
     indices
         .iter()
         .map(|&h| {
-            Ok(wlm::interpolate(
+            let v = wlm::initial_velocities(model, snapshots, h - 1, &split.train, &config.eval)?;
+            Ok(wlm::interpolate_with_velocities(
                 model,
                 snapshots,
                 h,
-                config.eval.initial_velocities,
+                &v,
                 config.eval.steps_per_interval,
             )?)
         })
@@ -340,11 +345,12 @@ pub(crate) fn forecast(args: &EvalArgs, mode: Mode) -> Result<()> {
     let loaded = load_run(args)?;
     let eval = &loaded.config.eval;
     let fc = loaded.weights.with_model(eval.use_ema, |model| {
-        Ok(wlm::forecast(
+        let v0 = wlm::initial_velocities(model, &loaded.snapshots, 0, &loaded.split.train, eval)?;
+        Ok(wlm::forecast_with_velocities(
             model,
             &loaded.snapshots,
             0,
-            eval.initial_velocities,
+            &v0,
             eval.steps_per_interval,
         )?)
     })?;
@@ -396,7 +402,13 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
     }
     let eval = &loaded.config.eval;
     let predictions = loaded.weights.with_model(eval.use_ema, |model| {
-        interpolations(model, &loaded.snapshots, test, &loaded.config)
+        interpolations(
+            model,
+            &loaded.snapshots,
+            test,
+            &loaded.split,
+            &loaded.config,
+        )
     })?;
     let out = args
         .out

@@ -2,9 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::velocity::Scheme;
 use crate::{Error, Result};
 
 /// Where the initial velocities of a rollout come from.
+///
+/// For data without velocities, [`VelocitySource::OtCentral`] (or `OtForward`) estimates them
+/// from the snapshots; [`VelocitySource::Zero`] assumes the population starts at rest. The
+/// OT estimates see only the snapshots a rollout may know: the training snapshots when
+/// training, and in an evaluation the training snapshots plus the start snapshot (never the
+/// held-out snapshot an interpolation predicts, nor the test snapshots a forecast predicts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VelocitySource {
     /// The velocities stored with the starting snapshot (an error if it has none).
@@ -12,6 +19,38 @@ pub enum VelocitySource {
     Data,
     /// Zero velocities.
     Zero,
+    /// OT forward difference with the next known snapshot,
+    /// [`crate::ot_finite_difference`] with [`Scheme::Forward`]: `(T₊(x) − x) / Δt`,
+    /// first order. At the last known snapshot (an evaluation restart from the last training
+    /// snapshot) it falls back to the backward difference.
+    OtForward,
+    /// OT backward difference with the previous known snapshot ([`Scheme::Backward`]): first
+    /// order. At snapshot 0 (every training start) it falls back to the forward difference.
+    OtBackward,
+    /// OT central difference with both neighbours ([`Scheme::Central`]): second order. At
+    /// snapshot 0, which has no previous snapshot (every training start), it is the forward
+    /// difference; at the last known snapshot, the backward difference.
+    OtCentral,
+    /// Evaluation only: the model's own velocities. The model is rolled out from snapshot 0
+    /// (with [`EvalConfig::model_start_velocities`]) to the start time, and the simulated
+    /// velocities are carried onto the observed start cloud along the exact OT plan between
+    /// the simulated and the observed cloud ([`crate::carry_velocities`]). For
+    /// interpolation and forecast restarts; the forecast from snapshot 0 itself uses
+    /// `model_start_velocities`. Training always starts at snapshot 0, where there is nothing
+    /// to roll out from: there it is a config error.
+    Model,
+}
+
+impl VelocitySource {
+    /// The finite-difference scheme of an OT source (`None` for the others).
+    pub fn ot_scheme(self) -> Option<Scheme> {
+        match self {
+            VelocitySource::OtForward => Some(Scheme::Forward),
+            VelocitySource::OtBackward => Some(Scheme::Backward),
+            VelocitySource::OtCentral => Some(Scheme::Central),
+            VelocitySource::Data | VelocitySource::Zero | VelocitySource::Model => None,
+        }
+    }
 }
 
 /// How gradients are propagated through the training rollout.
@@ -89,7 +128,10 @@ pub struct TrainConfig {
     pub max_horizon: Option<usize>,
     /// Always use the full horizon `K` instead of drawing `k ~ U{1..K}`. Default false.
     pub fixed_horizon: bool,
-    /// Initial velocities of the training rollouts. Default [`VelocitySource::Data`].
+    /// Initial velocities of the training rollouts (at snapshot 0): `Data`, `Zero` or an OT
+    /// estimate from the training snapshots (`OtForward`, `OtCentral`, `OtBackward`: all the
+    /// forward difference to the next training snapshot at snapshot 0); `Model` is an error.
+    /// Default [`VelocitySource::Data`].
     pub initial_velocities: VelocitySource,
     /// The Sinkhorn loss.
     pub loss: LossConfig,
@@ -142,7 +184,8 @@ impl TrainConfig {
     /// Checks every field's range.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the field (`train.lr`, `train.loss.p`, ...).
+    /// [`Error::Config`] naming the field (`train.lr`, `train.loss.p`, ...;
+    /// `train.initial_velocities` for `Model`).
     pub fn validate(&self) -> Result<()> {
         let positive = |field: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
@@ -171,6 +214,12 @@ impl TrainConfig {
                 Err(Error::config(field, format!("must be in [0, 1), got {v}")))
             }
         };
+        if self.initial_velocities == VelocitySource::Model {
+            return Err(Error::config(
+                "train.initial_velocities",
+                "Model velocities come from a rollout from snapshot 0 to the start, but training starts at snapshot 0: use Data, Zero, OtForward or OtCentral",
+            ));
+        }
         positive("train.lr", self.lr)?;
         non_negative("train.weight_decay", self.weight_decay)?;
         positive("train.friction_lr", self.friction_lr)?;
@@ -305,6 +354,12 @@ pub struct EvalConfig {
     pub use_ema: bool,
     /// Initial velocities of evaluation rollouts. Default [`VelocitySource::Data`].
     pub initial_velocities: VelocitySource,
+    /// With `initial_velocities: Model`, the velocities at snapshot 0 that start the model's
+    /// rollout (and the forecast from snapshot 0); any source but `Model`. `None` (default):
+    /// as `train.initial_velocities`, filled in by [`crate::Run::create`] (and recorded in
+    /// `config.ron`) and by [`crate::Trainer::evaluate`]; a bare [`crate::evaluate`] of a
+    /// `Model` config needs it set.
+    pub model_start_velocities: Option<VelocitySource>,
 }
 
 impl Default for EvalConfig {
@@ -314,20 +369,40 @@ impl Default for EvalConfig {
             w2: true,
             use_ema: true,
             initial_velocities: VelocitySource::Data,
+            model_start_velocities: None,
         }
     }
 }
 
 impl EvalConfig {
+    /// This config with an unset [`EvalConfig::model_start_velocities`] taken from the
+    /// training config's `initial_velocities` (what the model learnt to start from).
+    #[must_use]
+    pub fn with_training_start(&self, train: &TrainConfig) -> Self {
+        Self {
+            model_start_velocities: self
+                .model_start_velocities
+                .or(Some(train.initial_velocities)),
+            ..self.clone()
+        }
+    }
+
     /// Checks the fields.
     ///
     /// # Errors
-    /// [`Error::Config`] (`eval.steps_per_interval`) for 0 steps.
+    /// [`Error::Config`] (`eval.steps_per_interval`) for 0 steps;
+    /// (`eval.model_start_velocities`) for `Model`.
     pub fn validate(&self) -> Result<()> {
         if self.steps_per_interval == 0 {
             return Err(Error::config(
                 "eval.steps_per_interval",
                 "must be at least 1",
+            ));
+        }
+        if self.model_start_velocities == Some(VelocitySource::Model) {
+            return Err(Error::config(
+                "eval.model_start_velocities",
+                "Model cannot start the rollout it is taken from: use Data, Zero or an Ot source",
             ));
         }
         Ok(())
@@ -400,5 +475,60 @@ mod tests {
         let partial: TrainConfig = ron::from_str("(steps: 5)").unwrap();
         assert_eq!(partial.steps, 5);
         assert_eq!(partial.lr, 1e-4);
+    }
+
+    #[test]
+    fn velocity_sources_read_from_ron_and_model_is_refused_for_training() {
+        for (text, source) in [
+            ("OtForward", VelocitySource::OtForward),
+            ("OtBackward", VelocitySource::OtBackward),
+            ("OtCentral", VelocitySource::OtCentral),
+            ("Model", VelocitySource::Model),
+        ] {
+            let train: TrainConfig =
+                ron::from_str(&format!("(initial_velocities: {text})")).unwrap();
+            assert_eq!(train.initial_velocities, source);
+            let eval: EvalConfig = ron::from_str(&format!(
+                "(initial_velocities: {text}, model_start_velocities: Some(OtCentral))"
+            ))
+            .unwrap();
+            assert_eq!(eval.initial_velocities, source);
+            assert_eq!(eval.validate().ok(), Some(()));
+            assert_eq!(
+                ron::from_str::<EvalConfig>(&ron::to_string(&eval).unwrap()).unwrap(),
+                eval
+            );
+        }
+        let model = TrainConfig {
+            initial_velocities: VelocitySource::Model,
+            ..TrainConfig::default()
+        };
+        let message = model.validate().unwrap_err().to_string();
+        assert!(message.contains("train.initial_velocities"), "{message}");
+        assert!(message.contains("snapshot 0"), "{message}");
+        let eval = EvalConfig {
+            model_start_velocities: Some(VelocitySource::Model),
+            ..EvalConfig::default()
+        };
+        let message = eval.validate().unwrap_err().to_string();
+        assert!(message.contains("eval.model_start_velocities"), "{message}");
+        // An unset start is taken from training; a set one is kept.
+        let train = TrainConfig {
+            initial_velocities: VelocitySource::OtCentral,
+            ..TrainConfig::default()
+        };
+        let resolved = EvalConfig::default().with_training_start(&train);
+        assert_eq!(
+            resolved.model_start_velocities,
+            Some(VelocitySource::OtCentral)
+        );
+        let kept = EvalConfig {
+            model_start_velocities: Some(VelocitySource::Zero),
+            ..EvalConfig::default()
+        };
+        assert_eq!(
+            kept.with_training_start(&train).model_start_velocities,
+            Some(VelocitySource::Zero)
+        );
     }
 }

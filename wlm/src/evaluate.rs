@@ -15,6 +15,7 @@ use wlm_data::Snapshots;
 use crate::config::{EvalConfig, Split, VelocitySource};
 use crate::model::Model;
 use crate::trainer::Trainer;
+use crate::velocity::{carry_velocities, ot_difference, Scheme};
 use crate::{Error, Result};
 
 /// Mean and standard error (`sample sd / √n`; 0 for a single value) of some scores.
@@ -74,37 +75,173 @@ impl Forecast {
     }
 }
 
-fn initial_state(
+/// Initial velocities of a rollout from observed snapshot `start`, from
+/// `config.initial_velocities` (see [`VelocitySource`]).
+///
+/// `known` lists the observed snapshots the estimate may use besides `start` (an
+/// evaluation passes the training snapshots; indices out of range are ignored): the OT
+/// sources difference `start` with its nearest known neighbours in time (one-sided at the
+/// ends of what is known). `Model` rolls the model out from snapshot 0, started with
+/// `config.model_start_velocities` (resolved the same way), at `config.steps_per_interval`
+/// steps per interval to `t_start`, and carries the simulated velocities onto the observed
+/// start cloud along their exact W2 plan ([`carry_velocities`]); at `start = 0` it is the
+/// `model_start_velocities` themselves.
+///
+/// # Shapes
+/// → `(n_particles(start), dim)` in the model's dtype, on its device.
+///
+/// # Errors
+/// [`Error::Config`] naming `eval.initial_velocities` (or `eval.model_start_velocities`) for
+/// missing data velocities, no known neighbour to difference with, or `Model` without a set
+/// `model_start_velocities`; (`start`) for a start out of range; invalid `config`; simulation and
+/// exact-OT failures.
+pub fn initial_velocities(
     model: &Model,
     snapshots: &Snapshots,
     start: usize,
-    velocities: VelocitySource,
-) -> Result<(Tensor, Tensor)> {
+    known: &[usize],
+    config: &EvalConfig,
+) -> Result<Tensor> {
+    config.validate()?;
+    check_start(snapshots, start)?;
+    let source = config.initial_velocities;
+    if source != VelocitySource::Model {
+        return source_velocities(
+            model,
+            snapshots,
+            start,
+            known,
+            source,
+            "eval.initial_velocities",
+        );
+    }
+    let base = config.model_start_velocities.ok_or_else(|| {
+        Error::config(
+            "eval.model_start_velocities",
+            "Model velocities need the velocities that start the model's rollout from snapshot 0: set it (e.g. to what train.initial_velocities is)",
+        )
+    })?;
+    let v0 = source_velocities(
+        model,
+        snapshots,
+        0,
+        known,
+        base,
+        "eval.model_start_velocities",
+    )?;
+    if start == 0 {
+        return Ok(v0);
+    }
     let (dtype, device) = (model.dtype(), model.device());
-    let x0 = snapshots.positions_tensor(start, dtype, device)?;
-    let v0 = match velocities {
-        VelocitySource::Zero => x0.zeros_like()?,
+    let x0 = snapshots.positions_tensor(0, dtype, device)?;
+    let times = snapshots.times();
+    let states = model.simulate(
+        &x0,
+        &v0,
+        times[0],
+        &times[1..=start],
+        config.steps_per_interval,
+    )?;
+    let simulated = states
+        .last()
+        .ok_or_else(|| Error::Data("the rollout to the start recorded no state".into()))?;
+    carried(
+        model,
+        snapshots,
+        start,
+        &simulated.positions,
+        &simulated.velocities,
+    )
+}
+
+/// Velocities of a simulated cloud carried onto observed snapshot `start`, in the model's
+/// dtype and on its device.
+fn carried(
+    model: &Model,
+    snapshots: &Snapshots,
+    start: usize,
+    positions: &Tensor,
+    velocities: &Tensor,
+) -> Result<Tensor> {
+    let observed = snapshots.positions_tensor(start, DType::F64, &Device::Cpu)?;
+    let v = carry_velocities(positions, velocities, &observed)?;
+    Ok(v.to_dtype(model.dtype())?.to_device(model.device())?)
+}
+
+/// The velocities of a source other than `Model` at `start`; `field` names the config field
+/// in errors.
+fn source_velocities(
+    model: &Model,
+    snapshots: &Snapshots,
+    start: usize,
+    known: &[usize],
+    source: VelocitySource,
+    field: &str,
+) -> Result<Tensor> {
+    let (dtype, device) = (model.dtype(), model.device());
+    match source {
+        VelocitySource::Zero => Ok(snapshots.positions_tensor(start, dtype, device)?.zeros_like()?),
         VelocitySource::Data => snapshots
             .velocities_tensor(start, dtype, device)?
             .ok_or_else(|| {
                 Error::config(
-                    "eval.initial_velocities",
-                    format!("Data was asked for but snapshot {start} has no velocities (use Zero)"),
+                    field,
+                    format!("Data was asked for but snapshot {start} has no velocities (use Zero or OtCentral)"),
                 )
-            })?,
-    };
-    Ok((x0, v0))
+            }),
+        VelocitySource::OtForward | VelocitySource::OtBackward | VelocitySource::OtCentral => {
+            let scheme = source.ot_scheme().unwrap_or(Scheme::Central);
+            let known = known.iter().copied().filter(|&k| k < snapshots.len());
+            let previous = known.clone().filter(|&k| k < start).max();
+            let next = known.filter(|&k| k > start).min();
+            let v = ot_difference(snapshots, start, previous, next, scheme)
+                .map_err(|e| Error::config(field, format!("{source:?}: {e}")))?;
+            Ok(v.to_dtype(dtype)?.to_device(device)?)
+        }
+        VelocitySource::Model => Err(Error::config(
+            field,
+            "Model velocities cannot start the rollout they are taken from",
+        )),
+    }
 }
 
-/// Rolls out from observed snapshot `start` (with its velocities, or zero) through every later
-/// observed time, `steps_per_interval` integrator steps per interval (SPEC 4 uses 5).
+fn check_start(snapshots: &Snapshots, start: usize) -> Result<()> {
+    if start >= snapshots.len() {
+        return Err(Error::config(
+            "start",
+            format!(
+                "snapshot {start} does not exist: the data have {} snapshots",
+                snapshots.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The settings of a bare rollout with `velocities` at `steps_per_interval` steps.
+fn rollout_config(velocities: VelocitySource, steps_per_interval: usize) -> EvalConfig {
+    EvalConfig {
+        steps_per_interval,
+        initial_velocities: velocities,
+        ..EvalConfig::default()
+    }
+}
+
+/// Rolls out from observed snapshot `start` (with its velocities, zero or an OT estimate)
+/// through every later observed time, `steps_per_interval` integrator steps per interval
+/// (SPEC 4 uses 5).
+///
+/// The OT sources may use every snapshot of `snapshots`, including the later ones the
+/// forecast is compared with; [`evaluate`] restricts them to the training snapshots (use
+/// [`initial_velocities`] and [`forecast_with_velocities`] to choose). `Model` velocities need
+/// [`EvalConfig::model_start_velocities`]: use those two functions.
 ///
 /// # Shapes
 /// Each prediction is `(n_particles(start), dim)`.
 ///
 /// # Errors
-/// [`Error::Config`] for a start index out of range, missing velocities or 0 steps; force
-/// and tensor failures.
+/// [`Error::Config`] for a start index out of range, missing velocities, `Model` velocities or
+/// 0 steps; force and tensor failures.
 pub fn forecast(
     model: &Model,
     snapshots: &Snapshots,
@@ -112,13 +249,31 @@ pub fn forecast(
     velocities: VelocitySource,
     steps_per_interval: usize,
 ) -> Result<Forecast> {
-    if start >= snapshots.len() {
-        return Err(Error::config(
-            "start",
-            format!("snapshot {start} does not exist"),
-        ));
-    }
-    let (x0, v0) = initial_state(model, snapshots, start, velocities)?;
+    check_start(snapshots, start)?;
+    let known: Vec<usize> = (0..snapshots.len()).collect();
+    let config = rollout_config(velocities, steps_per_interval);
+    let v0 = initial_velocities(model, snapshots, start, &known, &config)?;
+    forecast_with_velocities(model, snapshots, start, &v0, steps_per_interval)
+}
+
+/// [`forecast`] from observed snapshot `start` with the given initial velocities.
+///
+/// # Shapes
+/// `velocities`: `(n_particles(start), dim)`; each prediction is `(n_particles(start), dim)`.
+///
+/// # Errors
+/// [`Error::Config`] for a start index out of range, velocities of the wrong shape or 0
+/// steps; force and tensor failures.
+pub fn forecast_with_velocities(
+    model: &Model,
+    snapshots: &Snapshots,
+    start: usize,
+    velocities: &Tensor,
+    steps_per_interval: usize,
+) -> Result<Forecast> {
+    check_start(snapshots, start)?;
+    let x0 = snapshots.positions_tensor(start, model.dtype(), model.device())?;
+    let v0 = start_velocities(&x0, velocities, start, model)?;
     let times = snapshots.times()[start..].to_vec();
     let states = model.simulate(&x0, &v0, times[0], &times[1..], steps_per_interval)?;
     let mut positions = vec![x0];
@@ -135,14 +290,38 @@ pub fn forecast(
     })
 }
 
+/// `velocities` checked against the start cloud `x0`, in the model's dtype and device.
+fn start_velocities(
+    x0: &Tensor,
+    velocities: &Tensor,
+    start: usize,
+    model: &Model,
+) -> Result<Tensor> {
+    if velocities.dims() != x0.dims() {
+        return Err(Error::config(
+            "velocities",
+            format!(
+                "snapshot {start} has {:?} positions but the initial velocities are {:?}",
+                x0.dims(),
+                velocities.dims()
+            ),
+        ));
+    }
+    Ok(velocities
+        .to_dtype(model.dtype())?
+        .to_device(model.device())?)
+}
+
 /// Interpolation of held-out snapshot `held_out`: start from observed snapshot `held_out − 1`
-/// with its velocities (or zero) and integrate to `t_{held_out}`.
+/// with its velocities (zero, or an OT estimate from the snapshots other than `held_out`)
+/// and integrate to `t_{held_out}`. `Model` velocities: see [`forecast`].
 ///
 /// # Shapes
 /// → `(n_particles(held_out − 1), dim)`.
 ///
 /// # Errors
-/// [`Error::Config`] for `held_out` 0 or out of range, missing velocities or 0 steps.
+/// [`Error::Config`] for `held_out` 0 or out of range, missing velocities, `Model` velocities
+/// or 0 steps.
 pub fn interpolate(
     model: &Model,
     snapshots: &Snapshots,
@@ -150,6 +329,38 @@ pub fn interpolate(
     velocities: VelocitySource,
     steps_per_interval: usize,
 ) -> Result<Tensor> {
+    check_held_out(snapshots, held_out)?;
+    let known: Vec<usize> = (0..snapshots.len()).filter(|&k| k != held_out).collect();
+    let config = rollout_config(velocities, steps_per_interval);
+    let v0 = initial_velocities(model, snapshots, held_out - 1, &known, &config)?;
+    interpolate_with_velocities(model, snapshots, held_out, &v0, steps_per_interval)
+}
+
+/// [`interpolate`] with the given velocities of snapshot `held_out − 1`.
+///
+/// # Shapes
+/// `velocities`: `(n_particles(held_out − 1), dim)` → `(n_particles(held_out − 1), dim)`.
+///
+/// # Errors
+/// [`Error::Config`] for `held_out` 0 or out of range, velocities of the wrong shape or 0
+/// steps.
+pub fn interpolate_with_velocities(
+    model: &Model,
+    snapshots: &Snapshots,
+    held_out: usize,
+    velocities: &Tensor,
+    steps_per_interval: usize,
+) -> Result<Tensor> {
+    check_held_out(snapshots, held_out)?;
+    let start = held_out - 1;
+    let x0 = snapshots.positions_tensor(start, model.dtype(), model.device())?;
+    let v0 = start_velocities(&x0, velocities, start, model)?;
+    let t = snapshots.times();
+    let states = model.simulate(&x0, &v0, t[start], &[t[held_out]], steps_per_interval)?;
+    Ok(states[0].positions.clone())
+}
+
+fn check_held_out(snapshots: &Snapshots, held_out: usize) -> Result<()> {
     if held_out == 0 || held_out >= snapshots.len() {
         return Err(Error::config(
             "held_out",
@@ -159,11 +370,7 @@ pub fn interpolate(
             ),
         ));
     }
-    let start = held_out - 1;
-    let (x0, v0) = initial_state(model, snapshots, start, velocities)?;
-    let t = snapshots.times();
-    let states = model.simulate(&x0, &v0, t[start], &[t[held_out]], steps_per_interval)?;
-    Ok(states[0].positions.clone())
+    Ok(())
 }
 
 /// The role of a snapshot in a split.
@@ -271,6 +478,13 @@ pub fn evaluate(
 /// the restart's and the baselines' — is computed in one rayon batch, each observed snapshot
 /// converted to a tensor once. The scores do not depend on the number of threads.
 ///
+/// Initial velocities come from `config.initial_velocities` through [`initial_velocities`]
+/// with the training snapshots known: OT estimates never see a snapshot the rollout is scored
+/// against (an interpolation of `h` from `h − 1` differences with the training snapshots
+/// around it; the restart from the last training snapshot uses the backward difference).
+/// With `Model`, the forecast from snapshot 0 starts from `config.model_start_velocities`
+/// and is itself the rollout whose velocities the restarts take.
+///
 /// # Shapes
 /// Predictions are `(n_particles(start), dim)` in the model's dtype.
 ///
@@ -287,21 +501,46 @@ pub fn evaluate_with_predictions(
     config.validate()?;
     check_split(snapshots, split)?;
     let is_forecast = split.is_forecast();
-    let (velocities, steps) = (config.initial_velocities, config.steps_per_interval);
-    // Rollouts: they need the model, which stays on this thread.
-    let fc = forecast(model, snapshots, 0, velocities, steps)?;
+    let steps = config.steps_per_interval;
+    // Rollouts: they need the model, which stays on this thread. Velocity estimates see the
+    // training snapshots (and the start), never a snapshot the rollout is scored against.
+    let known = &split.train;
+    let v0 = initial_velocities(model, snapshots, 0, known, config)?;
+    let fc = forecast_with_velocities(model, snapshots, 0, &v0, steps)?;
+    // `Model` velocities at a later start: the forecast from 0 is that rollout (the same
+    // steps as `initial_velocities` takes), carried onto the observed start.
+    let velocities_at = |start: usize| -> Result<Tensor> {
+        if config.initial_velocities == VelocitySource::Model {
+            carried(
+                model,
+                snapshots,
+                start,
+                &fc.positions[start],
+                &fc.velocities[start],
+            )
+        } else {
+            initial_velocities(model, snapshots, start, known, config)
+        }
+    };
     let interpolations = if is_forecast {
         Vec::new()
     } else {
         split
             .test
             .iter()
-            .map(|&h| Ok((h, interpolate(model, snapshots, h, velocities, steps)?)))
+            .map(|&h| {
+                let v = velocities_at(h - 1)?;
+                Ok((
+                    h,
+                    interpolate_with_velocities(model, snapshots, h, &v, steps)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?
     };
     let restart = match split.train.last() {
         Some(&last) if is_forecast && last > 0 && !split.test.is_empty() => {
-            Some(forecast(model, snapshots, last, velocities, steps)?)
+            let v = velocities_at(last)?;
+            Some(forecast_with_velocities(model, snapshots, last, &v, steps)?)
         }
         _ => None,
     };
@@ -690,7 +929,8 @@ impl Trainer {
     }
 
     /// [`evaluate_with_predictions`] with the EMA weights swapped in when `config.use_ema`
-    /// (restored after).
+    /// (restored after); an unset [`EvalConfig::model_start_velocities`] is the training
+    /// config's `initial_velocities`.
     ///
     /// # Errors
     /// As [`evaluate_with_predictions`].
@@ -700,7 +940,8 @@ impl Trainer {
         split: &Split,
         config: &EvalConfig,
     ) -> Result<(Evaluation, Predictions)> {
-        let run = || evaluate_with_predictions(&self.model, snapshots, split, config);
+        let config = config.with_training_start(&self.config);
+        let run = || evaluate_with_predictions(&self.model, snapshots, split, &config);
         if config.use_ema {
             self.ema.with_shadows(run)
         } else {
@@ -708,19 +949,18 @@ impl Trainer {
         }
     }
 
-    /// [`forecast`] from snapshot 0 with the EMA weights when `config.use_ema`.
+    /// The forecast from snapshot 0 with the EMA weights when `config.use_ema`; its initial
+    /// velocities are [`initial_velocities`] with every snapshot known (`Model`: the
+    /// `model_start_velocities`, by default the training config's `initial_velocities`).
     ///
     /// # Errors
-    /// As [`forecast`].
+    /// As [`initial_velocities`] and [`forecast_with_velocities`].
     pub fn forecast(&self, snapshots: &Snapshots, config: &EvalConfig) -> Result<Forecast> {
+        let config = config.with_training_start(&self.config);
+        let known: Vec<usize> = (0..snapshots.len()).collect();
         let run = || {
-            forecast(
-                &self.model,
-                snapshots,
-                0,
-                config.initial_velocities,
-                config.steps_per_interval,
-            )
+            let v0 = initial_velocities(&self.model, snapshots, 0, &known, &config)?;
+            forecast_with_velocities(&self.model, snapshots, 0, &v0, config.steps_per_interval)
         };
         if config.use_ema {
             self.ema.with_shadows(run)
@@ -992,6 +1232,163 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(message.contains("`split`"), "{message}");
+        Ok(())
+    }
+
+    /// An f64 harmonic-repulsion model with stiffness `stiffness`.
+    fn model_f64(stiffness: f64) -> Model {
+        let config = ModelConfig {
+            energy: EnergyConfig::Analytic {
+                potential: AnalyticPotential::HarmonicRepulsion {
+                    stiffness,
+                    repulsion: 0.5,
+                    length: 0.5,
+                },
+                dim: 2,
+            },
+            precision: Precision::F64,
+            ..ModelConfig::default()
+        };
+        Model::new(config, &Device::Cpu).expect("model")
+    }
+
+    /// 9 snapshots (Δt = 0.25) of 20 particles simulated by `truth` at 5 steps per interval,
+    /// each snapshot's rows shuffled (unpaired), with their true velocities.
+    fn simulated_data(truth: &Model) -> anyhow::Result<Snapshots> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let n = 20;
+        let x0: Vec<f64> = (0..2 * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let v0: Vec<f64> = (0..2 * n).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let x0 = Tensor::from_vec(x0, (n, 2), &Device::Cpu)?;
+        let v0 = Tensor::from_vec(v0, (n, 2), &Device::Cpu)?;
+        let times: Vec<f64> = (0..9).map(|k| 0.25 * k as f64).collect();
+        let states = truth.simulate(&x0, &v0, 0.0, &times[1..], 5)?;
+        let mut positions = vec![x0];
+        let mut velocities = vec![Some(v0)];
+        for s in states {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
+            let order = Tensor::new(order.as_slice(), &Device::Cpu)?;
+            positions.push(s.positions.index_select(&order, 0)?);
+            velocities.push(Some(s.velocities.index_select(&order, 0)?));
+        }
+        Ok(Snapshots::from_tensors(
+            times,
+            &positions,
+            Some(&velocities),
+        )?)
+    }
+
+    fn same(a: &Tensor, b: &Tensor) -> anyhow::Result<bool> {
+        Ok(a.to_vec2::<f64>()? == b.to_vec2::<f64>()?)
+    }
+
+    /// On data the model itself simulated (rows shuffled at every snapshot), the model's own
+    /// velocities carried onto the observed restarts are the true ones, so `Model` restarts
+    /// reproduce the `Data` restarts exactly; with another model they differ, and they are the
+    /// standalone `initial_velocities` rollout's.
+    #[test]
+    fn model_velocities_restart_from_the_models_own_rollout() -> anyhow::Result<()> {
+        let truth = model_f64(1.0);
+        let data = simulated_data(&truth)?;
+        let data_config = EvalConfig {
+            w2: false,
+            ..EvalConfig::default()
+        };
+        let model_config = EvalConfig {
+            initial_velocities: VelocitySource::Model,
+            model_start_velocities: Some(VelocitySource::Data),
+            ..data_config.clone()
+        };
+        for split in [
+            SplitConfig::Holdout {
+                indices: vec![3, 6],
+            }
+            .resolve(data.len())?,
+            SplitConfig::Forecast { n_train: 5 }.resolve(data.len())?,
+        ] {
+            let (e_data, p_data) = evaluate_with_predictions(&truth, &data, &split, &data_config)?;
+            let (e_model, p_model) =
+                evaluate_with_predictions(&truth, &data, &split, &model_config)?;
+            assert_eq!(e_model, e_data);
+            for ((h, a), (_, b)) in p_model.interpolations.iter().zip(&p_data.interpolations) {
+                assert!(same(a, b)?, "interpolation of {h}");
+            }
+            if let (Some(a), Some(b)) = (&p_model.from_last, &p_data.from_last) {
+                assert!(
+                    same(&a.velocities[0], &b.velocities[0])?,
+                    "restart velocities"
+                );
+            }
+            assert_eq!(
+                p_model.interpolations.len() + usize::from(p_model.from_last.is_some()),
+                2 - usize::from(split.is_forecast()),
+            );
+        }
+        // Carried velocities equal the true ones at every later snapshot.
+        let known: Vec<usize> = (0..data.len()).collect();
+        for start in 1..data.len() {
+            let carried = initial_velocities(&truth, &data, start, &known, &model_config)?;
+            let truth_v = data
+                .velocities_tensor(start, DType::F64, &Device::Cpu)?
+                .expect("velocities");
+            assert!(same(&carried, &truth_v)?, "snapshot {start}");
+        }
+        // Another model: its own velocities are not the data's, and evaluation uses the
+        // standalone rollout's.
+        let wrong = model_f64(3.0);
+        let split = SplitConfig::Holdout {
+            indices: vec![3, 6],
+        }
+        .resolve(data.len())?;
+        let (_, p) = evaluate_with_predictions(&wrong, &data, &split, &model_config)?;
+        for (h, prediction) in &p.interpolations {
+            let v = initial_velocities(&wrong, &data, h - 1, &split.train, &model_config)?;
+            let truth_v = data
+                .velocities_tensor(h - 1, DType::F64, &Device::Cpu)?
+                .expect("velocities");
+            assert!(!same(&v, &truth_v)?, "snapshot {}", h - 1);
+            let fresh = interpolate_with_velocities(&wrong, &data, *h, &v, 5)?;
+            assert!(same(prediction, &fresh)?, "interpolation of {h}");
+        }
+        // Without a start source, `Model` is an error naming the field.
+        let unset = EvalConfig {
+            model_start_velocities: None,
+            ..model_config
+        };
+        let message = evaluate(&truth, &data, &split, &unset)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("eval.model_start_velocities"), "{message}");
+        Ok(())
+    }
+
+    /// An interpolation's OT velocities never see the held-out snapshot: the forward
+    /// difference at `h − 1` is taken with `h + 1`.
+    #[test]
+    fn ot_velocities_of_an_interpolation_skip_the_held_out_snapshot() -> anyhow::Result<()> {
+        let (model, data) = (model_f64(1.0), data());
+        let split = SplitConfig::Holdout { indices: vec![4] }.resolve(data.len())?;
+        let config = EvalConfig {
+            initial_velocities: VelocitySource::OtForward,
+            w2: false,
+            ..EvalConfig::default()
+        };
+        let (_, p) = evaluate_with_predictions(&model, &data, &split, &config)?;
+        let skipping = crate::ot_finite_difference(&data.select(&[3, 5])?, 0, Scheme::Forward)?;
+        let leaking = crate::ot_finite_difference(&data, 3, Scheme::Forward)?;
+        let expected = interpolate_with_velocities(&model, &data, 4, &skipping, 5)?;
+        let leaked = interpolate_with_velocities(&model, &data, 4, &leaking, 5)?;
+        assert!(same(&p.interpolations[0].1, &expected)?);
+        assert!(!same(&p.interpolations[0].1, &leaked)?);
+        // The bare `interpolate` also leaves the held-out snapshot out.
+        let bare = interpolate(&model, &data, 4, VelocitySource::OtForward, 5)?;
+        assert!(same(&bare, &expected)?);
+        // OT estimates start the forecast from snapshot 0 with the next training snapshot.
+        let v0 = crate::ot_finite_difference(&data, 0, Scheme::Forward)?;
+        let fc = forecast_with_velocities(&model, &data, 0, &v0, 5)?;
+        assert!(same(&p.forecast.positions[8], &fc.positions[8])?);
         Ok(())
     }
 }

@@ -29,6 +29,8 @@
 //! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
 //! | [`evaluate`], [`evaluate_with_predictions`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test; the rollouts kept for writing | the rollouts, then one exact OT per score, in parallel (`O(N·M)` memory each) |
 //! | [`w1_scores`] | exact W1 of given predictions against their snapshots | one exact OT each, in parallel |
+//! | [`ot_finite_difference`] | velocities of a snapshot from the exact OT plans to its neighbours (forward, backward, central) | one or two exact OT problems |
+//! | [`initial_velocities`], [`carry_velocities`] | a rollout's start velocities from a [`VelocitySource`] (data, zero, OT estimate, the model's own rollout carried along an OT plan) | as above, or a rollout from snapshot 0 + one exact OT |
 //!
 //! # Gradients in memory independent of the horizon
 //! The reference keeps every step's graph. Here the forward rollout stores only plain tensors
@@ -41,7 +43,11 @@
 //! # What can go wrong
 //! - Bad configs are an [`Error::Config`] naming the field (`train.lr`, `split.n_train`,
 //!   `model.friction.gamma`, `train.initial_velocities` when the data have no velocities, ...).
-//!   A minibatch larger than the cloud is clamped, not an error.
+//!   A minibatch larger than the cloud is clamped, not an error. `Model` initial velocities
+//!   for training are refused (training starts at snapshot 0: nothing to roll out from).
+//! - OT velocity estimates divide a matching error by `Δt`: on a dense cloud sampled anew at
+//!   every snapshot they are noisy, and they only see the part of the motion that moves
+//!   mass (a flock turning in place, a rotating isotropic blob look still to them).
 //! - A NaN or infinite loss, gradient or simulated position stops training with
 //!   [`Error::NonFinite`] naming the step; nothing is updated and the last checkpoint stays.
 //! - Dropout (`AttentionEnergyConfig::dropout > 0`) with the reverse sweep would draw different
@@ -66,6 +72,7 @@ mod optim;
 mod rng;
 mod run;
 mod trainer;
+mod velocity;
 
 pub use config::{
     EvalConfig, GradientMethod, LossConfig, Split, SplitConfig, TrainConfig, VelocitySource,
@@ -73,7 +80,8 @@ pub use config::{
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use evaluate::{
-    baselines, evaluate, evaluate_with_predictions, forecast, interpolate, interpolation_baselines,
+    baselines, evaluate, evaluate_with_predictions, forecast, forecast_with_velocities,
+    initial_velocities, interpolate, interpolate_with_velocities, interpolation_baselines,
     w1_scores, BaselineScore, Evaluation, Forecast, MeanSe, Predictions, Role, SnapshotScore,
 };
 pub use loss::{LossGradients, RolloutLoss};
@@ -85,3 +93,4 @@ pub use run::{
     FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
 pub use trainer::{StepReport, Trainer};
+pub use velocity::{carry_velocities, ot_finite_difference, Scheme};

@@ -100,7 +100,8 @@ struct Scored {
 
 impl Run {
     /// Starts a new run in `dir` (created if needed) on all `snapshots`; writes `config.ron`
-    /// (with the estimated blur filled in) and the metrics header.
+    /// (with the estimated blur and `eval.model_start_velocities` filled in) and the metrics
+    /// header.
     ///
     /// # Errors
     /// [`Error::File`] if `dir` already holds a checkpoint (resume it instead); config
@@ -126,6 +127,7 @@ impl Run {
         let train = snapshots.select(&split.train)?;
         let trainer = Trainer::new(model, config.train.clone(), &train)?;
         config.train.loss.blur = Some(trainer.blur());
+        config.eval = config.eval.with_training_start(&config.train);
         write_atomic(&dir.join(CONFIG_FILE), &to_ron(&config)?)?;
         write_atomic(&dir.join(METRICS_FILE), &format!("{METRICS_HEADER}\n"))?;
         Ok(Self {

@@ -16,6 +16,7 @@ use crate::loss::RolloutLoss;
 use crate::model::{Model, FRICTION_PARAMETER};
 use crate::optim::{AdamW, AdamWGroup};
 use crate::rng::TrainRng;
+use crate::velocity::{ot_finite_difference, Scheme};
 use crate::{Error, Result};
 
 /// What one training step did.
@@ -71,8 +72,13 @@ impl Trainer {
     ///
     /// # Errors
     /// [`Error::Config`] for invalid settings, fewer than 2 training snapshots
-    /// (`split`), a dimension mismatch (`model.energy.dim`) or data velocities that snapshot
-    /// 0 lacks (`train.initial_velocities`); tensor failures.
+    /// (`split`), a dimension mismatch (`model.energy.dim`), data velocities that snapshot
+    /// 0 lacks or `Model` velocities (`train.initial_velocities`); exact-OT failures of an
+    /// OT velocity estimate (`train.initial_velocities`); tensor failures.
+    ///
+    /// The OT sources estimate snapshot 0's velocities once, here, from the training
+    /// snapshots (at snapshot 0 every scheme is the forward difference to training snapshot
+    /// 1); a minibatch takes its points' rows of that estimate.
     pub fn new(model: Model, config: TrainConfig, train: &Snapshots) -> Result<Self> {
         config.validate()?;
         if train.len() < 2 {
@@ -111,10 +117,26 @@ impl Trainer {
                 None => {
                     return Err(Error::config(
                         "train.initial_velocities",
-                        "Data was asked for but the first training snapshot has no velocities (use Zero)",
+                        "Data was asked for but the first training snapshot has no velocities (use Zero or OtCentral)",
                     ))
                 }
             },
+            source @ (VelocitySource::OtForward
+            | VelocitySource::OtBackward
+            | VelocitySource::OtCentral) => {
+                let scheme = source.ot_scheme().unwrap_or(Scheme::Forward);
+                let v = ot_finite_difference(train, 0, scheme).map_err(|e| {
+                    Error::config("train.initial_velocities", format!("{source:?}: {e}"))
+                })?;
+                Some(v.to_dtype(dtype)?.to_device(&device)?)
+            }
+            // Refused by `validate` above.
+            VelocitySource::Model => {
+                return Err(Error::config(
+                    "train.initial_velocities",
+                    "Model is for evaluation only",
+                ))
+            }
         };
         let blur = match config.loss.blur {
             Some(b) => b,
@@ -431,5 +453,71 @@ mod tests {
             assert_eq!(kept.1, rebuilt.1, "parameters, detach={detach_positions}");
             assert!(kept.0.iter().all(|l| l.is_finite()));
         }
+    }
+
+    /// Data without velocities train from the OT estimate at snapshot 0: the forward
+    /// difference to training snapshot 1 (central has no backward neighbour there), row for
+    /// row; a few steps give finite losses. `Model` velocities are refused, naming the field.
+    #[test]
+    fn ot_velocities_start_training_on_data_without_velocities() {
+        let clouds: Vec<Tensor> = (0..4)
+            .map(|m| cloud(12, 0.1 * m as f64, m as f64))
+            .collect();
+        let snapshots =
+            Snapshots::from_tensors(vec![0.0, 0.1, 0.2, 0.3], &clouds, None).expect("snapshots");
+        let model = || {
+            Model::new(
+                ModelConfig {
+                    energy: EnergyConfig::Attention(AttentionEnergyConfig {
+                        dim: 2,
+                        heads: 1,
+                        hidden: 4,
+                        blocks: 1,
+                        ff: 8,
+                        time_features: false,
+                        dropout: 0.0,
+                    }),
+                    precision: Precision::F64,
+                    ..ModelConfig::default()
+                },
+                &Device::Cpu,
+            )
+            .expect("model")
+        };
+        let config = |source| TrainConfig {
+            initial_velocities: source,
+            batch_size: Some(8),
+            ..TrainConfig::default()
+        };
+        let mut trainer =
+            Trainer::new(model(), config(VelocitySource::OtCentral), &snapshots).expect("trainer");
+        let expected = ot_finite_difference(&snapshots, 0, Scheme::Forward).expect("estimate");
+        let v0 = trainer.data.velocities0.as_ref().expect("velocities");
+        assert_eq!(
+            v0.to_vec2::<f64>().expect("v0"),
+            expected.to_vec2::<f64>().expect("expected")
+        );
+        assert!(
+            v0.abs()
+                .expect("abs")
+                .sum_all()
+                .expect("sum")
+                .to_scalar::<f64>()
+                .expect("s")
+                > 0.0
+        );
+        for _ in 0..3 {
+            assert!(trainer.step().expect("step").loss.is_finite());
+        }
+        let message = Trainer::new(model(), config(VelocitySource::Model), &snapshots)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("train.initial_velocities"), "{message}");
+        let message = Trainer::new(model(), config(VelocitySource::Data), &snapshots)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("OtCentral"), "{message}");
     }
 }

@@ -143,6 +143,65 @@ fn a_holdout_run_writes_and_plots_interpolations() {
     check_png(&run.join("plots/snapshots.png"));
 }
 
+/// Data without velocities (dropped on loading) train from OT velocity estimates and evaluate
+/// with the model's own velocities: the new sources need nothing from the CLI but their names.
+#[test]
+fn data_without_velocities_train_from_ot_and_evaluate_with_model_velocities() {
+    let dir = setup();
+    let p = dir.path();
+    let no_velocities = [
+        "--set",
+        "data.drop_velocities=true",
+        "--set",
+        "split=Holdout(indices: [2, 4])",
+        "--set",
+        "train.steps=2",
+    ];
+    let mut args = vec![
+        "train",
+        "--config",
+        "tiny.ron",
+        "--run-dir",
+        "run",
+        "--quiet",
+    ];
+    args.extend(no_velocities);
+    let without = fails(&wlm_in(p, &args));
+    assert!(without.contains("train.initial_velocities"), "{without}");
+    args.extend([
+        "--set",
+        "train.initial_velocities=OtCentral",
+        "--set",
+        "eval.initial_velocities=Model",
+    ]);
+    let out = ok(&wlm_in(p, &args));
+    assert!(out.contains("repeat_previous"), "{out}");
+    let config = std::fs::read_to_string(p.join("run/config.ron")).unwrap();
+    assert!(config.contains("initial_velocities: OtCentral"), "{config}");
+    assert!(
+        config.contains("model_start_velocities: Some(OtCentral)"),
+        "{config}"
+    );
+    for command in ["forecast", "interpolate", "eval"] {
+        ok(&wlm_in(p, &[command, "--run-dir", "run"]));
+    }
+    let mut args = vec![
+        "train",
+        "--config",
+        "tiny.ron",
+        "--run-dir",
+        "model",
+        "--quiet",
+    ];
+    args.extend(no_velocities);
+    args.extend(["--set", "train.initial_velocities=Model"]);
+    let model = fails(&wlm_in(p, &args));
+    assert!(
+        model.contains("train.initial_velocities") && model.contains("snapshot 0"),
+        "{model}"
+    );
+}
+
 #[test]
 fn quiet_training_prints_only_results() {
     let dir = setup();

@@ -1,9 +1,10 @@
 //! Integration tests of the `wlm` learner: parity with the PyTorch reference, the reverse sweep
-//! against plain backprop, training runs (resume, NaN stop, bad configs) and an end-to-end
-//! harmonic-trap forecast.
+//! against plain backprop, training runs (resume, NaN stop, bad configs), an end-to-end
+//! harmonic-trap forecast and velocity estimates on data with known velocities.
 
 mod common;
 mod parity;
 mod runs;
 mod sweep;
 mod trap;
+mod velocity;
