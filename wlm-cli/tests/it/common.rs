@@ -89,9 +89,9 @@ pub(crate) fn small_snapshots(t: usize, n: usize) -> Snapshots {
 }
 
 /// The shared data folder (`../shared/data` next to the repository), if present.
+/// Absent: `None` on a developer's checkout, a failure under `CI=true`.
 pub(crate) fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    dir.is_dir().then_some(dir)
+    crate::shared_folder::shared("data")
 }
 
 /// Checks a PNG file: signature, IHDR, plausible size; returns (width, height).

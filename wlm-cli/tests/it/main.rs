@@ -6,4 +6,6 @@ mod data_commands;
 mod demo;
 mod experiment;
 mod runs;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;
 mod simulate;

@@ -5,6 +5,8 @@ mod fuzz_props;
 mod gf_sde;
 mod h5ad;
 mod real_data;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;
 mod trajectorynet;
 
 use std::io::{Cursor, Write};
@@ -13,15 +15,14 @@ use std::path::PathBuf;
 use zip::write::SimpleFileOptions;
 use zip::ZipWriter;
 
-/// `/work/shared/data` (the shared data sets), or `None` with a printed message if absent.
+/// `../shared/data` (the shared data sets), or `None` with a printed message if absent (a
+/// failure under `CI=true`).
 pub(crate) fn shared_data(what: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping {what}: {} is absent", dir.display());
-        None
+    let dir = shared_folder::shared("data");
+    if dir.is_none() {
+        println!("skipped: {what}");
     }
+    dir
 }
 
 /// Named archive entries: `(file name in the archive, bytes)`.

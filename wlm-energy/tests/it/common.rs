@@ -11,18 +11,9 @@ use wlm_energy::{
 };
 
 /// `../../shared/fixtures/<sub>` relative to this crate, or `WLM_FIXTURES/<sub>`; `None` (with a
-/// message) when absent, so the suite still runs on a checkout without the shared folder.
+/// message) when absent on a developer's checkout, a failure under `CI=true`.
 pub(crate) fn fixture_dir(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("WLM_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    let dir = base.join(sub);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: fixtures not found at {}", dir.display());
-        None
-    }
+    crate::shared_folder::shared(&format!("fixtures/{sub}"))
 }
 
 /// Uniform values in `[lo, hi)` from a seeded generator.

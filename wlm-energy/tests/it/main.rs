@@ -7,4 +7,6 @@ mod kernels;
 mod parity;
 mod permutation;
 mod rollout_gradients;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;
 mod weights;

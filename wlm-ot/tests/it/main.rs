@@ -9,3 +9,5 @@ mod emd;
 mod errors;
 mod fixtures;
 mod properties;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;

@@ -5,6 +5,8 @@
 mod common;
 mod parity;
 mod runs;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;
 mod sweep;
 mod trap;
 mod velocity;

@@ -1,8 +1,6 @@
 //! One training step on the parity fixtures reproduces the PyTorch reference's loss and
 //! parameter gradients (`grads`, `grads_full`) in f64, by the reverse sweep and by backprop.
 
-use std::path::PathBuf;
-
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use wlm::{
@@ -13,12 +11,6 @@ use wlm_energy::AttentionEnergyConfig;
 use wlm_ot::SinkhornConfig;
 
 use crate::common::max_rel;
-
-fn fixture_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/parity")
-        .join(case)
-}
 
 fn matrix(v: &Value) -> anyhow::Result<Tensor> {
     let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone())?;
@@ -45,11 +37,9 @@ struct Case {
 }
 
 fn load(case: &str, detach_positions: bool) -> anyhow::Result<Option<Case>> {
-    let dir = fixture_dir(case);
-    if !dir.exists() {
-        eprintln!("skipping: parity fixtures not found at {}", dir.display());
+    let Some(dir) = crate::shared_folder::shared(&format!("fixtures/parity/{case}")) else {
         return Ok(None);
-    }
+    };
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("case.json"))?)?;
     let c = &json["config"];
     let get = |k: &str| {

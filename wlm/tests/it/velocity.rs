@@ -1,8 +1,6 @@
 //! Velocity estimates on data with known velocities (Boids, the small ocean vortex), and runs
 //! that start from OT or model velocities.
 
-use std::path::PathBuf;
-
 use candle_core::{DType, Device, Tensor};
 use wlm::{ot_finite_difference, Run, Scheme, VelocitySource};
 use wlm_boids::{FlockingConfig, Start};
@@ -104,17 +102,9 @@ fn ot_estimates_recover_boids_velocities() -> anyhow::Result<()> {
 /// when it is absent.
 #[test]
 fn ot_estimates_on_the_small_ocean_vortex() -> anyhow::Result<()> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/oceans/oceans_with_v0.npz"
-    ));
-    if !path.is_file() {
-        println!(
-            "skipping the ocean velocity test: {} is absent",
-            path.display()
-        );
+    let Some(path) = crate::shared_folder::shared("data/oceans/oceans_with_v0.npz") else {
         return Ok(());
-    }
+    };
     let data = wlm_data::load_particles_npz(&path, None)?;
     let all: Vec<usize> = (0..data.len()).collect();
     let [forward, backward, central] = pooled_errors(&data, &all)?;
