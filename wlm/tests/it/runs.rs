@@ -343,6 +343,26 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_tensor() -> anyhow::Result<()> {
         assert!(err.contains("checkpoint.safetensors"), "{err}");
     }
     candle_core::safetensors::save(&good, &path)?;
-    assert_eq!(Run::resume(&run_dir, data, &dev)?.trainer().step_count(), 5);
+    let run = Run::resume(&run_dir, data, &dev)?;
+    assert_eq!(run.trainer().step_count(), 5);
+    // Plain weights (`wlm eval` without a checkpoint) are checked the same way.
+    let model = run.trainer().model();
+    let weights = dir.path().join("weights.safetensors");
+    model.save_weights(&weights)?;
+    let mut tensors = candle_core::safetensors::load(&weights, &dev)?;
+    let name = param.trim_start_matches("param/").to_string();
+    let bad = tensors[&name].ones_like()?.affine(f64::INFINITY, 0.0)?;
+    tensors.insert(name.clone(), bad);
+    candle_core::safetensors::save(&tensors, &weights)?;
+    let before = params(&run)?;
+    let err = model
+        .load_weights(&weights)
+        .expect_err("infinite weight")
+        .to_string();
+    assert!(
+        err.contains(&format!("tensor `{name}` has the value inf")),
+        "{err}"
+    );
+    assert_eq!(params(&run)?, before, "nothing is changed by a failed load");
     Ok(())
 }
