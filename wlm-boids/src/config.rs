@@ -141,7 +141,8 @@ impl FlockingConfig {
     /// # Errors
     /// [`Error::Config`] from [`FlockingConfig::validate`]; [`Error::Start`] for a bad start
     /// (see [`Flock::new`]); [`Error::Recording`] if `n_records == 0` or
-    /// `steps_per_record == 0`.
+    /// `steps_per_record == 0`, or if the records would not fit in the memory available
+    /// ([`Snapshots::check_fits`]).
     pub fn simulate(
         &self,
         start: &Start,
@@ -158,6 +159,14 @@ impl FlockingConfig {
                 "steps_per_record must be at least 1, got 0".into(),
             ));
         }
+        // Every record holds positions and velocities of the whole flock: refuse sizes that
+        // cannot fit before drawing the start or reserving the records.
+        let (n_boids, dim) = match start {
+            Start::Random { n_boids, dim, .. } => (*n_boids, *dim),
+            Start::Given { positions, dim, .. } => (positions.len() / (*dim).max(1), *dim),
+        };
+        Snapshots::check_fits(n_records, n_boids, dim, true)
+            .map_err(|e| Error::Recording(format!("n_records is {n_records}: {e}")))?;
         let mut flock = Flock::new(self.clone(), start)?;
         let mut times = Vec::with_capacity(n_records);
         let mut positions = Vec::with_capacity(n_records);
@@ -235,5 +244,18 @@ mod tests {
             ..FlockingConfig::default()
         };
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn records_that_cannot_fit_in_memory_are_an_error_naming_n_records() {
+        let start = Start::random_2d(10, 0);
+        for n_records in [usize::MAX, 1 << 50] {
+            let err = FlockingConfig::default()
+                .simulate(&start, n_records, 1)
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Recording(_)), "{msg}");
+            assert!(msg.contains(&format!("n_records is {n_records}")), "{msg}");
+        }
     }
 }

@@ -172,7 +172,8 @@ pub(crate) struct TrainArgs {
     /// The experiment's RON config (with --resume, optional: the run's own is used).
     #[arg(long, short)]
     pub(crate) config: Option<PathBuf>,
-    /// Override a config value, e.g. `--set train.steps=200` (dotted path = RON value).
+    /// Override a config value, e.g. `--set train.steps=200` (dotted path = RON value; outside
+    /// strings the value is ASCII: `1e-4`, not a pasted `1e−4`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<String>,
     /// Run directory (default: `runs/<config name>`).

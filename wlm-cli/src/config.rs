@@ -359,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn overrides_work_on_configs_with_non_ascii_comments_and_name_a_unicode_minus() {
+        let text = format!("/* σ: the noise — see ∂_t ρ */\n{GOOD}");
+        let c = ExperimentConfig::parse(&text, &["train.lr=1e-3".into(), "train.steps=4".into()])
+            .unwrap();
+        assert_eq!((c.train.lr, c.train.steps), (1e-3, 4));
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::parse(&text, &["train.lr=1e\u{2212}4".into()]).unwrap_err()
+        );
+        assert!(err.contains("invalid --set `train.lr=1e−4`"), "{err}");
+        assert!(
+            err.contains("value `1e−4`") && err.contains("U+2212"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_required_field_is_named() {
         let text = GOOD.replace("split: Forecast(n_train: 3),", "");
         let err = format!("{:#}", ExperimentConfig::parse(&text, &[]).unwrap_err());

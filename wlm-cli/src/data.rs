@@ -1,7 +1,6 @@
 //! Reading data for the subcommands: snapshots from a config's source or any supported file,
 //! single point clouds (`distance`) and single start snapshots (`simulate --init`).
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -141,43 +140,6 @@ impl Format {
     }
 }
 
-/// Names of the arrays in an `.npz` archive (without the `.npy` suffix).
-///
-/// # Errors
-/// Unreadable file or not a zip archive, naming the file.
-pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let archive = zip::ZipArchive::new(file)
-        .with_context(|| format!("{}: not a valid .npz (zip) archive", path.display()))?;
-    archive
-        .file_names()
-        .map(|n| {
-            n.map(|n| n.trim_end_matches(".npy").to_string())
-                .with_context(|| format!("{}: unreadable entry name", path.display()))
-        })
-        .collect()
-}
-
-/// One array of an `.npz` archive.
-///
-/// # Errors
-/// Unreadable archive, missing key, malformed NPY, naming the file and key.
-pub(crate) fn npz_array(path: &Path, key: &str) -> Result<NpyArray> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .with_context(|| format!("{}: not a valid .npz (zip) archive", path.display()))?;
-    let mut entry = archive
-        .by_name(&format!("{key}.npy"))
-        .with_context(|| format!("{}: no array named `{key}`", path.display()))?;
-    let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("{}: cannot read key `{key}`", path.display()))?;
-    wlm_data::parse_npy(&bytes).with_context(|| format!("{}: key `{key}`", path.display()))
-}
-
 /// Guesses the format of a data file from its extension (and, for `.npz`, its keys).
 ///
 /// # Errors
@@ -193,7 +155,7 @@ pub(crate) fn detect_format(path: &Path) -> Result<Format> {
         "csv" => Ok(Format::Csv),
         "h5ad" => Ok(Format::H5ad),
         "npz" => {
-            let keys = npz_keys(path)?;
+            let keys = wlm_data::npz_keys(path)?;
             let has = |k: &str| keys.iter().any(|x| x == k);
             if has("positions") {
                 Ok(Format::Particles)
@@ -396,7 +358,7 @@ pub(crate) fn read_start(path: &Path) -> Result<StartSnapshot> {
             velocities: None,
         });
     }
-    let keys = npz_keys(path)?;
+    let keys = wlm_data::npz_keys(path)?;
     let first = |mut a: NpyArray| -> NpyArray {
         if a.shape.len() == 3 && a.shape[0] > 1 {
             let len = a.shape[1] * a.shape[2];
@@ -412,13 +374,13 @@ pub(crate) fn read_start(path: &Path) -> Result<StartSnapshot> {
         );
     }
     let positions = cloud_from_array(
-        &first(npz_array(path, "positions")?),
+        &first(wlm_data::load_npz_array(path, "positions")?),
         path,
         Some("positions"),
     )?;
     let velocities = if keys.iter().any(|k| k == "velocities") {
         let v = cloud_from_array(
-            &first(npz_array(path, "velocities")?),
+            &first(wlm_data::load_npz_array(path, "velocities")?),
             path,
             Some("velocities"),
         )?;

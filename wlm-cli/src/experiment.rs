@@ -244,14 +244,22 @@ fn last_metrics(dir: &Path) -> Result<Option<(usize, f64, f64)>> {
         return Ok(None);
     };
     let fields: Vec<&str> = line.split(',').collect();
+    let bad = |what: &str| format!("{}: bad `{what}` in line `{line}`", path.display());
+    // Finite numbers only, and a step that is a count: "nan" or "-3" would otherwise become a
+    // silent NaN in the results or step 0.
     let parse = |k: usize, what: &str| -> Result<f64> {
         fields
             .get(k)
             .and_then(|f| f.trim().parse::<f64>().ok())
-            .with_context(|| format!("{}: bad `{what}` in line `{line}`", path.display()))
+            .filter(|v| v.is_finite())
+            .with_context(|| bad(what))
     };
+    let step = fields
+        .first()
+        .and_then(|f| f.trim().parse::<usize>().ok())
+        .with_context(|| bad("step"))?;
     Ok(Some((
-        parse(0, "step")? as usize,
+        step,
         parse(4, "friction")?,
         parse(5, "wall_seconds")?,
     )))
@@ -533,6 +541,32 @@ fn reads_file(source: &crate::config::DataSource) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_numbers_in_the_last_metrics_line_are_errors_naming_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "step,horizon,batch,loss,friction,wall_seconds";
+        let write = |line: &str| {
+            std::fs::write(
+                dir.path().join(wlm::METRICS_FILE),
+                format!("{header}\n{line}\n"),
+            )
+            .unwrap();
+        };
+        write("7,3,16,0.5,0.25,3.5");
+        assert_eq!(last_metrics(dir.path()).unwrap(), Some((7, 0.25, 3.5)));
+        for (line, what) in [
+            ("-3,3,16,0.5,0.25,3.5", "step"),
+            ("nan,3,16,0.5,0.25,3.5", "step"),
+            ("2.5,3,16,0.5,0.25,3.5", "step"),
+            ("7,3,16,0.5,NaN,3.5", "friction"),
+            ("7,3,16,0.5,0.25,inf", "wall_seconds"),
+        ] {
+            write(line);
+            let msg = format!("{:#}", last_metrics(dir.path()).unwrap_err());
+            assert!(msg.contains(&format!("bad `{what}`")), "{line}: {msg}");
+        }
+    }
 
     fn args(name: ExperimentName) -> ExperimentArgs {
         ExperimentArgs {

@@ -77,6 +77,39 @@ fn points(values: &[f64], dim: usize, dims: (usize, usize)) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Checks that the predictions `pred` read from `path` belong to this run: entry `j` must be
+/// at the time of observed snapshot `indices[j]`, in the data's dimension. A file left by an
+/// earlier run with other data or another split would otherwise be drawn wrongly, or index
+/// past the data.
+fn check_predictions(
+    path: &Path,
+    pred: &Snapshots,
+    indices: &[usize],
+    snapshots: &Snapshots,
+) -> Result<()> {
+    let stale = "the file is stale or from another run; rerun `wlm train`, `wlm forecast` or \
+                 `wlm interpolate`";
+    if pred.dim() != snapshots.dim() {
+        bail!(
+            "{}: predictions of dimension {}, but the data have dimension {}: {stale}",
+            path.display(),
+            pred.dim(),
+            snapshots.dim()
+        );
+    }
+    for (j, &k) in indices.iter().enumerate() {
+        let (t, observed) = (pred.times()[j], snapshots.times()[k]);
+        if (t - observed).abs() > 1e-9 * (1.0 + observed.abs()) {
+            bail!(
+                "{}: prediction {j} is at time {t}, but it stands for snapshot {k} at time \
+                 {observed}: {stale}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 const TRUE_COLOR: Rgb = PALETTE[0];
 const PRED_COLOR: Rgb = PALETTE[1];
 
@@ -111,6 +144,17 @@ pub(crate) fn plot_run(
     let predicted: Option<(Snapshots, Vec<usize>, &str)> =
         if !split.is_forecast() && interp_path.exists() {
             let p = wlm_data::load_particles_npz(&interp_path, None)?;
+            if p.len() != split.test.len() {
+                bail!(
+                    "{}: {} predicted snapshots, but the run holds out {} ({:?}): the file is \
+                     stale or from another run; rerun `wlm train` or `wlm interpolate`",
+                    interp_path.display(),
+                    p.len(),
+                    split.test.len(),
+                    split.test
+                );
+            }
+            check_predictions(&interp_path, &p, &split.test, snapshots)?;
             Some((p, split.test.clone(), "interpolated"))
         } else if forecast_path.exists() {
             let p = wlm_data::load_particles_npz(&forecast_path, None)?;
@@ -120,7 +164,9 @@ pub(crate) fn plot_run(
             }
             let chosen = spread(&candidates, config.plot.max_times);
             let positions: Vec<usize> = chosen.iter().copied().filter(|&k| k < p.len()).collect();
-            Some((p.select(&positions)?, positions, "forecast"))
+            let p = p.select(&positions)?;
+            check_predictions(&forecast_path, &p, &positions, snapshots)?;
+            Some((p, positions, "forecast"))
         } else {
             None
         };
@@ -176,13 +222,22 @@ pub(crate) fn plot_run(
             style: Style::LineMarkers,
         }];
         for (i, b) in e.baselines.iter().enumerate() {
+            let points =
+                b.w1.iter()
+                    .map(|&(k, w)| match snapshots.times().get(k) {
+                        Some(&t) => Ok((t, w)),
+                        None => bail!(
+                            "{}: baseline `{}` scores snapshot {k}, but the data have {} \
+                         snapshots: the file is stale or from another run; rerun `wlm eval`",
+                            eval_path.display(),
+                            b.name,
+                            snapshots.len()
+                        ),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
             series.push(Series {
                 label: b.name.clone(),
-                points: b
-                    .w1
-                    .iter()
-                    .map(|&(k, w)| (snapshots.times()[k], w))
-                    .collect(),
+                points,
                 color: PALETTE[(i + 1) % PALETTE.len()],
                 style: Style::LineMarkers,
             });
@@ -279,6 +334,65 @@ pub(crate) fn plot_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn data(n: usize, dim: usize) -> Snapshots {
+        let clouds = (0..n).map(|k| vec![k as f64; 3 * dim]).collect();
+        Snapshots::new((0..n).map(|k| k as f64).collect(), dim, clouds, None).unwrap()
+    }
+
+    fn config(split: &str) -> ExperimentConfig {
+        let text = format!(
+            "(name: \"t\", data: (source: Particles(\"x.npz\")), split: {split}, \
+             model: (energy: Attention((dim: 2, heads: 2, hidden: 8, blocks: 1, ff: 8))))"
+        );
+        ExperimentConfig::parse(&text, &[]).unwrap()
+    }
+
+    #[test]
+    fn stale_or_foreign_predictions_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = data(5, 2);
+        // A forecast of 3-d data from another run.
+        let forecast = config("Forecast(n_train: 3)");
+        let split = forecast.split.resolve(5).unwrap();
+        let path = dir.path().join(wlm::FORECAST_FILE);
+        wlm_data::write_particles_npz(&path, &data(5, 3)).unwrap();
+        let err = plot_run(dir.path(), &forecast, &snapshots, &split, None).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("forecast.npz: predictions of dimension 3"),
+            "{msg}"
+        );
+        // A forecast at other times.
+        let mut shifted = data(5, 2);
+        shifted = Snapshots::new(
+            shifted.times().iter().map(|t| t + 0.5).collect(),
+            2,
+            (0..5).map(|k| shifted.positions(k).to_vec()).collect(),
+            None,
+        )
+        .unwrap();
+        wlm_data::write_particles_npz(&path, &shifted).unwrap();
+        let msg = format!(
+            "{:#}",
+            plot_run(dir.path(), &forecast, &snapshots, &split, None).unwrap_err()
+        );
+        assert!(msg.contains("stands for snapshot"), "{msg}");
+        std::fs::remove_file(&path).unwrap();
+        // An interpolation of fewer held-out snapshots than the split has.
+        let holdout = config("Holdout(indices: [1, 3])");
+        let split = holdout.split.resolve(5).unwrap();
+        let path = dir.path().join(INTERPOLATION_FILE);
+        wlm_data::write_particles_npz(&path, &data(1, 2)).unwrap();
+        let msg = format!(
+            "{:#}",
+            plot_run(dir.path(), &holdout, &snapshots, &split, None).unwrap_err()
+        );
+        assert!(
+            msg.contains("interpolation.npz: 1 predicted snapshots, but the run holds out 2"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn spread_keeps_first_and_last_and_at_most_max() {

@@ -1,8 +1,17 @@
 //! `--set key=value` on RON text: finds the dotted path in the document and splices the new
 //! value in, keeping everything else (enum variants, comments, formatting) as written.
 //!
-//! A parsed `ron::Value` would lose enum variant names (`Forecast(n_train: 5)` becomes a bare
-//! map), so the override works on the text: a small scanner locates the value's byte span.
+//! Why text and not a value tree: `ron::Value` has no struct or enum names
+//! (`Forecast(n_train: 5)` becomes a bare map, `Boids((…))` a one-element sequence), so a
+//! document rebuilt from it no longer deserialises into the config; and going through the
+//! typed config first would need the document to be complete before the overrides apply (no
+//! `--set` for a field the file lacks). So a small scanner locates the value's byte span, and
+//! ron itself parses the result.
+//!
+//! The scanner works on bytes and only ever cuts the text next to an ASCII delimiter, so any
+//! UTF-8 (a `σ` in a comment or a string) is safe. A non-ASCII character outside a string in
+//! the *value* of an override (a Unicode minus `−` pasted into `lr=1e−4`) is an error naming
+//! the key and the value, rather than a RON syntax error after every override is applied.
 
 use anyhow::{anyhow, bail, Result};
 
@@ -32,20 +41,20 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
         let c = bytes[i];
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if text[i..].starts_with("//") {
+        } else if bytes[i..].starts_with(b"//") {
             while i < bytes.len() && bytes[i] != b'\n' {
                 i += 1;
             }
-        } else if text[i..].starts_with("/*") {
+        } else if bytes[i..].starts_with(b"/*") {
             let mut depth = 0usize;
             loop {
                 if i >= bytes.len() {
                     bail!("unterminated block comment");
                 }
-                if text[i..].starts_with("/*") {
+                if bytes[i..].starts_with(b"/*") {
                     depth += 1;
                     i += 2;
-                } else if text[i..].starts_with("*/") {
+                } else if bytes[i..].starts_with(b"*/") {
                     depth -= 1;
                     i += 2;
                     if depth == 0 {
@@ -77,13 +86,22 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 start,
                 end: i,
             });
-        } else if c == b'r' && (text[i..].starts_with("r\"") || text[i..].starts_with("r#\"")) {
+        } else if c == b'r' && (bytes[i..].starts_with(b"r\"") || bytes[i..].starts_with(b"r#")) {
             let start = i;
-            let hashes = text[i + 1..].bytes().take_while(|&b| b == b'#').count();
+            let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+            if bytes.get(i + 1 + hashes) != Some(&b'"') {
+                // `r#ident`: a raw identifier.
+                i = ident_end(bytes, i + 2);
+                out.push(Token {
+                    tok: Tok::Ident(text[start + 2..i].to_string()),
+                    start,
+                    end: i,
+                });
+                continue;
+            }
             let close = format!("\"{}", "#".repeat(hashes));
             let body = i + 2 + hashes;
-            let end = text[body..]
-                .find(&close)
+            let end = find_bytes(&bytes[body..], close.as_bytes())
                 .ok_or_else(|| anyhow!("unterminated raw string starting at byte {start}"))?;
             i = body + end + close.len();
             out.push(Token {
@@ -105,13 +123,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
             });
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
-            if text[i..].starts_with("r#") {
-                i += 2;
-            }
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            let name = text[start..i].trim_start_matches("r#").to_string();
+            i = ident_end(bytes, i);
+            let name = text[start..i].to_string();
             out.push(Token {
                 tok: Tok::Ident(name),
                 start,
@@ -123,8 +136,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
             while i < bytes.len()
                 && !bytes[i].is_ascii_whitespace()
                 && !b"()[]{}:,\"'".contains(&bytes[i])
-                && !text[i..].starts_with("//")
-                && !text[i..].starts_with("/*")
+                && !bytes[i..].starts_with(b"//")
+                && !bytes[i..].starts_with(b"/*")
             {
                 i += 1;
             }
@@ -139,6 +152,50 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
         }
     }
     Ok(out)
+}
+
+/// The end of the identifier whose characters start at byte `i` (ASCII letters, digits, `_`).
+fn ident_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+        i += 1;
+    }
+    i
+}
+
+/// The first position of `needle` in `haystack`.
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Rejects a value with a non-ASCII character outside its strings, comments and character
+/// literals: RON has none there, and the usual culprit is a Unicode minus (`−`, U+2212) or
+/// a typographic quote pasted from a document.
+fn check_value(value: &str) -> Result<()> {
+    for token in tokenize(value)? {
+        let slice = &value[token.start..token.end];
+        let quoted =
+            slice.starts_with(['"', '\'']) || slice.starts_with("r\"") || slice.starts_with("r#\"");
+        if quoted {
+            continue;
+        }
+        if let Some(c) = slice.chars().find(|c| !c.is_ascii()) {
+            let hint = match c {
+                '\u{2212}' | '\u{2012}' | '\u{2013}' | '\u{2014}' => {
+                    " (a minus sign is the ASCII `-`)"
+                }
+                '\u{201c}' | '\u{201d}' | '\u{2018}' | '\u{2019}' => {
+                    " (strings take ASCII quotes `\"`)"
+                }
+                _ => "",
+            };
+            bail!(
+                "value `{value}` has the character `{c}` (U+{:04X}) outside a string; RON \
+                 numbers and names are ASCII{hint}",
+                u32::from(c)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A parsed value: its byte span and, for containers, its parts.
@@ -168,7 +225,13 @@ struct Parser<'a> {
     tokens: &'a [Token],
     text: &'a str,
     pos: usize,
+    /// Open parentheses around the current position (bounded by [`MAX_DEPTH`]).
+    depth: usize,
 }
+
+/// Deepest nesting of `( … )` the scanner follows (ron's own default limit is 128): deeper
+/// text is an error, not a stack overflow.
+const MAX_DEPTH: usize = 128;
 
 impl Parser<'_> {
     fn peek(&self, k: usize) -> Option<&Tok> {
@@ -277,6 +340,16 @@ impl Parser<'_> {
 
     /// `( … )` starting at the current token; `start` is where the whole value starts.
     fn parens(&mut self, start: usize) -> Result<Node> {
+        if self.depth >= MAX_DEPTH {
+            bail!("nesting deeper than {MAX_DEPTH} levels at byte {start}");
+        }
+        self.depth += 1;
+        let node = self.parens_body(start);
+        self.depth -= 1;
+        node
+    }
+
+    fn parens_body(&mut self, start: usize) -> Result<Node> {
         let body = self.expect('(')?;
         let is_struct = matches!(
             (self.peek(0), self.peek(1)),
@@ -340,17 +413,20 @@ impl Parser<'_> {
 ///
 /// # Errors
 /// Malformed RON around the path; a path that goes through something that is not a struct
-/// (a list, a number).
+/// (a list, a number); a value with a non-ASCII character outside a string (see the module
+/// docs).
 pub(crate) fn set_path(text: &str, path: &str, value: &str) -> Result<String> {
     let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
         bail!("invalid key `{path}`: expected a dotted path such as `train.steps`");
     }
+    check_value(value)?;
     let tokens = tokenize(text)?;
     let mut parser = Parser {
         tokens: &tokens,
         text,
         pos: 0,
+        depth: 0,
     };
     parser.skip_attributes()?;
     let root = parser.value()?;
@@ -460,6 +536,65 @@ mod tests {
         assert!(out.contains("name: \"run1\","), "{out}");
         let out = set_path(DOC, "name", "\"run2\"").unwrap();
         assert!(out.contains("name: \"run2\","), "{out}");
+    }
+
+    #[test]
+    fn non_ascii_text_in_comments_and_strings_is_kept() {
+        let doc = "/* σ = 0.1 — the noise, ∂t */ (name: \"σ-run ü\", /* ∞ */ train: (lr: 0.1), \
+                   note: r#\"λ \"quoted\" μ\"#, c: 'é') // trailing ✓";
+        let out = set_path(doc, "train.lr", "0.5").unwrap();
+        assert!(out.contains("train: (lr: 0.5)"), "{out}");
+        assert!(out.starts_with("/* σ = 0.1 — the noise, ∂t */"), "{out}");
+        assert!(out.ends_with("// trailing ✓"), "{out}");
+        let out = set_path(&out, "name", "\"τ\"").unwrap();
+        assert!(out.contains("name: \"τ\""), "{out}");
+        let out = set_path(&out, "c", "'ß'").unwrap();
+        assert!(out.contains("c: 'ß'"), "{out}");
+        // A value replaced twice: the second scan reads the first one's non-ASCII string.
+        let out = set_path(&out, "train.lr", "0.25").unwrap();
+        assert!(out.contains("train: (lr: 0.25)"), "{out}");
+    }
+
+    #[test]
+    fn a_unicode_minus_in_a_value_is_an_error_naming_the_value() {
+        let err = set_path(DOC, "train.lr", "1e\u{2212}4")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("value `1e−4`"), "{err}");
+        assert!(err.contains("U+2212"), "{err}");
+        assert!(err.contains("the ASCII `-`"), "{err}");
+        let err = set_path(DOC, "name", "\u{201c}x\u{201d}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ASCII quotes"), "{err}");
+        // Inside a string it is just text.
+        let out = set_path(DOC, "name", "\"1e−4\"").unwrap();
+        assert!(out.contains("name: \"1e−4\""), "{out}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("(a: {}1{})", "(".repeat(100_000), ")".repeat(100_000));
+        let err = set_path(&deep, "a.b", "1").unwrap_err().to_string();
+        assert!(err.contains("nesting deeper than 128 levels"), "{err}");
+    }
+
+    #[test]
+    fn raw_identifiers_are_field_names() {
+        let out = set_path("(r#type: 1, b: 2)", "type", "3").unwrap();
+        assert_eq!(out, "(r#type: 3, b: 2)");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_gives_a_result_never_a_panic(
+            text in "\\PC{0,40}",
+            value in "\\PC{0,8}",
+        ) {
+            let _ = set_path(&text, "a.b", &value);
+            let _ = set_path(&format!("(a: (b: {text}))"), "a.b", &value);
+            let _ = set_path(&format!("/* {text} */ (a: 1)"), "a", &value);
+        }
     }
 
     #[test]

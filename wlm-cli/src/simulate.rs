@@ -42,7 +42,7 @@ pub(crate) fn boids(args: &BoidsArgs) -> Result<Snapshots> {
     let n_snapshots = c.n_snapshots.unwrap_or(101);
     flocking
         .simulate(&start, n_snapshots, 1)
-        .context("boids simulation failed")
+        .with_context(|| format!("boids simulation failed (--n-snapshots {n_snapshots})"))
 }
 
 fn potential(name: PotentialName) -> Potential {

@@ -155,10 +155,12 @@ impl GfSdeConfig {
     /// `O(N² · d)` per snapshot with velocities (the kernel score).
     ///
     /// # Errors
-    /// The errors of [`GfSdeConfig::validate`]; [`Error::InvalidSnapshot`] if the simulation
+    /// The errors of [`GfSdeConfig::validate`]; [`Error::Invalid`] when the data would not fit
+    /// in memory ([`Snapshots::check_fits`]); [`Error::InvalidSnapshot`] if the simulation
     /// diverges to infinity or NaN (e.g. a huge `dt` with the quartic Styblinski–Tang).
     pub fn generate(&self) -> Result<Snapshots> {
         self.validate()?;
+        self.check_fits()?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let x0 = self.draw_start(&mut rng);
         self.simulate(x0, rng, true)
@@ -193,7 +195,18 @@ impl GfSdeConfig {
             n_particles: x0.len() / self.dim,
             ..self.clone()
         };
+        config.check_fits()?;
         config.simulate(x0.to_vec(), ChaCha8Rng::seed_from_u64(self.seed), false)
+    }
+
+    /// [`Snapshots::check_fits`] for the data this config generates, naming the fields.
+    fn check_fits(&self) -> Result<()> {
+        Snapshots::check_fits(self.n_snapshots, self.n_particles, self.dim, false).map_err(|e| {
+            Error::Invalid(format!(
+                "GF-SDE config: n_snapshots is {}, n_particles is {}: {e}",
+                self.n_snapshots, self.n_particles
+            ))
+        })
     }
 
     /// `x0 ~ N(0, initial_variance · I)`, `(n_particles, dim)`.
@@ -411,5 +424,21 @@ mod tests {
         };
         let msg = config.generate().unwrap_err().to_string();
         assert!(msg.contains("not finite"), "{msg}");
+    }
+
+    #[test]
+    fn sizes_that_cannot_fit_in_memory_are_errors_naming_the_fields() {
+        for (n_snapshots, n_particles) in [(usize::MAX / 2, 10), (1 << 40, 1 << 20)] {
+            let config = GfSdeConfig {
+                n_snapshots,
+                n_particles,
+                ..GfSdeConfig::default()
+            };
+            let msg = config.generate().unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("n_snapshots is {n_snapshots}")) && msg.contains("bytes"),
+                "{msg}"
+            );
+        }
     }
 }

@@ -171,6 +171,24 @@ impl Reader<'_> {
             .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
             .collect();
         let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        // The shape is declared by the file; a deflated dataset can declare far more than the
+        // file holds. Refuse one whose f64 values could not fit before reading it.
+        let needed = count.and_then(|c| u64::try_from(c).ok()?.checked_mul(8));
+        match (needed, crate::memory::available_bytes()) {
+            (None, _) => {
+                return Err(self.err(key, format!("shape {shape:?} has too many values")));
+            }
+            (Some(needed), Some(available)) if needed > available => {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "shape {shape:?} needs {needed} bytes as f64, more than the \
+                         {available} bytes of memory available"
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let values = ds.read_f64().map_err(|e| self.hdf5_err(key, &e))?;
         if count != Some(values.len()) {
             return Err(self.err(
@@ -283,6 +301,14 @@ impl Reader<'_> {
         for (cell, &code) in codes.iter().enumerate() {
             if code < 0.0 {
                 return Err(self.err(key, format!("cell {cell} has no category (code {code})")));
+            }
+            // Codes are integers; a float code that is NaN or fractional would otherwise be
+            // truncated (NaN to 0) into a wrong time.
+            if code.is_nan() || code.fract() != 0.0 {
+                return Err(self.err(
+                    key,
+                    format!("cell {cell} has code {code}, not an integer category index"),
+                ));
             }
             let (t, _) = labels.get(code as usize).ok_or_else(|| {
                 self.err(

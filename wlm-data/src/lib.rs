@@ -69,7 +69,12 @@
 //!   rank, truncated or corrupt archives, ragged rows, NaN or infinite values, times that are
 //!   not strictly increasing, empty files. Loaders never panic on any input (a proptest and
 //!   the cargo-fuzz targets in `fuzz/` feed them random and mutated bytes).
-//! - Loaders read the whole file into memory: a file larger than RAM cannot be loaded.
+//! - Loaders read the whole file into memory: a file larger than RAM cannot be loaded. An
+//!   `.npz` entry is never decompressed past the size its header declares, nor past the
+//!   memory available (a small deflate bomb is an error naming the key).
+//! - [`Snapshots::check_fits`] refuses sizes whose values would not fit in the memory
+//!   available; the simulators call it before allocating (a huge `n_snapshots` is an error,
+//!   not an abort).
 //! - The particle `.npz` and `.npy` writers need clouds of equal size ([`Error::Invalid`]
 //!   otherwise); names are stored by none of the writers.
 //! - [`GfSdeConfig::generate`] fails on invalid fields and on a diverging simulation (huge
@@ -88,6 +93,7 @@ mod error;
 mod fs;
 mod gf_sde;
 mod h5ad;
+mod memory;
 mod npy;
 mod npz;
 mod particles;
@@ -106,8 +112,8 @@ pub use npy::{
     encode_npy, load_npy, parse_npy, parse_npy_snapshots, write_npy, NpyArray, NpyDtype, NpyError,
 };
 pub use npz::{
-    load_particles_npz, load_snapmmd_npz, parse_particles_npz, parse_snapmmd_npz,
-    write_particles_npz,
+    load_npz_array, load_particles_npz, load_snapmmd_npz, npz_keys, parse_particles_npz,
+    parse_snapmmd_npz, write_particles_npz,
 };
 pub use potential::Potential;
 pub use score::{kde_score, probability_flow_velocity, ScoreSign};

@@ -131,15 +131,33 @@ pub enum NpyError {
         /// Bytes present after the header.
         found: usize,
     },
+    /// The values, widened to `f64`, would not fit in the memory available.
+    #[error("shape {shape:?} has {count} values, which need {needed} bytes as f64, more than the {available} bytes of memory available")]
+    TooLarge {
+        /// Declared shape.
+        shape: Vec<usize>,
+        /// Number of values.
+        count: usize,
+        /// Bytes the `f64` values need (twice that for Fortran order, which is transposed).
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
 }
 
 /// Parses the bytes of a `.npy` file.
 ///
 /// # Errors
 /// An [`NpyError`] for empty or truncated input, a bad magic string or version, a malformed
-/// header, an unsupported dtype (object, string, complex, float16, structured), or a data size
-/// that does not match the shape.
+/// header, an unsupported dtype (object, string, complex, float16, structured), a data size
+/// that does not match the shape, or values that would not fit in memory as `f64`
+/// ([`NpyError::TooLarge`]; an `int8` array takes 8 times its size).
 pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
+    parse_npy_within(bytes, crate::memory::available_bytes())
+}
+
+/// [`parse_npy`] with the `f64` values limited to `limit` bytes (`None`: no limit).
+fn parse_npy_within(bytes: &[u8], limit: Option<u64>) -> std::result::Result<NpyArray, NpyError> {
     if bytes.is_empty() {
         return Err(NpyError::Empty);
     }
@@ -217,6 +235,21 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, NpyError> {
             descr: meta.descr.clone(),
             expected: expected.map_or_else(|| "more than usize::MAX".into(), |e| e.to_string()),
             found: data_bytes.len(),
+        });
+    }
+    let count = count.unwrap_or(0);
+    let copies = if meta.fortran_order && meta.shape.len() > 1 {
+        2
+    } else {
+        1
+    };
+    let needed = (count as u64).saturating_mul(8 * copies);
+    if let Some(available) = limit.filter(|&a| needed > a) {
+        return Err(NpyError::TooLarge {
+            shape: meta.shape.clone(),
+            count,
+            needed,
+            available,
         });
     }
     let values: Vec<f64> = data_bytes
@@ -579,6 +612,41 @@ mod tests {
             assert_eq!(back.data, data);
             assert_eq!(back.dtype, NpyDtype::F64);
         }
+    }
+
+    #[test]
+    fn values_that_would_not_fit_in_memory_as_f64_are_an_error() {
+        // 1000 int8 values take 8000 bytes as f64; Fortran order twice that.
+        let bytes = header_bytes(
+            "{'descr': '|i1', 'fortran_order': False, 'shape': (1000,), }\n",
+            &[1u8; 1000],
+        );
+        let err = parse_npy_within(&bytes, Some(7999)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NpyError::TooLarge {
+                    count: 1000,
+                    needed: 8000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("more than the 7999 bytes"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_npy_within(&bytes, Some(8000)).unwrap().data.len(),
+            1000
+        );
+        let fortran = header_bytes(
+            "{'descr': '|i1', 'fortran_order': True, 'shape': (10, 100), }\n",
+            &[1u8; 1000],
+        );
+        assert!(parse_npy_within(&fortran, Some(8000)).is_err());
+        assert!(parse_npy_within(&fortran, Some(16000)).is_ok());
     }
 
     #[test]

@@ -22,11 +22,19 @@ pub(crate) const MEMORY: &str = "<memory>";
 pub(crate) struct Npz<'a> {
     archive: ZipArchive<Cursor<&'a [u8]>>,
     path: &'a Path,
+    /// Most bytes one entry may decompress to: the memory available when the archive was
+    /// opened (`None`: unknown, only the declared size bounds the read).
+    limit: Option<u64>,
 }
 
 impl<'a> Npz<'a> {
     /// Opens the archive held in `bytes` (read from `path`).
     pub(crate) fn open(bytes: &'a [u8], path: &'a Path) -> Result<Self> {
+        Self::open_with_limit(bytes, path, crate::memory::available_bytes())
+    }
+
+    /// [`Npz::open`] with an explicit bound on the uncompressed size of an entry.
+    fn open_with_limit(bytes: &'a [u8], path: &'a Path, limit: Option<u64>) -> Result<Self> {
         if bytes.is_empty() {
             return Err(Error::Format {
                 path: path.to_owned(),
@@ -37,7 +45,11 @@ impl<'a> Npz<'a> {
             path: path.to_owned(),
             problem: format!("not a readable .npz (zip) archive: {e}"),
         })?;
-        Ok(Self { archive, path })
+        Ok(Self {
+            archive,
+            path,
+            limit,
+        })
     }
 
     fn entry_name(&self, key: &str) -> Option<String> {
@@ -72,16 +84,36 @@ impl<'a> Npz<'a> {
             keys.sort();
             return Err(err(format!("missing: the archive holds {keys:?}")));
         };
+        let limit = self.limit;
         let mut bytes = Vec::new();
         let read = match self.archive.by_name(&name) {
             Ok(file) => {
+                // The declared size bounds the read (one byte more, so that the reader reaches
+                // its end and checks the CRC), and must itself fit: a few kilobytes of deflate
+                // can declare and expand to gigabytes.
                 let declared = file.size();
-                // Never trust the declared size for an allocation; read at most that much.
-                // (one byte more than declared, so that the reader reaches its end and checks
-                // the CRC)
-                file.take(declared.saturating_add(1))
-                    .read_to_end(&mut bytes)
-                    .map_err(ZipError::Io)
+                if let Some(limit) = limit.filter(|&l| declared > l) {
+                    return Err(err(format!(
+                        "the archive entry {name:?} declares {declared} bytes uncompressed \
+                         ({} compressed), more than the {limit} bytes of memory available",
+                        file.compressed_size()
+                    )));
+                }
+                match usize::try_from(declared)
+                    .ok()
+                    .and_then(|d| bytes.try_reserve_exact(d).ok())
+                {
+                    Some(()) => file
+                        .take(declared.saturating_add(1))
+                        .read_to_end(&mut bytes)
+                        .map_err(ZipError::Io),
+                    None => {
+                        return Err(err(format!(
+                            "the archive entry {name:?} declares {declared} bytes \
+                             uncompressed, which cannot be allocated"
+                        )))
+                    }
+                }
             }
             Err(e) => Err(e),
         };
@@ -90,6 +122,30 @@ impl<'a> Npz<'a> {
         }
         parse_npy(&bytes).map_err(|e| err(e.to_string()))
     }
+}
+
+/// The names of the arrays of an `.npz` archive (entry names without their `.npy` suffix), in
+/// archive order.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] for an empty file or a broken
+/// archive.
+pub fn npz_keys(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    Ok(Npz::open(&bytes, path)?.keys())
+}
+
+/// Reads one array of an `.npz` archive by key (`key` or `key.npy`).
+///
+/// # Errors
+/// As [`npz_keys`]; [`Error::Key`] naming the key when it is missing (listing the keys
+/// there are), when its entry declares more bytes than the memory available, or when it is
+/// not a valid NPY array.
+pub fn load_npz_array(path: impl AsRef<Path>, key: &str) -> Result<NpyArray> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    Npz::open(&bytes, path)?.array(key)
 }
 
 /// Loads a particle `.npz`: key `positions` shaped `(T, N, d)` and optional `velocities` of the
@@ -260,6 +316,26 @@ mod tests {
             zip.write_all(bytes).unwrap();
         }
         zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn an_entry_that_expands_past_the_memory_limit_is_an_error_naming_the_key() {
+        // 8 MB of zeros deflate to a few kilobytes.
+        let positions = encode_npy(&[1_000_000, 1, 1], &vec![0.0; 1_000_000]).unwrap();
+        let bytes = archive(&[("positions.npy", positions)]);
+        assert!(bytes.len() < 100_000, "{} bytes", bytes.len());
+        let path = Path::new("bomb.npz");
+        let mut npz = Npz::open_with_limit(&bytes, path, Some(1_000_000)).unwrap();
+        let msg = npz.array("positions").unwrap_err().to_string();
+        assert!(
+            msg.contains(
+                "bomb.npz: key `positions`: the archive entry \"positions.npy\" declares 8000"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("more than the 1000000 bytes"), "{msg}");
+        let mut npz = Npz::open_with_limit(&bytes, path, Some(100_000_000)).unwrap();
+        assert_eq!(npz.array("positions").unwrap().data.len(), 1_000_000);
     }
 
     #[test]

@@ -19,6 +19,52 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// Checks, before anything is allocated, that `n_snapshots` clouds of `n_particles` points
+    /// in `R^dim` (with velocities of the same size when `with_velocities`) fit in the memory
+    /// the system reports as available (`MemAvailable + SwapFree` on Linux; elsewhere only
+    /// overflow of the size is checked).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the sizes and the bytes needed and available.
+    pub fn check_fits(
+        n_snapshots: usize,
+        n_particles: usize,
+        dim: usize,
+        with_velocities: bool,
+    ) -> Result<()> {
+        let copies: u64 = if with_velocities { 2 } else { 1 };
+        let what = || {
+            format!(
+                "{n_snapshots} snapshots of {n_particles} points in {dim} dimensions{}",
+                if with_velocities {
+                    " with velocities"
+                } else {
+                    ""
+                }
+            )
+        };
+        let needed = [
+            n_snapshots as u64,
+            n_particles as u64,
+            dim as u64,
+            copies,
+            8,
+        ]
+        .into_iter()
+        .try_fold(1u64, u64::checked_mul);
+        match (needed, crate::memory::available_bytes()) {
+            (None, _) => Err(Error::Invalid(format!(
+                "{} need more than 2^64 bytes",
+                what()
+            ))),
+            (Some(needed), Some(available)) if needed > available => Err(Error::Invalid(format!(
+                "{} need {needed} bytes, more than the {available} bytes of memory available",
+                what()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds and validates snapshots.
     ///
     /// `positions[k]` is snapshot `k`, row-major with `dim` columns; `velocities`, when given,

@@ -12,11 +12,45 @@
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::input::{check_pair, HostPair};
 use crate::metrics::read_pair_f64;
 
 /// `n_x · n_y` above which the exact solver refuses to run (the cost matrix alone would need
 /// 8 TB).
 const MAX_ARCS: usize = 1 << 40;
+
+/// Bytes the solver holds per arc of the complete bipartite graph: the cost, its pricing copy
+/// and the flow (8 bytes each).
+const BYTES_PER_ARC: u64 = 24;
+
+/// Bytes the solver holds per node (tree arrays, potentials, supplies), an upper bound.
+const BYTES_PER_NODE: u64 = 96;
+
+/// Refuses a problem of `n_x × n_y` arcs that is too large for the solver ([`MAX_ARCS`]) or
+/// whose arrays would not fit in `available` bytes (the memory the system reports as
+/// available; `None` when it cannot tell, and then only [`MAX_ARCS`] applies). Checked before
+/// anything of size `n_x · n_y` is allocated.
+fn check_size(n_x: usize, n_y: usize, available: Option<u64>) -> Result<()> {
+    let arcs = match n_x.checked_mul(n_y) {
+        Some(arcs) if arcs < MAX_ARCS => arcs as u64,
+        _ => return Err(Error::ProblemTooLarge { n_x, n_y }),
+    };
+    let needed = arcs * BYTES_PER_ARC + (n_x as u64 + n_y as u64 + 1) * BYTES_PER_NODE;
+    match available {
+        Some(available) if needed > available => Err(Error::OutOfMemory {
+            n_x,
+            n_y,
+            needed,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_size`] against the memory available now.
+fn check_fits(n_x: usize, n_y: usize) -> Result<()> {
+    check_size(n_x, n_y, crate::memory::available_bytes())
+}
 
 /// Exact 1-Wasserstein distance with Euclidean ground cost `|x − y|` between the uniform
 /// measures on `x` and `y` (sizes may differ), as POT's `ot.emd2(a, b, M)` computes it.
@@ -26,9 +60,11 @@ const MAX_ARCS: usize = 1 << 40;
 /// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
 ///
 /// # Errors
-/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`];
+/// [`Error::OutOfMemory`] when its `24·N·M` bytes exceed the memory available.
 pub fn wasserstein_1(x: &Tensor, y: &Tensor) -> Result<f64> {
     let pair = read_pair_f64(x, y)?;
+    check_fits(pair.n_x, pair.n_y)?;
     let cost = cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq.sqrt());
     emd_uniform(&cost, pair.n_x, pair.n_y)
 }
@@ -40,9 +76,10 @@ pub fn wasserstein_1(x: &Tensor, y: &Tensor) -> Result<f64> {
 /// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
 ///
 /// # Errors
-/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+/// As [`wasserstein_1`].
 pub fn wasserstein_2(x: &Tensor, y: &Tensor) -> Result<f64> {
     let pair = read_pair_f64(x, y)?;
+    check_fits(pair.n_x, pair.n_y)?;
     let cost = cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq);
     Ok(emd_uniform(&cost, pair.n_x, pair.n_y)?.max(0.0).sqrt())
 }
@@ -90,9 +127,10 @@ impl TransportPlan {
 /// `x`: `(N, d)`, `y`: `(M, d)`, f32 or f64.
 ///
 /// # Errors
-/// Bad shapes, dtypes or non-finite coordinates; [`Error::ProblemTooLarge`].
+/// As [`wasserstein_1`].
 pub fn exact_plan(x: &Tensor, y: &Tensor, ground: GroundCost) -> Result<TransportPlan> {
     let pair = read_pair_f64(x, y)?;
+    check_fits(pair.n_x, pair.n_y)?;
     let cost = match ground {
         GroundCost::Euclidean => cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq.sqrt()),
         GroundCost::SquaredEuclidean => cost_matrix(&pair.x, &pair.y, pair.dim, |sq| sq),
@@ -113,34 +151,133 @@ pub fn exact_plan(x: &Tensor, y: &Tensor, ground: GroundCost) -> Result<Transpor
 /// # Errors
 /// Bad shapes, dtypes or non-finite coordinates; `s` outside `[0, 1]`
 /// ([`Error::InvalidFraction`]); [`Error::ProblemTooLarge`] (also when `lcm(N, M)` exceeds
-/// 2^24 points).
+/// 2^24 points); [`Error::OutOfMemory`] (for the plan, or for the `lcm(N, M) · d` values of
+/// the result). To score the interpolation against a cloud without building its `lcm(N, M)`
+/// points, use [`displacement_interpolation_w1`].
 pub fn displacement_interpolation(x: &Tensor, y: &Tensor, s: f64) -> Result<Tensor> {
+    let (n_x, n_y, _, _) = check_pair(x, y)?;
+    if (n_x / gcd(n_x, n_y))
+        .checked_mul(n_y)
+        .is_none_or(|l| l > 1 << 24)
+    {
+        return Err(Error::ProblemTooLarge { n_x, n_y });
+    }
+    let (pair, atoms) = interpolation_atoms(x, y, s)?;
+    let dim = pair.dim;
+    let lcm = atoms.total_units;
+    let needed = (lcm as u64) * (dim as u64) * 8;
+    if let Some(available) = crate::memory::available_bytes().filter(|&a| needed > a) {
+        return Err(Error::OutOfMemory {
+            n_x,
+            n_y,
+            needed,
+            available,
+        });
+    }
+    let mut points = Vec::with_capacity(lcm * dim);
+    for (point, &units) in atoms.points.chunks_exact(dim).zip(&atoms.units) {
+        for _ in 0..units {
+            points.extend_from_slice(point);
+        }
+    }
+    Ok(Tensor::from_vec(
+        points,
+        (lcm, dim),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+/// Exact W1 (Euclidean ground cost) between the displacement interpolation of `x` and `y` at
+/// fraction `s` (as [`displacement_interpolation`] builds it) and the uniform measure on
+/// `target`, without expanding the interpolation into its `lcm(N, M)` points: each of the at
+/// most `N + M − 1` pairs of the W2 plan is one weighted point. Equal, up to rounding, to
+/// `wasserstein_1(&displacement_interpolation(x, y, s)?, target)`, for a
+/// `(N + M − 1) × K` problem instead of an `lcm(N, M) × K` one. The `ot_midpoint` baseline's
+/// score.
+///
+/// # Shapes
+/// `x`: `(N, d)`, `y`: `(M, d)`, `target`: `(K, d)`, f32 or f64.
+///
+/// # Errors
+/// As [`displacement_interpolation`] for `x` and `y` (without its bound on `lcm(N, M)`); bad
+/// shape or non-finite coordinates of `target` (named `y`, the second cloud of the scoring
+/// problem); [`Error::ProblemTooLarge`] when the integer masses of the weighted problem
+/// overflow.
+pub fn displacement_interpolation_w1(
+    x: &Tensor,
+    y: &Tensor,
+    s: f64,
+    target: &Tensor,
+) -> Result<f64> {
+    let (pair, atoms) = interpolation_atoms(x, y, s)?;
+    let dim = pair.dim;
+    let n_atoms = atoms.units.len();
+    let atoms_tensor =
+        Tensor::from_slice(&atoms.points, (n_atoms, dim), &candle_core::Device::Cpu)?;
+    let target = target.to_dtype(candle_core::DType::F64)?;
+    let scored = read_pair_f64(&atoms_tensor, &target)?;
+    let n_target = scored.n_y;
+    check_fits(n_atoms, n_target)?;
+    // Masses in units of 1 / L, L = lcm(total_units, K): atom k supplies units_k · L / total,
+    // every target point demands L / K.
+    let too_large = || Error::ProblemTooLarge {
+        n_x: atoms.total_units,
+        n_y: n_target,
+    };
+    let total = atoms.total_units as u64;
+    let big = (total / gcd(atoms.total_units, n_target) as u64)
+        .checked_mul(n_target as u64)
+        .filter(|&l| l <= i64::MAX as u64 / 2)
+        .ok_or_else(too_large)?;
+    let per_unit = (big / total) as i64;
+    let mut supply = Vec::with_capacity(n_atoms + n_target);
+    for &units in &atoms.units {
+        supply.push((units as i64).checked_mul(per_unit).ok_or_else(too_large)?);
+    }
+    let demand = (big / n_target as u64) as i64;
+    supply.extend(std::iter::repeat_n(-demand, n_target));
+    let cost = cost_matrix(&scored.x, &scored.y, dim, |sq| sq.sqrt());
+    let mut simplex = NetworkSimplex::new(&cost, n_atoms, n_target, supply);
+    simplex.run();
+    Ok(simplex.total_cost() / big as f64)
+}
+
+/// The displacement interpolation of `x` and `y` at `s` as weighted points: one per pair of
+/// the exact W2 plan, `(1 − s) x_i + s y_j`, carrying the pair's units of mass.
+struct Atoms {
+    /// Row-major `(n_atoms, dim)`.
+    points: Vec<f64>,
+    /// Units of mass of every atom, out of `total_units`.
+    units: Vec<usize>,
+    /// `lcm(N, M)`.
+    total_units: usize,
+}
+
+fn interpolation_atoms(x: &Tensor, y: &Tensor, s: f64) -> Result<(HostPair<f64>, Atoms)> {
     if !(0.0..=1.0).contains(&s) {
         return Err(Error::InvalidFraction(s));
     }
     let pair = read_pair_f64(x, y)?;
     let (n_x, n_y, dim) = (pair.n_x, pair.n_y, pair.dim);
-    let lcm = (n_x / gcd(n_x, n_y)).checked_mul(n_y);
-    if lcm.is_none_or(|l| l > 1 << 24) {
-        return Err(Error::ProblemTooLarge { n_x, n_y });
-    }
+    check_fits(n_x, n_y)?;
     let cost = cost_matrix(&pair.x, &pair.y, dim, |sq| sq);
     let plan = plan_uniform(&cost, n_x, n_y)?;
-    let mut points = Vec::with_capacity(plan.total_units * dim);
-    for &(i, j, units) in &plan.entries {
+    let mut points = Vec::with_capacity(plan.entries.len() * dim);
+    let mut units = Vec::with_capacity(plan.entries.len());
+    for &(i, j, u) in &plan.entries {
         let (xi, yj) = (
             &pair.x[i * dim..(i + 1) * dim],
             &pair.y[j * dim..(j + 1) * dim],
         );
-        for _ in 0..units {
-            points.extend(xi.iter().zip(yj).map(|(a, b)| (1.0 - s) * a + s * b));
-        }
+        points.extend(xi.iter().zip(yj).map(|(a, b)| (1.0 - s) * a + s * b));
+        units.push(u);
     }
-    Ok(Tensor::from_vec(
+    let atoms = Atoms {
         points,
-        (plan.total_units, dim),
-        &candle_core::Device::Cpu,
-    )?)
+        units,
+        total_units: plan.total_units,
+    };
+    Ok((pair, atoms))
 }
 
 /// Row-major `N × M` matrix `f(|x_i − y_j|²)`.
@@ -175,7 +312,10 @@ fn plan_uniform(cost: &[f64], n_x: usize, n_y: usize) -> Result<TransportPlan> {
     }
     let g = gcd(n_x, n_y);
     let (supply, demand) = ((n_y / g) as i64, (n_x / g) as i64);
-    let mut simplex = NetworkSimplex::new(cost, n_x, n_y, supply, demand);
+    let supplies = (0..n_x + n_y)
+        .map(|u| if u < n_x { supply } else { -demand })
+        .collect();
+    let mut simplex = NetworkSimplex::new(cost, n_x, n_y, supplies);
     simplex.run();
     let total_units = n_x / g * n_y;
     let mut entries: Vec<(usize, usize, usize)> = (0..simplex.root)
@@ -197,8 +337,8 @@ const NONE: usize = usize::MAX;
 /// Relative tolerance on negative reduced costs (rounding of the potentials).
 const PRICING_TOLERANCE: f64 = 64.0 * f64::EPSILON;
 
-/// Network simplex for the balanced transportation problem between `n_src` sources of supply
-/// `supply` and `n_dst` sinks of demand `demand`. Nodes: sources `0..n_src`, sinks
+/// Network simplex for the balanced transportation problem between `n_src` sources and
+/// `n_dst` sinks with integer supplies (sinks negative, the total zero). Nodes: sources `0..n_src`, sinks
 /// `n_src..n_src + n_dst`, root `n_src + n_dst`. Arcs: `i·n_dst + j` from source `i` to sink `j`
 /// (implicit), then one artificial arc per node linking it to the root.
 struct NetworkSimplex<'a> {
@@ -235,7 +375,7 @@ struct NetworkSimplex<'a> {
 }
 
 impl<'a> NetworkSimplex<'a> {
-    fn new(cost: &'a [f64], n_src: usize, n_dst: usize, supply: i64, demand: i64) -> Self {
+    fn new(cost: &'a [f64], n_src: usize, n_dst: usize, supply: Vec<i64>) -> Self {
         let n_nodes = n_src + n_dst;
         let n_real = n_src * n_dst;
         let root = n_nodes;
@@ -249,9 +389,7 @@ impl<'a> NetworkSimplex<'a> {
             cost,
             pricing_cost: cost.to_vec(),
             art_cost,
-            supply: (0..n_nodes)
-                .map(|u| if u < n_src { supply } else { -demand })
-                .collect(),
+            supply,
             flow: vec![0; n_real + n_nodes],
             parent: vec![NONE; n_nodes + 1],
             pred: vec![NONE; n_nodes + 1],
@@ -645,6 +783,25 @@ impl<'a> NetworkSimplex<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_larger_than_the_memory_available_are_refused_up_front() {
+        // 1000 × 1000 arcs need 24 MB and a little.
+        assert!(check_size(1000, 1000, Some(30_000_000)).is_ok());
+        assert!(check_size(1000, 1000, None).is_ok());
+        let err = check_size(1000, 1000, Some(20_000_000)).expect_err("too big");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::OutOfMemory { .. }), "{msg}");
+        assert!(msg.contains("1000 and 1000 points"), "{msg}");
+        assert!(matches!(
+            check_size(1 << 20, 1 << 20, None),
+            Err(Error::ProblemTooLarge { .. })
+        ));
+        assert!(matches!(
+            check_size(usize::MAX, 2, None),
+            Err(Error::ProblemTooLarge { .. })
+        ));
+    }
 
     #[test]
     fn single_points_cost_their_distance() {

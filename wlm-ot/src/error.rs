@@ -60,6 +60,20 @@ pub enum Error {
     /// `scaling` is not inside the open interval (0, 1).
     #[error("scaling must be in the open interval (0, 1), got {0}")]
     InvalidScaling(f64),
+    /// The ε-annealing schedule would be longer than
+    /// [`MAX_SCHEDULE_STEPS`](crate::MAX_SCHEDULE_STEPS) (a `scaling` too close to 1, or a
+    /// blur far below the diameter of the clouds).
+    #[error("the epsilon schedule from diameter {diameter} down to blur {blur} with scaling {scaling} would take {steps} steps, more than the limit of {limit}: lower scaling or raise blur", limit = crate::MAX_SCHEDULE_STEPS)]
+    ScheduleTooLong {
+        /// Entries the schedule would have.
+        steps: f64,
+        /// Diagonal of the bounding box of the two clouds.
+        diameter: f64,
+        /// The blur asked for.
+        blur: f64,
+        /// The scaling asked for.
+        scaling: f64,
+    },
     /// The cost exponent is not 1 or 2.
     #[error("cost exponent p must be 1 or 2, got {0}")]
     InvalidExponent(u32),
@@ -94,6 +108,19 @@ pub enum Error {
         n_x: usize,
         /// Points in `y`.
         n_y: usize,
+    },
+    /// The exact solver's arrays (24 bytes per pair of points) would not fit in the memory
+    /// the system reports as available.
+    #[error("exact transport between {n_x} and {n_y} points needs {needed} bytes, more than the {available} bytes of memory available: subsample the clouds")]
+    OutOfMemory {
+        /// Points in `x`.
+        n_x: usize,
+        /// Points in `y`.
+        n_y: usize,
+        /// Bytes the solver would allocate.
+        needed: u64,
+        /// Bytes available (`MemAvailable + SwapFree`).
+        available: u64,
     },
     /// An interpolation fraction outside `[0, 1]`.
     #[error("interpolation fraction must be in [0, 1], got {0}")]

@@ -35,7 +35,8 @@
 //! | [`wasserstein_1`] | exact W1, Euclidean cost (POT's `ot.emd2`) | network simplex, `O(NM)` memory |
 //! | [`wasserstein_2`] | exact W2 = `sqrt(emd2)` with cost `|x − y|²` | same |
 //! | [`exact_plan`] | the optimal coupling itself (sparse, exact integer masses) | same |
-//! | [`displacement_interpolation`] | McCann interpolation along the exact W2 plan (the OT-midpoint baseline) | same |
+//! | [`displacement_interpolation`] | McCann interpolation along the exact W2 plan, as an `lcm(N, M)`-point cloud | same |
+//! | [`displacement_interpolation_w1`] | exact W1 from that interpolation to a third cloud, its points weighted instead of repeated (the OT-midpoint baseline) | `O((N + M) K)` memory |
 //! | [`energy_distance`], [`mmd_rbf`] | kernel two-sample statistics | `O((N+M)² d)` |
 //!
 //! The Sinkhorn divergence is computed exactly as geomloss 0.3.1 computes it (`SamplesLoss(
@@ -56,15 +57,18 @@
 //!   the reference trains with. Set [`SinkhornConfig::converge_final`] to iterate at the final
 //!   ε until the potentials settle; the gradient then matches finite differences.
 //! - `blur` is in the units of the coordinates. A blur much smaller than the spacing of the
-//!   points makes the schedule long (its length grows like `log(diameter / blur) / log(1/scaling)`).
+//!   points makes the schedule long (its length grows like `log(diameter / blur) / log(1/scaling)`);
+//!   past [`MAX_SCHEDULE_STEPS`] entries it is [`Error::ScheduleTooLong`].
 //! - f32 runs the same algorithm: against geomloss's f64 values it is within about 3e-7
 //!   relative on the value and 2e-5 (relative to the largest entry) on the gradient; use f64
 //!   for parity checks (1e-15 and 1e-10).
 //! - For `p = 1` the kernel sums `Σ (x − y)²` directly, where geomloss expands
 //!   `|x|² − 2x·y + |y|²`: the two differ only for pairs closer than about `1e-4·|x|`, where
 //!   the expanded form loses digits.
-//! - Exact transport stores the `N × M` cost matrix: keep `N·M` within memory (1000 × 1000 is
-//!   24 MB). Sinkhorn is never used as the evaluation metric.
+//! - Exact transport stores 24 bytes per pair of points (1000 × 1000 is 24 MB); a problem
+//!   that would not fit in the memory the system reports as available is
+//!   [`Error::OutOfMemory`] before anything is allocated, and one of `2^40` pairs or more is
+//!   [`Error::ProblemTooLarge`]. Sinkhorn is never used as the evaluation metric.
 //! - Inputs are copied to the host. The softmin passes run on the CPU unless the `cuda`
 //!   feature is built and [`DevicePreference`] selects the GPU.
 //! - The ε schedule uses bit-exact ports of numpy's AVX-512 `exp`/`log` (geomloss computes it
@@ -85,6 +89,7 @@ mod emd;
 mod error;
 mod input;
 mod kernel;
+mod memory;
 mod metrics;
 mod numpy_math;
 mod schedule;
@@ -97,8 +102,10 @@ pub use cuda::{
 };
 pub use divergence::{sinkhorn_divergence, sinkhorn_divergence_weighted};
 pub use emd::{
-    displacement_interpolation, exact_plan, wasserstein_1, wasserstein_2, GroundCost, TransportPlan,
+    displacement_interpolation, displacement_interpolation_w1, exact_plan, wasserstein_1,
+    wasserstein_2, GroundCost, TransportPlan,
 };
 pub use error::{Error, Result};
 pub use metrics::{energy_distance, mmd_rbf};
+pub use schedule::MAX_SCHEDULE_STEPS;
 pub use sinkhorn::{sinkhorn, sinkhorn_weighted, SinkhornOutput};

@@ -1,7 +1,13 @@
 //! The ε-annealing schedule, exactly as geomloss computes it (numpy `arange` semantics).
 
+use crate::error::{Error, Result};
 use crate::kernel::Real;
 use crate::numpy_math::{np_exp, np_log};
+
+/// The most ε-steps a schedule may have. The reference settings take about 40; a `scaling`
+/// very close to 1 (or a blur far below the diameter) would otherwise run for hours or
+/// allocate without bound.
+pub const MAX_SCHEDULE_STEPS: usize = 100_000;
 
 /// Diagonal of the bounding box of `x ∪ y` (`‖max − min‖₂` per coordinate) and the box's
 /// center (used to shift the clouds before the kernels).
@@ -52,10 +58,22 @@ fn torch_norm<T: Real>(v: &[T]) -> T {
     total.sqrt()
 }
 
+/// The length of numpy's `arange(start, stop, step)`: `ceil((stop − start)/step)`, or 0 when
+/// that is not a positive finite number (an infinite length is reported as `f64::INFINITY`).
+fn arange_len(start: f64, stop: f64, step: f64) -> f64 {
+    let len = ((stop - start) / step).ceil();
+    if len.is_nan() || len <= 0.0 {
+        0.0
+    } else {
+        len
+    }
+}
+
 /// numpy's `arange(start, stop, step)` for floats: length `ceil((stop − start)/step)`, first
 /// value `start`, second `start + step`, then `start + i·δ` with `δ = (start + step) − start`.
+/// The caller bounds the length (see [`epsilon_schedule`]); an infinite one gives an empty list.
 pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
-    let len = ((stop - start) / step).ceil();
+    let len = arange_len(start, stop, step);
     if !len.is_finite() || len <= 0.0 {
         return Vec::new();
     }
@@ -76,25 +94,35 @@ pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
 ///
 /// A zero diameter (all points identical) would make geomloss divide by zero; the schedule is
 /// then `[blur^p, blur^p]`.
-pub(crate) fn epsilon_schedule(p: u32, diameter: f64, blur: f64, scaling: f64) -> Vec<f64> {
+///
+/// # Errors
+/// [`Error::ScheduleTooLong`] when the schedule would have more than [`MAX_SCHEDULE_STEPS`]
+/// entries (its length is about `ln(diameter / blur) / ln(1 / scaling)`).
+pub(crate) fn epsilon_schedule(p: u32, diameter: f64, blur: f64, scaling: f64) -> Result<Vec<f64>> {
     let pf = p as f64;
     let first = diameter.powi(p as i32);
     let last = blur.powi(p as i32);
     if first <= 0.0 {
-        return vec![last, last];
+        return Ok(vec![last, last]);
+    }
+    let (start, stop, step) = (
+        pf * np_log(diameter),
+        pf * np_log(blur),
+        pf * np_log(scaling),
+    );
+    let steps = arange_len(start, stop, step) + 2.0;
+    if steps > MAX_SCHEDULE_STEPS as f64 {
+        return Err(Error::ScheduleTooLong {
+            steps,
+            diameter,
+            blur,
+            scaling,
+        });
     }
     let mut eps = vec![first];
-    eps.extend(
-        numpy_arange(
-            pf * np_log(diameter),
-            pf * np_log(blur),
-            pf * np_log(scaling),
-        )
-        .into_iter()
-        .map(np_exp),
-    );
+    eps.extend(numpy_arange(start, stop, step).into_iter().map(np_exp));
     eps.push(last);
-    eps
+    Ok(eps)
 }
 
 #[cfg(test)]
@@ -114,7 +142,7 @@ mod tests {
 
     #[test]
     fn schedule_starts_at_diameter_and_ends_at_blur() {
-        let e = epsilon_schedule(2, 3.0, 0.05, 0.9);
+        let e = epsilon_schedule(2, 3.0, 0.05, 0.9).expect("schedule");
         assert_eq!(e[0], 9.0);
         assert_eq!(*e.last().expect("nonempty"), 0.05_f64.powi(2));
         assert!((e[1] - 9.0).abs() < 1e-12);
@@ -123,8 +151,26 @@ mod tests {
 
     #[test]
     fn schedule_of_a_small_diameter_has_two_entries() {
-        assert_eq!(epsilon_schedule(1, 0.01, 0.05, 0.5), vec![0.01, 0.05]);
-        assert_eq!(epsilon_schedule(2, 0.0, 0.1, 0.5), vec![0.1_f64.powi(2); 2]);
+        assert_eq!(
+            epsilon_schedule(1, 0.01, 0.05, 0.5).expect("schedule"),
+            vec![0.01, 0.05]
+        );
+        assert_eq!(
+            epsilon_schedule(2, 0.0, 0.1, 0.5).expect("schedule"),
+            vec![0.1_f64.powi(2); 2]
+        );
+    }
+
+    #[test]
+    fn a_scaling_close_to_one_is_an_error_not_a_huge_schedule() {
+        // ln(100 / 0.05) / -ln(1 - 1e-9) ≈ 7.6e9 steps
+        let err = epsilon_schedule(2, 100.0, 0.05, 1.0 - 1e-9).expect_err("too long");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::ScheduleTooLong { .. }), "{msg}");
+        assert!(msg.contains("scaling 0.999999999"), "{msg}");
+        // the largest scaling that fits at this diameter and blur still works
+        let fits = epsilon_schedule(2, 100.0, 0.05, 0.9999).expect("76 000 steps fit");
+        assert!(fits.len() <= MAX_SCHEDULE_STEPS);
     }
 
     #[test]

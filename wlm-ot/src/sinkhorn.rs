@@ -189,7 +189,7 @@ pub(crate) struct Solution<T> {
 /// extrapolation, value and envelope gradients.
 ///
 /// # Errors
-/// [`Error::NonFiniteDiameter`] when the bounding box overflows.
+/// [`Error::NonFiniteDiameter`] when the bounding box overflows; [`Error::ScheduleTooLong`].
 pub(crate) fn solve<T: Real>(
     pair: &HostPair<T>,
     a: &[T],
@@ -201,11 +201,11 @@ pub(crate) fn solve<T: Real>(
     if !diameter.is_finite() {
         return Err(Error::NonFiniteDiameter(diameter));
     }
+    let eps_list = epsilon_schedule(config.p, diameter, config.blur, config.scaling)?;
     // The GPU path (feature `cuda`, a usable device, the device preference asking for it).
     if let Some(sol) = crate::cuda::try_solve(pair, a, b, config) {
         return Ok(sol);
     }
-    let eps_list = epsilon_schedule(config.p, diameter, config.blur, config.scaling);
     let problem = Problem {
         x: Cloud::new(&pair.x, dim, &center),
         y: Cloud::new(&pair.y, dim, &center),

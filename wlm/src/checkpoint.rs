@@ -75,7 +75,9 @@ impl Trainer {
     /// with the same model and training configs and data).
     ///
     /// # Errors
-    /// [`Error::File`] naming the missing or mis-shaped tensor; nothing useful is left in the
+    /// [`Error::File`] naming the missing, mis-shaped or out-of-range tensor (an empty
+    /// counter, a negative step, a non-finite weight or moment, a negative second moment, a
+    /// blur that is not finite and positive); nothing useful is left in the
     /// trainer after a failure, so build a fresh one to retry.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
@@ -105,42 +107,102 @@ impl Trainer {
             }
             Ok(t.clone())
         };
-        let scalar_i64 = |key: &str| -> Result<i64> {
-            Ok(get(key, None)?
-                .to_dtype(DType::I64)?
-                .flatten_all()?
-                .to_vec1::<i64>()?[0])
-        };
-        let scalar_f64 = |key: &str| -> Result<f64> {
-            Ok(get(key, None)?
+        // One value, read as f64 (exact for the i64 counters below 2^53); an empty tensor or
+        // one of several values is an error naming the key, not an index panic.
+        let scalar = |key: &str| -> Result<f64> {
+            let values = get(key, None)?
                 .to_dtype(DType::F64)?
                 .flatten_all()?
-                .to_vec1::<f64>()?[0])
+                .to_vec1::<f64>()?;
+            match values.as_slice() {
+                [value] => Ok(*value),
+                _ => Err(Error::file(
+                    path,
+                    format!("tensor `{key}` must hold one value, got {}", values.len()),
+                )),
+            }
+        };
+        let count = |key: &str| -> Result<u64> {
+            let value = scalar(key)?;
+            if !(value >= 0.0 && value.fract() == 0.0 && value <= (1u64 << 53) as f64) {
+                return Err(Error::file(
+                    path,
+                    format!("tensor `{key}` is {value}: must be a count >= 0"),
+                ));
+            }
+            Ok(value as u64)
+        };
+        // Weights and optimiser moments must be finite (the second moments also >= 0), or
+        // training and evaluation would turn them into silent NaNs.
+        let checked = |key: &str, like: &Tensor, non_negative: bool| -> Result<Tensor> {
+            let t = get(key, Some(like))?;
+            let values = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+            let bad = values
+                .iter()
+                .position(|v| !v.is_finite() || (non_negative && *v < 0.0));
+            if let Some(i) = bad {
+                let need = if non_negative {
+                    "finite and >= 0"
+                } else {
+                    "finite"
+                };
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor `{key}` has the value {} at flat index {i}: must be {need}",
+                        values[i]
+                    ),
+                ));
+            }
+            Ok(t)
         };
         for (name, var) in self.model.named_parameters() {
-            var.set(&get(&format!("param/{name}"), Some(var.as_tensor()))?)?;
+            var.set(&checked(&format!("param/{name}"), var.as_tensor(), false)?)?;
             let like = var.as_tensor().clone();
-            let shadow = get(&format!("ema/{name}"), Some(&like))?;
+            let shadow = checked(&format!("ema/{name}"), &like, false)?;
             self.ema.set_shadow(&name, shadow);
         }
         for slot in self.optimizer.slots_mut() {
             let like = slot.var.as_tensor().clone();
-            slot.exp_avg = get(&format!("adam_m/{}", slot.name), Some(&like))?;
-            slot.exp_avg_sq = get(&format!("adam_v/{}", slot.name), Some(&like))?;
-            slot.steps = scalar_i64(&format!("adam_steps/{}", slot.name))? as u64;
+            slot.exp_avg = checked(&format!("adam_m/{}", slot.name), &like, false)?;
+            slot.exp_avg_sq = checked(&format!("adam_v/{}", slot.name), &like, true)?;
+            slot.steps = count(&format!("adam_steps/{}", slot.name))?;
         }
-        self.step = scalar_i64("meta/step")? as usize;
-        let words = get("meta/rng", None)?.to_vec1::<u32>()?;
-        if words.len() != 8 {
-            return Err(Error::file(path, "tensor `meta/rng` must hold 8 words"));
+        self.step = usize::try_from(count("meta/step")?)
+            .map_err(|_| Error::file(path, "tensor `meta/step` does not fit in usize"))?;
+        let rng = get("meta/rng", None)?;
+        if rng.dtype() != DType::U32 || rng.elem_count() != 8 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `meta/rng` must hold 8 u32 words, got {:?} {:?}",
+                    rng.dtype(),
+                    rng.dims()
+                ),
+            ));
         }
+        let words = rng.flatten_all()?.to_vec1::<u32>()?;
         let mut state = [0u64; 4];
         for (i, s) in state.iter_mut().enumerate() {
             *s = u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32);
         }
         self.rng = TrainRng::from_state(state);
-        self.blur = scalar_f64("meta/blur")?;
-        self.wall_seconds = scalar_f64("meta/wall_seconds")?;
+        let blur = scalar("meta/blur")?;
+        if !(blur.is_finite() && blur > 0.0) {
+            return Err(Error::file(
+                path,
+                format!("tensor `meta/blur` is {blur}: must be finite and > 0"),
+            ));
+        }
+        self.blur = blur;
+        let wall_seconds = scalar("meta/wall_seconds")?;
+        if !(wall_seconds.is_finite() && wall_seconds >= 0.0) {
+            return Err(Error::file(
+                path,
+                format!("tensor `meta/wall_seconds` is {wall_seconds}: must be finite and >= 0"),
+            ));
+        }
+        self.wall_seconds = wall_seconds;
         Ok(())
     }
 }

@@ -306,9 +306,31 @@ impl Model {
     /// Extra tensors in the file are ignored.
     ///
     /// # Errors
-    /// [`Error::File`] naming the missing key or the shape mismatch; nothing is changed then.
+    /// [`Error::File`] naming the missing key, the shape mismatch or a tensor with a NaN or
+    /// infinite value; nothing is changed then.
     pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        // A non-finite weight would make every force and score a silent NaN.
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| Error::file(path, e.to_string()))?;
+        for (name, _) in self.named_parameters() {
+            let Some(tensor) = tensors.get(&name) else {
+                continue; // reported by the loader, with the expected shape
+            };
+            let values = tensor
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor `{name}` has the value {} at flat index {i}: weights must be finite",
+                        values[i]
+                    ),
+                ));
+            }
+        }
         wlm_energy::load_weights(&self.varmap, path)
             .map_err(|e| Error::file(path, e.to_string()))?;
         Ok(())

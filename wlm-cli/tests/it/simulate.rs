@@ -155,3 +155,19 @@ fn simulate_rejects_bad_starts_and_options() {
     );
     assert!(!dir.path().join("o.npz").exists());
 }
+
+#[test]
+fn a_huge_snapshot_count_is_an_error_naming_it_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, n) in [
+        ("boids", "1000000000000000000"),
+        ("gf-sde", "1000000000000000000"),
+    ] {
+        let err = fails(&wlm_in(
+            dir.path(),
+            &["simulate", kind, "--n-snapshots", n, "--out", "b.npz"],
+        ));
+        assert!(err.contains(n) && err.contains("bytes"), "{kind}: {err}");
+    }
+    assert!(!dir.path().join("b.npz").exists());
+}

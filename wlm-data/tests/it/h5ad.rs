@@ -20,6 +20,19 @@ fn encoded(builder: &mut hdf5_pure::DatasetBuilder, kind: &str) {
 /// (codes int8), `obs/hours` int64; `obsm/X_pca` (6, 3) float32 chunked and deflated, with
 /// `X_pca[i, j] = 10 i + j`; `layers/velocity` (6, 3) float64 with `v[i, j] = −i`.
 fn anndata_like(codes: &[i8], with_sparse_x: bool) -> Vec<u8> {
+    anndata_with_codes(
+        |ds| {
+            ds.with_i8_data(codes);
+        },
+        with_sparse_x,
+    )
+}
+
+/// [`anndata_like`] with the category codes written by `set_codes`.
+fn anndata_with_codes(
+    set_codes: impl FnOnce(&mut hdf5_pure::DatasetBuilder),
+    with_sparse_x: bool,
+) -> Vec<u8> {
     let mut fb = FileBuilder::new();
     fb.set_attr("encoding-type", text("anndata"));
     fb.set_attr("encoding-version", text("0.1.0"));
@@ -45,7 +58,9 @@ fn anndata_like(codes: &[i8], with_sparse_x: bool) -> Vec<u8> {
             .with_vlen_strings(&["day0", "day1", "day2"]),
         "string-array",
     );
-    encoded(day.create_dataset("codes").with_i8_data(codes), "array");
+    let codes = day.create_dataset("codes");
+    set_codes(codes);
+    encoded(codes, "array");
     obs.add_group(day.finish());
     fb.add_group(obs.finish());
 
@@ -302,6 +317,26 @@ fn errors_name_the_hdf5_path() {
             anndata_like(&[2, 0, 9, 0, 2, 1], false),
             day_config(),
             "cell 2 has code 9 but there are 3 categories",
+        ),
+        (
+            anndata_with_codes(
+                |ds| {
+                    ds.with_f64_data(&[2.0, 0.0, f64::NAN, 0.0, 2.0, 1.0]);
+                },
+                false,
+            ),
+            day_config(),
+            "key `obs/day`: cell 2 has code NaN, not an integer category index",
+        ),
+        (
+            anndata_with_codes(
+                |ds| {
+                    ds.with_f64_data(&[2.0, 0.0, 1.0, 0.5, 2.0, 1.0]);
+                },
+                false,
+            ),
+            day_config(),
+            "key `obs/day`: cell 3 has code 0.5, not an integer category index",
         ),
         (
             anndata_like(&[2, 0, 1, 0, 2], false),

@@ -372,7 +372,8 @@ pub(crate) fn solve<T: GpuReal>(
     let stream = &rt.stream;
     let dim = pair.dim;
     let (diameter, center) = bounding_box(&pair.x, &pair.y, dim);
-    let eps_list = epsilon_schedule(config.p, diameter, config.blur, config.scaling);
+    let eps_list = epsilon_schedule(config.p, diameter, config.blur, config.scaling)
+        .map_err(|e| e.to_string())?;
     let cost = Cost::from_exponent(config.p);
     let (n, m) = (pair.n_x, pair.n_y);
     let total = i32_of(2 * (n + m))?;

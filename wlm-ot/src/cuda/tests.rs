@@ -1,8 +1,9 @@
 //! NVRTC compiles every kernel source (no GPU needed: only the NVRTC library).
 //!
 //! cudarc loads `libnvrtc.so*` by name, so the library must be on the loader's path. When it is
-//! not, the test looks for the PyPI wheel (`pip install nvidia-cuda-nvrtc`; or `WLM_NVRTC_LIB_DIR`)
-//! and re-runs itself in a child process with `LD_LIBRARY_PATH` pointing there (the loader reads
+//! not, the test looks for the PyPI wheel (`pip install nvidia-cuda-nvrtc`; or `WLM_NVRTC_LIB_DIR`,
+//! which `.ci/run` sets to its venv's copy, and which makes a missing library a failure rather
+//! than a skip) and re-runs itself in a child process with `LD_LIBRARY_PATH` pointing there (the loader reads
 //! that variable only at process start).
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,13 @@ fn wheel_lib_dir() -> Option<PathBuf> {
         })
     };
     if let Some(dir) = std::env::var_os("WLM_NVRTC_LIB_DIR").map(PathBuf::from) {
-        return has_nvrtc(&dir).then_some(dir);
+        // Asked for explicitly (CI sets it): a missing library fails the test, never skips it.
+        assert!(
+            has_nvrtc(&dir),
+            "WLM_NVRTC_LIB_DIR={} holds no libnvrtc.so*",
+            dir.display()
+        );
+        return Some(dir);
     }
     let out = Command::new("python3")
         .args(["-c", "import nvidia; print('\\n'.join(nvidia.__path__))"])

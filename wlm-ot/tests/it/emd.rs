@@ -223,3 +223,42 @@ fn displacement_interpolation_rejects_fractions_outside_the_unit_interval() {
         assert!(err.to_string().contains("fraction"), "{err}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn weighted_midpoint_w1_equals_w1_of_the_expanded_cloud(
+        (n, m, k, d, x, y, z, s) in (1usize..=9, 1usize..=9, 1usize..=9, 1usize..=3).prop_flat_map(|(n, m, k, d)| (
+            Just(n), Just(m), Just(k), Just(d),
+            prop::collection::vec(-1.0f64..1.0, n * d),
+            prop::collection::vec(-1.0f64..2.0, m * d),
+            prop::collection::vec(-1.0f64..2.0, k * d),
+            0.0f64..=1.0,
+        ))
+    ) {
+        let (xt, yt, zt) = (tensor(&x, n, d), tensor(&y, m, d), tensor(&z, k, d));
+        let expanded = wlm_ot::displacement_interpolation(&xt, &yt, s).expect("mid");
+        let want = wasserstein_1(&expanded, &zt).expect("w1");
+        let got = wlm_ot::displacement_interpolation_w1(&xt, &yt, s, &zt).expect("weighted w1");
+        prop_assert!((got - want).abs() <= 1e-12 * (1.0 + want), "weighted {} vs expanded {}", got, want);
+    }
+}
+
+#[test]
+fn weighted_midpoint_w1_of_coprime_sizes_matches_the_lcm_cloud() {
+    // lcm(200, 201) = 40 200 points expanded; the weighted problem has at most 400.
+    let mut r = rng(11);
+    let (n, m, k, d) = (200, 201, 50, 2);
+    let x = tensor(&uniform_cloud(&mut r, n, d, 0.0, 1.0), n, d);
+    let y = tensor(&uniform_cloud(&mut r, m, d, 0.5, 1.5), m, d);
+    let z = tensor(&uniform_cloud(&mut r, k, d, 0.2, 1.2), k, d);
+    let expanded = wlm_ot::displacement_interpolation(&x, &y, 0.3).expect("mid");
+    assert_eq!(expanded.dims(), &[40_200, 2]);
+    let want = wasserstein_1(&expanded, &z).expect("w1");
+    let got = wlm_ot::displacement_interpolation_w1(&x, &y, 0.3, &z).expect("weighted w1");
+    assert!(
+        (got - want).abs() <= 1e-12 * (1.0 + want),
+        "{got} vs {want}"
+    );
+}

@@ -146,3 +146,21 @@ fn bad_weights_are_rejected() {
         assert!(msg.starts_with("weights b: "), "{msg}");
     }
 }
+
+#[test]
+fn a_scaling_too_close_to_one_is_rejected_before_any_work() {
+    // ε would take about 7e9 steps from the diameter 2.8 down to the blur 0.05.
+    let x = t(&[0.0, 0.0, 2.0, 2.0], 2, 2);
+    let config = SinkhornConfig {
+        scaling: 1.0 - 1e-9,
+        ..SinkhornConfig::default()
+    };
+    let err = sinkhorn(&x, &x, &config).expect_err("schedule too long");
+    assert!(matches!(err, Error::ScheduleTooLong { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("steps") && msg.contains("scaling"), "{msg}");
+    assert!(matches!(
+        sinkhorn_divergence(&x, &x, &config),
+        Err(Error::ScheduleTooLong { .. })
+    ));
+}

@@ -265,3 +265,104 @@ fn finish_reuses_the_last_steps_evaluation_and_scores_again_after_a_change() -> 
     }
     Ok(())
 }
+
+#[test]
+fn a_corrupt_checkpoint_is_an_error_naming_the_tensor() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 5)?;
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir()?;
+    let run_dir = dir.path().join("run");
+    let mut run = Run::create(&run_dir, config(12), data.clone(), &dev)?;
+    run.train_for(5, &mut Losses::default())?;
+    drop(run);
+    let path = run_dir.join(wlm::CHECKPOINT_FILE);
+    let good = candle_core::safetensors::load(&path, &dev)?;
+    let (param, adam_v) = {
+        let mut keys: Vec<&String> = good.keys().collect();
+        keys.sort();
+        let param = keys
+            .iter()
+            .find(|k| k.starts_with("param/"))
+            .expect("a parameter");
+        let adam_v = keys
+            .iter()
+            .find(|k| k.starts_with("adam_v/"))
+            .expect("a moment");
+        ((*param).clone(), (*adam_v).clone())
+    };
+    let empty_i64 = Tensor::from_vec(Vec::<i64>::new(), 0, &dev)?;
+    let empty_f64 = Tensor::from_vec(Vec::<f64>::new(), 0, &dev)?;
+    let like = |key: &str, value: f32| -> anyhow::Result<Tensor> {
+        Ok(good[key].ones_like()?.affine(f64::from(value), 0.0)?)
+    };
+    let cases: Vec<(String, Tensor, &str)> = vec![
+        (
+            "meta/step".into(),
+            empty_i64,
+            "tensor `meta/step` must hold one value, got 0",
+        ),
+        (
+            "meta/step".into(),
+            Tensor::new(&[-3i64], &dev)?,
+            "tensor `meta/step` is -3",
+        ),
+        (
+            "meta/blur".into(),
+            empty_f64,
+            "tensor `meta/blur` must hold one value",
+        ),
+        (
+            "meta/blur".into(),
+            Tensor::new(&[-0.5f64], &dev)?,
+            "tensor `meta/blur` is -0.5",
+        ),
+        (
+            "meta/rng".into(),
+            Tensor::new(&[1u32, 2], &dev)?,
+            "tensor `meta/rng` must hold 8 u32 words",
+        ),
+        (param.clone(), like(&param, f32::NAN)?, "has the value NaN"),
+        (
+            adam_v.clone(),
+            like(&adam_v, -1.0)?,
+            "must be finite and >= 0",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let mut tensors = good.clone();
+        tensors.insert(key.clone(), value);
+        candle_core::safetensors::save(&tensors, &path)?;
+        let err = match Run::resume(&run_dir, data.clone(), &dev) {
+            Ok(_) => panic!("{key}: a corrupt checkpoint was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(expected),
+            "{key}: expected {expected:?} in {err:?}"
+        );
+        assert!(err.contains("checkpoint.safetensors"), "{err}");
+    }
+    candle_core::safetensors::save(&good, &path)?;
+    let run = Run::resume(&run_dir, data, &dev)?;
+    assert_eq!(run.trainer().step_count(), 5);
+    // Plain weights (`wlm eval` without a checkpoint) are checked the same way.
+    let model = run.trainer().model();
+    let weights = dir.path().join("weights.safetensors");
+    model.save_weights(&weights)?;
+    let mut tensors = candle_core::safetensors::load(&weights, &dev)?;
+    let name = param.trim_start_matches("param/").to_string();
+    let bad = tensors[&name].ones_like()?.affine(f64::INFINITY, 0.0)?;
+    tensors.insert(name.clone(), bad);
+    candle_core::safetensors::save(&tensors, &weights)?;
+    let before = params(&run)?;
+    let err = model
+        .load_weights(&weights)
+        .expect_err("infinite weight")
+        .to_string();
+    assert!(
+        err.contains(&format!("tensor `{name}` has the value inf")),
+        "{err}"
+    );
+    assert_eq!(params(&run)?, before, "nothing is changed by a failed load");
+    Ok(())
+}
