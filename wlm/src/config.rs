@@ -127,10 +127,20 @@ pub struct TrainConfig {
     /// Cap on the horizon `K` (default `None`: number of training snapshots − 1).
     pub max_horizon: Option<usize>,
     /// Always use the full horizon `K` instead of drawing `k ~ U{1..K}`. Default false.
+    /// With `random_start`, the longest horizon the drawn start allows (`min(cap, K − s)`).
     pub fixed_horizon: bool,
-    /// Initial velocities of the training rollouts (at snapshot 0): `Data`, `Zero` or an OT
-    /// estimate from the training snapshots (`OtForward`, `OtCentral`, `OtBackward`: all the
-    /// forward difference to the next training snapshot at snapshot 0); `Model` is an error.
+    /// Multiple shooting: start each rollout at a random training snapshot `s ~ U{0..K−1}`
+    /// (`K` = index of the last training snapshot among the training snapshots), then draw
+    /// the horizon `k ~ U{1..min(cap, K − s)}`, so that `s + k ≤ K` always. The start's
+    /// velocities come from `initial_velocities` at snapshot `s`: `Data` needs velocities at
+    /// every training snapshot but the last; the OT sources estimate them from the training
+    /// snapshots (once per snapshot, cached). Default false: every rollout starts at
+    /// snapshot 0, as the reference does, and the RNG stream is the reference path's.
+    pub random_start: bool,
+    /// Initial velocities of the training rollouts (at snapshot 0, or at the drawn start with
+    /// `random_start`): `Data`, `Zero` or an OT estimate from the training snapshots
+    /// (`OtForward`, `OtCentral`, `OtBackward`: all the forward difference to the next
+    /// training snapshot at snapshot 0); `Model` is an error.
     /// Default [`VelocitySource::Data`].
     pub initial_velocities: VelocitySource,
     /// The Sinkhorn loss.
@@ -170,6 +180,7 @@ impl Default for TrainConfig {
             subsample_targets: true,
             max_horizon: None,
             fixed_horizon: false,
+            random_start: false,
             initial_velocities: VelocitySource::Data,
             loss: LossConfig::default(),
             gradient: GradientMethod::ReverseSweep,
