@@ -275,7 +275,7 @@ pub(crate) fn plot_run(
                 y_label,
                 series,
                 log_y: true,
-                marker: best.map(|(step, _)| (step, format!("best (step {step})"))),
+                marker: best.map(|(step, _)| (step, "best".to_string())),
             };
             let path = out.join("loss.png");
             line_chart(&chart, 720, 440).save_png(&path)?;

@@ -128,7 +128,7 @@ struct Scored {
 impl Run {
     /// Starts a new run in `dir` (created if needed) on all `snapshots`; writes `config.ron`
     /// (with the estimated blur and `eval.model_start_velocities` filled in) and the metrics
-    /// header.
+    /// header; removes `best.ron` and `best.safetensors` left by an earlier run there.
     ///
     /// # Errors
     /// [`Error::File`] if `dir` already holds a checkpoint (resume it instead); config
@@ -177,7 +177,10 @@ impl Run {
     }
 
     /// Reopens the run in `dir` at its checkpoint; continuing it gives exactly the losses an
-    /// uninterrupted run would. Metrics rows after the checkpoint's step are dropped.
+    /// uninterrupted run would. Metrics rows after the checkpoint's step are dropped. The best
+    /// score of model selection is read back from `best.ron`, so a resumed run replaces
+    /// `best.safetensors` only with a strictly lower score (a best found after the
+    /// checkpoint stays: the replayed steps score exactly as before).
     ///
     /// # Errors
     /// [`Error::File`] for a missing or unreadable `config.ron` or checkpoint; config errors.
@@ -258,8 +261,9 @@ impl Run {
     }
 
     /// Runs up to `n_steps` more steps (never past `config.train.steps`), appending to
-    /// `metrics.csv`, evaluating every `eval_every` steps and checkpointing every
-    /// `checkpoint_every` steps and at the last step of the run.
+    /// `metrics.csv`, evaluating every `eval_every` steps (keeping `best.safetensors` when
+    /// `train.model_selection` scores an evaluation lower than any before) and checkpointing
+    /// every `checkpoint_every` steps and at the last step of the run.
     ///
     /// # Errors
     /// [`Error::NonFinite`] naming the step (the previous checkpoint stays as it was);
