@@ -190,7 +190,9 @@ pub(crate) struct EvalArgs {
     /// Run directory written by `wlm train`.
     #[arg(long)]
     pub(crate) run_dir: PathBuf,
-    /// Checkpoint to use instead of the run's final (EMA) weights.
+    /// Checkpoint or weights file to use instead of the run's final (EMA) weights; `best`:
+    /// the run directory's `best.safetensors` (the lowest-scoring weights of
+    /// `train.model_selection`).
     #[arg(long)]
     pub(crate) checkpoint: Option<PathBuf>,
     /// Data file to use instead of the one named in the run's config.

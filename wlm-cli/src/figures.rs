@@ -23,9 +23,13 @@ pub(crate) struct MetricsRow {
     pub(crate) loss: f64,
     /// Friction after the step.
     pub(crate) friction: f64,
+    /// Model-selection score of the step's evaluation (`selection_score`; `None` between
+    /// evaluations, without `train.model_selection` or in files written before the column).
+    pub(crate) selection: Option<f64>,
 }
 
-/// Reads the `step`, `loss` and `friction` columns of a run's `metrics.csv`.
+/// Reads the `step`, `loss` and `friction` columns (and `selection_score` where present) of a
+/// run's `metrics.csv`.
 ///
 /// # Errors
 /// Unreadable file, missing columns, unparsable numbers (naming the line).
@@ -41,6 +45,7 @@ pub(crate) fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
             .with_context(|| format!("{}: no column `{name}`", path.display()))
     };
     let (cs, cl, cf) = (col("step")?, col("loss")?, col("friction")?);
+    let selection_column = col("selection_score").ok();
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
@@ -53,6 +58,10 @@ pub(crate) fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
             step: get(cs).parse().with_context(bad)?,
             loss: get(cl).parse().with_context(bad)?,
             friction: get(cf).parse().with_context(bad)?,
+            selection: match selection_column.map(get) {
+                None | Some("") => None,
+                Some(text) => Some(text.parse().with_context(bad)?),
+            },
         });
     }
     Ok(rows)
@@ -278,26 +287,50 @@ pub(crate) fn plot_run(
                     )
                 })
                 .collect();
+            let mut series = vec![
+                Series {
+                    label: "loss".into(),
+                    points: raw,
+                    color: [170, 200, 230],
+                    style: Style::Line,
+                },
+                Series {
+                    label: format!("mean of {window}"),
+                    points: smooth,
+                    color: PALETTE[0],
+                    style: Style::Line,
+                },
+            ];
+            // The model-selection curve, with the best step marked.
+            let selection: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|r| r.selection.map(|s| (r.step as f64, s)))
+                .collect();
+            let best = selection.iter().copied().filter(|p| p.1.is_finite()).fold(
+                None,
+                |best: Option<(f64, f64)>, p| match best {
+                    Some(b) if b.1 <= p.1 => Some(b),
+                    _ => Some(p),
+                },
+            );
+            let y_label = if selection.is_empty() {
+                "Sinkhorn loss".to_string()
+            } else {
+                series.push(Series {
+                    label: "selection score (train W1)".into(),
+                    points: selection,
+                    color: PALETTE[1],
+                    style: Style::LineMarkers,
+                });
+                "Sinkhorn loss; W1".to_string()
+            };
             let chart = LineChart {
                 title: format!("{}: training loss", config.name),
                 x_label: "step".into(),
-                y_label: "Sinkhorn loss".into(),
-                series: vec![
-                    Series {
-                        label: "loss".into(),
-                        points: raw,
-                        color: [170, 200, 230],
-                        style: Style::Line,
-                    },
-                    Series {
-                        label: format!("mean of {window}"),
-                        points: smooth,
-                        color: PALETTE[0],
-                        style: Style::Line,
-                    },
-                ],
+                y_label,
+                series,
                 log_y: true,
-                marker: None,
+                marker: best.map(|(step, _)| (step, "best".to_string())),
             };
             let path = out.join("loss.png");
             line_chart(&chart, 720, 440).save_png(&path)?;
@@ -392,6 +425,29 @@ mod tests {
             msg.contains("interpolation.npz: 1 predicted snapshots, but the run holds out 2"),
             "{msg}"
         );
+    }
+
+    /// The selection score is read where the row has one; a file from before the column
+    /// reads as no scores.
+    #[test]
+    fn metrics_selection_scores_are_read_where_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(
+            &path,
+            "step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se,selection_score\n\
+             1,1,8,2e0,5e-1,0.1,,,,,\n\
+             2,2,8,1.5e0,5e-1,0.2,7e-1,1e-1,9e-1,1e-1,7e-1\n",
+        )
+        .unwrap();
+        let rows = read_metrics(&path).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.selection).collect::<Vec<_>>(),
+            [None, Some(0.7)]
+        );
+        assert_eq!(rows[1].loss, 1.5);
+        std::fs::write(&path, "step,horizon,batch,loss,friction\n3,1,8,2e0,5e-1\n").unwrap();
+        assert_eq!(read_metrics(&path).unwrap()[0].selection, None);
     }
 
     #[test]

@@ -247,6 +247,10 @@ struct Loaded {
     source: PathBuf,
 }
 
+/// The `--checkpoint` value that names the run's model-selection weights
+/// (`best.safetensors`).
+pub(crate) const BEST_CHECKPOINT: &str = "best";
+
 fn is_checkpoint(path: &Path) -> Result<bool> {
     let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .with_context(|| format!("cannot read weights {}", path.display()))?;
@@ -274,6 +278,16 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
         wlm::WEIGHTS_FILE
     };
     let source = match &args.checkpoint {
+        Some(path) if path.as_os_str() == BEST_CHECKPOINT => {
+            let best = dir.join(wlm::BEST_WEIGHTS_FILE);
+            if !best.exists() {
+                bail!(
+                    "{}: no best weights in the run directory: `--checkpoint best` needs a run trained with train.model_selection=TrainW1",
+                    best.display()
+                );
+            }
+            best
+        }
         Some(path) => path.clone(),
         None if dir.join(preferred).exists() => dir.join(preferred),
         None => dir.join(wlm::CHECKPOINT_FILE),

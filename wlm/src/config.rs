@@ -53,6 +53,34 @@ impl VelocitySource {
     }
 }
 
+/// What picks the best checkpoint of a run (model selection).
+///
+/// The score is computed at every evaluation of a run (every `train.eval_every` steps and at
+/// the last step), from that evaluation (the EMA weights unless `eval.use_ema` is false);
+/// lower is better. The weights that scored lowest are kept as `best.safetensors` beside the
+/// final weights, and their step and score in `best.ron`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelSelection {
+    /// No selection: no score, no `best.safetensors` (default).
+    #[default]
+    Off,
+    /// The mean exact W1 of the forecast from snapshot 0 at the training times
+    /// ([`crate::Evaluation::train_w1`]): only snapshots the loss already sees, never a
+    /// test snapshot.
+    TrainW1,
+}
+
+impl ModelSelection {
+    /// The score of `evaluation` (lower is better); `None` when selection is off or the
+    /// evaluation has no such score.
+    pub fn score(self, evaluation: &crate::Evaluation) -> Option<f64> {
+        match self {
+            ModelSelection::Off => None,
+            ModelSelection::TrainW1 => evaluation.train_w1.map(|m| m.mean),
+        }
+    }
+}
+
 /// How gradients are propagated through the training rollout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GradientMethod {
@@ -127,10 +155,20 @@ pub struct TrainConfig {
     /// Cap on the horizon `K` (default `None`: number of training snapshots − 1).
     pub max_horizon: Option<usize>,
     /// Always use the full horizon `K` instead of drawing `k ~ U{1..K}`. Default false.
+    /// With `random_start`, the longest horizon the drawn start allows (`min(cap, K − s)`).
     pub fixed_horizon: bool,
-    /// Initial velocities of the training rollouts (at snapshot 0): `Data`, `Zero` or an OT
-    /// estimate from the training snapshots (`OtForward`, `OtCentral`, `OtBackward`: all the
-    /// forward difference to the next training snapshot at snapshot 0); `Model` is an error.
+    /// Multiple shooting: start each rollout at a random training snapshot `s ~ U{0..K−1}`
+    /// (`K` = index of the last training snapshot among the training snapshots), then draw
+    /// the horizon `k ~ U{1..min(cap, K − s)}`, so that `s + k ≤ K` always. The start's
+    /// velocities come from `initial_velocities` at snapshot `s`: `Data` needs velocities at
+    /// every training snapshot but the last; the OT sources estimate them from the training
+    /// snapshots (once per snapshot, cached). Default false: every rollout starts at
+    /// snapshot 0, as the reference does, and the RNG stream is the reference path's.
+    pub random_start: bool,
+    /// Initial velocities of the training rollouts (at snapshot 0, or at the drawn start with
+    /// `random_start`): `Data`, `Zero` or an OT estimate from the training snapshots
+    /// (`OtForward`, `OtCentral`, `OtBackward`: all the forward difference to the next
+    /// training snapshot at snapshot 0); `Model` is an error.
     /// Default [`VelocitySource::Data`].
     pub initial_velocities: VelocitySource,
     /// The Sinkhorn loss.
@@ -152,6 +190,10 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Evaluate (with the EMA weights) every this many steps (0: only at the end). Default 0.
     pub eval_every: usize,
+    /// Model selection: the score of each evaluation that picks the checkpoint kept as
+    /// `best.safetensors` (lowest wins; a resumed run keeps the best found before). Default
+    /// [`ModelSelection::Off`].
+    pub model_selection: ModelSelection,
 }
 
 impl Default for TrainConfig {
@@ -170,12 +212,14 @@ impl Default for TrainConfig {
             subsample_targets: true,
             max_horizon: None,
             fixed_horizon: false,
+            random_start: false,
             initial_velocities: VelocitySource::Data,
             loss: LossConfig::default(),
             gradient: GradientMethod::ReverseSweep,
             keep_graphs_mib: 2048,
             checkpoint_every: 1000,
             eval_every: 0,
+            model_selection: ModelSelection::Off,
         }
     }
 }
@@ -475,6 +519,12 @@ mod tests {
         let partial: TrainConfig = ron::from_str("(steps: 5)").unwrap();
         assert_eq!(partial.steps, 5);
         assert_eq!(partial.lr, 1e-4);
+        assert!(!partial.random_start);
+        assert_eq!(partial.model_selection, ModelSelection::Off);
+        let chosen: TrainConfig =
+            ron::from_str("(random_start: true, model_selection: TrainW1)").unwrap();
+        assert!(chosen.random_start);
+        assert_eq!(chosen.model_selection, ModelSelection::TrainW1);
     }
 
     #[test]

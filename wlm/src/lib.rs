@@ -75,7 +75,8 @@ mod trainer;
 mod velocity;
 
 pub use config::{
-    EvalConfig, GradientMethod, LossConfig, Split, SplitConfig, TrainConfig, VelocitySource,
+    EvalConfig, GradientMethod, LossConfig, ModelSelection, Split, SplitConfig, TrainConfig,
+    VelocitySource,
 };
 pub use ema::Ema;
 pub use error::{Error, Result};
@@ -89,8 +90,8 @@ pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRI
 pub use optim::{AdamW, AdamWGroup};
 pub use rng::TrainRng;
 pub use run::{
-    Run, RunConfig, TrainObserver, CHECKPOINT_FILE, CONFIG_FILE, EMA_WEIGHTS_FILE, EVALUATION_FILE,
-    FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
+    BestScore, Run, RunConfig, TrainObserver, BEST_FILE, BEST_WEIGHTS_FILE, CHECKPOINT_FILE,
+    CONFIG_FILE, EMA_WEIGHTS_FILE, EVALUATION_FILE, FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
 pub use trainer::{StepReport, Trainer};
 pub use velocity::{carry_velocities, ot_finite_difference, Scheme};

@@ -6,11 +6,13 @@
 //! | file | content |
 //! |---|---|
 //! | `config.ron` | the resolved [`RunConfig`] |
-//! | `metrics.csv` | `step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se` (evaluation columns empty between evaluations) |
+//! | `metrics.csv` | `step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se,selection_score` (evaluation columns empty between evaluations; `selection_score` empty without `train.model_selection`) |
 //! | `checkpoint.safetensors` | the latest checkpoint (see [`Trainer::save_checkpoint`]), replaced atomically |
 //! | `weights.safetensors`, `ema_weights.safetensors` | final weights under the reference names ([`Run::finish`]) |
 //! | `forecast.npz` | the EMA model's forecast from snapshot 0 at every observed time ([`Run::finish`]) |
 //! | `evaluation.ron` | the final [`Evaluation`] ([`Run::finish`]) |
+//! | `best.safetensors` | with `train.model_selection`, the evaluated weights (EMA unless `eval.use_ema` is false) that scored lowest, under the reference names; replaced atomically when an evaluation scores lower |
+//! | `best.ron` | the [`BestScore`] (step and score) of `best.safetensors`, written after it |
 
 use std::fs;
 use std::io::Write;
@@ -41,8 +43,31 @@ pub const FORECAST_FILE: &str = "forecast.npz";
 /// File name of the final evaluation.
 pub const EVALUATION_FILE: &str = "evaluation.ron";
 
-const METRICS_HEADER: &str =
-    "step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se";
+/// File name of the best weights of model selection.
+pub const BEST_WEIGHTS_FILE: &str = "best.safetensors";
+/// File name of the step and score of the best weights.
+pub const BEST_FILE: &str = "best.ron";
+
+const METRICS_HEADER: &str = "step,horizon,batch,loss,friction,wall_seconds,train_w1,train_w1_se,test_w1,test_w1_se,selection_score";
+
+/// The step and score of the best weights of model selection (`best.ron`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestScore {
+    /// The training step whose evaluation scored lowest.
+    pub step: usize,
+    /// Its score ([`crate::ModelSelection::score`]; lower is better).
+    pub score: f64,
+}
+
+/// Records `score` at `step` into `best` if it is finite and strictly lower than the best so
+/// far (the earliest step wins a tie); returns whether it did.
+pub(crate) fn record_best(best: &mut Option<BestScore>, step: usize, score: f64) -> bool {
+    let better = score.is_finite() && best.is_none_or(|b| score < b.score);
+    if better {
+        *best = Some(BestScore { step, score });
+    }
+    better
+}
 
 /// Everything a run needs besides the data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -88,6 +113,8 @@ pub struct Run {
     /// The latest evaluation of [`Run::train_for`], with the step it scored and its rollouts:
     /// [`Run::finish`] reuses it when training has not moved since.
     scored: Option<Scored>,
+    /// The best score of model selection so far (read back from `best.ron` on resume).
+    best: Option<BestScore>,
 }
 
 /// An evaluation made at a step, with the rollouts it scored.
@@ -101,7 +128,7 @@ struct Scored {
 impl Run {
     /// Starts a new run in `dir` (created if needed) on all `snapshots`; writes `config.ron`
     /// (with the estimated blur and `eval.model_start_velocities` filled in) and the metrics
-    /// header.
+    /// header; removes `best.ron` and `best.safetensors` left by an earlier run there.
     ///
     /// # Errors
     /// [`Error::File`] if `dir` already holds a checkpoint (resume it instead); config
@@ -130,6 +157,14 @@ impl Run {
         config.eval = config.eval.with_training_start(&config.train);
         write_atomic(&dir.join(CONFIG_FILE), &to_ron(&config)?)?;
         write_atomic(&dir.join(METRICS_FILE), &format!("{METRICS_HEADER}\n"))?;
+        // A fresh run forgets any best weights of an earlier run in this directory.
+        for name in [BEST_FILE, BEST_WEIGHTS_FILE] {
+            let path = dir.join(name);
+            if path.exists() {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        let best = None;
         Ok(Self {
             dir,
             config,
@@ -137,11 +172,15 @@ impl Run {
             split,
             trainer,
             scored: None,
+            best,
         })
     }
 
     /// Reopens the run in `dir` at its checkpoint; continuing it gives exactly the losses an
-    /// uninterrupted run would. Metrics rows after the checkpoint's step are dropped.
+    /// uninterrupted run would. Metrics rows after the checkpoint's step are dropped. The best
+    /// score of model selection is read back from `best.ron`, so a resumed run replaces
+    /// `best.safetensors` only with a strictly lower score (a best found after the
+    /// checkpoint stays: the replayed steps score exactly as before).
     ///
     /// # Errors
     /// [`Error::File`] for a missing or unreadable `config.ron` or checkpoint; config errors.
@@ -158,6 +197,7 @@ impl Run {
         let mut trainer = Trainer::new(model, config.train.clone(), &train)?;
         trainer.load_checkpoint(dir.join(CHECKPOINT_FILE))?;
         truncate_metrics(&dir.join(METRICS_FILE), trainer.step_count())?;
+        let best = read_best(&dir.join(BEST_FILE))?;
         Ok(Self {
             dir,
             config,
@@ -165,6 +205,7 @@ impl Run {
             split,
             trainer,
             scored: None,
+            best,
         })
     }
 
@@ -186,6 +227,12 @@ impl Run {
     /// All snapshots (train and test).
     pub fn snapshots(&self) -> &Snapshots {
         &self.snapshots
+    }
+
+    /// The best score of model selection so far (`None` before the first scored evaluation
+    /// or without `train.model_selection`).
+    pub fn best(&self) -> Option<BestScore> {
+        self.best
     }
 
     /// The trainer.
@@ -214,8 +261,9 @@ impl Run {
     }
 
     /// Runs up to `n_steps` more steps (never past `config.train.steps`), appending to
-    /// `metrics.csv`, evaluating every `eval_every` steps and checkpointing every
-    /// `checkpoint_every` steps and at the last step of the run.
+    /// `metrics.csv`, evaluating every `eval_every` steps (keeping `best.safetensors` when
+    /// `train.model_selection` scores an evaluation lower than any before) and checkpointing
+    /// every `checkpoint_every` steps and at the last step of the run.
     ///
     /// # Errors
     /// [`Error::NonFinite`] naming the step (the previous checkpoint stays as it was);
@@ -229,9 +277,14 @@ impl Run {
             let step = report.step;
             let last = step == self.config.train.steps;
             let every = |n: usize| n > 0 && step.is_multiple_of(n);
+            let mut selection_score = None;
             if every(self.config.train.eval_every) || last {
                 let (evaluation, predictions) = self.evaluate_with_predictions()?;
                 observer.on_evaluation(step, &evaluation);
+                selection_score = self.config.train.model_selection.score(&evaluation);
+                if let Some(score) = selection_score {
+                    self.keep_if_best(step, score)?;
+                }
                 self.scored = Some(Scored {
                     step,
                     evaluation,
@@ -248,6 +301,7 @@ impl Run {
                 &report,
                 self.trainer.wall_seconds(),
                 evaluation,
+                selection_score,
             )?;
             if every(self.config.train.checkpoint_every) || last {
                 let path = self.dir.join(CHECKPOINT_FILE);
@@ -255,6 +309,32 @@ impl Run {
                 observer.on_checkpoint(step, &path);
             }
         }
+        Ok(())
+    }
+
+    /// Writes the evaluated weights as `best.safetensors` (atomically) and `best.ron` when
+    /// `score` beats the best so far.
+    fn keep_if_best(&mut self, step: usize, score: f64) -> Result<()> {
+        let mut best = self.best;
+        if !record_best(&mut best, step, score) {
+            return Ok(());
+        }
+        let Some(new_best) = best else {
+            return Ok(());
+        };
+        let path = self.dir.join(BEST_WEIGHTS_FILE);
+        let tmp = self.dir.join(format!(".{BEST_WEIGHTS_FILE}.tmp"));
+        let model = self.trainer.model();
+        if self.config.eval.use_ema {
+            self.trainer
+                .ema()
+                .with_shadows(|| model.save_weights(&tmp))?;
+        } else {
+            model.save_weights(&tmp)?;
+        }
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        write_atomic(&self.dir.join(BEST_FILE), &to_ron(&new_best)?)?;
+        self.best = best;
         Ok(())
     }
 
@@ -318,11 +398,23 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// The [`BestScore`] in `path`; `None` when the file does not exist.
+fn read_best(path: &Path) -> Result<Option<BestScore>> {
+    match fs::read_to_string(path) {
+        Ok(text) => ron::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::file(path, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn append_metrics(
     path: &Path,
     report: &StepReport,
     wall: f64,
     evaluation: Option<&Evaluation>,
+    selection_score: Option<f64>,
 ) -> Result<()> {
     let mut line = format!(
         "{},{},{},{:e},{:e},{:.3}",
@@ -338,6 +430,10 @@ fn append_metrics(
             line.push_str(&cell(e.test_w1));
         }
         None => line.push_str(",,,,"),
+    }
+    line.push(',');
+    if let Some(score) = selection_score {
+        line.push_str(&format!("{score:e}"));
     }
     let mut file = fs::OpenOptions::new()
         .create(true)
@@ -362,4 +458,40 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
         }
     }
     write_atomic(path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scripted score sequence [3, 1, 2] keeps the step of 1; a worse, equal or non-finite
+    /// score never replaces the best, a lower one does.
+    #[test]
+    fn best_is_the_step_with_the_lowest_score() {
+        let mut best = None;
+        let kept: Vec<bool> = [(10, 3.0), (20, 1.0), (30, 2.0)]
+            .into_iter()
+            .map(|(step, score)| record_best(&mut best, step, score))
+            .collect();
+        assert_eq!(kept, [true, true, false]);
+        assert_eq!(
+            best,
+            Some(BestScore {
+                step: 20,
+                score: 1.0
+            })
+        );
+        assert!(!record_best(&mut best, 40, 1.0));
+        assert!(!record_best(&mut best, 50, f64::NAN));
+        assert!(!record_best(&mut best, 60, f64::NEG_INFINITY));
+        assert_eq!(best.map(|b| b.step), Some(20));
+        assert!(record_best(&mut best, 70, 0.5));
+        assert_eq!(
+            best,
+            Some(BestScore {
+                step: 70,
+                score: 0.5
+            })
+        );
+    }
 }

@@ -24,6 +24,8 @@ use crate::{Error, Result};
 pub struct StepReport {
     /// The step number, 1-based (the number of updates applied so far).
     pub step: usize,
+    /// The training snapshot the rollout started from (0 unless `train.random_start`).
+    pub start: usize,
     /// The horizon `k` drawn for this step.
     pub horizon: usize,
     /// Number of rollout particles (the minibatch size).
@@ -41,7 +43,40 @@ pub struct StepReport {
 pub(crate) struct TrainingData {
     pub(crate) times: Vec<f64>,
     pub(crate) positions: Vec<Tensor>,
-    pub(crate) velocities0: Option<Tensor>,
+    /// Start velocities per training snapshot (`None`: zero, or an OT estimate not made yet).
+    /// Snapshot 0's is known from [`Trainer::new`]; with `random_start` the others are
+    /// loaded (`Data`) there or estimated (OT) at their first draw and kept.
+    pub(crate) start_velocities: Vec<Option<Tensor>>,
+    /// The training snapshots, kept for the OT estimates of random starts (`None` otherwise).
+    pub(crate) ot_snapshots: Option<Snapshots>,
+}
+
+/// Draws a rollout's start `s` and horizon `k` for `n_snapshots` training snapshots
+/// (`K = n_snapshots − 1`), the horizon capped by `cap`.
+///
+/// Without `random_start`: `s = 0` and `k ~ U{1..min(cap, K)}` (or that maximum when
+/// `fixed_horizon`), one draw from `rng` (none when fixed), the reference's stream. With it:
+/// `s ~ U{0..K−1}`, then `k ~ U{1..min(cap, K − s)}` (or that maximum), so `s + k ≤ K`.
+pub(crate) fn draw_start_and_horizon(
+    rng: &mut impl Rng,
+    n_snapshots: usize,
+    cap: Option<usize>,
+    fixed_horizon: bool,
+    random_start: bool,
+) -> (usize, usize) {
+    let last = n_snapshots - 1;
+    let start = if random_start {
+        rng.random_range(0..last)
+    } else {
+        0
+    };
+    let longest = cap.map_or(last - start, |c| c.min(last - start));
+    let horizon = if fixed_horizon {
+        longest
+    } else {
+        rng.random_range(1..=longest)
+    };
+    (start, horizon)
 }
 
 /// Trains a [`Model`] on training snapshots (SPEC 4).
@@ -49,7 +84,9 @@ pub(crate) struct TrainingData {
 /// Each [`Trainer::step`]: draw `k ~ U{1..K}` (`K` = number of training snapshots − 1, capped
 /// by `max_horizon`); take `B` points of snapshot 0 with their velocities (or zero); roll out
 /// one integrator step per interval to the `k`-th training time; loss = mean over `m = 1..k`
-/// of the Sinkhorn divergence to snapshot `m` (subsampled to the batch size when
+/// of the Sinkhorn divergence to snapshot `m` (with `random_start`, multiple shooting: start
+/// at a drawn training snapshot `s` and match `s + 1..=s + k`, `s + k ≤ K`, see
+/// [`TrainConfig::random_start`]) (subsampled to the batch size when
 /// `subsample_targets`); AdamW update (θ: `lr`, `weight_decay`; `θ_γ`: `friction_lr`, no
 /// decay); EMA update. All randomness comes from one [`TrainRng`], checkpointed with the rest
 /// of the state, so a resumed run repeats an uninterrupted one exactly.
@@ -73,12 +110,15 @@ impl Trainer {
     /// # Errors
     /// [`Error::Config`] for invalid settings, fewer than 2 training snapshots
     /// (`split`), a dimension mismatch (`model.energy.dim`), data velocities that snapshot
-    /// 0 lacks or `Model` velocities (`train.initial_velocities`); exact-OT failures of an
-    /// OT velocity estimate (`train.initial_velocities`); tensor failures.
+    /// 0 lacks (with `random_start`, any training snapshot but the last) or `Model`
+    /// velocities (`train.initial_velocities`); exact-OT failures of an OT velocity estimate
+    /// (`train.initial_velocities`); tensor failures.
     ///
     /// The OT sources estimate snapshot 0's velocities once, here, from the training
     /// snapshots (at snapshot 0 every scheme is the forward difference to training snapshot
-    /// 1); a minibatch takes its points' rows of that estimate.
+    /// 1); a minibatch takes its points' rows of that estimate. With `random_start` the other
+    /// starts' estimates are made at their first draw (by [`Trainer::step`], whose errors
+    /// then include these) and cached.
     pub fn new(model: Model, config: TrainConfig, train: &Snapshots) -> Result<Self> {
         config.validate()?;
         if train.len() < 2 {
@@ -110,17 +150,34 @@ impl Trainer {
         let positions = (0..train.len())
             .map(|k| Ok(train.positions_tensor(k, dtype, &device)?))
             .collect::<Result<Vec<_>>>()?;
-        let velocities0 = match config.initial_velocities {
-            VelocitySource::Zero => None,
-            VelocitySource::Data => match train.velocities_tensor(0, dtype, &device)? {
-                Some(v) => Some(v),
-                None => {
-                    return Err(Error::config(
-                        "train.initial_velocities",
-                        "Data was asked for but the first training snapshot has no velocities (use Zero or OtCentral)",
-                    ))
+        let starts = if config.random_start {
+            train.len() - 1
+        } else {
+            1
+        };
+        let mut start_velocities: Vec<Option<Tensor>> = vec![None; train.len()];
+        let mut ot_snapshots = None;
+        match config.initial_velocities {
+            VelocitySource::Zero => {}
+            VelocitySource::Data => {
+                for (s, slot) in start_velocities.iter_mut().enumerate().take(starts) {
+                    match train.velocities_tensor(s, dtype, &device)? {
+                        Some(v) => *slot = Some(v),
+                        None if s == 0 => {
+                            return Err(Error::config(
+                                "train.initial_velocities",
+                                "Data was asked for but the first training snapshot has no velocities (use Zero or OtCentral)",
+                            ))
+                        }
+                        None => {
+                            return Err(Error::config(
+                                "train.initial_velocities",
+                                format!("Data with train.random_start needs velocities at every training snapshot but the last; training snapshot {s} has none (use Zero or OtCentral)"),
+                            ))
+                        }
+                    }
                 }
-            },
+            }
             source @ (VelocitySource::OtForward
             | VelocitySource::OtBackward
             | VelocitySource::OtCentral) => {
@@ -128,7 +185,10 @@ impl Trainer {
                 let v = ot_finite_difference(train, 0, scheme).map_err(|e| {
                     Error::config("train.initial_velocities", format!("{source:?}: {e}"))
                 })?;
-                Some(v.to_dtype(dtype)?.to_device(&device)?)
+                start_velocities[0] = Some(v.to_dtype(dtype)?.to_device(&device)?);
+                if config.random_start {
+                    ot_snapshots = Some(train.clone());
+                }
             }
             // Refused by `validate` above.
             VelocitySource::Model => {
@@ -137,7 +197,7 @@ impl Trainer {
                     "Model is for evaluation only",
                 ))
             }
-        };
+        }
         let blur = match config.loss.blur {
             Some(b) => b,
             None => wlm_data::estimate_blur(
@@ -176,7 +236,8 @@ impl Trainer {
         let data = TrainingData {
             times: train.times().to_vec(),
             positions,
-            velocities0,
+            start_velocities,
+            ot_snapshots,
         };
         let rng = TrainRng::seed_from(config.seed);
         Ok(Self {
@@ -243,39 +304,64 @@ impl Trainer {
         }
     }
 
-    /// Draws this step's horizon and minibatch (consuming the RNG).
-    fn draw_problem(&mut self) -> Result<(RolloutLoss, usize)> {
-        let big_k = self.max_horizon();
-        let k = if self.config.fixed_horizon {
-            big_k
-        } else {
-            self.rng.random_range(1..=big_k)
-        };
-        let n0 = self.data.positions[0].dim(0)?;
+    /// The start velocities of training snapshot `start` (`None`: zero), estimating and
+    /// caching an OT estimate at its first use.
+    fn start_velocities(&mut self, start: usize) -> Result<Option<Tensor>> {
+        if self.data.start_velocities[start].is_none() {
+            if let (Some(train), Some(scheme)) = (
+                &self.data.ot_snapshots,
+                self.config.initial_velocities.ot_scheme(),
+            ) {
+                let v = ot_finite_difference(train, start, scheme).map_err(|e| {
+                    Error::config(
+                        "train.initial_velocities",
+                        format!(
+                            "{:?} at training snapshot {start}: {e}",
+                            self.config.initial_velocities
+                        ),
+                    )
+                })?;
+                self.data.start_velocities[start] = Some(self.model.prepare(&v)?);
+            }
+        }
+        Ok(self.data.start_velocities[start].clone())
+    }
+
+    /// Draws this step's start, horizon and minibatch (consuming the RNG).
+    fn draw_problem(&mut self) -> Result<(RolloutLoss, usize, usize)> {
+        let (s, k) = draw_start_and_horizon(
+            &mut self.rng,
+            self.data.positions.len(),
+            self.config.max_horizon,
+            self.config.fixed_horizon,
+            self.config.random_start,
+        );
+        let velocities = self.start_velocities(s)?;
+        let n0 = self.data.positions[s].dim(0)?;
         let mut n = self.config.batch_size.map_or(n0, |b| b.min(n0));
         if self.config.subsample_targets {
-            for m in 1..=k {
+            for m in s + 1..=s + k {
                 n = n.min(self.data.positions[m].dim(0)?);
             }
         }
-        let x_all = self.data.positions[0].clone();
+        let x_all = self.data.positions[s].clone();
         let (x0, v0) = if n < n0 {
             let idx = self.index_tensor(n0, n)?;
             let x0 = x_all.index_select(&idx, 0)?;
-            let v0 = match &self.data.velocities0 {
+            let v0 = match &velocities {
                 Some(v) => v.index_select(&idx, 0)?,
                 None => x0.zeros_like()?,
             };
             (x0, v0)
         } else {
-            let v0 = match &self.data.velocities0 {
+            let v0 = match &velocities {
                 Some(v) => v.clone(),
                 None => x_all.zeros_like()?,
             };
             (x_all.clone(), v0)
         };
         let mut targets = Vec::with_capacity(k);
-        for m in 1..=k {
+        for m in s + 1..=s + k {
             let y = self.data.positions[m].clone();
             let size = y.dim(0)?;
             if self.config.subsample_targets && n < size {
@@ -285,18 +371,18 @@ impl Trainer {
                 targets.push(y.clone());
             }
         }
-        let dts = (1..=k)
+        let dts = (s + 1..=s + k)
             .map(|m| self.data.times[m] - self.data.times[m - 1])
             .collect();
         let problem = RolloutLoss {
             x0,
             v0,
-            t0: self.data.times[0],
+            t0: self.data.times[s],
             dts,
             targets,
             sinkhorn: self.sinkhorn_config(),
         };
-        Ok((problem, n))
+        Ok((problem, n, s))
     }
 
     fn index_tensor(&mut self, length: usize, amount: usize) -> Result<Tensor> {
@@ -311,11 +397,12 @@ impl Trainer {
     ///
     /// # Errors
     /// [`Error::NonFinite`] naming the step when the loss or a gradient is NaN or infinite
-    /// (nothing is updated then); Sinkhorn, force and tensor failures.
+    /// (nothing is updated then); Sinkhorn, force and tensor failures; with `random_start`, an
+    /// OT estimate failing at a start drawn for the first time (`train.initial_velocities`).
     pub fn step(&mut self) -> Result<StepReport> {
         let start = Instant::now();
         let step = self.step + 1;
-        let (problem, batch) = self.draw_problem()?;
+        let (problem, batch, start_snapshot) = self.draw_problem()?;
         let result = match self.config.gradient {
             GradientMethod::ReverseSweep | GradientMethod::GraphSweep => {
                 self.model.sweep_loss_and_gradients(
@@ -361,6 +448,7 @@ impl Trainer {
         self.wall_seconds += seconds;
         Ok(StepReport {
             step,
+            start: start_snapshot,
             horizon: problem.dts.len(),
             batch,
             loss: out.loss,
@@ -492,7 +580,9 @@ mod tests {
         let mut trainer =
             Trainer::new(model(), config(VelocitySource::OtCentral), &snapshots).expect("trainer");
         let expected = ot_finite_difference(&snapshots, 0, Scheme::Forward).expect("estimate");
-        let v0 = trainer.data.velocities0.as_ref().expect("velocities");
+        let v0 = trainer.data.start_velocities[0]
+            .as_ref()
+            .expect("velocities");
         assert_eq!(
             v0.to_vec2::<f64>().expect("v0"),
             expected.to_vec2::<f64>().expect("expected")
@@ -519,5 +609,141 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(message.contains("OtCentral"), "{message}");
+    }
+    /// Over many draws, multiple-shooting starts take every training snapshot but the last
+    /// (and nothing else), horizons stay within `1..=min(cap, K − s)` so `s + k ≤ K`, and a
+    /// fixed horizon is that maximum. Without `random_start` the start is 0 and the horizon is
+    /// the reference's single draw `U{1..min(cap, K)}` from the same stream.
+    #[test]
+    fn random_starts_cover_every_eligible_snapshot_and_stay_in_range() {
+        for n_snapshots in [2, 5, 9] {
+            let last = n_snapshots - 1;
+            for cap in [None, Some(2)] {
+                for fixed in [false, true] {
+                    let mut rng = TrainRng::seed_from(7);
+                    let mut seen = vec![0usize; n_snapshots];
+                    for _ in 0..2000 {
+                        let (s, k) =
+                            draw_start_and_horizon(&mut rng, n_snapshots, cap, fixed, true);
+                        let longest = cap.map_or(last - s, |c| c.min(last - s));
+                        assert!(s < last, "start {s} of {n_snapshots}");
+                        assert!(k >= 1 && k <= longest, "k {k}, s {s}, cap {cap:?}");
+                        assert!(s + k <= last);
+                        if fixed {
+                            assert_eq!(k, longest);
+                        }
+                        seen[s] += 1;
+                    }
+                    assert!(seen[..last].iter().all(|&c| c > 0), "{seen:?}");
+                    assert_eq!(seen[last], 0);
+                    let mut rng = TrainRng::seed_from(7);
+                    let mut reference = TrainRng::seed_from(7);
+                    for _ in 0..200 {
+                        let (s, k) =
+                            draw_start_and_horizon(&mut rng, n_snapshots, cap, fixed, false);
+                        let big_k = cap.map_or(last, |c| c.min(last));
+                        let expected = if fixed {
+                            big_k
+                        } else {
+                            reference.random_range(1..=big_k)
+                        };
+                        assert_eq!((s, k), (0, expected));
+                    }
+                    assert_eq!(rng.state(), reference.state());
+                }
+            }
+        }
+    }
+
+    /// A multiple-shooting run on data without velocities starts from several snapshots,
+    /// never past `K`; each start's OT estimate is made once and is the central difference
+    /// at that training snapshot (forward at 0). `Data` starts need velocities at every
+    /// eligible snapshot: the error names the first that lacks them.
+    #[test]
+    fn random_starts_train_from_cached_ot_estimates_and_data_needs_every_start() {
+        let clouds: Vec<Tensor> = (0..5)
+            .map(|m| cloud(10, 0.1 * m as f64, m as f64))
+            .collect();
+        let times = vec![0.0, 0.1, 0.2, 0.3, 0.4];
+        let snapshots = Snapshots::from_tensors(times.clone(), &clouds, None).expect("snapshots");
+        let model = || {
+            Model::new(
+                ModelConfig {
+                    energy: EnergyConfig::Attention(AttentionEnergyConfig {
+                        dim: 2,
+                        heads: 1,
+                        hidden: 4,
+                        blocks: 1,
+                        ff: 8,
+                        time_features: false,
+                        dropout: 0.0,
+                    }),
+                    precision: Precision::F64,
+                    ..ModelConfig::default()
+                },
+                &Device::Cpu,
+            )
+            .expect("model")
+        };
+        let config = |source| TrainConfig {
+            initial_velocities: source,
+            random_start: true,
+            batch_size: Some(8),
+            ..TrainConfig::default()
+        };
+        let mut trainer =
+            Trainer::new(model(), config(VelocitySource::OtCentral), &snapshots).expect("trainer");
+        assert!(trainer.data.start_velocities[1..]
+            .iter()
+            .all(Option::is_none));
+        let mut starts = Vec::new();
+        for _ in 0..12 {
+            let report = trainer.step().expect("step");
+            assert!(report.loss.is_finite());
+            assert!(report.start + report.horizon <= 4, "{report:?}");
+            starts.push(report.start);
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        assert!(starts.len() >= 3, "starts {starts:?}");
+        for s in 0..5 {
+            let cached = &trainer.data.start_velocities[s];
+            if s == 0 || starts.contains(&s) {
+                let scheme = if s == 0 {
+                    Scheme::Forward
+                } else {
+                    Scheme::Central
+                };
+                let expected = ot_finite_difference(&snapshots, s, scheme).expect("estimate");
+                assert_eq!(
+                    cached
+                        .as_ref()
+                        .expect("cached")
+                        .to_vec2::<f64>()
+                        .expect("v"),
+                    expected.to_vec2::<f64>().expect("expected"),
+                    "snapshot {s}"
+                );
+            } else {
+                assert!(cached.is_none(), "snapshot {s} was never drawn");
+            }
+        }
+        let mut velocities: Vec<Option<Tensor>> = vec![None; 5];
+        velocities[0] = Some(cloud(10, 0.0, 3.0));
+        velocities[1] = Some(cloud(10, 0.0, 4.0));
+        let partial = Snapshots::from_tensors(times, &clouds, Some(&velocities)).expect("data");
+        let message = Trainer::new(model(), config(VelocitySource::Data), &partial)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("training snapshot 2 has none"),
+            "{message}"
+        );
+        let fixed = TrainConfig {
+            random_start: false,
+            ..config(VelocitySource::Data)
+        };
+        assert!(Trainer::new(model(), fixed, &partial).is_ok());
     }
 }

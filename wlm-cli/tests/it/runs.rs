@@ -309,3 +309,114 @@ fn data_errors_name_the_file_or_field() {
     let err = fails(&wlm_in(p, &["eval", "--run-dir", "not-a-run"]));
     assert!(err.contains("not-a-run"), "{err}");
 }
+
+/// A multiple-shooting run with model selection scored at every step writes `best.ron`,
+/// `best.safetensors` and a `selection_score` on every metrics row; `--checkpoint best`
+/// evaluates those weights (its training W1 is the stored best score, the lowest of the
+/// column); without model selection `--checkpoint best` is an error naming the field.
+#[test]
+fn model_selection_keeps_best_weights_that_eval_checkpoint_best_uses() {
+    let dir = setup();
+    let p = dir.path();
+    ok(&wlm_in(
+        p,
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--run-dir",
+            "run",
+            "--set",
+            "train.steps=4",
+            "--set",
+            "train.eval_every=1",
+            "--set",
+            "train.model_selection=TrainW1",
+            "--set",
+            "train.random_start=true",
+            "--quiet",
+        ],
+    ));
+    let run = p.join("run");
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|h| *h == "selection_score").unwrap();
+    let scores: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 4, "{text}");
+    let lowest = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    let best: wlm::BestScore =
+        ron::from_str(&std::fs::read_to_string(run.join(wlm::BEST_FILE)).unwrap()).unwrap();
+    assert_eq!(best.score, lowest);
+    assert_eq!(scores[best.step - 1], lowest);
+    assert!(run.join(wlm::BEST_WEIGHTS_FILE).is_file());
+    check_png(&run.join("plots/loss.png"));
+
+    ok(&wlm_in(
+        p,
+        &[
+            "eval",
+            "--run-dir",
+            "run",
+            "--checkpoint",
+            "best",
+            "--out",
+            "best.ron",
+        ],
+    ));
+    let evaluation: wlm::Evaluation =
+        ron::from_str(&std::fs::read_to_string(p.join("best.ron")).unwrap()).unwrap();
+    let w1 = evaluation.train_w1.expect("train W1").mean;
+    assert!(
+        (w1 - best.score).abs() <= 1e-9 * best.score.abs(),
+        "{w1} vs {}",
+        best.score
+    );
+
+    ok(&wlm_in(
+        p,
+        &[
+            "train",
+            "--config",
+            "tiny.ron",
+            "--run-dir",
+            "plain",
+            "--quiet",
+        ],
+    ));
+    // `best` reads best.safetensors, whatever it holds: here another run's weights.
+    let eval_with = |checkpoint: &str, out: &str| -> wlm::Evaluation {
+        ok(&wlm_in(
+            p,
+            &[
+                "eval",
+                "--run-dir",
+                "run",
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                out,
+            ],
+        ));
+        ron::from_str(&std::fs::read_to_string(p.join(out)).unwrap()).unwrap()
+    };
+    std::fs::copy(
+        p.join("plain").join(wlm::EMA_WEIGHTS_FILE),
+        run.join(wlm::BEST_WEIGHTS_FILE),
+    )
+    .unwrap();
+    let swapped = eval_with("best", "swapped.ron");
+    assert_eq!(
+        swapped,
+        eval_with("plain/ema_weights.safetensors", "other.ron")
+    );
+    assert_ne!(swapped.train_w1, evaluation.train_w1);
+    let err = fails(&wlm_in(
+        p,
+        &["forecast", "--run-dir", "plain", "--checkpoint", "best"],
+    ));
+    assert!(err.contains("train.model_selection"), "{err}");
+}

@@ -4,8 +4,8 @@ use std::cell::RefCell;
 
 use candle_core::{Device, Tensor};
 use wlm::{
-    EnergyConfig, Error, EvalConfig, Run, RunConfig, SplitConfig, StepReport, TrainConfig,
-    TrainObserver, VelocitySource,
+    EnergyConfig, Error, EvalConfig, ModelSelection, Run, RunConfig, SplitConfig, StepReport,
+    TrainConfig, TrainObserver, VelocitySource,
 };
 use wlm_energy::MeanFieldEnergyConfig;
 
@@ -263,6 +263,112 @@ fn finish_reuses_the_last_steps_evaluation_and_scores_again_after_a_change() -> 
         let (again, _) = run.finish()?;
         assert_eq!(again, changed);
     }
+    Ok(())
+}
+
+/// The `selection_score` column of `metrics.csv`, by step (rows without a score skipped).
+fn selection_scores(dir: &std::path::Path) -> anyhow::Result<Vec<(usize, f64)>> {
+    let text = std::fs::read_to_string(dir.join(wlm::METRICS_FILE))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "selection_score")
+        .ok_or_else(|| anyhow::anyhow!("no selection_score column in {header:?}"))?;
+    let mut out = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let Some(score) = fields.get(column).filter(|s| !s.is_empty()) {
+            out.push((fields[0].parse()?, score.parse()?));
+        }
+    }
+    Ok(out)
+}
+
+/// Every tensor of a safetensors file, flattened to f64, by name.
+fn tensors(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+    let mut out: Vec<(String, Vec<f64>)> = candle_core::safetensors::load(path, &Device::Cpu)?
+        .into_iter()
+        .map(|(name, t)| {
+            Ok((
+                name,
+                t.to_dtype(candle_core::DType::F64)?
+                    .flatten_all()?
+                    .to_vec1::<f64>()?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// With `TrainW1` selection scored at every step, `best.safetensors` holds the EMA weights of
+/// the step whose `selection_score` in `metrics.csv` is lowest (a perturbation after step 3
+/// makes the later steps worse, so the best is not simply the latest), `best.ron` names that
+/// step and score; a run interrupted after the best and resumed from a checkpoint before its
+/// worse steps ends with the same best, not with a worse later one.
+#[test]
+fn best_weights_are_the_lowest_scoring_evaluation_and_survive_resume() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 5)?;
+    let dev = Device::Cpu;
+    let root = tempfile::tempdir()?;
+    let mut c = config(6);
+    c.train.eval_every = 1;
+    c.train.checkpoint_every = 4;
+    c.train.ema_decay = 0.0; // the EMA is the live weights: the perturbation reaches it
+    c.train.model_selection = ModelSelection::TrainW1;
+
+    let whole_dir = root.path().join("whole");
+    let mut whole = Run::create(&whole_dir, c.clone(), data.clone(), &dev)?;
+    assert_eq!(whole.best(), None);
+    for step in 1..=6 {
+        whole.train_for(1, &mut ())?;
+        if step == 3 {
+            perturb_in_place(&whole, 1.8)?;
+        }
+        let trainer = whole.trainer();
+        let path = root.path().join(format!("ema_{step}.safetensors"));
+        trainer
+            .ema()
+            .with_shadows(|| trainer.model().save_weights(&path))?;
+    }
+    let scores = selection_scores(&whole_dir)?;
+    assert_eq!(scores.len(), 6, "{scores:?}");
+    let (best_step, best_score) =
+        scores
+            .iter()
+            .copied()
+            .fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+    assert!(
+        best_step < 6,
+        "the perturbation must make the last steps worse: {scores:?}"
+    );
+    let best = whole.best().expect("a best");
+    assert_eq!((best.step, best.score), (best_step, best_score));
+    let on_disk: wlm::BestScore =
+        ron::from_str(&std::fs::read_to_string(whole_dir.join(wlm::BEST_FILE))?)?;
+    assert_eq!(on_disk, best);
+    let kept = tensors(&whole_dir.join(wlm::BEST_WEIGHTS_FILE))?;
+    assert_eq!(
+        kept,
+        tensors(&root.path().join(format!("ema_{best_step}.safetensors")))?
+    );
+    assert_ne!(kept, tensors(&root.path().join("ema_6.safetensors"))?);
+
+    // Interrupted at step 5 (checkpoint at 4), resumed: steps 5 and 6 are scored again and
+    // must not replace the best found before the checkpoint.
+    let parted_dir = root.path().join("parted");
+    let mut parted = Run::create(&parted_dir, c, data.clone(), &dev)?;
+    parted.train_for(3, &mut ())?;
+    perturb_in_place(&parted, 1.8)?;
+    parted.train_for(2, &mut ())?;
+    drop(parted);
+    let mut resumed = Run::resume(&parted_dir, data, &dev)?;
+    assert_eq!(resumed.trainer().step_count(), 4);
+    assert_eq!(resumed.best().map(|b| b.step), Some(best_step));
+    resumed.train(&mut ())?;
+    assert_eq!(resumed.best(), Some(best));
+    assert_eq!(tensors(&parted_dir.join(wlm::BEST_WEIGHTS_FILE))?, kept);
     Ok(())
 }
 
