@@ -3,6 +3,7 @@
 //! harmonic-trap forecast and velocity estimates on data with known velocities.
 
 mod common;
+mod optim;
 mod parity;
 mod runs;
 #[path = "../../../testing/shared_folder.rs"]
