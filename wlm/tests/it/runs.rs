@@ -20,6 +20,16 @@ impl TrainObserver for Losses {
     }
 }
 
+/// The minibatch size of every step.
+#[derive(Default)]
+struct Batches(Vec<usize>);
+
+impl TrainObserver for Batches {
+    fn on_step(&mut self, report: &StepReport) {
+        self.0.push(report.batch);
+    }
+}
+
 fn config(steps: usize) -> RunConfig {
     let mut config = RunConfig::default();
     config.model.energy = EnergyConfig::MeanField(MeanFieldEnergyConfig {
@@ -185,10 +195,21 @@ fn batch_larger_than_the_cloud_is_clamped() -> anyhow::Result<()> {
     let mut c = config(2);
     c.train.batch_size = Some(1000);
     let dir = tempfile::tempdir()?;
-    let mut run = Run::create(dir.path(), c, data, &Device::Cpu)?;
-    let mut seen = Losses::default();
+    let mut run = Run::create(dir.path(), c.clone(), data.clone(), &Device::Cpu)?;
+    let mut seen = Batches::default();
     run.train(&mut seen)?;
-    assert_eq!(seen.0.borrow().len(), 2);
+    assert_eq!(
+        seen.0,
+        [10, 10],
+        "a batch of 1000 on 10-point clouds is clamped to 10"
+    );
+    // A batch below the cloud size is kept, so the check above sees the clamp, not a default.
+    let mut small = c.clone();
+    small.train.batch_size = Some(4);
+    let other = tempfile::tempdir()?;
+    let mut seen_small = Batches::default();
+    Run::create(other.path(), small, data, &Device::Cpu)?.train(&mut seen_small)?;
+    assert_eq!(seen_small.0, [4, 4]);
     let evaluation = wlm::Run::evaluate(&run)?;
     assert!(evaluation.test_w1.is_some());
     let (out, _) = run.finish()?;
