@@ -241,10 +241,8 @@ simd_dispatch!(
     ) => forward_body
 );
 
-/// Per task: `dQ` rows into `dq` and the task's rows of `dS' = s P ⊙ (dP − rowsum(dP ⊙ P))`
-/// into `ds` (`(end − start) × n`); when `p` is empty (not kept), the recomputed rows of `P`
-/// into `p_out` (same shape; empty otherwise). `dKᵀ = s Qᵀ dS'` and `dVᵀ = Gᵀ P` are then one
-/// product per head over all rows ([`vjp_all`]), so no task keeps a partial sum.
+/// Per task: `dQ` rows into `dq`; partial `dKᵀ`, `dVᵀ` (`c × n`) accumulated into `dk_t`, `dv_t`.
+/// `p` is the head's kept `P` (`n × n`), or empty to recompute it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn vjp_body<T: Float>(
@@ -260,41 +258,54 @@ fn vjp_body<T: Float>(
     start: usize,
     end: usize,
     dq: &mut [T],
-    ds: &mut [T],
-    p_out: &mut [T],
+    dk_t: &mut [T],
+    dv_t: &mut [T],
 ) {
     let block = ROW_BLOCK.min(end - start);
+    let mut e_buf = vec![T::ZERO; if p.is_empty() { block * n } else { 0 }];
+    let mut ds = vec![T::ZERO; block * n];
     let mut inv_sum = vec![T::ONE; block];
+    let mut lhs_t = vec![T::ZERO; c * block];
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
-        let at = (r0 - start) * n..(r0 - start + rows) * n;
-        let ds = &mut ds[at.clone()];
+        let (ds, lhs_t) = (&mut ds[..rows * n], &mut lhs_t[..c * rows]);
         let inv_sum = &mut inv_sum[..rows];
         let q_blk = &q[r0 * c..(r0 + rows) * c];
         let g_blk = &g[r0 * c..(r0 + rows) * c];
-        // P's rows: the kept ones, or E = exp(s(S − max)) normalised in place.
-        let p_blk: &[T] = if p.is_empty() {
-            let e = &mut p_out[at];
+        // E = exp(s(S − max)) with 1/rowsum in `inv_sum`, or the kept P with `inv_sum` = 1.
+        let e: &[T] = if p.is_empty() {
+            let e = &mut e_buf[..rows * n];
             gemm(rows, n, c, q_blk, c, k_t, n, e, n, false);
             exp_rows_in_place(e, n, scale, inv_sum);
-            for (row, &inv) in e.chunks_exact_mut(n).zip(inv_sum.iter()) {
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
             e
         } else {
             &p[r0 * n..(r0 + rows) * n]
         };
-        // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place.
+        // dP = G Vᵀ, then dS' = s P ⊙ (dP − rowsum(dP ⊙ P)) in place, with P = E/l.
         gemm(rows, n, c, g_blk, c, v_t, n, ds, n, false);
-        for (p_row, ds_row) in p_blk.chunks_exact(n).zip(ds.chunks_exact_mut(n)) {
-            let d = row_dot(p_row, ds_row);
-            for (dsj, &pj) in ds_row.iter_mut().zip(p_row) {
-                *dsj = scale * pj * (*dsj - d);
+        for ((e_row, ds_row), &inv) in e
+            .chunks_exact(n)
+            .zip(ds.chunks_exact_mut(n))
+            .zip(inv_sum.iter())
+        {
+            let d = row_dot(e_row, ds_row) * inv;
+            let coef = scale * inv;
+            for (dsj, &ej) in ds_row.iter_mut().zip(e_row) {
+                *dsj = coef * ej * (*dsj - d);
             }
         }
         let dq_blk = &mut dq[(r0 - start) * c..(r0 - start + rows) * c];
         gemm(rows, c, n, ds, n, k, c, dq_blk, c, false);
+        transpose(q_blk, rows, c, c, lhs_t);
+        gemm(c, n, rows, lhs_t, rows, ds, n, dk_t, n, true);
+        // dVᵀ += Gᵀ P = (G/l)ᵀ E.
+        for r in 0..rows {
+            for col in 0..c {
+                lhs_t[col * rows + r] = g_blk[r * c + col] * inv_sum[r];
+            }
+        }
+        gemm(c, n, rows, lhs_t, rows, e, n, dv_t, n, true);
         r0 += rows;
     }
 }
@@ -313,76 +324,10 @@ simd_dispatch!(
         start: usize,
         end: usize,
         dq: &mut [T],
-        ds: &mut [T],
-        p_out: &mut [T],
+        dk_t: &mut [T],
+        dv_t: &mut [T],
     ) => vjp_body
 );
-
-/// `dst (heads × n × c) = (Σⱼ lhs_tⱼ,ᵢ rhsⱼ,ᵢ)ᵀ` per head `i`, over the `(lhs_t, rhs)` pairs,
-/// with `lhs_t` `heads × c × n` and `rhs` `heads × n × n`: the products split over blocks of
-/// the `c` output rows (each block summed in a fixed order, so the result does not depend on
-/// the thread count's scheduling), then transposed. `dKᵀ`, `dVᵀ` and their second-order
-/// counterparts are such sums over all query rows.
-pub(super) fn transposed_products<T: Float>(
-    pairs: &[(&[T], &[T])],
-    heads: usize,
-    n: usize,
-    c: usize,
-    dst: &mut [T],
-) {
-    if heads * c * n == 0 {
-        return;
-    }
-    let mut out_t = vec![T::ZERO; heads * c * n];
-    let parts = (2 * rayon::current_num_threads())
-        .div_ceil(heads)
-        .clamp(1, c);
-    let block = c.div_ceil(parts);
-    out_t
-        .par_chunks_mut(c * n)
-        .enumerate()
-        .for_each(|(head, out_head)| {
-            out_head
-                .par_chunks_mut(block * n)
-                .enumerate()
-                .for_each(|(i, out)| {
-                    let rows = out.len() / n;
-                    let a0 = (head * c + i * block) * n;
-                    for (j, (lhs_t, rhs)) in pairs.iter().enumerate() {
-                        let b = &rhs[head * n * n..(head + 1) * n * n];
-                        let a = &lhs_t[a0..a0 + rows * n];
-                        gemm(rows, n, n, a, n, b, n, out, n, j > 0);
-                    }
-                });
-        });
-    for (head, out_head) in out_t.chunks_exact(c * n).enumerate() {
-        transpose(
-            out_head,
-            c,
-            n,
-            n,
-            &mut dst[head * n * c..(head + 1) * n * c],
-        );
-    }
-}
-
-/// Every head's `x` rows (`heads × n × c`, or head slices of a packed buffer given by `at`)
-/// transposed to `heads × c × n`.
-pub(super) fn head_transposes<'a, T: Float>(
-    heads: usize,
-    n: usize,
-    c: usize,
-    at: impl Fn(usize) -> &'a [T],
-) -> Vec<T> {
-    let mut out = vec![T::ZERO; heads * c * n];
-    if out.is_empty() {
-        return out;
-    }
-    for (h, dst) in out.chunks_exact_mut(c * n).enumerate() {
-        transpose(at(h), n, c, c, dst);
-    }
-    out
-}
 
 /// Head `head`'s rows of the kept `P` (`heads × n × n`), or empty when none is kept.
 pub(super) fn head_probabilities<T>(p: &[T], n: usize, head: usize) -> &[T] {
@@ -398,6 +343,30 @@ pub(crate) fn transposed<T: Float>(x: &[T], n: usize, c: usize) -> Vec<T> {
     let mut out = vec![T::ZERO; n * c];
     transpose(x, n, c, c, &mut out);
     out
+}
+
+/// Sums the `c × n` partials of each head's tasks and writes them transposed (`n × c`) into
+/// `dst` (`heads × n × c`).
+pub(super) fn reduce_columns<T: Float>(
+    tasks: &[Task],
+    partials: &[Vec<T>],
+    n: usize,
+    c: usize,
+    dst: &mut [T],
+) {
+    let heads = dst.len() / (n * c);
+    let mut sum = vec![T::ZERO; c * n];
+    for head in 0..heads {
+        sum.iter_mut().for_each(|v| *v = T::ZERO);
+        for (task, part) in tasks.iter().zip(partials) {
+            if task.head == head {
+                for (s, &p) in sum.iter_mut().zip(part) {
+                    *s += p;
+                }
+            }
+        }
+        transpose(&sum, c, n, n, &mut dst[head * n * c..(head + 1) * n * c]);
+    }
 }
 
 /// `O` (`heads × n × c`) and, when `keep`, `P` (`heads × n × n`; empty otherwise).
@@ -459,50 +428,42 @@ pub(crate) fn vjp_all<T: Float>(
             [transposed(k, n, c), transposed(v, n, c)]
         })
         .collect();
-    let kept = !p.is_empty();
     let mut out = vec![T::ZERO; 3 * heads * n * c];
-    let mut ds = vec![T::ZERO; heads * n * n];
-    let mut p_new = vec![T::ZERO; if kept { 0 } else { heads * n * n }];
     let (dq_all, rest) = out.split_at_mut(heads * n * c);
     let chunks = carve(dq_all, &tasks, n, c);
-    let ds_chunks = carve(&mut ds, &tasks, n, n);
-    let p_chunks = if kept {
-        tasks.iter().map(|_| &mut [][..]).collect()
-    } else {
-        carve(&mut p_new, &tasks, n, n)
-    };
-    tasks
+    let partials: Vec<(Vec<T>, Vec<T>)> = tasks
         .par_iter()
         .zip(chunks)
-        .zip(ds_chunks.into_par_iter().zip(p_chunks))
-        .for_each(|((task, dq), (ds, p_out))| {
+        .map(|(task, dq)| {
             let [q, k, _] = head_slices(qkv, heads, n, c, task.head);
             let g_head = &g[task.head * n * c..(task.head + 1) * n * c];
             let [k_t, v_t] = &transposes[task.head];
+            let p_head = head_probabilities(p, n, task.head);
+            let mut dk_t = vec![T::ZERO; c * n];
+            let mut dv_t = vec![T::ZERO; c * n];
             vjp_kernel(
                 q,
                 k,
                 k_t,
                 v_t,
                 g_head,
-                head_probabilities(p, n, task.head),
+                p_head,
                 n,
                 c,
                 T::of(scale),
                 task.start,
                 task.end,
                 dq,
-                ds,
-                p_out,
+                &mut dk_t,
+                &mut dv_t,
             );
-        });
-    // dKᵀ = Qᵀ dS' and dVᵀ = Gᵀ P over all rows of each head.
+            (dk_t, dv_t)
+        })
+        .collect();
     let (dk_all, dv_all) = rest.split_at_mut(heads * n * c);
-    let q_t = head_transposes(heads, n, c, |h| head_slices(qkv, heads, n, c, h)[0]);
-    transposed_products(&[(&q_t, &ds)], heads, n, c, dk_all);
-    let g_t = head_transposes(heads, n, c, |h| &g[h * n * c..(h + 1) * n * c]);
-    let p_all = if kept { p } else { &p_new };
-    transposed_products(&[(&g_t, p_all)], heads, n, c, dv_all);
+    let (dk_parts, dv_parts): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    reduce_columns(&tasks, &dk_parts, n, c, dk_all);
+    reduce_columns(&tasks, &dv_parts, n, c, dv_all);
     out
 }
 

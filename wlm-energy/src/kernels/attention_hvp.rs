@@ -12,11 +12,11 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use super::attention::{
-    carve, head_probabilities, head_slices, head_transposes, qkv_dims, tasks, transposed,
-    transposed_products, with_probabilities, ROW_BLOCK,
+    carve, head_probabilities, head_slices, qkv_dims, reduce_columns, tasks, transposed,
+    with_probabilities, ROW_BLOCK,
 };
 use super::float::{simd_dispatch, Float};
-use super::gemm::gemm;
+use super::gemm::{gemm, transpose};
 use super::rows::row_dot;
 use super::with_slices;
 
@@ -80,15 +80,12 @@ pub(super) struct HeadInputs<'a, T> {
     av_t: &'a [T],
 }
 
-/// Outputs of one task, its rows `start..end` of: `Q̄` and `Ḡ` (`× c`), and of the `n`-wide
-/// `s dS`, `s S̄` and `dP̄` from which [`backward_all`] forms `K̄ᵀ = s(aqᵀ dS + qᵀ S̄)` and
-/// `V̄ᵀ = gᵀ dP̄` as products over all rows.
+/// Outputs of one task: rows of `Q̄` and `Ḡ`, partial `K̄ᵀ`, `V̄ᵀ`.
 pub(super) struct TaskOutputs<'a, T> {
     q_bar: &'a mut [T],
     g_bar: &'a mut [T],
-    ds: &'a mut [T],
-    s_bar: &'a mut [T],
-    dp_bar: &'a mut [T],
+    k_bar_t: &'a mut [T],
+    v_bar_t: &'a mut [T],
 }
 
 #[inline(always)]
@@ -104,14 +101,16 @@ fn backward_body<T: Float>(
 ) {
     let block = ROW_BLOCK.min(end - start);
     let mut p_buf = vec![T::ZERO; if x.p.is_empty() { block * n } else { 0 }];
+    let mut dp = vec![T::ZERO; block * n];
+    let mut rm = vec![T::ZERO; block * n];
+    let mut p1 = vec![T::ZERO; block * n];
+    let mut lhs_t = vec![T::ZERO; c * block];
     let mut r0 = start;
     while r0 < end {
         let rows = ROW_BLOCK.min(end - r0);
         let len = rows * n;
-        let at = (r0 - start) * n..(r0 - start) * n + len;
-        let dp = &mut out.ds[at.clone()];
-        let rm = &mut out.dp_bar[at.clone()];
-        let p1 = &mut out.s_bar[at];
+        let (dp, rm, p1) = (&mut dp[..len], &mut rm[..len], &mut p1[..len]);
+        let lhs_t = &mut lhs_t[..c * rows];
         let range = r0 * c..(r0 + rows) * c;
         let (q_blk, g_blk) = (&x.q[range.clone()], &x.g[range.clone()]);
         let aq_blk = &x.aq[range];
@@ -153,6 +152,12 @@ fn backward_body<T: Float>(
         let g_bar = &mut out.g_bar[rows_out];
         gemm(rows, c, n, p, n, x.av, c, g_bar, c, false);
         gemm(rows, c, n, rm, n, x.v, c, g_bar, c, true);
+        transpose(aq_blk, rows, c, c, lhs_t);
+        gemm(c, n, rows, lhs_t, rows, dp, n, out.k_bar_t, n, true);
+        transpose(q_blk, rows, c, c, lhs_t);
+        gemm(c, n, rows, lhs_t, rows, p1, n, out.k_bar_t, n, true);
+        transpose(g_blk, rows, c, c, lhs_t);
+        gemm(c, n, rows, lhs_t, rows, rm, n, out.v_bar_t, n, true);
         r0 += rows;
     }
 }
@@ -199,16 +204,10 @@ pub(crate) fn backward_all<T: Float>(
     let (q_bar_all, rest) = qkv_bar.split_at_mut(heads * size);
     let q_chunks = carve(q_bar_all, &tasks, n, c);
     let g_chunks = carve(&mut g_bar, &tasks, n, c);
-    let [mut ds, mut s_bar, mut dp_bar] = [0; 3].map(|_| vec![T::ZERO; heads * n * n]);
-    let wide = carve(&mut ds, &tasks, n, n)
-        .into_iter()
-        .zip(carve(&mut s_bar, &tasks, n, n))
-        .zip(carve(&mut dp_bar, &tasks, n, n));
-    tasks
+    let partials: Vec<(Vec<T>, Vec<T>)> = tasks
         .par_iter()
         .zip(q_chunks.into_par_iter().zip(g_chunks))
-        .zip(wide.collect::<Vec<_>>())
-        .for_each(|((task, (q_bar, g_bar)), ((ds, s_bar), dp_bar))| {
+        .map(|(task, (q_bar, g_bar))| {
             let h = task.head;
             let [q, k, v] = head_slices(qkv, heads, n, c, h);
             let [aq, ak, av] = head_slices(cot, heads, n, c, h);
@@ -227,12 +226,13 @@ pub(crate) fn backward_all<T: Float>(
                 ak_t,
                 av_t,
             };
+            let mut k_bar_t = vec![T::ZERO; c * n];
+            let mut v_bar_t = vec![T::ZERO; c * n];
             let mut outputs = TaskOutputs {
                 q_bar,
                 g_bar,
-                ds,
-                s_bar,
-                dp_bar,
+                k_bar_t: &mut k_bar_t,
+                v_bar_t: &mut v_bar_t,
             };
             backward_kernel(
                 &inputs,
@@ -243,12 +243,12 @@ pub(crate) fn backward_all<T: Float>(
                 task.end,
                 &mut outputs,
             );
-        });
+            (k_bar_t, v_bar_t)
+        })
+        .collect();
     let (k_bar_all, v_bar_all) = rest.split_at_mut(heads * size);
-    let aq_t = head_transposes(heads, n, c, |h| head_slices(cot, heads, n, c, h)[0]);
-    let q_t = head_transposes(heads, n, c, |h| head_slices(qkv, heads, n, c, h)[0]);
-    transposed_products(&[(&aq_t, &ds), (&q_t, &s_bar)], heads, n, c, k_bar_all);
-    let g_t = head_transposes(heads, n, c, |h| &g[h * size..(h + 1) * size]);
-    transposed_products(&[(&g_t, &dp_bar)], heads, n, c, v_bar_all);
+    let (k_parts, v_parts): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    reduce_columns(&tasks, &k_parts, n, c, k_bar_all);
+    reduce_columns(&tasks, &v_parts, n, c, v_bar_all);
     (qkv_bar, g_bar)
 }
