@@ -1,4 +1,8 @@
 //! How much memory the system says is available, to refuse sizes that cannot fit.
+//!
+//! A deliberate copy of `wlm-ot/src/memory.rs`: the two crates are peers that must not depend on
+//! each other (ARCHITECTURE.md), and a system-information crate would be a heavy dependency
+//! for one `/proc/meminfo` read. Change both together.
 
 /// Bytes of memory available to this process now: `MemAvailable + SwapFree` of
 /// `/proc/meminfo` on Linux; `None` elsewhere or when it cannot be read (callers then skip the

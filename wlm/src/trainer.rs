@@ -543,6 +543,27 @@ mod tests {
         }
     }
 
+    /// A one-block, f64 attention model in 2-D, small enough for many training steps.
+    fn tiny_attention_model() -> Model {
+        Model::new(
+            ModelConfig {
+                energy: EnergyConfig::Attention(AttentionEnergyConfig {
+                    dim: 2,
+                    heads: 1,
+                    hidden: 4,
+                    blocks: 1,
+                    ff: 8,
+                    time_features: false,
+                    dropout: 0.0,
+                }),
+                precision: Precision::F64,
+                ..ModelConfig::default()
+            },
+            &Device::Cpu,
+        )
+        .expect("model")
+    }
+
     /// Data without velocities train from the OT estimate at snapshot 0: the forward
     /// difference to training snapshot 1 (central has no backward neighbour there), row for
     /// row; a few steps give finite losses. `Model` velocities are refused, naming the field.
@@ -553,25 +574,7 @@ mod tests {
             .collect();
         let snapshots =
             Snapshots::from_tensors(vec![0.0, 0.1, 0.2, 0.3], &clouds, None).expect("snapshots");
-        let model = || {
-            Model::new(
-                ModelConfig {
-                    energy: EnergyConfig::Attention(AttentionEnergyConfig {
-                        dim: 2,
-                        heads: 1,
-                        hidden: 4,
-                        blocks: 1,
-                        ff: 8,
-                        time_features: false,
-                        dropout: 0.0,
-                    }),
-                    precision: Precision::F64,
-                    ..ModelConfig::default()
-                },
-                &Device::Cpu,
-            )
-            .expect("model")
-        };
+        let model = tiny_attention_model;
         let config = |source| TrainConfig {
             initial_velocities: source,
             batch_size: Some(8),
@@ -666,25 +669,7 @@ mod tests {
             .collect();
         let times = vec![0.0, 0.1, 0.2, 0.3, 0.4];
         let snapshots = Snapshots::from_tensors(times.clone(), &clouds, None).expect("snapshots");
-        let model = || {
-            Model::new(
-                ModelConfig {
-                    energy: EnergyConfig::Attention(AttentionEnergyConfig {
-                        dim: 2,
-                        heads: 1,
-                        hidden: 4,
-                        blocks: 1,
-                        ff: 8,
-                        time_features: false,
-                        dropout: 0.0,
-                    }),
-                    precision: Precision::F64,
-                    ..ModelConfig::default()
-                },
-                &Device::Cpu,
-            )
-            .expect("model")
-        };
+        let model = tiny_attention_model;
         let config = |source| TrainConfig {
             initial_velocities: source,
             random_start: true,

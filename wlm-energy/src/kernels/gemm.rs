@@ -164,6 +164,43 @@ fn tail<T: Float, const M: usize>(
     }
 }
 
+/// The slice checks every fast kernel makes before its `unsafe` call, and the shapes with
+/// nothing to multiply: returns `true` when the product is done (`m` or `n` zero; `k` zero,
+/// where `C` is zeroed unless `accumulate`), `false` when `m, n, k ≥ 1` and every element of
+/// `A` (`i < m`, `p < k`), `B` (`p < k`, `j < n`) and `C` (`i < m`, `j < n`) is in bounds.
+///
+/// # Panics
+/// If a slice is too short for its shape and leading dimension (a bug in the caller).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn checked_or_trivial<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "gemm: A too short");
+    assert!(k == 0 || b.len() >= (k - 1) * ldb + n, "gemm: B too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(T::ZERO);
+            }
+        }
+        return true;
+    }
+    false
+}
+
 /// `out (cols × rows) = inᵀ` for a row-major `rows × cols` block with leading dimension `ld`.
 /// Walks `TILE × TILE` tiles so that both the reads and the strided writes stay in L1.
 #[inline]

@@ -62,23 +62,12 @@ pub(super) fn gemm_f32(
         if !enabled() {
             return false;
         }
-        if m == 0 || n == 0 {
-            return true;
-        }
-        assert!(a.len() >= (m - 1) * lda + k, "gemm: A too short");
-        assert!(k == 0 || b.len() >= (k - 1) * ldb + n, "gemm: B too short");
-        assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
-        if k == 0 {
-            if !accumulate {
-                for i in 0..m {
-                    c[i * ldc..i * ldc + n].fill(0.0);
-                }
-            }
+        if super::gemm::checked_or_trivial(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
             return true;
         }
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`enabled` checked it), the only
-        // requirement of the `target_feature` function. `k ≥ 1`, `m ≥ 1`, `n ≥ 1` and the
-        // asserts above bound every element the kernel reads or writes: `A[i·lda + p]` for
+        // requirement of the `target_feature` function. `checked_or_trivial` returned
+        // `false`: `k, m, n ≥ 1` and its bound checks cover every element the kernel reads or writes: `A[i·lda + p]` for
         // `i < m`, `p < k`, `B[p·ldb + j]` for `p < k`, `j < n` and `C[i·ldc + j]` for
         // `i < m`, `j < n` (the masked loads and stores of a column tail touch only lanes
         // `j < n`). `c` is a unique borrow, so it overlaps neither `a` nor `b`.
