@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-/// `<repository>/../shared/<sub>` when it exists (`fixtures/...` may be redirected with
-/// `$WLM_FIXTURES`, which stands for the `fixtures` folder). Absent: `None` after a message,
+/// `<repository>/../shared/<sub>` (or `$WLM_SHARED/<sub>`) when it exists (`fixtures/...` may
+/// be redirected with `$WLM_FIXTURES`, which stands for the `fixtures` folder). Absent: `None` after a message,
 /// or a panic naming the path under `CI=true`.
 #[allow(dead_code)]
 pub(crate) fn shared(sub: &str) -> Option<PathBuf> {
@@ -15,8 +15,9 @@ pub(crate) fn shared(sub: &str) -> Option<PathBuf> {
         std::env::var_os("WLM_FIXTURES"),
     ) {
         (Some(rest), Some(base)) => PathBuf::from(base).join(rest),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared")
+        _ => std::env::var_os("WLM_SHARED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
             .join(sub),
     };
     if path.exists() {

@@ -36,12 +36,28 @@ fn every_reference_experiment_has_a_config_and_a_cpu_variant() {
 
 #[test]
 fn shared_data_configs_train_a_step() {
-    let Some(_) = shared_data() else {
+    let Some(data) = shared_data() else {
         eprintln!("skipped: ../shared/data is absent");
         return;
     };
+    // The configs name their data relative to the repository (`../shared/data` beside it);
+    // when the shared folder is elsewhere (`$WLM_SHARED`), point the sources there.
+    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let moved = !default.is_dir();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["ocean_small_cpu", "ocean_big_cpu", "eb_cpu"] {
+    for (name, kind, file) in [
+        ("ocean_small_cpu", "Particles", "oceans/oceans_with_v0.npz"),
+        (
+            "ocean_big_cpu",
+            "Particles",
+            "oceans/big_oceans_forecast.npz",
+        ),
+        ("eb_cpu", "Npy", "eb/eb_300.npy"),
+    ] {
+        let source = format!(
+            "data.source={kind}({:?})",
+            data.join(file).display().to_string()
+        );
         let config =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
         let run = dir.path().join(name);
@@ -61,7 +77,10 @@ fn shared_data_configs_train_a_step() {
                     .replace("DIM", if name == "eb_cpu" { "5" } else { "2" })
                     .replace("TF", if name == "ocean_small_cpu" { "true" } else { "false" })
                     .as_str(),
-            ],
+            ]
+            .into_iter()
+            .chain(moved.then_some(["--set", source.as_str()]).into_iter().flatten())
+            .collect::<Vec<_>>(),
         ));
         assert!(out.contains("mean ± SE of W1"), "{name}: {out}");
     }
