@@ -5,7 +5,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 // --- GF-SDE ---
-// Owned by the wlm-data issue. SPEC 5's data set: N 1000, d 2, 21 snapshots, dt 0.01,
+// Owned by the wlm-data issue. METHOD.md §5's data set: N 1000, d 2, 21 snapshots, dt 0.01,
 // 10 Euler–Maruyama sub-steps per interval.
 
 use wlm_data::{GfSdeConfig, Pairing, VelocitySnapshots};

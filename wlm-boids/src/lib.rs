@@ -1,4 +1,4 @@
-//! The Boids flocking simulator with the reference rules of SPEC 5.
+//! The Boids flocking simulator with the reference rules of METHOD.md §5.
 //!
 //! `wlm-boids` produces the Boids data set of the reference experiments: `N` agents steered by
 //! cohesion, separation, alignment and a soft box, recorded as [`wlm_data::Snapshots`] with
@@ -67,7 +67,7 @@
 //! # References
 //!
 //! C. W. Reynolds, "Flocks, herds and schools: a distributed behavioral model", SIGGRAPH 1987;
-//! the rules and constants are those of the WLM reference experiments (SPEC 5).
+//! the rules and constants are those of the WLM reference experiments (`docs/METHOD.md` §5 in the repository).
 
 mod cells;
 mod config;

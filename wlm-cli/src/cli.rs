@@ -38,7 +38,7 @@ pub(crate) enum Command {
     Plot(PlotArgs),
     /// Simulate Boids, train a small model, forecast and plot, with no input files.
     Demo(DemoArgs),
-    /// Run a reference experiment (SPEC 5): train every run, evaluate, write a results table.
+    /// Run a reference experiment (METHOD.md §5): train every run, evaluate, write a results table.
     Experiment(ExperimentArgs),
 }
 
@@ -96,9 +96,9 @@ pub(crate) struct ExperimentArgs {
 /// `wlm simulate ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Simulate {
-    /// The Boids flocking model (SPEC 5).
+    /// The Boids flocking model (METHOD.md §5).
     Boids(BoidsArgs),
-    /// A gradient-flow SDE `dX = −∇ψ(X) dt + σ dW` in 2-D (SPEC 5).
+    /// A gradient-flow SDE `dX = −∇ψ(X) dt + σ dW` in 2-D (METHOD.md §5).
     GfSde(GfSdeArgs),
 }
 

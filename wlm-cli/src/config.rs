@@ -86,9 +86,9 @@ pub(crate) enum DataSource {
         #[serde(default)]
         config: TrajectoryNetConfig,
     },
-    /// Simulated Boids (SPEC 5).
+    /// Simulated Boids (METHOD.md §5).
     Boids(BoidsSource),
-    /// Simulated gradient-flow SDE (SPEC 5).
+    /// Simulated gradient-flow SDE (METHOD.md §5).
     GfSde(GfSdeConfig),
 }
 

@@ -1,4 +1,4 @@
-//! `wlm experiment NAME`: the reference experiments of SPEC 5 as sets of runs, each trained
+//! `wlm experiment NAME`: the reference experiments of METHOD.md §5 as sets of runs, each trained
 //! (or resumed, or reused when finished), evaluated with the baselines, and summarised in a
 //! results table (`results.md`) next to the run directories.
 //!
@@ -181,7 +181,7 @@ pub(crate) fn plan(args: &ExperimentArgs) -> Result<Vec<PlannedRun>> {
             };
             for p in potentials {
                 for pairing in ["paired", "unpaired"] {
-                    // SPEC 5: friction 0 with the data's velocities, or friction learned from
+                    // METHOD.md §5: friction 0 with the data's velocities, or friction learned from
                     // 1.0 starting from rest.
                     for (variant, extra) in [
                         (

@@ -2,6 +2,9 @@
 //!
 //! The binary is a thin wrapper over [`run`]. Everything here is glue over the library
 //! crates (`wlm`, `wlm-data`, `wlm-boids`, `wlm-ot`); this crate is the only one that prints.
+//!
+//! The method and the reference experiments it runs are described in `docs/METHOD.md` in the
+//! repository.
 
 mod canvas;
 mod cli;

@@ -8,7 +8,7 @@ use wlm_data::{GfSdeConfig, Pairing, Potential, Snapshots};
 use crate::cli::{BoidsArgs, GfSdeArgs, PotentialName, SimulateCommon};
 use crate::data::{read_start, StartSnapshot};
 
-/// Simulates Boids (SPEC 5) from a random or given start.
+/// Simulates Boids (METHOD.md §5) from a random or given start.
 ///
 /// # Errors
 /// Invalid options, an unreadable start file, simulator errors.
@@ -55,7 +55,7 @@ fn potential(name: PotentialName) -> Potential {
     }
 }
 
-/// The GF-SDE config the options describe (SPEC 5 defaults otherwise).
+/// The GF-SDE config the options describe (METHOD.md §5 defaults otherwise).
 pub(crate) fn gf_sde_config(args: &GfSdeArgs) -> GfSdeConfig {
     let c: &SimulateCommon = &args.common;
     let defaults = GfSdeConfig::default();

@@ -1,4 +1,4 @@
-//! The Sinkhorn blur estimated from the data (SPEC 4): half the typical pairwise distance.
+//! The Sinkhorn blur estimated from the data (METHOD.md §4): half the typical pairwise distance.
 
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};

@@ -1,4 +1,4 @@
-//! The GF-SDE data of SPEC 5: snapshots of `dX = −∇ψ(X) dt + σ dW` by Euler–Maruyama, with
+//! The GF-SDE data of METHOD.md §5: snapshots of `dX = −∇ψ(X) dt + σ dW` by Euler–Maruyama, with
 //! probability-flow velocities.
 
 use rand::{Rng, SeedableRng};
@@ -18,7 +18,7 @@ pub enum Pairing {
     #[default]
     Paired,
     /// Snapshot `k ≥ 1` is simulated from `k · dt` of fresh draws of `x0 ~ N(0, v I)`, so
-    /// snapshots are independent samples of the marginals (SPEC's unpaired data). Snapshot 0
+    /// snapshots are independent samples of the marginals (the unpaired data of METHOD.md §5). Snapshot 0
     /// is the first draw.
     Unpaired,
     /// As `Unpaired`, but each snapshot starts from a resample (with replacement) of snapshot
@@ -39,7 +39,7 @@ pub enum VelocitySnapshots {
     None,
 }
 
-/// The GF-SDE data set; [`GfSdeConfig::generate`] produces it. Defaults are SPEC 5's.
+/// The GF-SDE data set; [`GfSdeConfig::generate`] produces it. Defaults are METHOD.md §5's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GfSdeConfig {

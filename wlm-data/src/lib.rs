@@ -10,7 +10,7 @@
 //! ```
 //! use wlm_data::{estimate_blur, load_particles_npz, write_particles_npz, BlurConfig, GfSdeConfig};
 //!
-//! // The GF-SDE data of SPEC 5 (a small variant: N = 200 instead of 1000).
+//! // The GF-SDE data of METHOD.md §5 (a small variant: N = 200 instead of 1000).
 //! let data = GfSdeConfig { n_particles: 200, ..GfSdeConfig::default() }.generate()?;
 //! assert_eq!((data.len(), data.dim(), data.n_particles(0)), (21, 2, 200));
 //! assert!(data.has_all_velocities());
@@ -39,8 +39,8 @@
 //! | [`load_h5ad`], [`write_h5ad`] | AnnData: `obs` time column, `obsm`/`X`/`layers` matrices ([`H5adConfig`]) | `O(file)` |
 //! | `parse_*` | every loader on bytes instead of a path (for fuzzing and embedding) | `O(bytes)` |
 //! | [`parse_npy`], [`encode_npy`] | the NPY format itself | `O(bytes)` |
-//! | [`estimate_blur`] | SPEC 4's Sinkhorn blur from the data ([`BlurConfig`]) | `O(8 · 4096 · d)` |
-//! | [`GfSdeConfig::generate`] | SPEC 5's gradient-flow SDE data, paired or unpaired, with velocities | `O(N·d·10·T)` + `O(N²·d)` per snapshot with velocities |
+//! | [`estimate_blur`] | METHOD.md §4's Sinkhorn blur from the data ([`BlurConfig`]) | `O(8 · 4096 · d)` |
+//! | [`GfSdeConfig::generate`] | METHOD.md §5's gradient-flow SDE data, paired or unpaired, with velocities | `O(N·d·10·T)` + `O(N²·d)` per snapshot with velocities |
 //! | [`Potential`], [`kde_score`], [`probability_flow_velocity`] | the five potentials and the velocity estimate | `O(N²·d)` for the score |
 //!
 //! Every writer is atomic: it writes a temporary file in the target's directory and renames
@@ -86,6 +86,7 @@
 //! NumPy's NPY format (NEP 1); the AnnData on-disk format (anndata ≥ 0.8); TrajectoryNet
 //! (Tong et al., ICML 2020) for the EB layout and its standardization; JKOnet* (Terpin et al.,
 //! 2024) for the potentials.
+//! `docs/METHOD.md` §4–6 in the repository: the blur, the GF-SDE data and the data sets.
 
 mod blur;
 mod csv;

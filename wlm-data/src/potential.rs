@@ -1,4 +1,4 @@
-//! The five potentials `ψ` of the GF-SDE experiments (SPEC 5), with hand-written gradients.
+//! The five potentials `ψ` of the GF-SDE experiments (METHOD.md §5), with hand-written gradients.
 
 use std::f64::consts::PI;
 use std::fmt;

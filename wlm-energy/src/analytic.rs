@@ -1,4 +1,4 @@
-//! Analytic potentials (the GF-SDE potentials of SPEC 5 and a harmonic trap with soft repulsion) behind [`Energy`].
+//! Analytic potentials (the GF-SDE potentials of METHOD.md §5 and a harmonic trap with soft repulsion) behind [`Energy`].
 
 use candle_core::{bail, Result, Tensor, D};
 
@@ -31,7 +31,7 @@ pub enum AnalyticPotential {
 }
 
 impl AnalyticPotential {
-    /// The five GF-SDE potentials, in SPEC 5's order.
+    /// The five GF-SDE potentials, in METHOD.md §5's order.
     pub const GF_SDE: [AnalyticPotential; 5] = [
         AnalyticPotential::Quadratic,
         AnalyticPotential::StyblinskiTang,

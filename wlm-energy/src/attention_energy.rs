@@ -1,4 +1,4 @@
-//! The attention energy of SPEC 2.1 (the reference's `attn_flow` model): config, initialisation, energy and force.
+//! The attention energy of METHOD.md §2.1 (the reference's `attn_flow` model): config, initialisation, energy and force.
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};

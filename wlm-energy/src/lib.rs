@@ -1,12 +1,12 @@
 //! Potential-energy networks for populations, with hand-written differentiable forces.
 //!
-//! A WLM model moves particles by `dv/dt = −∇_x E_θ(X, t) − γ v` (SPEC 2). This crate provides
+//! A WLM model moves particles by `dv/dt = −∇_x E_θ(X, t) − γ v` (`docs/METHOD.md` §2 in the repository). This crate provides
 //! the energies `E_θ` and their forces `−∇_x E_θ`, and implements the integrators' seam
 //! `wlm_integrate::ForceField` through [`EnergyField`]. It sits below the learner (`wlm`) and
 //! depends only on `wlm-integrate` (for the trait).
 //!
 //! candle's autograd cannot differentiate a gradient (its backward detaches), so every force
-//! here is an explicit vector-Jacobian product written in candle ops (SPEC Appendix A); one
+//! here is an explicit vector-Jacobian product written in candle ops (METHOD.md Appendix A); one
 //! ordinary `backward()` of a loss on forces then yields parameter gradients, including through
 //! a rollout.
 //!
@@ -96,7 +96,7 @@
 //!   (`benches/notes/energy.md`: 1.5× on the force and up to 2.4× on its backward).
 //!
 //! # References
-//! - SPEC 2.1, 5 and Appendix A (the workspace's `docs/SPEC.md`); the parity fixtures'
+//! - `docs/METHOD.md` §2.1, §5 and Appendix A in the repository; the parity fixtures'
 //!   README (`shared/fixtures/parity/README.md`); the reference implementation `guanton/WLM`.
 //! - T. Dao et al., "FlashAttention" (2022): the blockwise computation used by the fused
 //!   attention kernels.

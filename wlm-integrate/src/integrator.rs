@@ -4,7 +4,7 @@ use candle_core::{bail, DType, Result, Tensor};
 
 use crate::force::{evaluate, ForceField};
 
-/// Which damped leapfrog scheme advances the population (SPEC 2.2).
+/// Which damped leapfrog scheme advances the population (METHOD.md §2.2).
 ///
 /// Both make exactly one force evaluation per step: the acceleration at the end of a step is
 /// carried in [`State::acceleration`] and reused at the start of the next.

@@ -1,6 +1,6 @@
 //! Damped leapfrog integrators over candle tensors, and the [`ForceField`] seam.
 //!
-//! Particles follow `dx/dt = v`, `dv/dt = a(x, t) − γ v` (SPEC 2). This crate sits below the
+//! Particles follow `dx/dt = v`, `dv/dt = a(x, t) − γ v` (`docs/METHOD.md` §2 in the repository). This crate sits below the
 //! learner (`wlm`) and the energy networks (`wlm-energy`, which implement [`ForceField`]); it
 //! knows nothing about neural networks: anything that turns positions into accelerations is a
 //! [`ForceField`]. Everything is plain candle ops and nothing is detached, so a loss on a
@@ -57,7 +57,8 @@
 //!   differs from `t₀ + n dt` by rounding.
 //!
 //! # References
-//! - SPEC 2.2 (the workspace's `docs/SPEC.md`); the reference implementation `guanton/WLM`.
+//! - `docs/METHOD.md` §2.2 in the repository (with the derivation of each
+//!   scheme's small-step limit); the reference implementation `guanton/WLM`.
 //! - R. McLachlan, M. Perlmutter, "Conformal Hamiltonian systems", J. Geom. Phys. 39 (2001).
 //! - A. Bhatt, B. Moore, "Structure-preserving exponential Runge–Kutta methods", SIAM J. Sci.
 //!   Comput. 39 (2017) (conformal symplectic splitting).

@@ -78,6 +78,7 @@
 //!
 //! # References
 //!
+//! - `docs/METHOD.md` §3 in the repository: the loss and the metric, formula by formula.
 //! - J. Feydy et al., *Interpolating between optimal transport and MMD using Sinkhorn
 //!   divergences*, AISTATS 2019 (geomloss).
 //! - LEMON's `NetworkSimplex` and POT's `ot.emd2` for the exact solver's scheme.

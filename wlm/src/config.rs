@@ -99,7 +99,7 @@ pub enum GradientMethod {
     Backprop,
 }
 
-/// The Sinkhorn training loss (SPEC 3).
+/// The Sinkhorn training loss (METHOD.md §3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LossConfig {
@@ -107,7 +107,7 @@ pub struct LossConfig {
     pub p: u32,
     /// Blur (length scale; `ε = blurᵖ`). `None` (default) estimates it from the training
     /// data: 0.5 × median over 8 random snapshots of the median distance of random pairs,
-    /// clamped to `[1e-3, 10]` (SPEC 4).
+    /// clamped to `[1e-3, 10]` (METHOD.md §4).
     pub blur: Option<f64>,
     /// ε-annealing factor in (0, 1). Default 0.9 (the reference's).
     pub scaling: f64,
@@ -123,7 +123,7 @@ impl Default for LossConfig {
     }
 }
 
-/// One training run's optimisation settings (SPEC 4).
+/// One training run's optimisation settings (METHOD.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -386,7 +386,7 @@ impl SplitConfig {
     }
 }
 
-/// Evaluation settings (SPEC 4).
+/// Evaluation settings (METHOD.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EvalConfig {

@@ -1,5 +1,5 @@
 //! Forecast, interpolation and their exact-W1/W2 evaluation, with the baselines computed by
-//! the same code (SPEC 4).
+//! the same code (METHOD.md §4).
 //!
 //! An evaluation rolls the model out on the calling thread (its force evaluations use rayon
 //! themselves), then computes every exact W1/W2 it needs — the model's, the restart's and the
@@ -229,7 +229,7 @@ fn rollout_config(velocities: VelocitySource, steps_per_interval: usize) -> Eval
 
 /// Rolls out from observed snapshot `start` (with its velocities, zero or an OT estimate)
 /// through every later observed time, `steps_per_interval` integrator steps per interval
-/// (SPEC 4 uses 5).
+/// (METHOD.md §4 uses 5).
 ///
 /// The OT sources may use every snapshot of `snapshots`, including the later ones the
 /// forecast is compared with; [`evaluate`] restricts them to the training snapshots (use
@@ -412,7 +412,7 @@ pub struct BaselineScore {
     pub test_w1: Option<MeanSe>,
 }
 
-/// Evaluation of a model on a split (SPEC 4).
+/// Evaluation of a model on a split (METHOD.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Whether the split is a forecast (else an interpolation).
@@ -853,7 +853,7 @@ fn baseline_score(name: &str, w1: Vec<(usize, f64)>) -> BaselineScore {
     }
 }
 
-/// The baselines of SPEC 4 on the test snapshots. Forecast split: `repeat_last` (the last
+/// The baselines of METHOD.md §4 on the test snapshots. Forecast split: `repeat_last` (the last
 /// training snapshot) and, when it has velocities, `constant_velocity`
 /// (`x + (t_h − t_last) v`). Interpolation split: `repeat_previous` (observed snapshot `h − 1`)
 /// and, when `h + 1` exists, `ot_midpoint` (displacement interpolation between snapshots

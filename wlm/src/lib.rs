@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | [`Model::new`] | energy + friction + integrator, parameters in a `VarMap` (reference names) | init |
 //! | [`Model::loss_and_gradients`] | one rollout's mean Sinkhorn loss and `∂L/∂θ` ([`GradientMethod::ReverseSweep`] or [`GradientMethod::Backprop`]) | `k` force graphs + `k` Sinkhorn solves; sweep memory = one step's graph |
-//! | [`Trainer`] | SPEC 4 training step: random horizon, minibatch, AdamW (two groups), EMA | as above + AdamW |
+//! | [`Trainer`] | METHOD.md §4 training step: random horizon, minibatch, AdamW (two groups), EMA | as above + AdamW |
 //! | [`Trainer::save_checkpoint`] / [`Trainer::load_checkpoint`] | atomic, exact-resume checkpoints | one file write |
 //! | [`Run`] | a run directory: `config.ron`, `metrics.csv`, checkpoints, final outputs; [`Run::resume`] | — |
 //! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
@@ -58,7 +58,7 @@
 //!   and it solves one such problem per rayon thread at a time (`RAYON_NUM_THREADS` caps it).
 //!
 //! # References
-//! SPEC sections 2–4 (`docs/SPEC.md`); the parity fixtures' README (`fixtures/parity`).
+//! `docs/METHOD.md` §2–4 in the repository; the parity fixtures' README (`fixtures/parity`).
 
 mod adjoint;
 mod checkpoint;

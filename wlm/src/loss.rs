@@ -9,7 +9,7 @@ use crate::config::GradientMethod;
 use crate::model::Model;
 use crate::{Error, Result};
 
-/// One training objective (SPEC 4, steps 2–4): start at `(x0, v0)` at time `t0`, make one
+/// One training objective (METHOD.md §4, steps 2–4): start at `(x0, v0)` at time `t0`, make one
 /// integrator step of size `dts[m−1]` per interval, and average the Sinkhorn divergences
 /// `S(x̂_m, targets[m−1])` over `m = 1..=k`.
 ///

@@ -41,7 +41,7 @@ impl Precision {
 /// Which potential-energy network the model uses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EnergyConfig {
-    /// The paper's attention energy (SPEC 2.1).
+    /// The paper's attention energy (METHOD.md §2.1).
     Attention(AttentionEnergyConfig),
     /// The mean-field energy `Σ U(x_i) + (1/N) Σ W(x_i − x_j)` (lighter, interpretable).
     MeanField(MeanFieldEnergyConfig),
@@ -161,7 +161,7 @@ impl ModelConfig {
     }
 }
 
-/// A trainable mechanics model (SPEC 2).
+/// A trainable mechanics model (METHOD.md §2).
 ///
 /// Holds the energy network, the friction and the integrator; every parameter (and the
 /// friction parameter when learned) is a variable of one [`VarMap`] under the reference's

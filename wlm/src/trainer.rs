@@ -1,4 +1,4 @@
-//! The training loop of SPEC 4: random horizon, minibatch, rollout loss, AdamW with two
+//! The training loop of METHOD.md §4: random horizon, minibatch, rollout loss, AdamW with two
 //! parameter groups, EMA.
 
 use std::time::Instant;
@@ -79,7 +79,7 @@ pub(crate) fn draw_start_and_horizon(
     (start, horizon)
 }
 
-/// Trains a [`Model`] on training snapshots (SPEC 4).
+/// Trains a [`Model`] on training snapshots (METHOD.md §4).
 ///
 /// Each [`Trainer::step`]: draw `k ~ U{1..K}` (`K` = number of training snapshots − 1, capped
 /// by `max_horizon`); take `B` points of snapshot 0 with their velocities (or zero); roll out

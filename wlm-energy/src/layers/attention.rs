@@ -1,7 +1,7 @@
 //! Full multi-head self-attention (PyTorch's packed in-projection) with its input VJP.
 //!
 //! Head `j` of width `c = H/heads`: `S_j = Q_j K_jᵀ / √c`, `P_j = softmax_rows(S_j)`,
-//! `O_j = P_j V_j`, `y = [O_1 … O_heads] Wₒᵀ + bₒ`. The VJP (SPEC Appendix A):
+//! `O_j = P_j V_j`, `y = [O_1 … O_heads] Wₒᵀ + bₒ`. The VJP (METHOD.md Appendix A):
 //! `dO = g Wₒ`, `dP = dO Vᵀ`, `dV = Pᵀ dO`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
 //! `dQ = dS K/√c`, `dK = dSᵀ Q/√c`, `du = dQ W_q + dK W_k + dV W_v`.
 
