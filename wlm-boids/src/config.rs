@@ -16,7 +16,8 @@ pub enum NeighbourSearch {
     AllPairs,
 }
 
-/// The parameters of the reference Boids rules (METHOD.md §5); `Default` gives the reference values.
+/// The parameters of the reference Boids rules (METHOD.md §5); `Default` gives the reference
+/// values.
 ///
 /// One step with time step `dt` updates every boid `i` from the *old* state of all boids:
 ///

@@ -67,7 +67,8 @@
 //! # References
 //!
 //! C. W. Reynolds, "Flocks, herds and schools: a distributed behavioral model", SIGGRAPH 1987;
-//! the rules and constants are those of the WLM reference experiments (`docs/METHOD.md` §5 in the repository).
+//! the rules and constants are those of the WLM reference experiments (`docs/METHOD.md` §5 in
+//! the repository).
 
 mod cells;
 mod config;

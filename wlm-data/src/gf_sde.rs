@@ -18,7 +18,8 @@ pub enum Pairing {
     #[default]
     Paired,
     /// Snapshot `k ≥ 1` is simulated from `k · dt` of fresh draws of `x0 ~ N(0, v I)`, so
-    /// snapshots are independent samples of the marginals (the unpaired data of METHOD.md §5). Snapshot 0
+    /// snapshots are independent samples of the marginals (the unpaired data of METHOD.md §5).
+    /// Snapshot 0
     /// is the first draw.
     Unpaired,
     /// As `Unpaired`, but each snapshot starts from a resample (with replacement) of snapshot

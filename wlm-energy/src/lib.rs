@@ -1,6 +1,7 @@
 //! Potential-energy networks for populations, with hand-written differentiable forces.
 //!
-//! A WLM model moves particles by `dv/dt = −∇_x E_θ(X, t) − γ v` (`docs/METHOD.md` §2 in the repository). This crate provides
+//! A WLM model moves particles by `dv/dt = −∇_x E_θ(X, t) − γ v` (`docs/METHOD.md` §2 in the
+//! repository). This crate provides
 //! the energies `E_θ` and their forces `−∇_x E_θ`, and implements the integrators' seam
 //! `wlm_integrate::ForceField` through [`EnergyField`]. It sits below the learner (`wlm`) and
 //! depends only on `wlm-integrate` (for the trait).

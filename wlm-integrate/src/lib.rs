@@ -1,6 +1,7 @@
 //! Damped leapfrog integrators over candle tensors, and the [`ForceField`] seam.
 //!
-//! Particles follow `dx/dt = v`, `dv/dt = a(x, t) − γ v` (`docs/METHOD.md` §2 in the repository). This crate sits below the
+//! Particles follow `dx/dt = v`, `dv/dt = a(x, t) − γ v` (`docs/METHOD.md` §2 in the
+//! repository). This crate sits below the
 //! learner (`wlm`) and the energy networks (`wlm-energy`, which implement [`ForceField`]); it
 //! knows nothing about neural networks: anything that turns positions into accelerations is a
 //! [`ForceField`]. Everything is plain candle ops and nothing is detached, so a loss on a
