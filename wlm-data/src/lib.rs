@@ -71,7 +71,8 @@
 //!   the cargo-fuzz targets in `fuzz/` feed them random and mutated bytes).
 //! - Loaders read the whole file into memory: a file larger than RAM cannot be loaded. An
 //!   `.npz` entry is never decompressed past the size its header declares, nor past the
-//!   memory available (a small deflate bomb is an error naming the key).
+//!   memory available (a small deflate bomb is an error naming the key); a declared size
+//!   that its compressed bytes cannot reach is an error too, before anything is reserved.
 //! - [`Snapshots::check_fits`] refuses sizes whose values would not fit in the memory
 //!   available; the simulators call it before allocating (a huge `n_snapshots` is an error,
 //!   not an abort).

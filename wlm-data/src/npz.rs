@@ -25,7 +25,12 @@ pub(crate) struct Npz<'a> {
     /// Most bytes one entry may decompress to: the memory available when the archive was
     /// opened (`None`: unknown, only the declared size bounds the read).
     limit: Option<u64>,
+    /// Length of the archive in bytes: no entry's compressed data is longer.
+    archive_len: u64,
 }
+
+/// Most bytes deflate expands one compressed byte to (258-byte matches coded in two bits).
+const MAX_DEFLATE_RATIO: u64 = 1032;
 
 impl<'a> Npz<'a> {
     /// Opens the archive held in `bytes` (read from `path`).
@@ -49,6 +54,7 @@ impl<'a> Npz<'a> {
             archive,
             path,
             limit,
+            archive_len: bytes.len() as u64,
         })
     }
 
@@ -85,6 +91,7 @@ impl<'a> Npz<'a> {
             return Err(err(format!("missing: the archive holds {keys:?}")));
         };
         let limit = self.limit;
+        let archive_len = self.archive_len;
         let mut bytes = Vec::new();
         let read = match self.archive.by_name(&name) {
             Ok(file) => {
@@ -92,6 +99,23 @@ impl<'a> Npz<'a> {
                 // its end and checks the CRC), and must itself fit: a few kilobytes of deflate
                 // can declare and expand to gigabytes.
                 let declared = file.size();
+                // Nor may it exceed what the compressed bytes can expand to (deflate at most
+                // 1032:1, a stored entry not at all): a few hundred bytes that declare
+                // gigabytes would otherwise reserve them before the first byte is read.
+                let compressed = file.compressed_size().min(archive_len);
+                let reachable = match file.compression() {
+                    CompressionMethod::Stored => compressed,
+                    _ => compressed
+                        .saturating_add(1)
+                        .saturating_mul(MAX_DEFLATE_RATIO),
+                };
+                if declared > reachable {
+                    return Err(err(format!(
+                        "the archive entry {name:?} declares {declared} bytes uncompressed, more \
+                         than its {compressed} compressed bytes ({:?}) can hold",
+                        file.compression()
+                    )));
+                }
                 if let Some(limit) = limit.filter(|&l| declared > l) {
                     return Err(err(format!(
                         "the archive entry {name:?} declares {declared} bytes uncompressed \
@@ -140,8 +164,8 @@ pub fn npz_keys(path: impl AsRef<Path>) -> Result<Vec<String>> {
 ///
 /// # Errors
 /// As [`npz_keys`]; [`Error::Key`] naming the key when it is missing (listing the keys
-/// there are), when its entry declares more bytes than the memory available, or when it is
-/// not a valid NPY array.
+/// there are), when its entry declares more bytes than the memory available or than its
+/// compressed bytes can expand to, or when it is not a valid NPY array.
 pub fn load_npz_array(path: impl AsRef<Path>, key: &str) -> Result<NpyArray> {
     let path = path.as_ref();
     let bytes = read_file(path)?;

@@ -67,6 +67,27 @@ fn broken_archives_are_reported() {
     );
 }
 
+/// Found by the `particles_npz` fuzz target: a few hundred bytes whose entry declares
+/// gigabytes uncompressed made the loader reserve them before reading.
+#[test]
+fn an_entry_declaring_more_than_its_compressed_bytes_can_hold_is_an_error() {
+    let mut bytes = zip_archive(&[("positions.npy", positions(3))]);
+    let declared = 4_000_000_000u32.to_le_bytes();
+    // The uncompressed size in the local header (offset 22) and the central directory (24).
+    for (signature, offset) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+        let at = bytes.windows(4).position(|w| w == signature).unwrap();
+        bytes[at + offset..at + offset + 4].copy_from_slice(&declared);
+    }
+    assert!(bytes.len() < 1000, "{} bytes", bytes.len());
+    let msg = parse_particles_npz(&bytes, None).unwrap_err().to_string();
+    assert_contains(
+        &msg,
+        "<memory>: key `positions`: the archive entry \"positions.npy\" declares 4000000000 \
+         bytes uncompressed, more than its",
+    );
+    assert_contains(&msg, "compressed bytes (Deflated) can hold");
+}
+
 #[test]
 fn entry_problems_name_the_key() {
     let complex = raw_npy(
