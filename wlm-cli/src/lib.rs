@@ -28,6 +28,20 @@ use anyhow::Context;
 
 use cli::{Cli, Command, Simulate};
 
+/// Parses the RON text of an experiment config, applies `--set key=value` overrides in order
+/// and checks every field, as `wlm train --config FILE --set …` does; returns the checked
+/// config written back as pretty RON (relative paths are left as written).
+///
+/// The entry point of the `config` fuzz target: for any text and overrides it returns `Ok` or
+/// `Err`, and what it returns parses again, unchanged.
+///
+/// # Errors
+/// Malformed RON (with line and column); unknown fields, wrong types and out-of-range values,
+/// naming the field; an override without `=`, naming a missing path or with a malformed value.
+pub fn check_config(text: &str, overrides: &[String]) -> anyhow::Result<String> {
+    config::ExperimentConfig::parse(text, overrides)?.to_ron()
+}
+
 /// Runs the `wlm` command with the given arguments (without the program name).
 ///
 /// `--help` and `--version` print and return `Ok`; a usage error is returned as an error
