@@ -10,6 +10,11 @@ use wlm_data::{GfSdeConfig, H5adConfig, TrajectoryNetConfig};
 
 use crate::overrides::set_path;
 
+/// The CLI's config inside a run directory.
+pub(crate) const EXPERIMENT_FILE: &str = "experiment.ron";
+/// Interpolation predictions inside a run directory.
+pub(crate) const INTERPOLATION_FILE: &str = "interpolation.npz";
+
 /// One experiment: where the data comes from, the model, training, evaluation and split.
 ///
 /// Every field of every nested struct is checked: an unknown field is an error naming its
@@ -54,7 +59,7 @@ pub(crate) struct DataConfig {
     /// Drop the velocities of the data (train and evaluate from zero velocities).
     #[serde(default)]
     pub(crate) drop_velocities: bool,
-    /// Seed of the subsampling. Default 0.
+    /// Seed of the subsampling, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     #[serde(default)]
     pub(crate) seed: u64,
 }
@@ -102,7 +107,7 @@ pub(crate) struct BoidsSource {
     pub(crate) n_snapshots: usize,
     /// Simulator steps between snapshots. Default 1.
     pub(crate) steps_per_snapshot: usize,
-    /// Seed of the random start. Default 0.
+    /// Seed of the random start, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     pub(crate) seed: u64,
     /// The flocking rules. Default: the reference's.
     pub(crate) flocking: FlockingConfig,

@@ -13,9 +13,10 @@ use anyhow::{bail, Context, Result};
 use wlm::{Evaluation, MeanSe, Role};
 
 use crate::cli::{ExperimentArgs, ExperimentName, PotentialName, Scale};
+use crate::config::EXPERIMENT_FILE;
 use crate::config::{from_ron, ExperimentConfig};
 use crate::progress::Mode;
-use crate::runs::{read_experiment, train_config, write_text, EXPERIMENT_FILE};
+use crate::runs::{read_experiment, train_config, write_text};
 
 /// The file each experiment's summary is written to, in `<out>/<experiment>/`.
 pub(crate) const RESULTS_FILE: &str = "results.md";

@@ -8,11 +8,10 @@ use wlm::{Evaluation, Split};
 use wlm_data::Snapshots;
 
 use crate::canvas::Rgb;
-use crate::config::{from_ron, ExperimentConfig};
+use crate::config::{from_ron, ExperimentConfig, INTERPOLATION_FILE};
 use crate::plot::{
     line_chart, scatter_grid, LineChart, ScatterGrid, ScatterPanel, Series, Style, PALETTE,
 };
-use crate::runs::INTERPOLATION_FILE;
 
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::data::load_any;
+use wlm_data::load_any;
 
 /// A human-readable description of a data file: format, snapshots, times, sizes, dimension,
 /// velocities.

@@ -13,15 +13,11 @@ use wlm::{Evaluation, Model, Run, Split, StepReport, TrainObserver, Trainer};
 use wlm_data::Snapshots;
 
 use crate::cli::{EvalArgs, TrainArgs};
-use crate::config::{from_ron, ExperimentConfig};
-use crate::data::{load_any, load_config_data};
+use crate::config::{from_ron, ExperimentConfig, EXPERIMENT_FILE, INTERPOLATION_FILE};
+use crate::data::load_config_data;
 use crate::progress::{Mode, Progress};
 use crate::report::{evaluation_table, simple_table};
-
-/// The CLI's config inside a run directory.
-pub(crate) const EXPERIMENT_FILE: &str = "experiment.ron";
-/// Interpolation predictions inside a run directory.
-pub(crate) const INTERPOLATION_FILE: &str = "interpolation.npz";
+use wlm_data::load_any;
 
 /// Prints training progress.
 struct Observer {

@@ -174,7 +174,7 @@ impl Reader<'_> {
         // The shape is declared by the file; a deflated dataset can declare far more than the
         // file holds. Refuse one whose f64 values could not fit before reading it.
         let needed = count.and_then(|c| u64::try_from(c).ok()?.checked_mul(8));
-        match (needed, crate::memory::available_bytes()) {
+        match (needed, wlm_numeric::available_memory_bytes()) {
             (None, _) => {
                 return Err(self.err(key, format!("shape {shape:?} has too many values")));
             }

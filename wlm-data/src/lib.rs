@@ -92,11 +92,12 @@
 mod blur;
 mod csv;
 mod error;
+mod format;
 mod fs;
 mod gf_sde;
 mod h5ad;
-mod memory;
 mod npy;
+mod npy_file;
 mod npz;
 mod particles;
 mod potential;
@@ -107,12 +108,12 @@ mod trajectorynet;
 pub use blur::{estimate_blur, BlurConfig};
 pub use csv::{load_csv, parse_csv, write_csv};
 pub use error::{Error, Result};
+pub use format::{detect_format, load_any, Format};
 pub use fs::write_atomic;
 pub use gf_sde::{GfSdeConfig, Pairing, VelocitySnapshots};
 pub use h5ad::{load_h5ad, parse_h5ad, write_h5ad, H5adConfig, H5adMatrix};
-pub use npy::{
-    encode_npy, load_npy, parse_npy, parse_npy_snapshots, write_npy, NpyArray, NpyDtype, NpyError,
-};
+pub use npy::{encode_npy, parse_npy, NpyArray, NpyDtype, NpyError};
+pub use npy_file::{load_npy, parse_npy_snapshots, write_npy};
 pub use npz::{
     load_npz_array, load_particles_npz, load_snapmmd_npz, npz_keys, parse_particles_npz,
     parse_snapmmd_npz, write_particles_npz,

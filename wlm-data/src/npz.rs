@@ -35,7 +35,7 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 impl<'a> Npz<'a> {
     /// Opens the archive held in `bytes` (read from `path`).
     pub(crate) fn open(bytes: &'a [u8], path: &'a Path) -> Result<Self> {
-        Self::open_with_limit(bytes, path, crate::memory::available_bytes())
+        Self::open_with_limit(bytes, path, wlm_numeric::available_memory_bytes())
     }
 
     /// [`Npz::open`] with an explicit bound on the uncompressed size of an entry.

@@ -52,7 +52,7 @@ impl Snapshots {
         ]
         .into_iter()
         .try_fold(1u64, u64::checked_mul);
-        match (needed, crate::memory::available_bytes()) {
+        match (needed, wlm_numeric::available_memory_bytes()) {
             (None, _) => Err(Error::Invalid(format!(
                 "{} need more than 2^64 bytes",
                 what()

@@ -10,7 +10,7 @@ use crate::kernels::{broadcast, Kernels};
 use crate::layers::block::{FlowBlock, FlowBlockCache};
 use crate::layers::linear::Linear;
 use crate::layers::time_mlp::{TimeMlp, TIME_FEATURES};
-use crate::native::{NativeNet, NativeTape, NativeWeights};
+use crate::native::{NativeModel, NativeNet, NativeTape, NativeWeights};
 use crate::weights::seeded_var_builder;
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -289,15 +289,56 @@ impl AttentionEnergy {
         Ok(native.then_some(param_dtype))
     }
 
+    /// The sizes, parameters (in [`NativeModel::parameters`]' order) and time MLP that the
+    /// native path reads.
+    fn native_model(&self) -> NativeModel<'_> {
+        let model = self;
+        let config = self.config();
+        let parameters = {
+            let mut out = vec![&model.input_projection.weight, &model.input_projection.bias];
+            for b in &model.blocks {
+                let attn = &b.self_attn;
+                out.extend([
+                    &b.norm1.weight,
+                    &b.norm1.bias,
+                    &attn.in_proj_weight,
+                    &attn.in_proj_bias,
+                    &attn.out_proj.weight,
+                    &attn.out_proj.bias,
+                    &b.norm2.weight,
+                    &b.norm2.bias,
+                    &b.ffn.up.weight,
+                    &b.ffn.up.bias,
+                    &b.ffn.down.weight,
+                    &b.ffn.down.bias,
+                ]);
+            }
+            out.extend([
+                &model.output_projection.weight,
+                &model.output_projection.bias,
+            ]);
+            out
+        };
+        NativeModel {
+            dim: config.dim,
+            input_dim: config.input_dim(),
+            hidden: config.hidden,
+            heads: config.heads,
+            ff: config.ff,
+            parameters,
+            time_mlp: self.time_mlp.as_ref(),
+        }
+    }
+
     /// The cached [`NativeWeights`] if the parameters are unchanged, else fresh ones.
-    fn native_weights<T: Float>(&self) -> Result<Arc<NativeWeights<T>>> {
+    fn native_weights<T: Float>(&self, model: &NativeModel<'_>) -> Result<Arc<NativeWeights<T>>> {
         let cached = self.native_weights.lock().ok().and_then(|g| g.clone());
         if let Some(Ok(weights)) = cached.map(|c| c.downcast::<NativeWeights<T>>()) {
-            if weights.matches(self)? {
+            if weights.matches(model)? {
                 return Ok(weights);
             }
         }
-        let weights = Arc::new(NativeWeights::<T>::new(self)?);
+        let weights = Arc::new(NativeWeights::<T>::new(model)?);
         if let Ok(mut guard) = self.native_weights.lock() {
             *guard = Some(weights.clone());
         }
@@ -321,8 +362,9 @@ impl AttentionEnergy {
 
     /// [`Energy::force_tape`] in `T`.
     fn native_tape<T: Float>(&self, x: &Tensor, t: f64) -> Result<ForceTape> {
-        let weights = self.native_weights::<T>()?;
-        let (force, tape) = NativeTape::record(self, weights, x, t)?;
+        let model = self.native_model();
+        let weights = self.native_weights::<T>(&model)?;
+        let (force, tape) = NativeTape::record(&model, weights, x, t)?;
         let force = Tensor::from_vec(force, x.shape(), x.device())?;
         let bytes = tape.bytes();
         Ok(ForceTape::new(force, bytes, Box::new(tape)))
@@ -330,8 +372,9 @@ impl AttentionEnergy {
 
     /// The native energy or force (as [`AttentionEnergy::detached`]) in `T`.
     fn native<T: Float>(&self, x: &Tensor, t: f64, force: bool) -> Result<Tensor> {
-        let weights = self.native_weights::<T>()?;
-        let net = NativeNet::new(self, &weights, x.dim(0)?, t)?;
+        let model = self.native_model();
+        let weights = self.native_weights::<T>(&model)?;
+        let net = NativeNet::new(&model, &weights, x.dim(0)?, t)?;
         let xs = x.flatten_all()?.to_vec1::<T>()?;
         if force {
             let f = rayon::scope(|_| net.force(&xs));

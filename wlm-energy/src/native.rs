@@ -16,134 +16,24 @@
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
-use crate::attention_energy::AttentionEnergy;
-use crate::kernels::attention::{forward_all, transposed, vjp_all};
+use crate::kernels::attention::{forward_all, vjp_all};
 use crate::kernels::float::Float;
 use crate::kernels::gelu::{gelu_kernel, vjp_kernel as gelu_vjp_kernel};
 use crate::kernels::gemm::gemm;
 use crate::kernels::layer_norm::{normalize_kernel, vjp_kernel as layer_norm_vjp_kernel};
-use crate::kernels::with_slices;
 use crate::layers::attention::KEEP_PROBABILITIES_MAX;
 use crate::layers::layer_norm::LAYER_NORM_EPS;
 
 mod adjoint;
+mod weights;
 
 pub(crate) use adjoint::NativeTape;
+use weights::Block;
+pub(crate) use weights::{NativeModel, NativeWeights};
 
 /// A tensor's values, copied.
 fn values<T: Float>(t: &Tensor) -> Result<Vec<T>> {
     t.flatten_all()?.to_vec1()
-}
-
-/// The parameters the native path reads, in a fixed order (the time MLP's are not among them:
-/// `τ(t)` is evaluated by candle at each call).
-fn parameter_tensors(model: &AttentionEnergy) -> Vec<&Tensor> {
-    let mut out = vec![&model.input_projection.weight, &model.input_projection.bias];
-    for b in &model.blocks {
-        let attn = &b.self_attn;
-        out.extend([
-            &b.norm1.weight,
-            &b.norm1.bias,
-            &attn.in_proj_weight,
-            &attn.in_proj_bias,
-            &attn.out_proj.weight,
-            &attn.out_proj.bias,
-            &b.norm2.weight,
-            &b.norm2.bias,
-            &b.ffn.up.weight,
-            &b.ffn.up.bias,
-            &b.ffn.down.weight,
-            &b.ffn.down.bias,
-        ]);
-    }
-    out.extend([
-        &model.output_projection.weight,
-        &model.output_projection.bias,
-    ]);
-    out
-}
-
-/// A linear layer `y = x Wᵀ + b`: `Wᵀ` (`in × out`) for the forward pass; `W` (`out × in`,
-/// for VJPs) and `b` are indices into [`NativeWeights::raw`].
-struct Dense<T> {
-    w_t: Vec<T>,
-    w: usize,
-    b: usize,
-}
-
-/// One pre-LayerNorm block's parameters (indices into [`NativeWeights::raw`]).
-struct Block<T> {
-    ln1: [usize; 2],
-    qkv: Dense<T>,
-    out: Dense<T>,
-    ln2: [usize; 2],
-    up: Dense<T>,
-    down: Dense<T>,
-}
-
-/// The parameters as plain vectors, with the transposes the forward products need. Built
-/// once and reused while the model's parameters are unchanged ([`NativeWeights::matches`]).
-pub(crate) struct NativeWeights<T> {
-    /// Copies of [`parameter_tensors`], in order.
-    raw: Vec<Vec<T>>,
-    /// `W_in[:, :dim]` (`H × dim`) and its transpose.
-    w_x: Vec<T>,
-    w_x_t: Vec<T>,
-    blocks: Vec<Block<T>>,
-}
-
-impl<T: Float> NativeWeights<T> {
-    /// Copies and transposes the model's parameters.
-    pub(crate) fn new(model: &AttentionEnergy) -> Result<Self> {
-        let config = model.config();
-        let (dim, hd, ff, in_dim) = (config.dim, config.hidden, config.ff, config.input_dim());
-        let raw = parameter_tensors(model)
-            .into_iter()
-            .map(values::<T>)
-            .collect::<Result<Vec<_>>>()?;
-        let w_x: Vec<T> = raw[0]
-            .chunks_exact(in_dim)
-            .flat_map(|row| row[..dim].iter().copied())
-            .collect();
-        let dense = |w: usize, rows: usize, cols: usize| Dense {
-            w_t: transposed(&raw[w], rows, cols),
-            w,
-            b: w + 1,
-        };
-        let blocks = (0..model.blocks.len())
-            .map(|i| {
-                let at = 2 + 12 * i;
-                Block {
-                    ln1: [at, at + 1],
-                    qkv: dense(at + 2, 3 * hd, hd),
-                    out: dense(at + 4, hd, hd),
-                    ln2: [at + 6, at + 7],
-                    up: dense(at + 8, ff, hd),
-                    down: dense(at + 10, hd, ff),
-                }
-            })
-            .collect();
-        Ok(NativeWeights {
-            w_x_t: transposed(&w_x, hd, dim),
-            w_x,
-            blocks,
-            raw,
-        })
-    }
-
-    /// Whether the model's parameters still equal these copies (same values, same shapes).
-    pub(crate) fn matches(&self, model: &AttentionEnergy) -> Result<bool> {
-        let tensors = parameter_tensors(model);
-        if tensors.len() != self.raw.len() {
-            return Ok(false);
-        }
-        with_slices::<T, _>(&tensors, |current| {
-            Ok(current
-                .iter()
-                .zip(&self.raw)
-                .all(|(a, b)| *a == b.as_slice()))
-        })
-    }
 }
 
 /// What a block's VJP needs from its forward pass.
@@ -281,16 +171,15 @@ fn layer_norm_input_vjp<T: Float>(x: &[T], gamma: &[T], d: &[T], out: &mut [T]) 
 impl<'w, T: Float> NativeNet<'w, T> {
     /// An evaluation of `model` (whose parameters `weights` holds) for `n` particles at `t`.
     pub(crate) fn new(
-        model: &AttentionEnergy,
+        model: &NativeModel<'_>,
         weights: &'w NativeWeights<T>,
         n: usize,
         t: f64,
     ) -> Result<Self> {
-        let config = model.config();
-        let (dim, in_dim) = (config.dim, config.input_dim());
+        let (dim, in_dim) = (model.dim, model.input_dim);
         let mut b_in = weights.raw[1].clone();
-        if let Some(mlp) = &model.time_mlp {
-            let w = &model.input_projection.weight;
+        if let Some(mlp) = model.time_mlp {
+            let w = model.parameters[0];
             let tau = values::<T>(&mlp.forward(t, w.dtype(), w.device())?)?;
             for (row, b) in weights.raw[0].chunks_exact(in_dim).zip(b_in.iter_mut()) {
                 for (&w, &tj) in row[dim..].iter().zip(&tau) {
@@ -302,9 +191,9 @@ impl<'w, T: Float> NativeNet<'w, T> {
             weights,
             n,
             dim,
-            hidden: config.hidden,
-            heads: config.heads,
-            ff: config.ff,
+            hidden: model.hidden,
+            heads: model.heads,
+            ff: model.ff,
             b_in,
             chunks: row_chunks(n),
         })
@@ -655,175 +544,4 @@ impl<T> ForceRecord<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::attention_energy::AttentionEnergyConfig;
-    use crate::kernels::Kernels;
-    use crate::testing::{max_rel, perturbed_model, random, small_configs};
-    use crate::weights::{perturb_constant_parameters, seeded_var_builder};
-    use crate::Energy;
-    use candle_core::{DType, Device};
-    use candle_nn::VarMap;
-    use proptest::prelude::*;
-
-    fn model(config: &AttentionEnergyConfig, seed: u64, dtype: DType) -> Result<AttentionEnergy> {
-        let (energy, _) = perturbed_model(config, seed, dtype)?;
-        energy.set_training(false);
-        Ok(energy)
-    }
-
-    /// The native energy and force against the candle graph path (fused and plain) in f64.
-    fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> Result<()> {
-        let mut energy = model(config, seed, DType::F64)?;
-        let x = random(&[n, config.dim], seed + 1, -2.0, 2.0)?;
-        let t = 0.37;
-        let native_e = energy.energy_detached(&x, t)?;
-        let native_f = energy.force_detached(&x, t)?;
-        assert_eq!(native_f.dims(), x.dims());
-        for kernels in [Kernels::Fused, Kernels::Plain] {
-            energy.set_kernels(kernels);
-            let e = energy.energy(&x, t)?;
-            let f = energy.force(&x, t)?;
-            let (err_e, err_f) = (max_rel(&native_e, &e)?, max_rel(&native_f, &f)?);
-            assert!(
-                err_e < 1e-12,
-                "{config:?} n={n} {kernels:?}: energy error {err_e}"
-            );
-            assert!(
-                err_f < 1e-11,
-                "{config:?} n={n} {kernels:?}: force error {err_f}"
-            );
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn native_energy_and_force_equal_the_graph_path_in_f64() -> Result<()> {
-        for (heads, time_features, dim) in
-            [(1, false, 1), (4, true, 2), (2, false, 5), (4, false, 2)]
-        {
-            let config = AttentionEnergyConfig {
-                dim,
-                heads,
-                hidden: 8,
-                blocks: 2,
-                ff: 16,
-                time_features,
-                dropout: 0.0,
-            };
-            for n in [1, 2, 17, 64, 133] {
-                check_against_graph(&config, n, 3 + n as u64)?;
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn native_force_without_kept_probabilities_equals_the_graph_path() -> Result<()> {
-        // heads · n² above KEEP_PROBABILITIES_MAX: the VJP recomputes P.
-        let config = AttentionEnergyConfig {
-            heads: 4,
-            hidden: 8,
-            blocks: 1,
-            ff: 8,
-            ..AttentionEnergyConfig::default()
-        };
-        let n = 2049;
-        assert!(4 * n * n > KEEP_PROBABILITIES_MAX);
-        check_against_graph(&config, n, 5)
-    }
-
-    #[test]
-    fn native_f32_is_close_to_f64() -> Result<()> {
-        let config = AttentionEnergyConfig::default();
-        let e64 = model(&config, 2, DType::F64)?;
-        let e32 = model(&config, 2, DType::F32)?;
-        let x = random(&[300, 2], 9, -2.0, 2.0)?;
-        let x32 = x.to_dtype(DType::F32)?;
-        let f64_ = e64.force_detached(&x, 0.0)?;
-        let f32_ = e32.force_detached(&x32, 0.0)?;
-        let err = max_rel(&f32_, &f64_)?;
-        assert!(err < 1e-4, "force f32 vs f64: {err}");
-        let err = max_rel(
-            &e32.energy_detached(&x32, 0.0)?,
-            &e64.energy_detached(&x, 0.0)?,
-        )?;
-        assert!(err < 1e-5, "energy f32 vs f64: {err}");
-        // And the f32 graph path agrees with the f32 native path.
-        let err = max_rel(&f32_, &e32.force(&x32, 0.0)?)?;
-        assert!(err < 1e-5, "force native vs graph in f32: {err}");
-        Ok(())
-    }
-
-    #[test]
-    fn cached_weights_follow_parameter_updates() -> Result<()> {
-        let config = AttentionEnergyConfig {
-            hidden: 8,
-            ff: 8,
-            blocks: 2,
-            time_features: true,
-            ..AttentionEnergyConfig::default()
-        };
-        let varmap = VarMap::new();
-        let energy = config.init(seeded_var_builder(&varmap, 4, DType::F64, &Device::Cpu))?;
-        energy.set_training(false);
-        let x = random(&[19, 2], 3, -1.0, 1.0)?;
-        let before = energy.force_detached(&x, 0.2)?;
-        assert!(max_rel(&energy.force_detached(&x, 0.2)?, &before)? == 0.0);
-        // In-place updates (as an optimiser makes): the biases and LayerNorm parameters, then
-        // one weight matrix.
-        perturb_constant_parameters(&varmap, 0.1, 8)?;
-        let after = energy.force_detached(&x, 0.2)?;
-        assert!(max_rel(&after, &before)? > 1e-6, "the update was not seen");
-        assert!(max_rel(&after, &energy.force(&x, 0.2)?)? < 1e-11);
-        let data = varmap.data().lock().expect("varmap");
-        let w = data.get("flow_layers.1.ffn.3.weight").expect("weight");
-        w.set(&(w.as_tensor() * 1.5)?)?;
-        drop(data);
-        let again = energy.force_detached(&x, 0.2)?;
-        assert!(max_rel(&again, &after)? > 1e-6, "the update was not seen");
-        assert!(max_rel(&again, &energy.force(&x, 0.2)?)? < 1e-11);
-        let e = energy.energy_detached(&x, 0.7)?;
-        assert!(max_rel(&e, &energy.energy(&x, 0.7)?)? < 1e-12);
-        Ok(())
-    }
-
-    #[test]
-    fn detached_results_carry_no_graph_and_dropout_falls_back() -> Result<()> {
-        let config = AttentionEnergyConfig {
-            hidden: 8,
-            ff: 8,
-            blocks: 1,
-            dropout: 0.5,
-            ..AttentionEnergyConfig::default()
-        };
-        let energy = model(&config, 1, DType::F64)?;
-        let x = candle_core::Var::from_tensor(&random(&[7, 2], 2, -1.0, 1.0)?)?;
-        let f = energy.force_detached(x.as_tensor(), 0.0)?;
-        assert!(!f.track_op());
-        // Training mode with dropout: the graph path runs (and is detached), still a force.
-        energy.set_training(true);
-        let f = energy.force_detached(x.as_tensor(), 0.0)?;
-        assert!(!f.track_op());
-        assert_eq!(f.dims(), &[7, 2]);
-        let err = energy
-            .force_detached(&random(&[7, 3], 2, -1.0, 1.0)?, 0.0)
-            .unwrap_err();
-        assert!(err.to_string().contains("dim 3"), "{err}");
-        let err = energy.energy_detached(x.as_tensor(), f64::NAN).unwrap_err();
-        assert!(err.to_string().contains("finite"), "{err}");
-        Ok(())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(12))]
-        #[test]
-        fn native_force_equals_the_graph_path_for_random_shapes(
-            n in 1usize..80,
-            config in small_configs(),
-            seed in 0u64..1000,
-        ) {
-            check_against_graph(&config, n, seed).unwrap();
-        }
-    }
-}
+mod tests;

@@ -90,9 +90,9 @@ mod emd;
 mod error;
 mod input;
 mod kernel;
-mod memory;
 mod metrics;
 mod numpy_math;
+mod potentials;
 mod schedule;
 mod sinkhorn;
 

@@ -7,6 +7,7 @@ use crate::config::SinkhornConfig;
 use crate::error::{Error, Result};
 use crate::input::{check_pair, read_pair, read_weights, to_tensor, uniform_weights, HostPair};
 use crate::kernel::{run_passes, Cloud, Cost, PassSpec, Real};
+use crate::potentials::{Potentials, Solution};
 use crate::schedule::{bounding_box, epsilon_schedule};
 
 /// Everything [`sinkhorn`] computes. Tensors have the dtype and device of `x`.
@@ -37,53 +38,6 @@ pub struct SinkhornOutput {
     /// Largest change of any potential in the last averaged update: how far from converged the
     /// returned potentials are (units of the cost).
     pub final_change: f64,
-}
-
-/// The four potentials of the debiased problem.
-#[derive(Clone)]
-pub(crate) struct Potentials<T> {
-    pub(crate) f_ba: Vec<T>,
-    pub(crate) g_ab: Vec<T>,
-    pub(crate) f_aa: Vec<T>,
-    pub(crate) g_bb: Vec<T>,
-}
-
-impl<T: Real> Potentials<T> {
-    fn zeros(n_x: usize, n_y: usize) -> Self {
-        Self {
-            f_ba: vec![T::ZERO; n_x],
-            g_ab: vec![T::ZERO; n_y],
-            f_aa: vec![T::ZERO; n_x],
-            g_bb: vec![T::ZERO; n_y],
-        }
-    }
-
-    /// The largest magnitude of any potential.
-    fn max_abs(&self) -> f64 {
-        [&self.f_ba, &self.g_ab, &self.f_aa, &self.g_bb]
-            .into_iter()
-            .flatten()
-            .fold(0.0_f64, |m, v| m.max(v.to_f64().abs()))
-    }
-
-    /// geomloss's averaged update `f ← ½(f + f̃)`; returns the largest change.
-    fn average_with(&mut self, new: &Self) -> f64 {
-        let half = T::from_f64(0.5);
-        let mut change = 0.0_f64;
-        for (old, upd) in [
-            (&mut self.f_ba, &new.f_ba),
-            (&mut self.g_ab, &new.g_ab),
-            (&mut self.f_aa, &new.f_aa),
-            (&mut self.g_bb, &new.g_bb),
-        ] {
-            for (o, &u) in old.iter_mut().zip(upd) {
-                let next = half * (*o + u);
-                change = change.max((next - *o).to_f64().abs());
-                *o = next;
-            }
-        }
-        change
-    }
 }
 
 /// Gradient sums `Σ_j P_ij ∇₁C` of the four final passes (row-major, `n × dim`).
@@ -170,18 +124,6 @@ impl<T: Real> Problem<T> {
         run_passes(passes, eps, self.cost);
         next
     }
-}
-
-/// The result of [`solve`] in the clouds' precision.
-pub(crate) struct Solution<T> {
-    pub(crate) value: f64,
-    pub(crate) potentials: Potentials<T>,
-    pub(crate) grad_x: Vec<T>,
-    pub(crate) grad_y: Vec<T>,
-    pub(crate) eps_list: Vec<f64>,
-    pub(crate) diameter: f64,
-    pub(crate) extra_iterations: usize,
-    pub(crate) final_change: f64,
 }
 
 /// Runs geomloss's debiased Sinkhorn on validated inputs: schedule, initialisation at the

@@ -61,7 +61,6 @@
 //! `docs/METHOD.md` §2–4 in the repository; the parity fixtures' README (`fixtures/parity`).
 
 mod adjoint;
-mod checkpoint;
 mod config;
 mod ema;
 mod error;
@@ -71,6 +70,7 @@ mod model;
 mod optim;
 mod rng;
 mod run;
+mod safetensors_file;
 mod trainer;
 mod velocity;
 

@@ -2,9 +2,14 @@
 //! by the adjoint reverse sweep or by plain backprop.
 
 use candle_core::{Tensor, Var};
-use wlm_integrate::State;
+use wlm_energy::{DetachedEnergyField, EnergyField};
+use wlm_integrate::{ForceField, State};
 use wlm_ot::SinkhornConfig;
 
+use crate::adjoint::{
+    forward_keeping, reverse_sweep, rollout_and_solve, ForceDerivatives, KeepGraphs,
+    StepCoefficients,
+};
 use crate::config::GradientMethod;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -138,6 +143,103 @@ impl Model {
             per_step,
             names: params.iter().map(|(n, _)| n.clone()).collect(),
             grads,
+        })
+    }
+}
+
+impl Model {
+    /// [`Model::loss_and_gradients`] by the reverse sweep, keeping the forward pass's force
+    /// graphs within `keep_graphs_bytes` (0: rebuild every graph, as `loss_and_gradients`
+    /// does). Same loss and, to rounding of nothing (the same ops on the same values), the
+    /// same gradients.
+    ///
+    /// # Errors
+    /// As [`Model::loss_and_gradients`].
+    pub(crate) fn sweep_loss_and_gradients(
+        &self,
+        problem: &RolloutLoss,
+        keep_graphs_bytes: u64,
+        native: bool,
+    ) -> Result<LossGradients> {
+        problem.check_horizon()?;
+        let k = problem.dts.len();
+        let params = self.named_parameters();
+        let x0 = self.prepare(&problem.x0)?;
+        let v0 = self.prepare(&problem.v0)?;
+        let gamma = self.friction()?;
+        let integrator = self.config().integrator;
+        let coefficients: Vec<StepCoefficients> = problem
+            .dts
+            .iter()
+            .map(|&dt| StepCoefficients::new(integrator, gamma, dt))
+            .collect();
+        // The native route (graph-free forces and adjoints) where the energy has one.
+        let native = native && self.energy().force_tape(&x0, problem.t0)?.is_some();
+        let graph_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: true,
+        };
+        let native_field = DetachedEnergyField {
+            energy: self.energy(),
+        };
+        let forward_field: &dyn ForceField = if native { &native_field } else { &graph_field };
+        let sweep_field = EnergyField {
+            energy: self.energy(),
+            detach_positions: false,
+        };
+        let exact = !self.config().detach_positions;
+        let keep = KeepGraphs {
+            field: &sweep_field,
+            exact,
+            budget_bytes: keep_graphs_bytes,
+            hidden_bytes: self.energy().force_graph_hidden_bytes(x0.dim(0)?),
+            native: native.then_some(self.energy()),
+        };
+        let targets = problem
+            .targets
+            .iter()
+            .map(|y| self.prepare(y))
+            .collect::<Result<Vec<_>>>()?;
+        let (tape, solved) = rollout_and_solve(&targets, &problem.sinkhorn, |reached| {
+            forward_keeping(
+                integrator,
+                forward_field,
+                Some(keep),
+                &x0,
+                &v0,
+                problem.t0,
+                &coefficients,
+                reached,
+            )
+        })?;
+        let mut per_step = Vec::with_capacity(k);
+        let mut loss_grads = Vec::with_capacity(k);
+        for out in solved {
+            per_step.push(out.value);
+            loss_grads.push((out.grad_x.to_dtype(self.dtype())? / k as f64)?);
+        }
+        let loss = per_step.iter().sum::<f64>() / k as f64;
+        let vars: Vec<Var> = params.iter().map(|(_, v)| v.clone()).collect();
+        let derivatives = ForceDerivatives {
+            field: &sweep_field,
+            native: native.then_some(self.energy()),
+        };
+        let mut sweep = reverse_sweep(derivatives, &tape, &loss_grads, &vars, exact)?;
+
+        if let Some(theta) = self.friction_parameter() {
+            if let Some(i) = vars
+                .iter()
+                .position(|v| v.as_tensor().id() == theta.as_tensor().id())
+            {
+                let g = Tensor::new(gamma * sweep.gamma, self.device())?.to_dtype(self.dtype())?;
+                sweep.params[i] = Some(g);
+            }
+        }
+        Ok(LossGradients {
+            loss,
+            per_step,
+            names: params.iter().map(|(n, _)| n.clone()).collect(),
+            grads: sweep.params,
         })
     }
 }

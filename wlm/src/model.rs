@@ -108,7 +108,7 @@ pub struct ModelConfig {
     pub detach_positions: bool,
     /// Precision of parameters and simulation. Default f32.
     pub precision: Precision,
-    /// Seed of the parameter initialisation. Default 0.
+    /// Seed of the parameter initialisation, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     pub init_seed: u64,
 }
 
@@ -341,10 +341,15 @@ impl Model {
     /// # Errors
     /// [`Error::File`] when writing fails.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        self.varmap
-            .save(path)
-            .map_err(|e| Error::file(path, e.to_string()))
+        let tensors: std::collections::HashMap<String, Tensor> = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::file(path.as_ref(), "the weights' lock is poisoned"))?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect();
+        crate::safetensors_file::write_safetensors(path.as_ref(), &tensors)
     }
 
     /// Converts a data tensor to the model's dtype and device.

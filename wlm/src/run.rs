@@ -323,16 +323,14 @@ impl Run {
             return Ok(());
         };
         let path = self.dir.join(BEST_WEIGHTS_FILE);
-        let tmp = self.dir.join(format!(".{BEST_WEIGHTS_FILE}.tmp"));
         let model = self.trainer.model();
         if self.config.eval.use_ema {
             self.trainer
                 .ema()
-                .with_shadows(|| model.save_weights(&tmp))?;
+                .with_shadows(|| model.save_weights(&path))?;
         } else {
-            model.save_weights(&tmp)?;
+            model.save_weights(&path)?;
         }
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         write_atomic(&self.dir.join(BEST_FILE), &to_ron(&new_best)?)?;
         self.best = best;
         Ok(())
@@ -389,13 +387,7 @@ fn to_ron<T: Serialize>(value: &T) -> Result<String> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(wlm_data::write_atomic(path, text.as_bytes())?)
 }
 
 /// The [`BestScore`] in `path`; `None` when the file does not exist.

@@ -6,7 +6,7 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// Scalar type of a fused kernel (`f32` or `f64`).
 ///
-/// `f32` uses a branch-free polynomial `exp` (relative error a few ulp) and a rational `erf`
+/// `f32` uses the branch-free polynomial `wlm_numeric::exp_f32` (relative error a few ulp) and a rational `erf`
 /// (absolute error < 5e-7) that LLVM vectorises; `f64` uses the standard library's `exp` and
 /// libm's `erf`, so the f64 fused path agrees with the plain candle path to rounding.
 pub(crate) trait Float:
@@ -37,23 +37,15 @@ pub(crate) trait Float:
     fn erf_v(self) -> Self;
     fn slice(storage: &CpuStorage) -> Result<&[Self]>;
     fn storage(values: Vec<Self>) -> CpuStorage;
-    /// `C (+)= A · B` (the contract of `gemm`) by a kernel specific to the type, if it has one
-    /// that runs on this CPU; returns whether it ran (`false` leaves `C` untouched).
+    /// The values as `f32`, when `Self` is `f32` (the fast f32 kernels' downcast).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_fast(
-        _m: usize,
-        _n: usize,
-        _k: usize,
-        _a: &[Self],
-        _lda: usize,
-        _b: &[Self],
-        _ldb: usize,
-        _c: &mut [Self],
-        _ldc: usize,
-        _accumulate: bool,
-    ) -> bool {
-        false
+    fn as_f32(_values: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    /// The values as mutable `f32`, when `Self` is `f32`.
+    #[inline(always)]
+    fn as_f32_mut(_values: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
 
@@ -116,7 +108,9 @@ impl Float for f32 {
     }
     #[inline(always)]
     fn exp_v(self) -> Self {
-        exp_f32(self)
+        // Plain multiply-adds: this runs in the baseline build too, where a fused one would be
+        // a libm call.
+        wlm_numeric::exp_f32::<false>(self)
     }
     #[inline(always)]
     fn erf_v(self) -> Self {
@@ -132,46 +126,13 @@ impl Float for f32 {
         CpuStorage::F32(values)
     }
     #[inline(always)]
-    fn gemm_fast(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[Self],
-        lda: usize,
-        b: &[Self],
-        ldb: usize,
-        c: &mut [Self],
-        ldc: usize,
-        accumulate: bool,
-    ) -> bool {
-        super::gemm_avx512::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
-            || super::gemm_avx2::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+    fn as_f32(values: &[Self]) -> Option<&[f32]> {
+        Some(values)
     }
-}
-
-/// Branch-free `exp` for f32 (Cephes `expf` polynomial, relative error ≤ 2 ulp on
-/// `[−87, 88]`; inputs below −87.3 give ≈ 1e-38 instead of a denormal or 0, above 88.7 give
-/// ≈ 3e38).
-#[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const SHIFTER: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
-    let x = x.clamp(-87.3, 88.7);
-    let shifted = x * LOG2E + SHIFTER;
-    let n = shifted - SHIFTER;
-    let n_int = (shifted.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let p = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
-    p * scale
+    #[inline(always)]
+    fn as_f32_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        Some(values)
+    }
 }
 
 /// Branch-free `erf` for f32: a rational minimax fit on `[−4, 4]` (the one of Eigen's
@@ -209,32 +170,9 @@ pub(crate) fn contiguous_slice<'a, T: Float>(
 }
 
 /// Whether the AVX2+FMA variants of the kernels can run on this CPU.
-#[inline]
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
+pub(crate) use wlm_numeric::has_avx2_fma;
 /// Whether the AVX-512 variants of the kernels can run on this CPU.
-#[inline]
-pub(crate) fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && has_avx2_fma()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+pub(crate) use wlm_numeric::has_avx512;
 
 /// Defines `$name(args)` that runs the `#[inline(always)]` generic body `$body` compiled for
 /// AVX2+FMA when the CPU has them, and the baseline build otherwise.
@@ -274,24 +212,6 @@ pub(crate) use simd_dispatch;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fast_exp_f32_is_within_a_few_ulp_of_std_exp() {
-        let mut worst = 0.0f64;
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let fast = exp_f32(x) as f64;
-            let exact = (x as f64).exp();
-            worst = worst.max((fast - exact).abs() / exact);
-            x += 0.0137;
-        }
-        assert!(
-            worst < 4.0 * f32::EPSILON as f64,
-            "worst relative error {worst}"
-        );
-        assert!(exp_f32(-1000.0) < 1e-37);
-        assert!(exp_f32(f32::NEG_INFINITY) < 1e-37);
-    }
 
     #[test]
     fn fast_erf_f32_has_small_absolute_error() {

@@ -6,6 +6,9 @@
 
 use super::float::Float;
 
+mod avx2;
+mod avx512;
+
 /// Rows of the register tile (4 measured best on Zen 4 with AVX2 and AVX-512: larger tiles
 /// spill).
 const MR: usize = 4;
@@ -15,9 +18,8 @@ const NR: usize = 16;
 /// `C[i][j] (+)= Σ_p A[i][p] B[p][j]` for `i < m`, `j < n`, `p < k`, with leading dimensions
 /// `lda`, `ldb`, `ldc` (row-major). `accumulate = false` overwrites `C`.
 ///
-/// Runs the type's fast kernel where it has one ([`Float::gemm_fast`]: for f32 the AVX-512
-/// micro-kernel of [`super::gemm_avx512`], else the AVX2 one of [`super::gemm_avx2`]), else
-/// [`gemm_generic`].
+/// Runs a fast kernel where the type has one (f32: the AVX-512 micro-kernel of [`avx512`],
+/// else the AVX2 one of [`avx2`], whichever this CPU runs), else [`gemm_generic`].
 ///
 /// # Panics
 /// If a slice is too short for its shape and leading dimension (a bug in the caller).
@@ -35,7 +37,14 @@ pub(crate) fn gemm<T: Float>(
     ldc: usize,
     accumulate: bool,
 ) {
-    if !T::gemm_fast(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
+    let fast = match (T::as_f32(a), T::as_f32(b), T::as_f32_mut(c)) {
+        (Some(a), Some(b), Some(c)) => {
+            avx512::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+                || avx2::gemm_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        }
+        _ => false,
+    };
+    if !fast {
         gemm_generic(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
     }
 }

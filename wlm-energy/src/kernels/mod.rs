@@ -5,12 +5,11 @@
 
 pub(crate) mod attention;
 mod attention_hvp;
+pub(crate) mod attention_op;
 pub(crate) mod broadcast;
 pub(crate) mod float;
 pub(crate) mod gelu;
 pub(crate) mod gemm;
-mod gemm_avx2;
-mod gemm_avx512;
 pub(crate) mod layer_norm;
 mod rows;
 pub(crate) mod softmax;

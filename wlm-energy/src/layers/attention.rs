@@ -10,7 +10,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::linear::Linear;
 use crate::dropout::{self, Dropout};
-use crate::kernels::{attention as fused_attention, broadcast, softmax as fused, Kernels};
+use crate::kernels::{attention_op as fused_attention, broadcast, softmax as fused, Kernels};
 use crate::weights::{linear_init, xavier_uniform};
 
 /// Largest `heads · n²` for which the fused forward pass keeps the attention probabilities for

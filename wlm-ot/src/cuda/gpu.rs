@@ -15,8 +15,8 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use crate::config::SinkhornConfig;
 use crate::input::HostPair;
 use crate::kernel::{Cloud, Cost, Real};
+use crate::potentials::{Potentials, Solution};
 use crate::schedule::{bounding_box, epsilon_schedule};
-use crate::sinkhorn::{Potentials, Solution};
 
 /// The softmin kernels (templated on dtype, cost, gradient and dimension).
 pub(crate) const SOFTMIN_SRC: &str = include_str!("kernels/softmin.cu");

@@ -13,7 +13,7 @@ use std::sync::Once;
 use crate::config::SinkhornConfig;
 use crate::input::HostPair;
 use crate::kernel::Real;
-use crate::sinkhorn::Solution;
+use crate::potentials::Solution;
 
 #[cfg(feature = "cuda")]
 pub(crate) mod gpu;

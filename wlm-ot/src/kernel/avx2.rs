@@ -374,7 +374,7 @@ pub(crate) mod f64x4 {
 
 /// Whether this CPU runs the AVX2 kernels.
 pub(crate) fn supported() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    wlm_numeric::has_avx2_fma()
 }
 
 #[cfg(test)]

@@ -357,7 +357,7 @@ pub(crate) mod f64x8 {
 
 /// Whether this CPU runs the AVX-512 kernels.
 pub(crate) fn supported() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq")
+    wlm_numeric::has_avx512()
 }
 
 #[cfg(test)]

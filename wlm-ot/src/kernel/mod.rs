@@ -1,7 +1,7 @@
 //! The CPU kernel: log-domain softmin passes over tiles, never storing an N×M matrix.
 //!
 //! Structure (a GPU path slots in behind the same three functions):
-//! - [`exp`]: a branch-free polynomial `exp` that vectorises (f32 and f64 variants);
+//! - `wlm_numeric::exp_nonpositive_*`: the branch-free polynomial `exp` that vectorises;
 //! - [`softmin`]: one *softmin pass* `out_i = −ε log Σ_j exp(h_j − C(x_i, y_j)/ε)` with an online
 //!   log-sum-exp over column tiles, optionally also accumulating the *gradient sums*
 //!   `Σ_j P_ij ∇₁C(x_i, y_j)`; the four potentials of the Sinkhorn loop all go through it;
@@ -17,7 +17,6 @@ pub(crate) mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod body;
 pub(crate) mod dispatch;
-pub(crate) mod exp;
 pub(crate) mod softmin;
 
 use std::fmt::Debug;
@@ -126,7 +125,7 @@ macro_rules! impl_real {
             }
             #[inline(always)]
             fn exp_nonpositive<const FMA: bool>(self) -> Self {
-                exp::$exp::<FMA>(self)
+                wlm_numeric::$exp::<FMA>(self)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
@@ -176,8 +175,8 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, exp_f32, f32x8, f32x16);
-impl_real!(f64, exp_f64, f64x4, f64x8);
+impl_real!(f32, exp_nonpositive_f32, f32x8, f32x16);
+impl_real!(f64, exp_nonpositive_f64, f64x4, f64x8);
 
 /// One step of the tests' linear congruential generator (Knuth's MMIX constants).
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! An explicit AVX-512 f32 micro-kernel for `C (+)= A · B`: the first choice of the attention
 //! kernels' `gemm` where the CPU has AVX-512F.
 //!
-//! The shape of [`super::gemm_avx2`] with 16-lane zmm registers and twice the register file:
+//! The shape of [`super::avx2`] with 16-lane zmm registers and twice the register file:
 //! tiles of up to `12 × 32` (24 zmm accumulators, two zmm for a row of `B`, one for a broadcast
 //! entry of `A`: 27 of the 32 registers), or `12 × 16` for a last column panel of at most 16
 //! columns (the `n = c = 16` products of the 4-head energies, `O = P V`). Column panels of `B`
@@ -27,13 +27,13 @@ const NR: usize = 32;
 #[cfg(target_arch = "x86_64")]
 const KC: usize = 256;
 
-/// Whether this kernel may run: the CPU has AVX-512F (with AVX2 and FMA, as [`super::float::has_avx512`]
+/// Whether this kernel may run: the CPU has AVX-512F (with AVX2 and FMA, as [`wlm_numeric::has_avx512`]
 /// checks) and `WLM_GEMM` is not `avx2`.
 pub(super) fn enabled() -> bool {
     use std::sync::OnceLock;
     static ENABLED: OnceLock<bool> = OnceLock::new();
     *ENABLED.get_or_init(|| {
-        super::float::has_avx512() && std::env::var("WLM_GEMM").map_or(true, |v| v != "avx2")
+        wlm_numeric::has_avx512() && std::env::var("WLM_GEMM").map_or(true, |v| v != "avx2")
     })
 }
 
@@ -62,7 +62,7 @@ pub(super) fn gemm_f32(
         if !enabled() {
             return false;
         }
-        if super::gemm::checked_or_trivial(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
+        if super::checked_or_trivial(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
             return true;
         }
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`enabled` checked it), the only
@@ -349,7 +349,7 @@ unsafe fn load<const W: usize, const MASKED: bool>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::{gemm, gemm_generic};
+    use super::super::{gemm, gemm_generic};
     use super::*;
     use rand::{Rng, SeedableRng};
 
@@ -457,7 +457,7 @@ mod tests {
         }
         assert_eq!(via_gemm, direct);
         let mut avx2 = vec![0.0f32; m * n];
-        assert!(super::super::gemm_avx2::gemm_f32(
+        assert!(super::super::avx2::gemm_f32(
             m, n, k, &a, k, &b, n, &mut avx2, n, false
         ));
         for (x, y) in direct.iter().zip(&avx2) {

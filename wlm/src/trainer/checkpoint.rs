@@ -11,8 +11,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::Trainer;
 use crate::rng::TrainRng;
-use crate::trainer::Trainer;
+use crate::safetensors_file::write_safetensors;
 use crate::{Error, Result};
 
 impl Trainer {
@@ -59,15 +60,7 @@ impl Trainer {
             "meta/wall_seconds".into(),
             Tensor::new(&[self.wall_seconds], &cpu)?,
         );
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| Error::file(path, "checkpoint path has no file name"))?
-            .to_string_lossy()
-            .into_owned();
-        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-        candle_core::safetensors::save(&tensors, &tmp)
-            .map_err(|e| Error::file(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        write_safetensors(path, &tensors)?;
         Ok(())
     }
 

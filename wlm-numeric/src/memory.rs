@@ -1,13 +1,10 @@
-//! How much memory the system says is available, to refuse sizes that cannot fit.
-//!
-//! A deliberate copy of `wlm-ot/src/memory.rs`: the two crates are peers that must not depend on
-//! each other (ARCHITECTURE.md), and a system-information crate would be a heavy dependency
-//! for one `/proc/meminfo` read. Change both together.
+//! How much memory the system says is available, to refuse sizes that cannot fit (exact OT's
+//! arcs, a loader's declared array size) with an error instead of an aborting allocation.
 
 /// Bytes of memory available to this process now: `MemAvailable + SwapFree` of
 /// `/proc/meminfo` on Linux; `None` elsewhere or when it cannot be read (callers then skip the
 /// check).
-pub(crate) fn available_bytes() -> Option<u64> {
+pub fn available_memory_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     parse_meminfo(&text)
 }

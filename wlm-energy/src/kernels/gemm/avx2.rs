@@ -6,7 +6,7 @@
 //! split into tiles of near-equal height (`m = 32` → 6, 6, 5, 5, 5, 5; `m = 16` → 6, 5, 5), so no
 //! thin tile runs latency-bound on a few accumulators; the inner dimension is blocked by
 //! `KC = 256` (the `k = n` products); `k = 16` (the wide `S = Q Kᵀ`, `dP = G Vᵀ`) runs a
-//! const-unrolled tile; the last `n mod 16` columns use masked loads and stores. The generic [`super::gemm::gemm_generic`] stays the fallback (f64, no
+//! const-unrolled tile; the last `n mod 16` columns use masked loads and stores. The generic [`super::gemm_generic`] stays the fallback (f64, no
 //! AVX2, not x86-64) and the tests' reference.
 
 #[cfg(target_arch = "x86_64")]
@@ -44,10 +44,10 @@ pub(super) fn gemm_f32(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if !super::float::has_avx2_fma() {
+        if !wlm_numeric::has_avx2_fma() {
             return false;
         }
-        if super::gemm::checked_or_trivial(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
+        if super::checked_or_trivial(m, n, k, a, lda, b, ldb, c, ldc, accumulate) {
             return true;
         }
         // SAFETY: the CPU has AVX2 and FMA (checked just above), the only requirement of the
@@ -314,10 +314,10 @@ unsafe fn load<const MASKED: bool>(ptr: *const f32, mask: [__m256i; 2]) -> [__m2
 
 #[cfg(test)]
 mod tests {
-    use super::super::float::has_avx2_fma;
-    use super::super::gemm::{gemm, gemm_generic};
+    use super::super::{gemm, gemm_generic};
     use super::*;
     use rand::{Rng, SeedableRng};
+    use wlm_numeric::has_avx2_fma;
 
     /// Fresh uniform values in `[−1, 1)`.
     fn uniform(rng: &mut rand::rngs::StdRng, len: usize) -> Vec<f32> {

@@ -1,15 +1,20 @@
-//! Branch-free polynomial `exp` for non-positive arguments, written so that LLVM vectorises it.
+//! Branch-free polynomial `exp`, written so that LLVM vectorises it.
 //!
 //! Range reduction `t = n ln2 + r`, `|r| <= ln2/2`, with `n` rounded by the "magic number" trick
 //! (adding `1.5·2^mantissa_bits` leaves `n` in the low bits), a polynomial for `exp(r)`, and the
-//! scaling by `2^n` done by adding `n` to the exponent bits. Arguments below the type's cutoff
-//! (−80 for f32, −700 for f64) return exactly 0, so no denormal or slow path is ever taken.
+//! scaling by `2^n` done by adding `n` to the exponent bits. In the non-positive variants (the
+//! Sinkhorn softmin) arguments below the type's cutoff (−80 for f32, −700 for f64) return exactly
+//! 0, so no denormal or slow path is ever taken; the whole-range f32 variant (softmax, GELU,
+//! sigmoid) clamps its argument to `[−86, 88]`, where `2^n` stays a normal number.
+//! `FMA` selects fused multiply-adds (bitwise different rounding; use `true` inside kernels
+//! compiled with the `fma` target feature).
 //! Accuracy: about 1 ulp for f32 (Cephes `expf` polynomial), a few ulp for f64 (degree-13 Taylor
 //! polynomial, truncation error < 5e-18).
 
-/// `exp(t)` for `t <= 0` in f32; 0 when `t < −80`.
+/// `exp(x)` for f32 `x` in `[−86, 88]` (no range check): the shared range reduction,
+/// polynomial and exponent-bit scaling.
 #[inline(always)]
-pub(crate) fn exp_f32<const FMA: bool>(t: f32) -> f32 {
+fn exp_reduced_f32<const FMA: bool>(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4; // 0.693359375, exact in few bits
@@ -23,7 +28,6 @@ pub(crate) fn exp_f32<const FMA: bool>(t: f32) -> f32 {
         0.5,
     ];
     let mad = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
-    let x = if t < -80.0 { -80.0 } else { t };
     let shifted = mad(x, LOG2E, MAGIC);
     let n = shifted - MAGIC;
     let n_bits = (shifted.to_bits() as i32).wrapping_sub(0x4B40_0000);
@@ -34,7 +38,21 @@ pub(crate) fn exp_f32<const FMA: bool>(t: f32) -> f32 {
         poly = mad(poly, r, c);
     }
     let e = mad(poly, r2, r + 1.0);
-    let scaled = f32::from_bits((e.to_bits() as i32).wrapping_add(n_bits.wrapping_shl(23)) as u32);
+    f32::from_bits((e.to_bits() as i32).wrapping_add(n_bits.wrapping_shl(23)) as u32)
+}
+
+/// `exp(t)` on the whole f32 range: the argument is clamped to `[−86, 88]` (below −86 the result
+/// is `exp(−86)` ≈ 4.5e-38, above 88 it is `exp(88)` ≈ 1.7e38, never ∞); about 1 ulp inside.
+#[inline(always)]
+pub fn exp_f32<const FMA: bool>(t: f32) -> f32 {
+    exp_reduced_f32::<FMA>(t.clamp(-86.0, 88.0))
+}
+
+/// `exp(t)` for `t <= 0` in f32; 0 when `t < −80`.
+#[inline(always)]
+pub fn exp_nonpositive_f32<const FMA: bool>(t: f32) -> f32 {
+    let x = if t < -80.0 { -80.0 } else { t };
+    let scaled = exp_reduced_f32::<FMA>(x);
     if t < -80.0 {
         0.0
     } else {
@@ -44,7 +62,7 @@ pub(crate) fn exp_f32<const FMA: bool>(t: f32) -> f32 {
 
 /// `exp(t)` for `t <= 0` in f64; 0 when `t < −700`.
 #[inline(always)]
-pub(crate) fn exp_f64<const FMA: bool>(t: f64) -> f64 {
+pub fn exp_nonpositive_f64<const FMA: bool>(t: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000); // fdlibm's ln2_hi
@@ -97,9 +115,9 @@ mod tests {
             let mut worst = 0.0_f64;
             for t in grid(-700.0, 200_000).chain(grid(-1.0, 10_000)) {
                 let got = if fma {
-                    exp_f64::<true>(t)
+                    exp_nonpositive_f64::<true>(t)
                 } else {
-                    exp_f64::<false>(t)
+                    exp_nonpositive_f64::<false>(t)
                 };
                 let want = t.exp();
                 worst = worst.max(((got - want) / want).abs());
@@ -115,7 +133,7 @@ mod tests {
     fn f32_exp_is_within_two_ulp_of_libm() {
         let mut worst = 0.0_f64;
         for t in grid(-80.0, 200_000).chain(grid(-1.0, 10_000)) {
-            let got = exp_f32::<true>(t as f32) as f64;
+            let got = exp_nonpositive_f32::<true>(t as f32) as f64;
             let want = (t as f32 as f64).exp();
             worst = worst.max(((got - want) / want).abs());
         }
@@ -124,11 +142,37 @@ mod tests {
 
     #[test]
     fn exp_below_cutoff_and_of_minus_infinity_is_exactly_zero() {
-        assert_eq!(exp_f32::<true>(-80.01), 0.0);
-        assert_eq!(exp_f32::<false>(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_f64::<true>(-700.5), 0.0);
-        assert_eq!(exp_f64::<false>(f64::NEG_INFINITY), 0.0);
-        assert_eq!(exp_f64::<true>(0.0), 1.0);
-        assert_eq!(exp_f32::<true>(0.0), 1.0);
+        assert_eq!(exp_nonpositive_f32::<true>(-80.01), 0.0);
+        assert_eq!(exp_nonpositive_f32::<false>(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive_f64::<true>(-700.5), 0.0);
+        assert_eq!(exp_nonpositive_f64::<false>(f64::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive_f64::<true>(0.0), 1.0);
+        assert_eq!(exp_nonpositive_f32::<true>(0.0), 1.0);
+    }
+
+    #[test]
+    fn whole_range_f32_exp_is_within_two_ulp_of_libm_and_never_infinite() {
+        for fma in [false, true] {
+            let mut worst = 0.0f64;
+            for t in grid(-86.0, 100_000).chain(grid(88.0, 100_000)) {
+                let t = t as f32;
+                let got = if fma {
+                    exp_f32::<true>(t)
+                } else {
+                    exp_f32::<false>(t)
+                } as f64;
+                let want = (t as f64).exp();
+                worst = worst.max(((got - want) / want).abs());
+            }
+            assert!(
+                worst < 2.0 * f32::EPSILON as f64,
+                "fma {fma}: worst rel err {worst:e}"
+            );
+        }
+        assert!(exp_f32::<true>(1000.0).is_finite());
+        assert!(exp_f32::<true>(f32::INFINITY).is_finite());
+        assert!(exp_f32::<false>(-1000.0) > 0.0 && exp_f32::<false>(-1000.0) < 1e-37);
+        assert!(exp_f32::<false>(f32::NEG_INFINITY) < 1e-37);
+        assert!(exp_f32::<true>(f32::NAN).is_nan());
     }
 }

@@ -1,0 +1,302 @@
+//! The fused attention as candle custom ops: `O = softmax(s Q Kᵀ) V` ([`attention`],
+//! [`attention_keeping_probabilities`]) and its VJP ([`attention_vjp`]), each differentiable
+//! (the forward's backward is the VJP kernel; the VJP's backward is the second-order kernel of
+//! [`super::attention_hvp`]). The kernels themselves are in [`super::attention`].
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor,
+};
+
+use super::attention::*;
+use super::attention_hvp::vjp_backward;
+use super::float::{contiguous_slice, Float};
+
+/// `softmax_rows(scale · Q Kᵀ) V` per head.
+///
+/// # Shapes
+/// `qkv`: `(3, heads, n, c)` → `(heads, n, c)`.
+pub(crate) fn attention(qkv: &Tensor, scale: f64) -> Result<Tensor> {
+    qkv.contiguous()?
+        .apply_op1(AttentionOp { scale, kept: None })
+}
+
+/// [`attention`] that also returns `P = softmax_rows(scale · Q Kᵀ)` (detached, `heads·n²`
+/// values) for [`attention_vjp`] to reuse instead of recomputing it; the op's own backward
+/// reuses it too.
+///
+/// # Shapes
+/// `qkv`: `(3, heads, n, c)` → `(heads, n, c)` and `(heads, n, n)`.
+pub(crate) fn attention_keeping_probabilities(
+    qkv: &Tensor,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    let kept = KeptProbabilities::default();
+    let o = qkv.contiguous()?.apply_op1(AttentionOp {
+        scale,
+        kept: Some(kept.clone()),
+    })?;
+    let p = lock_kept(&kept)?
+        .clone()
+        .ok_or_else(|| candle_core::Error::Msg("attention: probabilities not kept".into()))?;
+    Ok((o, p))
+}
+
+/// The VJP of [`attention`] with respect to `qkv` for an output cotangent `g`, differentiable in
+/// `qkv` and `g`. `p`: the `P` kept by [`attention_keeping_probabilities`] at the same `qkv`
+/// (`None` recomputes it).
+///
+/// # Shapes
+/// `qkv`: `(3, heads, n, c)`, `g`: `(heads, n, c)`, `p`: `(heads, n, n)` → `(3, heads, n, c)`.
+pub(crate) fn attention_vjp(
+    qkv: &Tensor,
+    g: &Tensor,
+    p: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    let p = p.map(Tensor::contiguous).transpose()?;
+    qkv.contiguous()?
+        .apply_op2(&g.contiguous()?, AttentionVjpOp { scale, p })
+}
+
+struct AttentionOp {
+    scale: f64,
+    /// Where the op leaves `P` (`heads × n × n`) when asked to keep it; its own backward and
+    /// the caller's VJP op read it from there.
+    kept: Option<KeptProbabilities>,
+}
+
+/// The `P` of one [`AttentionOp`] call, filled by its forward pass.
+type KeptProbabilities = Arc<Mutex<Option<Tensor>>>;
+
+fn lock_kept(kept: &KeptProbabilities) -> Result<std::sync::MutexGuard<'_, Option<Tensor>>> {
+    kept.lock()
+        .map_err(|_| candle_core::Error::Msg("attention: poisoned lock".into()))
+}
+
+impl AttentionOp {
+    fn run<T: Float>(&self, qkv: &[T], heads: usize, n: usize, c: usize) -> Result<Vec<T>> {
+        let keep = self.kept.is_some();
+        let (out, p) = forward_all(qkv, heads, n, c, self.scale, keep);
+        if let Some(kept) = &self.kept {
+            *lock_kept(kept)? = Some(Tensor::from_vec(p, (heads, n, n), &Device::Cpu)?);
+        }
+        Ok(out)
+    }
+}
+
+impl CustomOp1 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "wlm-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (heads, n, c) = qkv_dims(layout.shape(), "attention")?;
+        let out = match storage.dtype() {
+            DType::F32 => f32::storage(self.run(
+                contiguous_slice::<f32>(storage, layout, "attention")?,
+                heads,
+                n,
+                c,
+            )?),
+            DType::F64 => f64::storage(self.run(
+                contiguous_slice::<f64>(storage, layout, "attention")?,
+                heads,
+                n,
+                c,
+            )?),
+            other => bail!("attention: unsupported dtype {other:?}"),
+        };
+        Ok((out, Shape::from((heads, n, c))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let p = match &self.kept {
+            Some(kept) => lock_kept(kept)?.clone(),
+            None => None,
+        };
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &AttentionVjpOp {
+                scale: self.scale,
+                p,
+            },
+        )?))
+    }
+}
+
+struct AttentionVjpOp {
+    scale: f64,
+    /// The kept `P` of the forward pass (`heads × n × n`), if any; recomputed otherwise.
+    p: Option<Tensor>,
+}
+
+impl CustomOp2 for AttentionVjpOp {
+    fn name(&self) -> &'static str {
+        "wlm-attention-vjp"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (heads, n, c) = qkv_dims(l1.shape(), "attention_vjp")?;
+        if l2.shape().dims() != [heads, n, c] {
+            bail!(
+                "attention_vjp: cotangent has shape {:?}, expected {:?}",
+                l2.shape().dims(),
+                [heads, n, c]
+            );
+        }
+        if let Some(p) = &self.p {
+            if p.dims() != [heads, n, n] {
+                bail!("attention_vjp: probabilities have shape {:?}", p.dims());
+            }
+        }
+        let out = match (s1.dtype(), s2.dtype()) {
+            (DType::F32, DType::F32) => with_probabilities::<f32, _>(self.p.as_ref(), |p| {
+                Ok(f32::storage(vjp_all(
+                    contiguous_slice::<f32>(s1, l1, "attention_vjp")?,
+                    contiguous_slice::<f32>(s2, l2, "attention_vjp")?,
+                    p,
+                    heads,
+                    n,
+                    c,
+                    self.scale,
+                )))
+            })?,
+            (DType::F64, DType::F64) => with_probabilities::<f64, _>(self.p.as_ref(), |p| {
+                Ok(f64::storage(vjp_all(
+                    contiguous_slice::<f64>(s1, l1, "attention_vjp")?,
+                    contiguous_slice::<f64>(s2, l2, "attention_vjp")?,
+                    p,
+                    heads,
+                    n,
+                    c,
+                    self.scale,
+                )))
+            })?,
+            (a, b) => bail!("attention_vjp: unsupported dtypes {a:?}, {b:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        qkv: &Tensor,
+        g: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (qkv_bar, g_bar) = vjp_backward(qkv, g, grad_res, self.p.as_ref(), self.scale)?;
+        Ok((Some(qkv_bar), Some(g_bar)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{max_rel, random};
+    use candle_core::{Var, D};
+
+    /// The plain-op reference on `(3, heads, n, c)`.
+    fn plain_attention(qkv: &Tensor, scale: f64) -> Result<Tensor> {
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let s = (q.matmul(&k.t()?)? * scale)?;
+        let max = s.max_keepdim(D::Minus1)?.detach();
+        let e = s.broadcast_sub(&max)?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+        p.matmul(&v)
+    }
+
+    fn plain_vjp(qkv: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let s = (q.matmul(&k.t()?)? * scale)?;
+        let max = s.max_keepdim(D::Minus1)?.detach();
+        let e = s.broadcast_sub(&max)?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+        let dp = g.matmul(&v.t()?)?;
+        let r = (&dp * &p)?.sum_keepdim(D::Minus1)?;
+        let ds = (&p * dp.broadcast_sub(&r)?)?;
+        let dq = (ds.matmul(&k)? * scale)?;
+        let dk = (ds.t()?.matmul(&q)? * scale)?;
+        let dv = p.t()?.matmul(g)?;
+        Tensor::stack(&[dq, dk, dv], 0)
+    }
+
+    #[test]
+    fn tasks_cover_every_row_once() {
+        for &(heads, n) in &[(1usize, 1usize), (4, 7), (1, 1000), (3, 65)] {
+            let t = tasks(heads, n);
+            for h in 0..heads {
+                let mut rows: Vec<(usize, usize)> = t
+                    .iter()
+                    .filter(|x| x.head == h)
+                    .map(|x| (x.start, x.end))
+                    .collect();
+                rows.sort();
+                assert_eq!(rows.first().map(|r| r.0), Some(0));
+                assert_eq!(rows.last().map(|r| r.1), Some(n));
+                assert!(rows.windows(2).all(|w| w[0].1 == w[1].0));
+            }
+        }
+    }
+
+    #[test]
+    fn fused_attention_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 2e-5)] {
+            for &(heads, n, c) in &[
+                (1usize, 1usize, 3usize),
+                (2, 5, 4),
+                (4, 70, 16),
+                (1, 33, 24),
+                (2, 150, 8),
+            ] {
+                let scale = 1.0 / (c as f64).sqrt();
+                let qkv =
+                    Var::from_tensor(&random(&[3, heads, n, c], 1, -1.5, 1.5)?.to_dtype(dtype)?)?;
+                let g = Var::from_tensor(&random(&[heads, n, c], 2, -1.0, 1.0)?.to_dtype(dtype)?)?;
+                let w_o = random(&[heads, n, c], 3, -1.0, 1.0)?.to_dtype(dtype)?;
+                let w_d = random(&[3, heads, n, c], 4, -1.0, 1.0)?.to_dtype(dtype)?;
+                let loss = |o: &Tensor, d: &Tensor| -> Result<Tensor> {
+                    (o * &w_o)?.sum_all()? + (d * &w_d)?.sum_all()?
+                };
+                let po = plain_attention(qkv.as_tensor(), scale)?;
+                let pd = plain_vjp(qkv.as_tensor(), g.as_tensor(), scale)?;
+                let gp = loss(&po, &pd)?.backward()?;
+                // With P recomputed, and with P kept from the forward pass.
+                for keep in [false, true] {
+                    let what = format!("{dtype:?} keep={keep} {heads} {n} {c}");
+                    let (fo, p) = if keep {
+                        let (o, p) = attention_keeping_probabilities(qkv.as_tensor(), scale)?;
+                        (o, Some(p))
+                    } else {
+                        (attention(qkv.as_tensor(), scale)?, None)
+                    };
+                    assert!(max_rel(&fo, &po)? < tol, "O {what}");
+                    if let Some(p) = &p {
+                        let (q, k) = (qkv.as_tensor().get(0)?, qkv.as_tensor().get(1)?);
+                        let s = (q.matmul(&k.t()?)? * scale)?;
+                        let want = candle_nn::ops::softmax_last_dim(&s)?;
+                        assert!(max_rel(p, &want)? < tol, "P {what}");
+                    }
+                    let fd = attention_vjp(qkv.as_tensor(), g.as_tensor(), p.as_ref(), scale)?;
+                    assert!(max_rel(&fd, &pd)? < tol, "dqkv {what}");
+                    let gf = loss(&fo, &fd)?.backward()?;
+                    for var in [&qkv, &g] {
+                        let a = gf.get(var.as_tensor()).expect("fused grad");
+                        let b = gp.get(var.as_tensor()).expect("plain grad");
+                        let err = max_rel(a, b)?;
+                        assert!(err < 10.0 * tol, "grad {what}: {err}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
