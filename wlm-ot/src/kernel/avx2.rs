@@ -2,6 +2,10 @@
 //! AVX2 and FMA but without AVX-512: the body of [`super::avx512`] (from [`super::body`]) over
 //! vector operations written for this instruction set.
 //!
+//! Deliberate duplication: `ops32`/`ops64` here and in [`super::avx512`] are the same vector
+//! vocabulary for each lane type and instruction set (`duplicates` pairs them); the kernel body is
+//! written once, in [`super::body`], and expanded over each. Change them together.
+//!
 //! What differs from the AVX-512 operations:
 //! - no mask registers: a mask is a vector whose selected lanes have every bit set (from a
 //!   compare), applied with an `and`;

@@ -2,6 +2,7 @@
 //! AVX-512F and AVX-512DQ; the same passes as [`super::softmin`], written for this instruction set.
 //! The kernel body lives in [`super::body`] and is shared with the AVX2 kernels of
 //! [`super::avx2`]; this module holds the AVX-512 vector operations it is expanded over.
+//! (Deliberately parallel to `avx2.rs`'s operations: see there.)
 //!
 //! What differs from the portable kernel (all of it is about instructions per pair):
 //! - logits are in base-2 units (`log2 e` is folded into the per-pass column data by

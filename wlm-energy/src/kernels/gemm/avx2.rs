@@ -1,5 +1,8 @@
 //! An explicit AVX2+FMA f32 micro-kernel for `C (+)= A · B`: the fast path of the attention kernels' `gemm`.
 //!
+//! Deliberate duplication: the same blocked algorithm as [`super::avx512`] at another register
+//! width (see there); change both together.
+//!
 //! Register tile: up to `6 × 16` (twelve ymm accumulators, two ymm for a row of `B`, one for a
 //! broadcast entry of `A`: 15 of the 16 ymm registers). Column panels of `B` (`k × 16`) are the
 //! outer loop, so a panel stays in L1 while every row tile of `A` passes over it; the rows are

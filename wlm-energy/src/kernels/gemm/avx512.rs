@@ -1,6 +1,11 @@
 //! An explicit AVX-512 f32 micro-kernel for `C (+)= A · B`: the first choice of the attention
 //! kernels' `gemm` where the CPU has AVX-512F.
 //!
+//! Deliberate duplication: this file and [`super::avx2`] are the same blocked algorithm written
+//! twice, once per register width and instruction set (`duplicates` pairs them, and the tiles
+//! inside each file pair with each other). A macro over both would hide the intrinsics, which
+//! are the point of these files; change both together.
+//!
 //! The shape of [`super::avx2`] with 16-lane zmm registers and twice the register file:
 //! tiles of up to `12 × 32` (24 zmm accumulators, two zmm for a row of `B`, one for a broadcast
 //! entry of `A`: 27 of the 32 registers), or `12 × 16` for a last column panel of at most 16
