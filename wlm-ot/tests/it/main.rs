@@ -1,5 +1,5 @@
-//! Integration tests of `wlm-ot`: fixtures from geomloss and POT, a dense reference, properties,
-//! autograd, exact transport and input errors.
+//! Integration tests of `wlm-ot`: fixtures from geomloss and POT, dense references (geomloss's
+//! schedule, and a fixed-ε Sinkhorn), properties, autograd, exact transport and input errors.
 
 mod autograd;
 mod common;
@@ -7,6 +7,7 @@ mod cuda;
 mod dense;
 mod emd;
 mod errors;
+mod fixed_epsilon;
 mod fixtures;
 mod properties;
 #[path = "../../../testing/shared_folder.rs"]
