@@ -58,3 +58,35 @@ pub(crate) fn max_abs_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .map(|(p, q)| (p - q).abs())
         .fold(0.0, f64::max)
 }
+
+/// Entry-wise closeness of two `(rows, cols)` arrays: every `|got − want| ≤ atol + rtol·|want|`.
+/// On failure, panics with `what` and the worst entry (largest ratio of error to its bound): its
+/// index, both values, the error and the bound, so a wrong small entry is not hidden behind
+/// the largest one.
+#[track_caller]
+pub(crate) fn assert_close(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: row counts differ");
+    let mut worst: Option<((usize, usize), f64)> = None;
+    for (row, (g_row, w_row)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g_row.len(), w_row.len(), "{what}: row {row} lengths differ");
+        for (col, (g, w)) in g_row.iter().zip(w_row).enumerate() {
+            let (err, bound) = ((g - w).abs(), atol + rtol * w.abs());
+            let ratio = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                err / bound
+            };
+            if !(err <= bound) && worst.is_none_or(|(_, r)| ratio > r) {
+                worst = Some(((row, col), ratio));
+            }
+        }
+    }
+    if let Some(((row, col), _)) = worst {
+        let (g, w) = (got[row][col], want[row][col]);
+        panic!(
+            "{what}: entry [{row}][{col}]: got {g:e}, want {w:e}, |error| {:e} > atol {atol:e} + rtol {rtol:e}·|want| = {:e}",
+            (g - w).abs(),
+            atol + rtol * w.abs()
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! Integration tests of wlm-integrate: hand-computed steps, reversibility, energy behaviour,
+//! Integration tests of wlm-integrate: the reference scheme against the PyTorch rollout and the
+//! ODEs it converges to, reversibility, energy behaviour,
 //! gradients against finite differences, and rollout recording.
 
 mod common;
@@ -7,3 +8,5 @@ mod gradients;
 mod reference_steps;
 mod reversibility;
 mod rollout_records;
+#[path = "../../../testing/shared_folder.rs"]
+mod shared_folder;
