@@ -1,4 +1,4 @@
-//! Shared helpers: fixture folders, seeded models and tensors, relative errors.
+//! Shared helpers: fixture folders, seeded models and tensors, entry-wise comparisons.
 
 use std::path::PathBuf;
 
@@ -24,14 +24,53 @@ pub(crate) fn random(dims: &[usize], seed: u64, lo: f64, hi: f64, dtype: DType) 
     Tensor::from_vec(v, dims, &Device::Cpu)?.to_dtype(dtype)
 }
 
-/// `max|a − b| / max|b|`, in f64.
-pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F64)?.flatten_all()?;
-    let b = b.to_dtype(DType::F64)?.flatten_all()?;
-    let diff = (&a - &b)?.abs()?.max(0)?.to_scalar::<f64>()?;
-    let scale = b.abs()?.max(0)?.to_scalar::<f64>()?;
-    Ok(diff / scale.max(1e-300))
+/// Entry-wise closeness in f64: `Ok` when every `|got_k − want_k| ≤ atol + rtol·|want_k|`, else
+/// a message naming the worst entry (largest ratio of error to its bound), its flat index and
+/// both values. A wrong small entry is not hidden behind the largest one.
+pub(crate) fn check_close(
+    got: &Tensor,
+    want: &Tensor,
+    atol: f64,
+    rtol: f64,
+) -> std::result::Result<(), String> {
+    assert_eq!(got.dims(), want.dims(), "shapes differ");
+    let flat = |t: &Tensor| -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())
+            .expect("f64 values")
+    };
+    let (got, want) = (flat(got), flat(want));
+    let mut worst: Option<(usize, f64)> = None;
+    for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+        let (err, bound) = ((g - w).abs(), atol + rtol * w.abs());
+        let ratio = if err.is_nan() {
+            f64::INFINITY
+        } else {
+            err / bound
+        };
+        if !(err <= bound) && worst.is_none_or(|(_, r)| ratio > r) {
+            worst = Some((idx, ratio));
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((idx, _)) => Err(format!(
+            "entry {idx}: got {:e}, want {:e}, |error| {:e} > atol {atol:e} + rtol {rtol:e}·|want| = {:e}",
+            got[idx],
+            want[idx],
+            (got[idx] - want[idx]).abs(),
+            atol + rtol * want[idx].abs()
+        )),
+    }
+}
+
+/// [`check_close`] that panics with `what` and the worst entry.
+#[track_caller]
+pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
+    if let Err(msg) = check_close(got, want, atol, rtol) {
+        panic!("{what}: {msg}");
+    }
 }
 
 /// A seeded model with its constant-initialised parameters perturbed (as the parity fixtures

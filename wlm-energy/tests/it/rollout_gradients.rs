@@ -171,7 +171,9 @@ fn fused_kernels_give_the_same_rollout_gradients() -> anyhow::Result<()> {
             "a gradient on one path only"
         );
         if let (Some(p), Some(f)) = (plain, fused) {
-            assert!(crate::common::max_rel(f, p)? < 1e-10);
+            // Fused and plain kernels sum in other orders: f64 rounding, amplified by the
+            // rollout, on O(1) gradients.
+            crate::common::assert_close("fused vs plain parameter gradient", f, p, 1e-12, 1e-10);
         }
     }
     Ok(())
