@@ -1,9 +1,7 @@
 //! The Sinkhorn blur estimated from the data (METHOD.md §4): half the typical pairwise distance.
 
-use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use wlm_numeric::SeedRng;
 
 use crate::Snapshots;
 
@@ -22,7 +20,7 @@ pub struct BlurConfig {
     pub min: f64,
     /// Upper clamp of the result. Default 10.
     pub max: f64,
-    /// Seed of the ChaCha8 generator. Default 0.
+    /// Seed of the generator, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     pub seed: u64,
 }
 
@@ -43,15 +41,13 @@ impl Default for BlurConfig {
 /// between `pairs_per_snapshot` random pairs of distinct points, clamped to `[min, max]`.
 ///
 /// A snapshot with a single point contributes a distance of 0. Deterministic for a given
-/// seed. Cost: `O(n_snapshots · pairs_per_snapshot · dim)`.
+/// seed: the snapshots are `SeedRng::sample_indices`, then per snapshot and pair
+/// `i = below(n)` and `j = (i + 1 + below(n − 1)) mod n`, from one stream. Cost:
+/// `O(n_snapshots · pairs_per_snapshot · dim)`.
 pub fn estimate_blur(snapshots: &Snapshots, config: &BlurConfig) -> f64 {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut rng = SeedRng::seed_from(config.seed);
     let dim = snapshots.dim();
-    let chosen = sample(
-        &mut rng,
-        snapshots.len(),
-        config.n_snapshots.min(snapshots.len()),
-    );
+    let chosen = rng.sample_indices(snapshots.len(), config.n_snapshots.min(snapshots.len()));
     let mut medians = Vec::with_capacity(chosen.len());
     for k in chosen {
         let x = snapshots.positions(k);
@@ -62,9 +58,9 @@ pub fn estimate_blur(snapshots: &Snapshots, config: &BlurConfig) -> f64 {
         }
         let mut distances: Vec<f64> = (0..config.pairs_per_snapshot)
             .map(|_| {
-                let i = rng.random_range(0..n);
+                let i = rng.below(n as u64) as usize;
                 // A second index uniform over the other n − 1 points.
-                let j = (i + rng.random_range(1..n)) % n;
+                let j = (i + 1 + rng.below(n as u64 - 1) as usize) % n;
                 let (a, b) = (&x[i * dim..(i + 1) * dim], &x[j * dim..(j + 1) * dim]);
                 a.iter()
                     .zip(b)

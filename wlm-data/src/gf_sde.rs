@@ -1,10 +1,8 @@
 //! The GF-SDE data of METHOD.md §5: snapshots of `dX = −∇ψ(X) dt + σ dW` by Euler–Maruyama, with
 //! probability-flow velocities.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use wlm_numeric::SeedRng;
 
 use crate::score::{probability_flow_velocity, ScoreSign};
 use crate::{Error, Potential, Result, Snapshots};
@@ -68,7 +66,7 @@ pub struct GfSdeConfig {
     /// Sign of the entropic term of the velocities. Default [`ScoreSign::ProbabilityFlow`]
     /// (correct); [`ScoreSign::Reference`] reproduces the reference's `+`.
     pub score_sign: ScoreSign,
-    /// Seed of the ChaCha8 generator. Default 0.
+    /// Seed of the generator, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     pub seed: u64,
 }
 
@@ -149,7 +147,7 @@ impl GfSdeConfig {
     /// Euler–Maruyama with step `h = dt / substeps`:
     /// `x ← x − ∇ψ(x) h + σ √h ξ`, `ξ ~ N(0, I)`. Start `x0 ~ N(0, initial_variance · I)`.
     /// Velocities (see [`VelocitySnapshots`]) are [`probability_flow_velocity`] of each
-    /// snapshot's cloud. One ChaCha8 stream seeded with `seed` draws everything in a fixed
+    /// snapshot's cloud. One `SeedRng` stream seeded with `seed` draws everything in a fixed
     /// order, so a seed gives bitwise identical data.
     ///
     /// Cost: `O(N · d · substeps · (T − 1))` steps for paired data (`T²/2` for unpaired) plus
@@ -162,7 +160,7 @@ impl GfSdeConfig {
     pub fn generate(&self) -> Result<Snapshots> {
         self.validate()?;
         self.check_fits()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut rng = SeedRng::seed_from(self.seed);
         let x0 = self.draw_start(&mut rng);
         self.simulate(x0, rng, true)
     }
@@ -197,7 +195,7 @@ impl GfSdeConfig {
             ..self.clone()
         };
         config.check_fits()?;
-        config.simulate(x0.to_vec(), ChaCha8Rng::seed_from_u64(self.seed), false)
+        config.simulate(x0.to_vec(), SeedRng::seed_from(self.seed), false)
     }
 
     /// [`Snapshots::check_fits`] for the data this config generates, naming the fields.
@@ -211,15 +209,15 @@ impl GfSdeConfig {
     }
 
     /// `x0 ~ N(0, initial_variance · I)`, `(n_particles, dim)`.
-    fn draw_start(&self, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn draw_start(&self, rng: &mut SeedRng) -> Vec<f64> {
         let std0 = self.initial_variance.sqrt();
         (0..self.n_particles * self.dim)
-            .map(|_| std0 * rng.sample::<f64, _>(StandardNormal))
+            .map(|_| std0 * rng.normal())
             .collect()
     }
 
     /// Simulates from `x0`; `fresh_starts` lets [`Pairing::Unpaired`] draw new starts.
-    fn simulate(&self, x0: Vec<f64>, mut rng: ChaCha8Rng, fresh_starts: bool) -> Result<Snapshots> {
+    fn simulate(&self, x0: Vec<f64>, mut rng: SeedRng, fresh_starts: bool) -> Result<Snapshots> {
         let (n, d, t) = (self.n_particles, self.dim, self.n_snapshots);
         let mut positions = Vec::with_capacity(t);
         positions.push(x0.clone());
@@ -238,7 +236,7 @@ impl GfSdeConfig {
                     } else {
                         let mut x = Vec::with_capacity(n * d);
                         for _ in 0..n {
-                            let i = rng.random_range(0..n);
+                            let i = rng.below(n as u64) as usize;
                             x.extend_from_slice(&x0[i * d..(i + 1) * d]);
                         }
                         x
@@ -271,7 +269,7 @@ impl GfSdeConfig {
     }
 
     /// `steps` Euler–Maruyama steps of `h = dt / substeps` on every point of `x`.
-    fn euler_maruyama(&self, x: &mut [f64], steps: usize, rng: &mut ChaCha8Rng) {
+    fn euler_maruyama(&self, x: &mut [f64], steps: usize, rng: &mut SeedRng) {
         let d = self.dim;
         let h = self.dt / self.substeps as f64;
         let noise = self.sigma * h.sqrt();
@@ -280,7 +278,7 @@ impl GfSdeConfig {
             for point in x.chunks_exact_mut(d) {
                 self.potential.gradient(point, &mut grad);
                 for (xi, g) in point.iter_mut().zip(&grad) {
-                    *xi += -g * h + noise * rng.sample::<f64, _>(StandardNormal);
+                    *xi += -g * h + noise * rng.normal();
                 }
             }
         }

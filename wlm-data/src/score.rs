@@ -115,20 +115,16 @@ pub fn probability_flow_velocity(
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
+    use wlm_numeric::SeedRng;
 
     use super::*;
 
     #[test]
     fn score_of_a_gaussian_points_towards_the_mean() {
         // For N(0, s² I) the score is −x / s²; the kernel smooths it to −x / (s² + h²/2).
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rng = SeedRng::seed_from(3);
         let n = 800;
-        let x: Vec<f64> = (0..2 * n)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
+        let x: Vec<f64> = (0..2 * n).map(|_| rng.normal()).collect();
         let s = kde_score(&x, 2);
         // Regress s on x: slope must be negative and near −1 / (1 + h²/2) ≈ −0.9.
         let (sx, xx): (f64, f64) = x
