@@ -1,8 +1,7 @@
 //! [`Start`]: where a flock begins, either drawn from a seed or given explicitly.
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use wlm_numeric::SeedRng;
 
 use crate::{Error, Result};
 
@@ -12,13 +11,14 @@ pub enum Start {
     /// The reference start: positions `x ~ N(0, I)`; velocities `v ~ N(0, I)`, then the mean
     /// velocity over the flock is subtracted and each velocity scaled to unit speed (one that
     /// is exactly zero stays zero). All positions are drawn first, then all velocities, each
-    /// boid's coordinates in order, from `StdRng::seed_from_u64(seed)`.
+    /// boid's coordinates in order, each one `SeedRng::normal` of `SeedRng::seed_from(seed)`.
     Random {
         /// Number of boids, at least 1.
         n_boids: usize,
         /// Dimension of space, at least 1 (the reference uses 2).
         dim: usize,
-        /// Seed of the random number generator; the same seed gives the same start.
+        /// Seed of the random number generator, SeedRng (xoshiro256++, wlm-numeric); the same
+        /// seed gives the same start.
         seed: u64,
     },
     /// Explicit positions and velocities, row-major `(n_boids, dim)`. Velocities are used
@@ -59,10 +59,9 @@ impl Start {
                 let len = n_boids.checked_mul(*dim).ok_or_else(|| {
                     Error::Start(format!("{n_boids} boids × dimension {dim} overflows"))
                 })?;
-                let mut rng = StdRng::seed_from_u64(*seed);
-                let positions: Vec<f64> = (0..len).map(|_| rng.sample(StandardNormal)).collect();
-                let mut velocities: Vec<f64> =
-                    (0..len).map(|_| rng.sample(StandardNormal)).collect();
+                let mut rng = SeedRng::seed_from(*seed);
+                let positions: Vec<f64> = (0..len).map(|_| rng.normal()).collect();
+                let mut velocities: Vec<f64> = (0..len).map(|_| rng.normal()).collect();
                 for k in 0..*dim {
                     let mean =
                         velocities.iter().skip(k).step_by(*dim).sum::<f64>() / *n_boids as f64;
