@@ -5,14 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shape, Tensor};
 
 use super::attention::*;
 use super::attention_hvp::vjp_backward;
-use super::float::{contiguous_slice, Float};
+use super::float::Float;
+use super::{run_kernel1, run_kernel2, Kernel1, Kernel2, Shaped};
 
 /// `softmax_rows(scale · Q Kᵀ) V` per head.
 ///
@@ -76,14 +74,24 @@ fn lock_kept(kept: &KeptProbabilities) -> Result<std::sync::MutexGuard<'_, Optio
         .map_err(|_| candle_core::Error::Msg("attention: poisoned lock".into()))
 }
 
-impl AttentionOp {
-    fn run<T: Float>(&self, qkv: &[T], heads: usize, n: usize, c: usize) -> Result<Vec<T>> {
-        let keep = self.kept.is_some();
-        let (out, p) = forward_all(qkv, heads, n, c, self.scale, keep);
-        if let Some(kept) = &self.kept {
+impl Kernel1 for Shaped<'_, AttentionOp, (usize, usize, usize)> {
+    fn apply<T: Float>(&self, qkv: &[T]) -> Result<Vec<T>> {
+        let (op, (heads, n, c)) = (self.0, self.1);
+        let keep = op.kept.is_some();
+        let (out, p) = forward_all(qkv, heads, n, c, op.scale, keep);
+        if let Some(kept) = &op.kept {
             *lock_kept(kept)? = Some(Tensor::from_vec(p, (heads, n, n), &Device::Cpu)?);
         }
         Ok(out)
+    }
+}
+
+impl Kernel2 for Shaped<'_, AttentionVjpOp, (usize, usize, usize)> {
+    fn apply<T: Float>(&self, qkv: &[T], g: &[T]) -> Result<Vec<T>> {
+        let (op, (heads, n, c)) = (self.0, self.1);
+        with_probabilities::<T, _>(op.p.as_ref(), |p| {
+            Ok(vjp_all(qkv, g, p, heads, n, c, op.scale))
+        })
     }
 }
 
@@ -94,21 +102,7 @@ impl CustomOp1 for AttentionOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (heads, n, c) = qkv_dims(layout.shape(), "attention")?;
-        let out = match storage.dtype() {
-            DType::F32 => f32::storage(self.run(
-                contiguous_slice::<f32>(storage, layout, "attention")?,
-                heads,
-                n,
-                c,
-            )?),
-            DType::F64 => f64::storage(self.run(
-                contiguous_slice::<f64>(storage, layout, "attention")?,
-                heads,
-                n,
-                c,
-            )?),
-            other => bail!("attention: unsupported dtype {other:?}"),
-        };
+        let out = run_kernel1(&Shaped(self, (heads, n, c)), storage, layout, "attention")?;
         Ok((out, Shape::from((heads, n, c))))
     }
 
@@ -158,31 +152,8 @@ impl CustomOp2 for AttentionVjpOp {
                 bail!("attention_vjp: probabilities have shape {:?}", p.dims());
             }
         }
-        let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => with_probabilities::<f32, _>(self.p.as_ref(), |p| {
-                Ok(f32::storage(vjp_all(
-                    contiguous_slice::<f32>(s1, l1, "attention_vjp")?,
-                    contiguous_slice::<f32>(s2, l2, "attention_vjp")?,
-                    p,
-                    heads,
-                    n,
-                    c,
-                    self.scale,
-                )))
-            })?,
-            (DType::F64, DType::F64) => with_probabilities::<f64, _>(self.p.as_ref(), |p| {
-                Ok(f64::storage(vjp_all(
-                    contiguous_slice::<f64>(s1, l1, "attention_vjp")?,
-                    contiguous_slice::<f64>(s2, l2, "attention_vjp")?,
-                    p,
-                    heads,
-                    n,
-                    c,
-                    self.scale,
-                )))
-            })?,
-            (a, b) => bail!("attention_vjp: unsupported dtypes {a:?}, {b:?}"),
-        };
+        let dims = Shaped(self, (heads, n, c));
+        let out = run_kernel2(&dims, (s1, l1), (s2, l2), "attention_vjp")?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -202,7 +173,7 @@ impl CustomOp2 for AttentionVjpOp {
 mod tests {
     use super::*;
     use crate::testing::{max_rel, random};
-    use candle_core::{Var, D};
+    use candle_core::{DType, Var, D};
 
     /// The plain-op reference on `(3, heads, n, c)`.
     fn plain_attention(qkv: &Tensor, scale: f64) -> Result<Tensor> {

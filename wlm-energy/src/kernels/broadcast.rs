@@ -3,11 +3,10 @@
 //! candle's own broadcast ops reduce the vector's gradient with a strided sum over rows, which
 //! dominated the parameter backward of small layers; these ops sum columns in one contiguous pass.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use super::float::{contiguous_slice, simd_dispatch, Float};
-use super::with_slices;
+use super::float::{simd_dispatch, Float};
+use super::{run_kernel2, with_slices, Kernel2};
 
 /// `x + b` with `b` broadcast over rows.
 ///
@@ -76,6 +75,14 @@ fn check(l1: &Layout, l2: &Layout) -> Result<usize> {
     }
 }
 
+impl Kernel2 for RowOp {
+    fn apply<T: Float>(&self, x: &[T], v: &[T]) -> Result<Vec<T>> {
+        let mut out = vec![T::ZERO; x.len()];
+        apply_kernel(x, v, &mut out, matches!(self, RowOp::Add));
+        Ok(out)
+    }
+}
+
 impl CustomOp2 for RowOp {
     fn name(&self) -> &'static str {
         match self {
@@ -92,25 +99,7 @@ impl CustomOp2 for RowOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         check(l1, l2)?;
-        let add = matches!(self, RowOp::Add);
-        fn run<T: Float>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            add: bool,
-        ) -> Result<Vec<T>> {
-            let x = contiguous_slice::<T>(s1, l1, "row broadcast")?;
-            let v = contiguous_slice::<T>(s2, l2, "row broadcast")?;
-            let mut out = vec![T::ZERO; x.len()];
-            apply_kernel(x, v, &mut out, add);
-            Ok(out)
-        }
-        let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => f32::storage(run::<f32>(s1, l1, s2, l2, add)?),
-            (DType::F64, DType::F64) => f64::storage(run::<f64>(s1, l1, s2, l2, add)?),
-            (a, b) => bail!("row broadcast: unsupported dtypes {a:?}, {b:?}"),
-        };
+        let out = run_kernel2(self, (s1, l1), (s2, l2), "row broadcast")?;
         Ok((out, l1.shape().clone()))
     }
 

@@ -3,12 +3,11 @@
 //! `gelu(z) = z Φ(z)`, `gelu'(z) = Φ(z) + z φ(z)`, `gelu''(z) = φ(z) (2 − z²)`, with
 //! `Φ(z) = ½(1 + erf(z/√2))` and `φ(z) = exp(−z²/2)/√(2π)`.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::float::{contiguous_slice, simd_dispatch, Float};
-use super::with_slices;
+use super::float::{simd_dispatch, Float};
+use super::{run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2};
 
 const CHUNK: usize = 16_384;
 
@@ -103,11 +102,7 @@ impl CustomOp1 for GeluOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match storage.dtype() {
-            DType::F32 => f32::storage(gelu_all(contiguous_slice::<f32>(storage, layout, "gelu")?)),
-            DType::F64 => f64::storage(gelu_all(contiguous_slice::<f64>(storage, layout, "gelu")?)),
-            other => bail!("gelu: unsupported dtype {other:?}"),
-        };
+        let out = run_kernel1(self, storage, layout, "gelu")?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -119,6 +114,18 @@ impl CustomOp1 for GeluOp {
 }
 
 struct GeluVjpOp;
+
+impl Kernel1 for GeluOp {
+    fn apply<T: Float>(&self, z: &[T]) -> Result<Vec<T>> {
+        Ok(gelu_all(z))
+    }
+}
+
+impl Kernel2 for GeluVjpOp {
+    fn apply<T: Float>(&self, z: &[T], g: &[T]) -> Result<Vec<T>> {
+        Ok(vjp_all(z, g))
+    }
+}
 
 impl CustomOp2 for GeluVjpOp {
     fn name(&self) -> &'static str {
@@ -139,17 +146,7 @@ impl CustomOp2 for GeluVjpOp {
                 l2.shape()
             );
         }
-        let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => f32::storage(vjp_all(
-                contiguous_slice::<f32>(s1, l1, "gelu_vjp")?,
-                contiguous_slice::<f32>(s2, l2, "gelu_vjp")?,
-            )),
-            (DType::F64, DType::F64) => f64::storage(vjp_all(
-                contiguous_slice::<f64>(s1, l1, "gelu_vjp")?,
-                contiguous_slice::<f64>(s2, l2, "gelu_vjp")?,
-            )),
-            (a, b) => bail!("gelu_vjp: unsupported dtypes {a:?}, {b:?}"),
-        };
+        let out = run_kernel2(self, (s1, l1), (s2, l2), "gelu_vjp")?;
         Ok((out, l1.shape().clone()))
     }
 

@@ -5,13 +5,12 @@
 //! a cotangent `ȳ` of the VJP's output `dx`: `ĝ̄ = J ȳ` and
 //! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::float::{contiguous_slice, simd_dispatch, Float};
+use super::float::{simd_dispatch, Float};
 use super::rows::{row_dot, row_sum, rows_per_task};
-use super::{row_len, with_slices};
+use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
 
 /// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
 pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -168,6 +167,18 @@ fn vjp_bwd_rows<T: Float>(
     (xbar, gbar)
 }
 
+impl Kernel1 for Shaped<'_, NormalizeOp> {
+    fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>> {
+        Ok(normalize_rows(x, self.1, self.0.eps))
+    }
+}
+
+impl Kernel2 for Shaped<'_, NormalizeVjpOp> {
+    fn apply<T: Float>(&self, x: &[T], g: &[T]) -> Result<Vec<T>> {
+        Ok(vjp_rows(x, g, self.1, self.0.eps))
+    }
+}
+
 struct NormalizeOp {
     eps: f64,
 }
@@ -179,19 +190,7 @@ impl CustomOp1 for NormalizeOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let h = row_len(layout.shape(), "layer_norm")?;
-        let out = match storage.dtype() {
-            DType::F32 => f32::storage(normalize_rows(
-                contiguous_slice::<f32>(storage, layout, "layer_norm")?,
-                h,
-                self.eps,
-            )),
-            DType::F64 => f64::storage(normalize_rows(
-                contiguous_slice::<f64>(storage, layout, "layer_norm")?,
-                h,
-                self.eps,
-            )),
-            other => bail!("layer_norm: unsupported dtype {other:?}"),
-        };
+        let out = run_kernel1(&Shaped(self, h), storage, layout, "layer_norm")?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -227,21 +226,7 @@ impl CustomOp2 for NormalizeVjpOp {
             );
         }
         let h = row_len(l1.shape(), "layer_norm_vjp")?;
-        let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => f32::storage(vjp_rows(
-                contiguous_slice::<f32>(s1, l1, "layer_norm_vjp")?,
-                contiguous_slice::<f32>(s2, l2, "layer_norm_vjp")?,
-                h,
-                self.eps,
-            )),
-            (DType::F64, DType::F64) => f64::storage(vjp_rows(
-                contiguous_slice::<f64>(s1, l1, "layer_norm_vjp")?,
-                contiguous_slice::<f64>(s2, l2, "layer_norm_vjp")?,
-                h,
-                self.eps,
-            )),
-            (a, b) => bail!("layer_norm_vjp: unsupported dtypes {a:?}, {b:?}"),
-        };
+        let out = run_kernel2(&Shaped(self, h), (s1, l1), (s2, l2), "layer_norm_vjp")?;
         Ok((out, l1.shape().clone()))
     }
 

@@ -16,7 +16,8 @@ pub(crate) mod softmax;
 
 pub(crate) use attention_hvp::backward_all as attention_vjp_backward;
 
-use candle_core::{bail, Result, Shape, Storage, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Storage, Tensor};
 
 use float::{contiguous_slice, Float};
 
@@ -38,6 +39,56 @@ pub(crate) fn row_len(shape: &Shape, what: &str) -> Result<usize> {
         Some(&n) if n > 0 => Ok(n),
         _ => bail!("{what}: expected a tensor with a non-empty last dimension, got {shape:?}"),
     }
+}
+
+/// A fused kernel on one input, generic over the float type so that [`run_kernel1`] can pick
+/// f32 or f64 from the storage.
+pub(crate) trait Kernel1 {
+    fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>>;
+}
+
+/// A fused kernel on two inputs of one float type; see [`run_kernel2`].
+pub(crate) trait Kernel2 {
+    fn apply<T: Float>(&self, a: &[T], b: &[T]) -> Result<Vec<T>>;
+}
+
+/// An op with the dimensions it reads from its input's shape (a row length by default), as a
+/// [`Kernel1`] or [`Kernel2`].
+pub(crate) struct Shaped<'a, Op, D = usize>(pub &'a Op, pub D);
+
+/// The `cpu_fwd` dtype dispatch of a [`candle_core::CustomOp1`]: runs `kernel` on the
+/// contiguous f32 or f64 values of `storage`; `what` names the op in errors.
+pub(crate) fn run_kernel1(
+    kernel: &impl Kernel1,
+    storage: &CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<CpuStorage> {
+    Ok(match storage.dtype() {
+        DType::F32 => f32::storage(kernel.apply(contiguous_slice::<f32>(storage, layout, what)?)?),
+        DType::F64 => f64::storage(kernel.apply(contiguous_slice::<f64>(storage, layout, what)?)?),
+        other => bail!("{what}: unsupported dtype {other:?}"),
+    })
+}
+
+/// The `cpu_fwd` dtype dispatch of a [`candle_core::CustomOp2`]: both inputs f32 or both f64.
+pub(crate) fn run_kernel2(
+    kernel: &impl Kernel2,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    what: &str,
+) -> Result<CpuStorage> {
+    Ok(match (s1.dtype(), s2.dtype()) {
+        (DType::F32, DType::F32) => f32::storage(kernel.apply(
+            contiguous_slice::<f32>(s1, l1, what)?,
+            contiguous_slice::<f32>(s2, l2, what)?,
+        )?),
+        (DType::F64, DType::F64) => f64::storage(kernel.apply(
+            contiguous_slice::<f64>(s1, l1, what)?,
+            contiguous_slice::<f64>(s2, l2, what)?,
+        )?),
+        (a, b) => bail!("{what}: unsupported dtypes {a:?}, {b:?}"),
+    })
 }
 
 /// Runs `f` on contiguous slices of the (CPU) tensors' values.

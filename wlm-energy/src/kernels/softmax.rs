@@ -3,13 +3,12 @@
 //! `P = softmax_rows(scale · S)`; `VJP(P, dP) = scale · P ⊙ (dP − rowsum(dP ⊙ P))` (the gradient
 //! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::float::{contiguous_slice, simd_dispatch, Float};
+use super::float::{simd_dispatch, Float};
 use super::rows::{row_dot, row_max, row_sum, rows_per_task};
-use super::{row_len, with_slices};
+use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
 
 /// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
 /// [`softmax_vjp`]).
@@ -141,6 +140,18 @@ fn vjp_bwd_rows<T: Float>(
     (pbar, dpbar)
 }
 
+impl Kernel1 for Shaped<'_, SoftmaxOp> {
+    fn apply<T: Float>(&self, s: &[T]) -> Result<Vec<T>> {
+        Ok(softmax_rows(s, self.1, self.0.scale))
+    }
+}
+
+impl Kernel2 for Shaped<'_, SoftmaxVjpOp> {
+    fn apply<T: Float>(&self, p: &[T], g: &[T]) -> Result<Vec<T>> {
+        Ok(vjp_rows(p, g, self.1, self.0.scale))
+    }
+}
+
 struct SoftmaxOp {
     scale: f64,
 }
@@ -152,19 +163,7 @@ impl CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let n_cols = row_len(layout.shape(), "softmax")?;
-        let out = match storage.dtype() {
-            DType::F32 => f32::storage(softmax_rows(
-                contiguous_slice::<f32>(storage, layout, "softmax")?,
-                n_cols,
-                self.scale,
-            )),
-            DType::F64 => f64::storage(softmax_rows(
-                contiguous_slice::<f64>(storage, layout, "softmax")?,
-                n_cols,
-                self.scale,
-            )),
-            other => bail!("softmax: unsupported dtype {other:?}"),
-        };
+        let out = run_kernel1(&Shaped(self, n_cols), storage, layout, "softmax")?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -201,21 +200,7 @@ impl CustomOp2 for SoftmaxVjpOp {
             );
         }
         let n_cols = row_len(l1.shape(), "softmax_vjp")?;
-        let out = match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => f32::storage(vjp_rows(
-                contiguous_slice::<f32>(s1, l1, "softmax_vjp")?,
-                contiguous_slice::<f32>(s2, l2, "softmax_vjp")?,
-                n_cols,
-                self.scale,
-            )),
-            (DType::F64, DType::F64) => f64::storage(vjp_rows(
-                contiguous_slice::<f64>(s1, l1, "softmax_vjp")?,
-                contiguous_slice::<f64>(s2, l2, "softmax_vjp")?,
-                n_cols,
-                self.scale,
-            )),
-            (a, b) => bail!("softmax_vjp: unsupported dtypes {a:?}, {b:?}"),
-        };
+        let out = run_kernel2(&Shaped(self, n_cols), (s1, l1), (s2, l2), "softmax_vjp")?;
         Ok((out, l1.shape().clone()))
     }
 
