@@ -4,16 +4,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use candle_core::{bail, DType, Device, Result, Tensor};
-use rand::{Rng, SeedableRng};
+use wlm_numeric::SeedRng;
 
-/// Dropout state of one model: probability, mode and generator.
+/// Dropout state of one model: probability, mode and generator (SeedRng, xoshiro256++,
+/// wlm-numeric).
 ///
 /// A mask is drawn once per site and per evaluation, and the caller keeps it, so that the
 /// forward pass and the VJP of one force evaluation use the same mask.
 pub(crate) struct Dropout {
     probability: f64,
     training: AtomicBool,
-    rng: Mutex<rand::rngs::StdRng>,
+    rng: Mutex<SeedRng>,
 }
 
 impl Dropout {
@@ -25,7 +26,7 @@ impl Dropout {
         Ok(Dropout {
             probability,
             training: AtomicBool::new(true),
-            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            rng: Mutex::new(SeedRng::seed_from(seed)),
         })
     }
 
@@ -38,7 +39,7 @@ impl Dropout {
     }
 
     pub(crate) fn reseed(&self, seed: u64) -> Result<()> {
-        *self.lock()? = rand::rngs::StdRng::seed_from_u64(seed);
+        *self.lock()? = SeedRng::seed_from(seed);
         Ok(())
     }
 
@@ -47,7 +48,8 @@ impl Dropout {
         self.probability > 0.0 && self.is_training()
     }
 
-    /// A mask of `0` (probability `p`) and `1/(1 − p)` entries, or `None` when inactive.
+    /// A mask of `0` (probability `p`) and `1/(1 − p)` entries, or `None` when inactive: an
+    /// entry is kept when its `SeedRng::uniform` draw is below `1 − p`, in row-major order.
     pub(crate) fn mask(
         &self,
         dims: &[usize],
@@ -63,13 +65,7 @@ impl Dropout {
         let values: Vec<f64> = {
             let mut rng = self.lock()?;
             (0..n)
-                .map(|_| {
-                    if rng.random::<f64>() < keep {
-                        scale
-                    } else {
-                        0.0
-                    }
-                })
+                .map(|_| if rng.uniform() < keep { scale } else { 0.0 })
                 .collect()
         };
         Ok(Some(
@@ -77,7 +73,7 @@ impl Dropout {
         ))
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, rand::rngs::StdRng>> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, SeedRng>> {
         self.rng
             .lock()
             .map_err(|_| candle_core::Error::Msg("dropout generator: poisoned lock".into()))

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
-use rand::{Rng, SeedableRng};
+use wlm_numeric::SeedRng;
 
 /// Failures of [`load_weights`].
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +62,14 @@ pub(crate) fn xavier_uniform(fan_in: usize, fan_out: usize) -> Init {
     }
 }
 
-/// A `VarBuilder` over `varmap` whose new variables are drawn from a seeded generator, so that
-/// initialisation is reproducible (candle's own CPU generator cannot be seeded). Existing
+/// A `VarBuilder` over `varmap` whose new variables are drawn from a seeded generator,
+/// SeedRng (xoshiro256++, wlm-numeric), so that initialisation is reproducible, across
+/// dependency upgrades too (candle's own CPU generator cannot be seeded). Existing
 /// variables of `varmap` are returned unchanged, as with `VarBuilder::from_varmap`.
 ///
 /// The draws follow each variable's [`Init`] (`Const`, `Uniform`, `Randn`, `Kaiming`) in the
-/// order the model creates its parameters.
+/// order the model creates its parameters: a uniform is `lo + (up − lo) · SeedRng::uniform`,
+/// a normal `mean + stdev · SeedRng::normal`.
 pub fn seeded_var_builder(
     varmap: &VarMap,
     seed: u64,
@@ -76,14 +78,14 @@ pub fn seeded_var_builder(
 ) -> VarBuilder<'static> {
     let backend = SeededVarMap {
         varmap: varmap.clone(),
-        rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        rng: Mutex::new(SeedRng::seed_from(seed)),
     };
     VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
 }
 
 struct SeededVarMap {
     varmap: VarMap,
-    rng: Mutex<rand::rngs::StdRng>,
+    rng: Mutex<SeedRng>,
 }
 
 impl SeededVarMap {
@@ -93,19 +95,11 @@ impl SeededVarMap {
             .rng
             .lock()
             .map_err(|_| candle_core::Error::Msg("seeded var builder: poisoned lock".into()))?;
-        let uniform = |rng: &mut rand::rngs::StdRng, lo: f64, up: f64| -> Vec<f64> {
-            (0..n)
-                .map(|_| lo + (up - lo) * rng.random::<f64>())
-                .collect()
+        let uniform = |rng: &mut SeedRng, lo: f64, up: f64| -> Vec<f64> {
+            (0..n).map(|_| lo + (up - lo) * rng.uniform()).collect()
         };
-        let normal = |rng: &mut rand::rngs::StdRng, mean: f64, stdev: f64| -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let u1: f64 = 1.0 - rng.random::<f64>();
-                    let u2: f64 = rng.random::<f64>();
-                    mean + stdev * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-                })
-                .collect()
+        let normal = |rng: &mut SeedRng, mean: f64, stdev: f64| -> Vec<f64> {
+            (0..n).map(|_| mean + stdev * rng.normal()).collect()
         };
         Ok(match init {
             Init::Const(c) => vec![c; n],
@@ -185,10 +179,10 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
     }
 }
 
-/// Adds `scale · N(0, 1)` noise (seeded) to every variable of `varmap` whose entries are all
-/// equal (LayerNorm weights and biases, zero-initialised attention biases), as the parity
-/// fixtures do, so that checks of forces and gradients cover them. Returns the names changed,
-/// sorted (the order of the draws).
+/// Adds `scale · N(0, 1)` noise (`SeedRng::normal` seeded with `seed`) to every variable of
+/// `varmap` whose entries are all equal (LayerNorm weights and biases, zero-initialised
+/// attention biases), as the parity fixtures do, so that checks of forces and gradients cover
+/// them. Returns the names changed, sorted (the order of the draws).
 ///
 /// # Errors
 /// Any tensor failure.
@@ -203,7 +197,7 @@ pub fn perturb_constant_parameters(
         .map_err(|_| candle_core::Error::Msg("varmap: poisoned lock".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = SeedRng::seed_from(seed);
     let mut changed = Vec::new();
     for name in names {
         let var = &data[name];
@@ -218,14 +212,7 @@ pub fn perturb_constant_parameters(
         if values.iter().any(|&v| v != first) {
             continue;
         }
-        let noisy: Vec<f64> = values
-            .iter()
-            .map(|&v| {
-                let u1: f64 = 1.0 - rng.random::<f64>();
-                let u2: f64 = rng.random::<f64>();
-                v + scale * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-            })
-            .collect();
+        let noisy: Vec<f64> = values.iter().map(|&v| v + scale * rng.normal()).collect();
         let tensor = Tensor::from_vec(noisy, var.shape(), var.device())?.to_dtype(var.dtype())?;
         var.set(&tensor)?;
         changed.push(name.clone());
