@@ -129,7 +129,8 @@ impl Default for LossConfig {
 pub struct TrainConfig {
     /// Total number of training steps (one random-horizon rollout each). Default 1000.
     pub steps: usize,
-    /// Seed of the training RNG (horizons, minibatches, blur estimate). Default 0.
+    /// Seed of the training RNG, SeedRng (xoshiro256++, wlm-numeric): horizons, starts,
+    /// minibatches, blur estimate. Default 0.
     pub seed: u64,
     /// AdamW learning rate of the energy parameters θ. Default 1e-4.
     pub lr: f64,

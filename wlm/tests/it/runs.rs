@@ -323,6 +323,12 @@ fn tensors(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
     Ok(out)
 }
 
+/// The factor by which `best_weights_are_the_lowest_scoring_evaluation_and_survive_resume`
+/// scales every parameter after step 3. By 5 the train W1 rises by 0.04–0.06 for training
+/// seeds 1, 2, 3 and 11 while a step lowers it by about 0.001; a factor of 1.8 was
+/// seed-fragile (it lowered the score for three of those four seeds).
+const PERTURBATION: f64 = 5.0;
+
 /// With `TrainW1` selection scored at every step, `best.safetensors` holds the EMA weights of
 /// the step whose `selection_score` in `metrics.csv` is lowest (a perturbation after step 3
 /// makes the later steps worse, so the best is not simply the latest), `best.ron` names that
@@ -345,7 +351,7 @@ fn best_weights_are_the_lowest_scoring_evaluation_and_survive_resume() -> anyhow
     for step in 1..=6 {
         whole.train_for(1, &mut ())?;
         if step == 3 {
-            perturb_in_place(&whole, 1.8)?;
+            perturb_in_place(&whole, PERTURBATION)?;
         }
         let trainer = whole.trainer();
         let path = root.path().join(format!("ema_{step}.safetensors"));
@@ -381,7 +387,7 @@ fn best_weights_are_the_lowest_scoring_evaluation_and_survive_resume() -> anyhow
     let parted_dir = root.path().join("parted");
     let mut parted = Run::create(&parted_dir, c, data.clone(), &dev)?;
     parted.train_for(3, &mut ())?;
-    perturb_in_place(&parted, 1.8)?;
+    perturb_in_place(&parted, PERTURBATION)?;
     parted.train_for(2, &mut ())?;
     drop(parted);
     let mut resumed = Run::resume(&parted_dir, data, &dev)?;
