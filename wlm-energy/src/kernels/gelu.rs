@@ -4,9 +4,9 @@
 //! `Φ(z) = ½(1 + erf(z/√2))` and `φ(z) = exp(−z²/2)/√(2π)`.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::float::{simd_dispatch, Float};
+use super::rows::par_chunked;
 use super::{run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2};
 
 const CHUNK: usize = 16_384;
@@ -65,32 +65,19 @@ fn vjp_bwd_body<T: Float>(z: &[T], g: &[T], ybar: &[T], zbar: &mut [T], gbar: &m
 simd_dispatch!(fn vjp_bwd_kernel<T: Float>(z: &[T], g: &[T], ybar: &[T], zbar: &mut [T], gbar: &mut [T]) => vjp_bwd_body);
 
 fn gelu_all<T: Float>(z: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; z.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(z.par_chunks(CHUNK))
-        .for_each(|(o, zc)| gelu_kernel(zc, o));
+    let [out] = par_chunked(CHUNK, [z], |[zc], [o]| gelu_kernel(zc, o));
     out
 }
 
 fn vjp_all<T: Float>(z: &[T], g: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; z.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(o, (zc, gc))| vjp_kernel(zc, gc, o));
+    let [out] = par_chunked(CHUNK, [z, g], |[zc, gc], [o]| vjp_kernel(zc, gc, o));
     out
 }
 
 fn vjp_bwd_all<T: Float>(z: &[T], g: &[T], ybar: &[T]) -> (Vec<T>, Vec<T>) {
-    let mut zbar = vec![T::ZERO; z.len()];
-    let mut gbar = vec![T::ZERO; z.len()];
-    zbar.par_chunks_mut(CHUNK)
-        .zip(gbar.par_chunks_mut(CHUNK))
-        .zip(
-            z.par_chunks(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(ybar.par_chunks(CHUNK)),
-        )
-        .for_each(|((zb, gb), ((zc, gc), yc))| vjp_bwd_kernel(zc, gc, yc, zb, gb));
+    let [zbar, gbar] = par_chunked(CHUNK, [z, g, ybar], |[zc, gc, yc], [zb, gb]| {
+        vjp_bwd_kernel(zc, gc, yc, zb, gb)
+    });
     (zbar, gbar)
 }
 

@@ -6,10 +6,9 @@
 //! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::float::{simd_dispatch, Float};
-use super::rows::{row_dot, row_sum, rows_per_task};
+use super::rows::{par_chunked, row_dot, row_sum, rows_per_task};
 use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
 
 /// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
@@ -126,20 +125,18 @@ simd_dispatch!(
 );
 
 fn normalize_rows<T: Float>(x: &[T], h: usize, eps: f64) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
     let chunk = rows_per_task(h) * h;
-    out.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk))
-        .for_each(|(o, xc)| normalize_kernel(xc, o, h, T::of(eps)));
+    let [out] = par_chunked(chunk, [x], |[xc], [o]| {
+        normalize_kernel(xc, o, h, T::of(eps))
+    });
     out
 }
 
 fn vjp_rows<T: Float>(x: &[T], g: &[T], h: usize, eps: f64) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
     let chunk = rows_per_task(h) * h;
-    out.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
-        .for_each(|(o, (xc, gc))| vjp_kernel(xc, gc, o, h, T::of(eps)));
+    let [out] = par_chunked(chunk, [x, g], |[xc, gc], [o]| {
+        vjp_kernel(xc, gc, o, h, T::of(eps))
+    });
     out
 }
 
@@ -151,19 +148,10 @@ fn vjp_bwd_rows<T: Float>(
     h: usize,
     eps: f64,
 ) -> (Vec<T>, Vec<T>) {
-    let mut xbar = vec![T::ZERO; x.len()];
-    let mut gbar = vec![T::ZERO; x.len()];
     let chunk = rows_per_task(h) * h;
-    xbar.par_chunks_mut(chunk)
-        .zip(gbar.par_chunks_mut(chunk))
-        .zip(
-            x.par_chunks(chunk)
-                .zip(g.par_chunks(chunk))
-                .zip(dx.par_chunks(chunk).zip(ybar.par_chunks(chunk))),
-        )
-        .for_each(|((xb, gb), ((xc, gc), (dc, yc)))| {
-            vjp_bwd_kernel(xc, gc, dc, yc, xb, gb, h, T::of(eps))
-        });
+    let [xbar, gbar] = par_chunked(chunk, [x, g, dx, ybar], |[xc, gc, dc, yc], [xb, gb]| {
+        vjp_bwd_kernel(xc, gc, dc, yc, xb, gb, h, T::of(eps))
+    });
     (xbar, gbar)
 }
 

@@ -1,5 +1,7 @@
 //! Row reductions with eight independent lanes (so LLVM vectorises them) and rayon row chunking.
 
+use rayon::prelude::*;
+
 use super::float::Float;
 
 const LANES: usize = 8;
@@ -67,6 +69,31 @@ fn fold<T: Float>(acc: [T; LANES]) -> T {
 /// Rows per rayon task so that each task touches about 32k elements.
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
     (32_768 / row_len.max(1)).max(1)
+}
+
+/// Runs `kernel` in parallel on aligned chunks of `chunk` elements of the `K` inputs, each
+/// call writing the matching chunks of `M` new outputs (zeros, of the first input's length).
+/// Chunks are taken while every input has one left, like `zip` of `par_chunks`.
+pub(crate) fn par_chunked<T: Float, const K: usize, const M: usize>(
+    chunk: usize,
+    inputs: [&[T]; K],
+    kernel: impl Fn([&[T]; K], [&mut [T]; M]) + Sync,
+) -> [Vec<T>; M] {
+    let len = inputs.first().map_or(0, |x| x.len());
+    let mut outputs: [Vec<T>; M] = std::array::from_fn(|_| vec![T::ZERO; len]);
+    let mut ins = inputs.map(|x| x.chunks(chunk));
+    let mut outs: Vec<_> = outputs.iter_mut().map(|o| o.chunks_mut(chunk)).collect();
+    let mut tasks = Vec::new();
+    loop {
+        let i: [Option<&[T]>; K] = std::array::from_fn(|k| ins[k].next());
+        let o: [Option<&mut [T]>; M] = std::array::from_fn(|m| outs[m].next());
+        if i.iter().any(Option::is_none) || o.iter().any(Option::is_none) {
+            break;
+        }
+        tasks.push((i.map(Option::unwrap), o.map(Option::unwrap)));
+    }
+    tasks.into_par_iter().for_each(|(i, o)| kernel(i, o));
+    outputs
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 //! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::float::{simd_dispatch, Float};
-use super::rows::{row_dot, row_max, row_sum, rows_per_task};
+use super::rows::{par_chunked, row_dot, row_max, row_sum, rows_per_task};
 use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
 
 /// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
@@ -100,20 +99,18 @@ simd_dispatch!(
 );
 
 fn softmax_rows<T: Float>(s: &[T], n_cols: usize, scale: f64) -> Vec<T> {
-    let mut p = vec![T::ZERO; s.len()];
     let chunk = rows_per_task(n_cols) * n_cols;
-    p.par_chunks_mut(chunk)
-        .zip(s.par_chunks(chunk))
-        .for_each(|(pc, sc)| softmax_kernel(sc, pc, n_cols, T::of(scale)));
+    let [p] = par_chunked(chunk, [s], |[sc], [pc]| {
+        softmax_kernel(sc, pc, n_cols, T::of(scale))
+    });
     p
 }
 
 fn vjp_rows<T: Float>(p: &[T], dp: &[T], n_cols: usize, scale: f64) -> Vec<T> {
-    let mut out = vec![T::ZERO; p.len()];
     let chunk = rows_per_task(n_cols) * n_cols;
-    out.par_chunks_mut(chunk)
-        .zip(p.par_chunks(chunk).zip(dp.par_chunks(chunk)))
-        .for_each(|(oc, (pc, dpc))| vjp_kernel(pc, dpc, oc, n_cols, T::of(scale)));
+    let [out] = par_chunked(chunk, [p, dp], |[pc, dpc], [oc]| {
+        vjp_kernel(pc, dpc, oc, n_cols, T::of(scale))
+    });
     out
 }
 
@@ -124,19 +121,10 @@ fn vjp_bwd_rows<T: Float>(
     n_cols: usize,
     scale: f64,
 ) -> (Vec<T>, Vec<T>) {
-    let mut pbar = vec![T::ZERO; p.len()];
-    let mut dpbar = vec![T::ZERO; p.len()];
     let chunk = rows_per_task(n_cols) * n_cols;
-    pbar.par_chunks_mut(chunk)
-        .zip(dpbar.par_chunks_mut(chunk))
-        .zip(
-            p.par_chunks(chunk)
-                .zip(dp.par_chunks(chunk))
-                .zip(ybar.par_chunks(chunk)),
-        )
-        .for_each(|((pbc, dpbc), ((pc, dpc), yc))| {
-            vjp_bwd_kernel(pc, dpc, yc, pbc, dpbc, n_cols, T::of(scale))
-        });
+    let [pbar, dpbar] = par_chunked(chunk, [p, dp, ybar], |[pc, dpc, yc], [pbc, dpbc]| {
+        vjp_bwd_kernel(pc, dpc, yc, pbc, dpbc, n_cols, T::of(scale))
+    });
     (pbar, dpbar)
 }
 
