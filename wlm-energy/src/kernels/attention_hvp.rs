@@ -38,29 +38,31 @@ pub(super) fn vjp_backward(
             cot.dims()
         );
     }
-    let device = qkv.device().clone();
-    let (a, b) = match qkv.dtype() {
-        candle_core::DType::F32 => with_slices::<f32, _>(&[qkv, g, cot], |s| {
-            let (a, b) = with_probabilities::<f32, _>(p, |p| {
-                Ok(backward_all(s[0], s[1], s[2], p, heads, n, c, scale))
-            })?;
-            Ok((
-                Tensor::from_vec(a, (3, heads, n, c), &device)?,
-                Tensor::from_vec(b, (heads, n, c), &device)?,
-            ))
-        })?,
-        candle_core::DType::F64 => with_slices::<f64, _>(&[qkv, g, cot], |s| {
-            let (a, b) = with_probabilities::<f64, _>(p, |p| {
-                Ok(backward_all(s[0], s[1], s[2], p, heads, n, c, scale))
-            })?;
-            Ok((
-                Tensor::from_vec(a, (3, heads, n, c), &device)?,
-                Tensor::from_vec(b, (heads, n, c), &device)?,
-            ))
-        })?,
+    let dims = (heads, n, c);
+    match qkv.dtype() {
+        candle_core::DType::F32 => vjp_backward_typed::<f32>([qkv, g, cot], p, dims, scale),
+        candle_core::DType::F64 => vjp_backward_typed::<f64>([qkv, g, cot], p, dims, scale),
         other => bail!("attention_vjp backward: unsupported dtype {other:?}"),
-    };
-    Ok((a, b))
+    }
+}
+
+/// [`vjp_backward`] for tensors of the float type `T`.
+fn vjp_backward_typed<T: Float>(
+    [qkv, g, cot]: [&Tensor; 3],
+    p: Option<&Tensor>,
+    (heads, n, c): (usize, usize, usize),
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    let device = qkv.device().clone();
+    with_slices::<T, _>(&[qkv, g, cot], |s| {
+        let (a, b) = with_probabilities::<T, _>(p, |p| {
+            Ok(backward_all(s[0], s[1], s[2], p, heads, n, c, scale))
+        })?;
+        Ok((
+            Tensor::from_vec(a, (3, heads, n, c), &device)?,
+            Tensor::from_vec(b, (heads, n, c), &device)?,
+        ))
+    })
 }
 
 /// Inputs of one head: `q`, `k`, `v`, `g`, `aq`, `ak`, `av` (`n × c`), the transposes
