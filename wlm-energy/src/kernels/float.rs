@@ -9,6 +9,9 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 /// `f32` uses the branch-free polynomial `wlm_numeric::exp_f32` (relative error a few ulp) and a rational `erf`
 /// (absolute error < 5e-7) that LLVM vectorises; `f64` uses the standard library's `exp` and
 /// libm's `erf`, so the f64 fused path agrees with the plain candle path to rounding.
+///
+/// Its operator bounds mirror `wlm_ot`'s `kernel::Real` on purpose: the lower crates do not
+/// depend on each other, and their shared `wlm-numeric` has no candle types to hang it on.
 pub(crate) trait Float:
     Copy
     + Send
@@ -87,6 +90,8 @@ impl Float for f64 {
     }
 }
 
+// Deliberately parallel to `impl Float for f64` above, method for method; only the precision
+// and the `exp`/`erf` approximations differ.
 impl Float for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
@@ -176,6 +181,9 @@ pub(crate) use wlm_numeric::has_avx512;
 
 /// Defines `$name(args)` that runs the `#[inline(always)]` generic body `$body` compiled for
 /// AVX2+FMA when the CPU has them, and the baseline build otherwise.
+///
+/// Each use restates its body's signature (the macro has to see the arguments); that repetition
+/// of every `*_body` signature in a `simd_dispatch!` call is deliberate.
 macro_rules! simd_dispatch {
     ($(#[$meta:meta])* fn $name:ident<T: Float>($($arg:ident : $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$meta])*

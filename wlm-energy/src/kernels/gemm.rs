@@ -138,6 +138,9 @@ fn tile<T: Float, const M: usize>(
 }
 
 /// The last `width < NR` columns of `M` rows.
+///
+/// Deliberately mirrors [`tile`] with a run-time width: `tile`'s loops keep the compile-time
+/// bound `NR` so that LLVM vectorises them, which a shared width parameter would lose.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tail<T: Float, const M: usize>(
