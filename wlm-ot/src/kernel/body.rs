@@ -312,6 +312,8 @@ macro_rules! softmin_kernel {
                 } else {
                     0.0
                 };
+                // This epilogue deliberately mirrors the portable `softmin::softmin_rows` (the
+                // reference it is tested against), here with a base-2 running reference.
                 let lse = run_ref * LN2 + run_sum.ln() - row_shift;
                 *out_r = -(columns.eps * lse);
                 if GRAD {

@@ -83,6 +83,8 @@ fn run_rows<T: Real, const P2: bool, const GRAD: bool>(
     task: &mut Task<'_, T>,
     scratch: &mut Scratch<T>,
 ) {
+    // The Avx2 and Avx512 arms are deliberately parallel: one call per instruction set, each
+    // under its own detection guarantee.
     match level {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` is `Avx2` only when `detected_simd` found AVX2 and FMA on this CPU (or

@@ -139,6 +139,8 @@ macro_rules! impl_real {
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
+            // `softmin_rows_avx2` and `softmin_rows_avx512` are deliberately parallel forwards,
+            // one per instruction set (each with its own safety contract); change them together.
             #[cfg(target_arch = "x86_64")]
             unsafe fn softmin_rows_avx2<const P2: bool, const GRAD: bool>(
                 columns: &Columns<'_, Self>,
