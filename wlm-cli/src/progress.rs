@@ -68,6 +68,11 @@ impl Progress {
         } else {
             f64::NAN
         };
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" {note}")
+        };
         let finished = step >= self.total;
         match self.mode {
             Mode::Quiet => {}
@@ -85,11 +90,7 @@ impl Progress {
                         self.label,
                         self.total,
                         format_duration(eta),
-                        if note.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" {note}")
-                        }
+                        note
                     );
                     let _ = std::io::stderr().flush();
                 }
@@ -107,11 +108,7 @@ impl Progress {
                         self.label,
                         self.total,
                         format_duration(eta),
-                        if note.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" {note}")
-                        }
+                        note
                     );
                 }
             }
