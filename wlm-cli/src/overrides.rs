@@ -238,6 +238,15 @@ impl Parser<'_> {
         self.tokens.get(self.pos + k).map(|t| &t.tok)
     }
 
+    /// Steps over a `,` if one is next; whether it did.
+    fn eat_comma(&mut self) -> bool {
+        let comma = self.peek(0) == Some(&Tok::Punct(','));
+        if comma {
+            self.pos += 1;
+        }
+        comma
+    }
+
     fn expect(&mut self, c: char) -> Result<usize> {
         match self.tokens.get(self.pos) {
             Some(t) if t.tok == Tok::Punct(c) => {
@@ -355,7 +364,7 @@ impl Parser<'_> {
             (self.peek(0), self.peek(1)),
             (Some(Tok::Ident(_)), Some(Tok::Punct(':')))
         ) || self.peek(0) == Some(&Tok::Punct(')'));
-        if is_struct {
+        let kind = if is_struct {
             let mut fields = Vec::new();
             while self.peek(0) != Some(&Tok::Punct(')')) {
                 let name = match self.peek(0) {
@@ -373,35 +382,23 @@ impl Parser<'_> {
                 self.expect(':')?;
                 let value = self.value()?;
                 fields.push((name, value));
-                if self.peek(0) == Some(&Tok::Punct(',')) {
-                    self.pos += 1;
-                } else {
+                if !self.eat_comma() {
                     break;
                 }
             }
-            let end = self.expect(')')?;
-            Ok(Node {
-                start,
-                end,
-                kind: Kind::Struct { body, fields },
-            })
+            Kind::Struct { body, fields }
         } else {
             let mut items = Vec::new();
             while self.peek(0) != Some(&Tok::Punct(')')) {
                 items.push(self.value()?);
-                if self.peek(0) == Some(&Tok::Punct(',')) {
-                    self.pos += 1;
-                } else {
+                if !self.eat_comma() {
                     break;
                 }
             }
-            let end = self.expect(')')?;
-            Ok(Node {
-                start,
-                end,
-                kind: Kind::Tuple(items),
-            })
-        }
+            Kind::Tuple(items)
+        };
+        let end = self.expect(')')?;
+        Ok(Node { start, end, kind })
     }
 }
 
