@@ -454,7 +454,7 @@ impl Energy for AttentionEnergy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_rel, perturbed_model, random};
+    use crate::testing::{max_rel, perturbed_model, random, small_config};
     use candle_core::Var;
 
     fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
@@ -467,15 +467,7 @@ mod tests {
         for &heads in &[1usize, 4] {
             for &time_features in &[false, true] {
                 for &dim in &[1usize, 2, 5] {
-                    let config = AttentionEnergyConfig {
-                        dim,
-                        heads,
-                        hidden: 8,
-                        blocks: 2,
-                        ff: 16,
-                        time_features,
-                        dropout: 0.0,
-                    };
+                    let config = small_config(dim, heads, 2, time_features);
                     let (energy, _varmap) = model(&config, 7)?;
                     for &n in &[1usize, 2, 17, 64] {
                         let x = Var::from_tensor(&random(&[n, dim], n as u64, -2.0, 2.0)?)?;
@@ -497,15 +489,7 @@ mod tests {
 
     #[test]
     fn fused_kernels_equal_plain_kernels_in_f64() -> Result<()> {
-        let config = AttentionEnergyConfig {
-            dim: 3,
-            heads: 2,
-            hidden: 8,
-            blocks: 2,
-            ff: 16,
-            time_features: true,
-            dropout: 0.0,
-        };
+        let config = small_config(3, 2, 2, true);
         let (mut energy, _varmap) = model(&config, 3)?;
         let x = random(&[29, 3], 1, -2.0, 2.0)?;
         let plain_e = energy.energy(&x, 0.5)?;

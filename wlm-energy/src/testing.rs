@@ -52,6 +52,24 @@ pub(crate) fn perturbed_model(
     Ok((energy, varmap))
 }
 
+/// A small model (`hidden` 8, `ff` 16, no dropout) for unit tests.
+pub(crate) fn small_config(
+    dim: usize,
+    heads: usize,
+    blocks: usize,
+    time_features: bool,
+) -> AttentionEnergyConfig {
+    AttentionEnergyConfig {
+        dim,
+        heads,
+        hidden: 8,
+        blocks,
+        ff: 16,
+        time_features,
+        dropout: 0.0,
+    }
+}
+
 /// Small attention configurations for property tests: `dim` 1–3, heads 1/2/4, 1–2 blocks,
 /// with or without time features; hidden 8, FF 12, no dropout.
 pub(crate) fn small_configs() -> impl Strategy<Value = AttentionEnergyConfig> {

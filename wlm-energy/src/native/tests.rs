@@ -3,7 +3,7 @@ use super::*;
 use crate::attention_energy::AttentionEnergy;
 use crate::attention_energy::AttentionEnergyConfig;
 use crate::kernels::Kernels;
-use crate::testing::{max_rel, perturbed_model, random, small_configs};
+use crate::testing::{max_rel, perturbed_model, random, small_config, small_configs};
 use crate::weights::{perturb_constant_parameters, seeded_var_builder};
 use crate::Energy;
 use candle_core::{DType, Device};
@@ -44,15 +44,7 @@ fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> R
 #[test]
 fn native_energy_and_force_equal_the_graph_path_in_f64() -> Result<()> {
     for (heads, time_features, dim) in [(1, false, 1), (4, true, 2), (2, false, 5), (4, false, 2)] {
-        let config = AttentionEnergyConfig {
-            dim,
-            heads,
-            hidden: 8,
-            blocks: 2,
-            ff: 16,
-            time_features,
-            dropout: 0.0,
-        };
+        let config = small_config(dim, heads, 2, time_features);
         for n in [1, 2, 17, 64, 133] {
             check_against_graph(&config, n, 3 + n as u64)?;
         }

@@ -2,7 +2,7 @@
 use crate::attention_energy::{AttentionEnergy, AttentionEnergyConfig};
 use crate::kernels::Kernels;
 use crate::layers::attention::KEEP_PROBABILITIES_MAX;
-use crate::testing::{max_rel, perturbed_model, random, small_configs};
+use crate::testing::{max_rel, perturbed_model, random, small_config, small_configs};
 use crate::Energy;
 use candle_core::{DType, Result, Var};
 use candle_nn::VarMap;
@@ -83,15 +83,7 @@ fn native_adjoint_equals_the_graph_backward_in_f64() -> Result<()> {
         (4, false, 2, 3),
         (2, true, 3, 1),
     ] {
-        let config = AttentionEnergyConfig {
-            dim,
-            heads,
-            hidden: 8,
-            blocks,
-            ff: 16,
-            time_features,
-            dropout: 0.0,
-        };
+        let config = small_config(dim, heads, blocks, time_features);
         for n in [1, 2, 17, 64, 133] {
             check_against_graph(&config, n, 11 + n as u64)?;
         }
