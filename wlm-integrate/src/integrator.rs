@@ -211,6 +211,9 @@ pub(crate) fn check_dt(dt: f64) -> Result<()> {
 }
 
 /// `friction` must be rank-0, finite and non-negative, with the positions' dtype and device.
+///
+/// Its dtype and device checks mirror [`check_like`]'s on purpose: the messages differ (one
+/// scalar, not a plural tensor) and the shape check does not apply.
 pub(crate) fn check_friction(friction: &Tensor, positions: &Tensor) -> Result<()> {
     if friction.dtype() != positions.dtype() {
         bail!(
