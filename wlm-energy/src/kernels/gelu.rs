@@ -3,11 +3,11 @@
 //! `gelu(z) = z Φ(z)`, `gelu'(z) = Φ(z) + z φ(z)`, `gelu''(z) = φ(z) (2 − z²)`, with
 //! `Φ(z) = ½(1 + erf(z/√2))` and `φ(z) = exp(−z²/2)/√(2π)`.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::par_chunked;
-use super::{run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2};
+use super::{run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2};
 
 const CHUNK: usize = 16_384;
 
@@ -108,6 +108,12 @@ impl Kernel1 for GeluOp {
     }
 }
 
+impl Backward2 for GeluVjpOp {
+    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
+        vjp_bwd_all(s[0], s[1], s[2])
+    }
+}
+
 impl Kernel2 for GeluVjpOp {
     fn apply<T: Float>(&self, z: &[T], g: &[T]) -> Result<Vec<T>> {
         Ok(vjp_all(z, g))
@@ -144,25 +150,7 @@ impl CustomOp2 for GeluVjpOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let shape = z.shape().clone();
-        let device = z.device().clone();
-        let (zbar, gbar) = match z.dtype() {
-            DType::F32 => with_slices::<f32, _>(&[z, g, grad_res], |s| {
-                let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            DType::F64 => with_slices::<f64, _>(&[z, g, grad_res], |s| {
-                let (a, b) = vjp_bwd_all(s[0], s[1], s[2]);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            other => bail!("gelu_vjp backward: unsupported dtype {other:?}"),
-        };
+        let (zbar, gbar) = run_backward2(self, &[z, g, grad_res], "gelu_vjp backward")?;
         Ok((Some(zbar), Some(gbar)))
     }
 }
@@ -170,6 +158,7 @@ impl CustomOp2 for GeluVjpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
     use candle_core::{Device, Var};
 
     fn plain_gelu(z: &Tensor) -> Result<Tensor> {

@@ -5,11 +5,13 @@
 //! a cotangent `ȳ` of the VJP's output `dx`: `ĝ̄ = J ȳ` and
 //! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_sum, rows_per_task};
-use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
+use super::{
+    row_len, run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2, Shaped,
+};
 
 /// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
 pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -161,6 +163,12 @@ impl Kernel1 for Shaped<'_, NormalizeOp> {
     }
 }
 
+impl Backward2 for Shaped<'_, NormalizeVjpOp> {
+    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
+        vjp_bwd_rows(s[0], s[1], s[2], s[3], self.1, self.0.eps)
+    }
+}
+
 impl Kernel2 for Shaped<'_, NormalizeVjpOp> {
     fn apply<T: Float>(&self, x: &[T], g: &[T]) -> Result<Vec<T>> {
         Ok(vjp_rows(x, g, self.1, self.0.eps))
@@ -225,27 +233,12 @@ impl CustomOp2 for NormalizeVjpOp {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let shape = x.shape().clone();
-        let h = row_len(&shape, "layer_norm_vjp backward")?;
-        let device = x.device().clone();
-        let eps = self.eps;
-        let (xbar, gbar) = match x.dtype() {
-            DType::F32 => with_slices::<f32, _>(&[x, g, res, grad_res], |s| {
-                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], s[3], h, eps);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            DType::F64 => with_slices::<f64, _>(&[x, g, res, grad_res], |s| {
-                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], s[3], h, eps);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            other => bail!("layer_norm_vjp backward: unsupported dtype {other:?}"),
-        };
+        let h = row_len(x.shape(), "layer_norm_vjp backward")?;
+        let (xbar, gbar) = run_backward2(
+            &Shaped(self, h),
+            &[x, g, res, grad_res],
+            "layer_norm_vjp backward",
+        )?;
         Ok((Some(xbar), Some(gbar)))
     }
 }
@@ -253,6 +246,7 @@ impl CustomOp2 for NormalizeVjpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
     use candle_core::{Device, Var, D};
 
     fn plain_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {

@@ -91,6 +91,37 @@ pub(crate) fn run_kernel2(
     })
 }
 
+/// A VJP op's backward pass with two outputs of its first input's shape, generic over the float
+/// type; see [`run_backward2`].
+pub(crate) trait Backward2 {
+    fn apply<T: Float>(&self, inputs: &[&[T]]) -> (Vec<T>, Vec<T>);
+}
+
+/// The f32/f64 dispatch of a VJP op's backward pass: runs `kernel` on the values of `inputs`
+/// (of the first one's dtype) and returns its outputs as tensors of the first one's shape.
+pub(crate) fn run_backward2(
+    kernel: &impl Backward2,
+    inputs: &[&Tensor],
+    what: &str,
+) -> Result<(Tensor, Tensor)> {
+    fn typed<T: Float>(kernel: &impl Backward2, inputs: &[&Tensor]) -> Result<(Tensor, Tensor)> {
+        let shape = inputs[0].shape().clone();
+        let device = inputs[0].device().clone();
+        with_slices::<T, _>(inputs, |s| {
+            let (a, b) = kernel.apply(s);
+            Ok((
+                Tensor::from_vec(a, &shape, &device)?,
+                Tensor::from_vec(b, &shape, &device)?,
+            ))
+        })
+    }
+    match inputs[0].dtype() {
+        DType::F32 => typed::<f32>(kernel, inputs),
+        DType::F64 => typed::<f64>(kernel, inputs),
+        other => bail!("{what}: unsupported dtype {other:?}"),
+    }
+}
+
 /// Runs `f` on contiguous slices of the (CPU) tensors' values.
 pub(crate) fn with_slices<T: Float, R>(
     tensors: &[&Tensor],

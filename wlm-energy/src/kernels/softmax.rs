@@ -3,11 +3,13 @@
 //! `P = softmax_rows(scale · S)`; `VJP(P, dP) = scale · P ⊙ (dP − rowsum(dP ⊙ P))` (the gradient
 //! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_max, row_sum, rows_per_task};
-use super::{row_len, run_kernel1, run_kernel2, with_slices, Kernel1, Kernel2, Shaped};
+use super::{
+    row_len, run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2, Shaped,
+};
 
 /// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
 /// [`softmax_vjp`]).
@@ -134,6 +136,12 @@ impl Kernel1 for Shaped<'_, SoftmaxOp> {
     }
 }
 
+impl Backward2 for Shaped<'_, SoftmaxVjpOp> {
+    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
+        vjp_bwd_rows(s[0], s[1], s[2], self.1, self.0.scale)
+    }
+}
+
 impl Kernel2 for Shaped<'_, SoftmaxVjpOp> {
     fn apply<T: Float>(&self, p: &[T], g: &[T]) -> Result<Vec<T>> {
         Ok(vjp_rows(p, g, self.1, self.0.scale))
@@ -199,27 +207,12 @@ impl CustomOp2 for SoftmaxVjpOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let shape = p.shape().clone();
-        let n_cols = row_len(&shape, "softmax_vjp backward")?;
-        let device = p.device().clone();
-        let scale = self.scale;
-        let (pbar, dpbar) = match p.dtype() {
-            DType::F32 => with_slices::<f32, _>(&[p, dp, grad_res], |s| {
-                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], n_cols, scale);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            DType::F64 => with_slices::<f64, _>(&[p, dp, grad_res], |s| {
-                let (a, b) = vjp_bwd_rows(s[0], s[1], s[2], n_cols, scale);
-                Ok((
-                    Tensor::from_vec(a, &shape, &device)?,
-                    Tensor::from_vec(b, &shape, &device)?,
-                ))
-            })?,
-            other => bail!("softmax_vjp backward: unsupported dtype {other:?}"),
-        };
+        let n_cols = row_len(p.shape(), "softmax_vjp backward")?;
+        let (pbar, dpbar) = run_backward2(
+            &Shaped(self, n_cols),
+            &[p, dp, grad_res],
+            "softmax_vjp backward",
+        )?;
         Ok((Some(pbar), Some(dpbar)))
     }
 }
@@ -227,6 +220,7 @@ impl CustomOp2 for SoftmaxVjpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
     use candle_core::{Device, Var, D};
 
     fn plain_softmax(s: &Tensor, scale: f64) -> Result<Tensor> {
