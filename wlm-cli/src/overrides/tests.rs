@@ -3,11 +3,11 @@ use super::*;
 
 const DOC: &str = r#"// A config.
 (
-name: "boids", // trailing comment
-model: (energy: Attention((dim: 2, heads: 4)), friction: (gamma: 0.0)),
-train: (steps: 100, loss: (p: 1)),
-split: Forecast(n_train: 5),
-data: (source: Boids((n_particles: 64, flocking: ()))),
+    name: "boids", // trailing comment
+    model: (energy: Attention((dim: 2, heads: 4)), friction: (gamma: 0.0)),
+    train: (steps: 100, loss: (p: 1)),
+    split: Forecast(n_train: 5),
+    data: (source: Boids((n_particles: 64, flocking: ()))),
 )
 "#;
 
@@ -51,7 +51,7 @@ fn bare_words_replacing_strings_are_quoted() {
 #[test]
 fn non_ascii_text_in_comments_and_strings_is_kept() {
     let doc = "/* σ = 0.1 — the noise, ∂t */ (name: \"σ-run ü\", /* ∞ */ train: (lr: 0.1), \
-               note: r#\"λ \"quoted\" μ\"#, c: 'é') // trailing ✓";
+                   note: r#\"λ \"quoted\" μ\"#, c: 'é') // trailing ✓";
     let out = set_path(doc, "train.lr", "0.5").unwrap();
     assert!(out.contains("train: (lr: 0.5)"), "{out}");
     assert!(out.starts_with("/* σ = 0.1 — the noise, ∂t */"), "{out}");

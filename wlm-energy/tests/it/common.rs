@@ -49,7 +49,7 @@ pub(crate) fn check_close(
         } else {
             err / bound
         };
-        if !(err <= bound) && worst.is_none_or(|(_, r)| ratio > r) {
+        if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
             worst = Some((idx, ratio));
         }
     }

@@ -76,7 +76,7 @@ pub(crate) fn assert_close(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], atol
             } else {
                 err / bound
             };
-            if !(err <= bound) && worst.is_none_or(|(_, r)| ratio > r) {
+            if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
                 worst = Some(((row, col), ratio));
             }
         }

@@ -91,7 +91,7 @@ pub(crate) fn check_close(got: &[f64], want: &[f64], atol: f64, rtol: f64) -> Re
         } else {
             err / bound
         };
-        if !(err <= bound) && worst.is_none_or(|(_, r)| ratio > r) {
+        if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
             worst = Some((idx, ratio));
         }
     }
