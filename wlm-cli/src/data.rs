@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use rand::seq::index::sample;
-use rand::SeedableRng;
 use wlm_boids::Start;
 use wlm_data::{NpyArray, Snapshots};
+use wlm_numeric::SeedRng;
 
 use crate::config::{DataConfig, DataSource};
 
@@ -79,16 +78,18 @@ fn without_velocities(s: &Snapshots) -> Result<Snapshots> {
     Ok(Snapshots::new(s.times().to_vec(), s.dim(), p, None)?)
 }
 
-/// At most `max` points of each snapshot, chosen at random (seeded), in their original order.
+/// At most `max` points of each snapshot, chosen at random, in their original order: one
+/// `SeedRng::sample_indices(n, max)` per snapshot with more than `max` points, in snapshot
+/// order, from one stream seeded with `seed`.
 pub(crate) fn subsample(s: &Snapshots, max: usize, seed: u64) -> Result<Snapshots> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = SeedRng::seed_from(seed);
     let d = s.dim();
     let mut positions = Vec::with_capacity(s.len());
     let mut velocities = Vec::with_capacity(s.len());
     for k in 0..s.len() {
         let n = s.n_particles(k);
         let mut keep: Vec<usize> = if n > max {
-            sample(&mut rng, n, max).into_vec()
+            rng.sample_indices(n, max)
         } else {
             (0..n).collect()
         };
@@ -107,98 +108,6 @@ pub(crate) fn subsample(s: &Snapshots, max: usize, seed: u64) -> Result<Snapshot
         positions,
         Some(velocities),
     )?)
-}
-
-/// The file formats `inspect` and `--data` understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    /// Particle `.npz` (`positions`).
-    Particles,
-    /// snapMMD `.npz` (`Xs`, `dts`).
-    SnapMmd,
-    /// TrajectoryNet `.npz` (`pcs`, `sample_labels`).
-    TrajectoryNet,
-    /// `.npy` `(T, N, d)`.
-    Npy,
-    /// Long-format CSV.
-    Csv,
-    /// AnnData.
-    H5ad,
-}
-
-impl Format {
-    /// A short description.
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            Self::Particles => "particle .npz (positions, velocities)",
-            Self::SnapMmd => "snapMMD .npz (Xs at times dts)",
-            Self::TrajectoryNet => "TrajectoryNet .npz (pcs, sample_labels, pcs_delta)",
-            Self::Npy => ".npy positions (T, N, d)",
-            Self::Csv => "long-format CSV (time, x0, ...)",
-            Self::H5ad => "AnnData .h5ad",
-        }
-    }
-}
-
-/// Guesses the format of a data file from its extension (and, for `.npz`, its keys).
-///
-/// # Errors
-/// Unknown extensions; `.npz` archives with none of the known keys (listing the keys found).
-pub(crate) fn detect_format(path: &Path) -> Result<Format> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match ext.as_str() {
-        "npy" => Ok(Format::Npy),
-        "csv" => Ok(Format::Csv),
-        "h5ad" => Ok(Format::H5ad),
-        "npz" => {
-            let keys = wlm_data::npz_keys(path)?;
-            let has = |k: &str| keys.iter().any(|x| x == k);
-            if has("positions") {
-                Ok(Format::Particles)
-            } else if has("Xs") {
-                Ok(Format::SnapMmd)
-            } else if has("pcs") {
-                Ok(Format::TrajectoryNet)
-            } else {
-                bail!(
-                    "{}: unrecognised .npz: expected a key `positions`, `Xs` or `pcs`, found {}",
-                    path.display(),
-                    if keys.is_empty() {
-                        "no arrays".to_string()
-                    } else {
-                        format!("{keys:?}")
-                    }
-                )
-            }
-        }
-        _ => bail!(
-            "{}: unknown data format: expected .npz, .npy, .csv or .h5ad",
-            path.display()
-        ),
-    }
-}
-
-/// Loads any supported data file with default options.
-///
-/// # Errors
-/// As [`detect_format`] and the loaders.
-pub(crate) fn load_any(path: &Path) -> Result<(Format, Snapshots)> {
-    let format = detect_format(path)?;
-    let snapshots = match format {
-        Format::Particles => wlm_data::load_particles_npz(path, None)?,
-        Format::SnapMmd => wlm_data::load_snapmmd_npz(path)?,
-        Format::TrajectoryNet => {
-            wlm_data::load_trajectorynet_npz(path, &wlm_data::TrajectoryNetConfig::default())?
-        }
-        Format::Npy => wlm_data::load_npy(path, None)?,
-        Format::Csv => wlm_data::load_csv(path)?,
-        Format::H5ad => wlm_data::load_h5ad(path, &wlm_data::H5adConfig::default())?,
-    };
-    Ok((format, snapshots))
 }
 
 /// A point cloud: row-major values with `dim` columns.
