@@ -40,29 +40,7 @@ pub(crate) fn check_close(
             .and_then(|t| t.to_vec1::<f64>())
             .expect("f64 values")
     };
-    let (got, want) = (flat(got), flat(want));
-    let mut worst: Option<(usize, f64)> = None;
-    for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
-        let (err, bound) = ((g - w).abs(), atol + rtol * w.abs());
-        let ratio = if err.is_nan() {
-            f64::INFINITY
-        } else {
-            err / bound
-        };
-        if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
-            worst = Some((idx, ratio));
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((idx, _)) => Err(format!(
-            "entry {idx}: got {:e}, want {:e}, |error| {:e} > atol {atol:e} + rtol {rtol:e}·|want| = {:e}",
-            got[idx],
-            want[idx],
-            (got[idx] - want[idx]).abs(),
-            atol + rtol * want[idx].abs()
-        )),
-    }
+    crate::close::check_close(&flat(got), &flat(want), atol, rtol)
 }
 
 /// [`check_close`] that panics with `what` and the worst entry.

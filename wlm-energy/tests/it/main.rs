@@ -1,6 +1,8 @@
 //! Integration tests of `wlm-energy`: reference parity, rollout gradients against finite
 //! differences, fused kernels against the plain path, invariances, weights on disk.
 
+#[path = "../../../testing/close.rs"]
+mod close;
 mod common;
 mod dropout;
 mod kernels;

@@ -66,27 +66,20 @@ pub(crate) fn max_abs_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 #[track_caller]
 pub(crate) fn assert_close(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], atol: f64, rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: row counts differ");
-    let mut worst: Option<((usize, usize), f64)> = None;
     for (row, (g_row, w_row)) in got.iter().zip(want).enumerate() {
         assert_eq!(g_row.len(), w_row.len(), "{what}: row {row} lengths differ");
-        for (col, (g, w)) in g_row.iter().zip(w_row).enumerate() {
-            let (err, bound) = ((g - w).abs(), atol + rtol * w.abs());
-            let ratio = if err.is_nan() {
-                f64::INFINITY
-            } else {
-                err / bound
-            };
-            if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
-                worst = Some(((row, col), ratio));
-            }
-        }
     }
-    if let Some(((row, col), _)) = worst {
-        let (g, w) = (got[row][col], want[row][col]);
+    let (flat_got, flat_want): (Vec<f64>, Vec<f64>) = (got.concat(), want.concat());
+    if let Some(idx) = crate::close::worst_entry(&flat_got, &flat_want, atol, rtol) {
+        let (mut row, mut col) = (0, idx);
+        while col >= got[row].len() {
+            col -= got[row].len();
+            row += 1;
+        }
+        let entry = format!("entry [{row}][{col}]");
         panic!(
-            "{what}: entry [{row}][{col}]: got {g:e}, want {w:e}, |error| {:e} > atol {atol:e} + rtol {rtol:e}·|want| = {:e}",
-            (g - w).abs(),
-            atol + rtol * w.abs()
+            "{what}: {}",
+            crate::close::describe(&entry, flat_got[idx], flat_want[idx], atol, rtol)
         );
     }
 }

@@ -2,6 +2,8 @@
 //! ODEs it converges to, reversibility, energy behaviour,
 //! gradients against finite differences, and rollout recording.
 
+#[path = "../../../testing/close.rs"]
+mod close;
 mod common;
 mod energy;
 mod gradients;

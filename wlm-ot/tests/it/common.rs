@@ -73,40 +73,7 @@ pub(crate) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// Entry-wise closeness: `Ok` when every `|got_k − want_k| ≤ atol + rtol·|want_k|`, else a
-/// message naming the worst entry (largest ratio of error to its bound): its index, both
-/// values, the error and the bound. Unlike a single `max|got − want| / max|want|`, a wrong
-/// small entry next to large ones fails.
-pub(crate) fn check_close(got: &[f64], want: &[f64], atol: f64, rtol: f64) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!("lengths differ: {} vs {}", got.len(), want.len()));
-    }
-    let mut worst: Option<(usize, f64)> = None;
-    for (idx, (g, w)) in got.iter().zip(want).enumerate() {
-        let bound = atol + rtol * w.abs();
-        let err = (g - w).abs();
-        // NaN errors compare false: count them as failures.
-        let ratio = if err.is_nan() {
-            f64::INFINITY
-        } else {
-            err / bound
-        };
-        if (err.is_nan() || err > bound) && worst.is_none_or(|(_, r)| ratio > r) {
-            worst = Some((idx, ratio));
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((idx, _)) => {
-            let (g, w) = (got[idx], want[idx]);
-            Err(format!(
-                "entry {idx}: got {g:e}, want {w:e}, |error| {:e} > atol {atol:e} + rtol {rtol:e}·|want| = {:e}",
-                (g - w).abs(),
-                atol + rtol * w.abs()
-            ))
-        }
-    }
-}
+pub(crate) use crate::close::check_close;
 
 /// [`check_close`] that panics with `what` and the worst entry.
 #[track_caller]

@@ -2,6 +2,8 @@
 //! schedule, and a fixed-ε Sinkhorn), properties, autograd, exact transport and input errors.
 
 mod autograd;
+#[path = "../../../testing/close.rs"]
+mod close;
 mod common;
 mod cuda;
 mod dense;
