@@ -49,3 +49,30 @@ pub(crate) fn check_close(got: &[f64], want: &[f64], atol: f64, rtol: f64) -> Re
         )),
     }
 }
+
+/// The floor of [`entry_rel`], as a fraction of the RMS of `want`: entries near zero come from
+/// cancellation, and their rounding error scales with the size of the terms (about the RMS),
+/// not with the entry itself.
+pub(crate) const RMS_FLOOR: f64 = 1e-2;
+
+/// The largest entry-wise relative error `|got_k − want_k| / (|want_k| + RMS_FLOOR·rms(want))`;
+/// infinite for a NaN error or unequal lengths. Unlike `max|got − want| / max|want|`, an entry
+/// 100× smaller than the typical one is held to a 100× smaller absolute error.
+pub(crate) fn entry_rel(got: &[f64], want: &[f64]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    if want.is_empty() {
+        return 0.0;
+    }
+    let rms = (want.iter().map(|w| w * w).sum::<f64>() / want.len() as f64).sqrt();
+    let floor = (RMS_FLOOR * rms).max(f64::MIN_POSITIVE);
+    got.iter().zip(want).fold(0.0, |worst, (g, w)| {
+        let err = (g - w).abs() / (w.abs() + floor);
+        if err.is_nan() {
+            f64::INFINITY
+        } else {
+            worst.max(err)
+        }
+    })
+}

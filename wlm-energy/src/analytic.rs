@@ -169,7 +169,7 @@ impl Energy for AnalyticPotential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_rel, random};
+    use crate::testing::{entry_rel, random};
     use candle_core::Var;
 
     fn all_potentials() -> Vec<AnalyticPotential> {
@@ -194,7 +194,7 @@ mod tests {
                     let grads = potential.energy(x.as_tensor(), 0.0)?.backward()?;
                     let minus_grad = grads.get(x.as_tensor()).expect("grad").neg()?;
                     let force = potential.force(x.as_tensor(), 0.0)?;
-                    let err = max_rel(&force, &minus_grad)?;
+                    let err = entry_rel(&force, &minus_grad)?;
                     assert!(err < 1e-12, "{potential:?} d={dim} n={n}: {err}");
                 }
             }

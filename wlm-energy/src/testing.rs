@@ -1,5 +1,8 @@
 //! Test helpers shared by the unit tests: seeded tensors, relative errors, autograd VJPs.
 
+#[path = "../../testing/close.rs"]
+mod close;
+
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
@@ -16,18 +19,20 @@ pub(crate) fn random(dims: &[usize], seed: u64, lo: f64, hi: f64) -> Result<Tens
     Tensor::from_vec(v, dims, &Device::Cpu)
 }
 
-/// `max|a − b| / max|b|`, in f64.
-pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
+/// The largest entry-wise relative error of `a` against `b` (`close::entry_rel`: each entry's
+/// error over its own size, floored at 1% of the RMS of `b`), in f64.
+pub(crate) fn entry_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F64)?;
-    let b = b.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f64>()?;
-    let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-    Ok(diff / scale.max(1e-300))
+    let flat = |t: &Tensor| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+    Ok(close::entry_rel(&flat(a)?, &flat(b)?))
+}
+
+/// `Err` naming the worst entry unless every `|a_k − b_k| ≤ atol + rtol·|b_k|` (in f64).
+pub(crate) fn within(a: &Tensor, b: &Tensor, atol: f64, rtol: f64, what: &str) -> Result<()> {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let flat = |t: &Tensor| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+    close::check_close(&flat(a)?, &flat(b)?, atol, rtol)
+        .map_err(|msg| candle_core::Error::Msg(format!("{what}: {msg}")))
 }
 
 /// `∂⟨y, g⟩/∂x` by candle's autograd.

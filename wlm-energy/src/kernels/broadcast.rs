@@ -152,7 +152,7 @@ impl CustomOp2 for RowOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_rel, random};
+    use crate::testing::{entry_rel, random};
     use candle_core::Var;
 
     #[test]
@@ -166,13 +166,13 @@ mod tests {
                 .broadcast_mul(v.as_tensor())?
                 .broadcast_add(v.as_tensor())?;
             let tol = if dtype == DType::F64 { 1e-15 } else { 1e-6 };
-            assert!(max_rel(&fused, &plain)? < tol);
+            assert!(entry_rel(&fused, &plain)? < tol);
             let gf = (fused.sqr()? * &w)?.sum_all()?.backward()?;
             let gp = (plain.sqr()? * &w)?.sum_all()?.backward()?;
             for var in [&x, &v] {
                 let a = gf.get(var.as_tensor()).expect("fused grad");
                 let b = gp.get(var.as_tensor()).expect("plain grad");
-                assert!(max_rel(a, b)? < 10.0 * tol, "{dtype:?}");
+                assert!(entry_rel(a, b)? < 10.0 * tol, "{dtype:?}");
             }
         }
         let err = add_row(&random(&[3, 4], 1, 0.0, 1.0)?, &random(&[3], 1, 0.0, 1.0)?).unwrap_err();

@@ -246,6 +246,7 @@ impl CustomOp2 for NormalizeVjpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::entry_rel;
     use candle_core::DType;
     use candle_core::{Device, Var, D};
 
@@ -275,13 +276,6 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
     }
 
-    fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-        let a = a.to_dtype(DType::F64)?;
-        let b = b.to_dtype(DType::F64)?;
-        let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
-        Ok(diff / b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-300))
-    }
-
     #[test]
     fn fused_layer_norm_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
         for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-4)] {
@@ -292,10 +286,10 @@ mod tests {
                 let eps = 1e-5;
                 let fx = normalize(x.as_tensor(), eps)?;
                 let px = plain_normalize(x.as_tensor(), eps)?;
-                assert!(max_rel(&fx, &px)? < tol);
+                assert!(entry_rel(&fx, &px)? < tol);
                 let fd = normalize_vjp(x.as_tensor(), g.as_tensor(), eps)?;
                 let pd = plain_vjp(x.as_tensor(), g.as_tensor(), eps)?;
-                assert!(max_rel(&fd, &pd)? < tol);
+                assert!(entry_rel(&fd, &pd)? < tol);
                 let loss = |y: &Tensor, d: &Tensor| -> Result<Tensor> {
                     (y.sqr()? * &w)?.sum_all()? + (d * &w)?.sum_all()?
                 };
@@ -304,7 +298,7 @@ mod tests {
                 for var in [&x, &g] {
                     let a = gf.get(var.as_tensor()).expect("fused grad");
                     let b = gp.get(var.as_tensor()).expect("plain grad");
-                    assert!(max_rel(a, b)? < tol * 10.0, "{dtype:?} n={n} h={h}");
+                    assert!(entry_rel(a, b)? < tol * 10.0, "{dtype:?} n={n} h={h}");
                 }
             }
         }

@@ -220,6 +220,7 @@ impl CustomOp2 for SoftmaxVjpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::entry_rel;
     use candle_core::DType;
     use candle_core::{Device, Var, D};
 
@@ -243,14 +244,6 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
     }
 
-    fn max_rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-        let a = a.to_dtype(DType::F64)?;
-        let b = b.to_dtype(DType::F64)?;
-        let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
-        let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1e-300);
-        Ok(diff / scale)
-    }
-
     #[test]
     fn fused_softmax_and_vjp_equal_plain_ops_with_gradients() -> Result<()> {
         for (dtype, tol) in [(DType::F64, 1e-13), (DType::F32, 2e-5)] {
@@ -262,10 +255,10 @@ mod tests {
                 let scale = 0.37;
                 let fused_p = softmax(s.as_tensor(), scale)?;
                 let plain_p = plain_softmax(s.as_tensor(), scale)?;
-                assert!(max_rel(&fused_p, &plain_p)? < tol);
+                assert!(entry_rel(&fused_p, &plain_p)? < tol);
                 let fused_ds = softmax_vjp(&fused_p, dp.as_tensor(), scale)?;
                 let plain_ds = plain_vjp(&plain_p, dp.as_tensor(), scale)?;
-                assert!(max_rel(&fused_ds, &plain_ds)? < tol);
+                assert!(entry_rel(&fused_ds, &plain_ds)? < tol);
                 // A loss that uses P directly and through the VJP checks every backward.
                 let loss = |p: &Tensor, ds: &Tensor| -> Result<Tensor> {
                     (ds * &w)?.sum_all()? + (p.sqr()? * &w)?.sum_all()?
@@ -275,7 +268,7 @@ mod tests {
                 for var in [&s, &dp] {
                     let a = gf.get(var.as_tensor()).expect("fused grad");
                     let b = gp.get(var.as_tensor()).expect("plain grad");
-                    assert!(max_rel(a, b)? < tol * 10.0, "{dtype:?} n={n}");
+                    assert!(entry_rel(a, b)? < tol * 10.0, "{dtype:?} n={n}");
                 }
             }
         }

@@ -86,7 +86,7 @@ impl FlowBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{autograd_vjp, max_rel, random};
+    use crate::testing::{autograd_vjp, entry_rel, random};
     use crate::weights::{perturb_constant_parameters, seeded_var_builder};
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
@@ -104,7 +104,7 @@ mod tests {
             let g = random(&[n, 8], 4, -1.0, 1.0)?;
             let auto = autograd_vjp(&h, &y, &g)?;
             let hand = block.vjp(&cache, &g, Kernels::Plain)?;
-            assert!(max_rel(&hand, &auto)? < 1e-12, "n={n} heads={heads}");
+            assert!(entry_rel(&hand, &auto)? < 1e-12, "n={n} heads={heads}");
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ impl FeedForward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{autograd_vjp, max_rel, random};
+    use crate::testing::{autograd_vjp, entry_rel, random};
     use crate::weights::seeded_var_builder;
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
@@ -93,7 +93,7 @@ mod tests {
             let g = random(&[13, 8], 3, -1.0, 1.0)?;
             let auto = autograd_vjp(&u, &y, &g)?;
             assert!(
-                max_rel(&ffn.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12,
+                entry_rel(&ffn.vjp(&cache, &g, Kernels::Plain)?, &auto)? < 1e-12,
                 "p={p}"
             );
         }

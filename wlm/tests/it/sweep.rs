@@ -9,7 +9,7 @@ use wlm_energy::{AttentionEnergyConfig, MeanFieldEnergyConfig};
 use wlm_integrate::Integrator;
 use wlm_ot::SinkhornConfig;
 
-use crate::common::max_rel;
+use crate::common::entry_rel;
 
 fn cloud(n: usize, shift: f64, seed: f64) -> anyhow::Result<Tensor> {
     let v: Vec<f64> = (0..2 * n)
@@ -59,7 +59,7 @@ fn compare(energy: EnergyConfig, integrator: Integrator, detach: bool) -> anyhow
     for ((name, a), b) in sweep.names.iter().zip(&sweep.grads).zip(&plain.grads) {
         match (a, b) {
             (Some(a), Some(b)) => {
-                let err = max_rel(a, b)?;
+                let err = entry_rel(a, b)?;
                 assert!(
                     err < 1e-10,
                     "{integrator:?} detach={detach}: {name} rel error {err:e}"

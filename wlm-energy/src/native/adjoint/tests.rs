@@ -2,7 +2,7 @@
 use crate::attention_energy::{AttentionEnergy, AttentionEnergyConfig};
 use crate::kernels::Kernels;
 use crate::layers::attention::KEEP_PROBABILITIES_MAX;
-use crate::testing::{max_rel, perturbed_model, random, small_config, small_configs};
+use crate::testing::{entry_rel, perturbed_model, random, small_config, small_configs};
 use crate::Energy;
 use candle_core::{DType, Result, Var};
 use candle_nn::VarMap;
@@ -24,7 +24,10 @@ fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> R
     let t = 0.37;
     let tape = energy.force_tape(&x, t)?.expect("a native tape");
     // The tape's force is the native force, bit for bit.
-    assert_eq!(max_rel(tape.force(), &energy.force_detached(&x, t)?)?, 0.0);
+    assert_eq!(
+        entry_rel(tape.force(), &energy.force_detached(&x, t)?)?,
+        0.0
+    );
     let adjoint = tape.adjoint(&a_bar, true)?;
     let mut worst = 0.0f64;
     for kernels in [Kernels::Fused, Kernels::Plain] {
@@ -42,7 +45,7 @@ fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> R
                 .find(|(id, _)| *id == var.as_tensor().id());
             match (got, want) {
                 (Some((_, got)), Some(want)) => {
-                    let err = max_rel(got, want)?;
+                    let err = entry_rel(got, want)?;
                     assert!(
                         err < 1e-10,
                         "{config:?} n={n} {kernels:?}: {name} error {err:e}"
@@ -64,7 +67,7 @@ fn check_against_graph(config: &AttentionEnergyConfig, n: usize, seed: u64) -> R
             "every native gradient is a parameter's"
         );
         let want_x = store.get(x_var.as_tensor()).expect("a position gradient");
-        let err = max_rel(adjoint.positions.as_ref().expect("positions"), want_x)?;
+        let err = entry_rel(adjoint.positions.as_ref().expect("positions"), want_x)?;
         assert!(
             err < 1e-10,
             "{config:?} n={n} {kernels:?}: positions error {err:e}"
@@ -141,12 +144,12 @@ fn native_adjoint_in_f32_is_close_to_f64() -> Result<()> {
         let (Some(a), Some(b)) = (find(&g32.params, &v32[name]), find(&g64.params, var64)) else {
             continue;
         };
-        let err = max_rel(&a, &b)?;
+        let err = entry_rel(&a, &b)?;
         assert!(err < 2e-3, "{name}: f32 vs f64 {err:e}");
         compared += 1;
     }
     assert_eq!(compared, g64.params.len());
-    let err = max_rel(
+    let err = entry_rel(
         g32.positions.as_ref().expect("x"),
         g64.positions.as_ref().expect("x"),
     )?;
