@@ -5,7 +5,7 @@ mod close;
 use super::*;
 use crate::loss::RolloutLoss;
 use crate::model::Model;
-use candle_core::{Device, D};
+use candle_core::Device;
 use wlm_integrate::State;
 
 /// `A(x, t) = −α x + tanh(x W₁ + b₁) W₂ + β (mean(x) − x) + t u`, parameters as Vars.

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: tolerances and small synthetic data.
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use wlm_data::Snapshots;
 
