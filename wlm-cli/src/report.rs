@@ -9,6 +9,7 @@ fn role_name(role: Role) -> &'static str {
         Role::Start => "start",
         Role::Train => "train",
         Role::Test => "test",
+        Role::Validation => "validation",
     }
 }
 
@@ -30,7 +31,7 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
     };
     let _ = writeln!(out, "exact W1 per snapshot ({kind})");
     let mut header = format!(
-        "{:>5}  {:>10}  {:>5}  {:>10}",
+        "{:>5}  {:>10}  {:>10}  {:>10}",
         "index", "time", "role", "model"
     );
     for b in &e.baselines {
@@ -39,7 +40,7 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
     let _ = writeln!(out, "{header}");
     for s in e.scores.iter().filter(|s| s.role != Role::Start) {
         let mut row = format!(
-            "{:>5}  {:>10.4}  {:>5}  {:>10.4}",
+            "{:>5}  {:>10.4}  {:>10}  {:>10.4}",
             s.index,
             s.time,
             role_name(s.role),
@@ -65,6 +66,14 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
         mean_se(e.train_w1),
         mean_se(e.test_w1)
     );
+    if e.validation_w1.is_some() {
+        let _ = writeln!(
+            out,
+            "  {:<18} validation {}   (left out of the loss, for model selection)",
+            "model",
+            mean_se(e.validation_w1)
+        );
+    }
     if e.test_w1_from_last.is_some() {
         let _ = writeln!(
             out,
@@ -169,6 +178,7 @@ mod tests {
             test_w1: MeanSe::of(&[0.25]),
             train_w2: None,
             test_w2: None,
+            validation_w1: None,
             from_last: vec![(2, 0.125)],
             test_w1_from_last: MeanSe::of(&[0.125]),
             baselines: vec![BaselineScore {

@@ -65,7 +65,8 @@ pub(crate) fn check_data(config: &ExperimentConfig, snapshots: &Snapshots) -> Re
             snapshots.dim()
         );
     }
-    Ok(config.split.resolve(snapshots.len())?)
+    let split = config.split.resolve(snapshots.len())?;
+    Ok(config.train.model_selection.apply(split)?)
 }
 
 /// `wlm train`: trains (or resumes) a run, prints its W1 table and writes its plots.
@@ -278,7 +279,7 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
             let best = dir.join(wlm::BEST_WEIGHTS_FILE);
             if !best.exists() {
                 bail!(
-                    "{}: no best weights in the run directory: `--checkpoint best` needs a run trained with train.model_selection=TrainW1",
+                    "{}: no best weights in the run directory: `--checkpoint best` needs a run trained with train.model_selection (TrainW1 or Validation([...]))",
                     best.display()
                 );
             }

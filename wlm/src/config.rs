@@ -59,7 +59,7 @@ impl VelocitySource {
 /// the last step), from that evaluation (the EMA weights unless `eval.use_ema` is false);
 /// lower is better. The weights that scored lowest are kept as `best.safetensors` beside the
 /// final weights, and their step and score in `best.ron`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelSelection {
     /// No selection: no score, no `best.safetensors` (default).
     #[default]
@@ -68,16 +68,65 @@ pub enum ModelSelection {
     /// ([`crate::Evaluation::train_w1`]): only snapshots the loss already sees, never a
     /// test snapshot.
     TrainW1,
+    /// Validation snapshots: these training snapshots of the split (never 0) are left out of
+    /// the loss and of the velocity estimates, and the score is the mean exact W1 of the
+    /// forecast from snapshot 0 at them ([`crate::Evaluation::validation_w1`]). In RON:
+    /// `Validation([3, 7])`.
+    Validation(Vec<usize>),
 }
 
 impl ModelSelection {
     /// The score of `evaluation` (lower is better); `None` when selection is off or the
     /// evaluation has no such score.
-    pub fn score(self, evaluation: &crate::Evaluation) -> Option<f64> {
+    pub fn score(&self, evaluation: &crate::Evaluation) -> Option<f64> {
         match self {
             ModelSelection::Off => None,
             ModelSelection::TrainW1 => evaluation.train_w1.map(|m| m.mean),
+            ModelSelection::Validation(_) => evaluation.validation_w1.map(|m| m.mean),
         }
+    }
+
+    /// `split` with this selection's validation snapshots moved from `train` to
+    /// `validation` (unchanged for the other selections).
+    ///
+    /// # Errors
+    /// [`Error::Config`] (`train.model_selection`) for an empty list, snapshot 0, an index
+    /// that is not a training snapshot of the split, or fewer than 2 training snapshots left.
+    pub fn apply(&self, mut split: Split) -> Result<Split> {
+        let ModelSelection::Validation(indices) = self else {
+            return Ok(split);
+        };
+        let field = "train.model_selection";
+        if indices.is_empty() {
+            return Err(Error::config(
+                field,
+                "Validation needs at least one snapshot index",
+            ));
+        }
+        let mut validation = indices.clone();
+        validation.sort_unstable();
+        validation.dedup();
+        if let Some(&bad) = validation
+            .iter()
+            .find(|&&k| k == 0 || !split.train.contains(&k))
+        {
+            return Err(Error::config(
+                field,
+                format!(
+                    "validation snapshot {bad} must be a training snapshot other than 0 (training snapshots: {:?})",
+                    split.train
+                ),
+            ));
+        }
+        split.train.retain(|k| !validation.contains(k));
+        if split.train.len() < 2 {
+            return Err(Error::config(
+                field,
+                "at least 2 training snapshots must remain besides the validation ones",
+            ));
+        }
+        split.validation = validation;
+        Ok(split)
     }
 }
 
@@ -331,6 +380,10 @@ pub struct Split {
     pub train: Vec<usize>,
     /// Test snapshot indices, increasing.
     pub test: Vec<usize>,
+    /// Validation snapshot indices, increasing: observed between training snapshots but left
+    /// out of the loss ([`ModelSelection::Validation`]); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<usize>,
 }
 
 impl Split {
@@ -361,6 +414,7 @@ impl SplitConfig {
                 Split {
                     train: (0..*n_train).collect(),
                     test: (*n_train..n_snapshots).collect(),
+                    validation: Vec::new(),
                 }
             }
             SplitConfig::Holdout { indices } => {
@@ -380,7 +434,11 @@ impl SplitConfig {
                         "at least 2 training snapshots must remain",
                     ));
                 }
-                Split { train, test }
+                Split {
+                    train,
+                    test,
+                    validation: Vec::new(),
+                }
             }
         };
         Ok(split)

@@ -64,6 +64,8 @@ pub enum Role {
     Train,
     /// A held-out snapshot.
     Test,
+    /// A validation snapshot: observed, left out of the loss, scored for model selection.
+    Validation,
 }
 
 /// Scores of one prediction against one observed snapshot.
@@ -110,6 +112,10 @@ pub struct Evaluation {
     pub train_w2: Option<MeanSe>,
     /// Mean ± SE of W2 over test snapshots.
     pub test_w2: Option<MeanSe>,
+    /// Mean ± SE of W1 over validation snapshots (the forecast from snapshot 0 there);
+    /// `None` without validation snapshots.
+    #[serde(default)]
+    pub validation_w1: Option<MeanSe>,
     /// Baselines on the test snapshots, by the same metric code.
     pub baselines: Vec<BaselineScore>,
     /// Forecast split only: the model restarted from the last training snapshot (with its
@@ -229,10 +235,14 @@ pub fn evaluate_with_predictions(
     // Scores: every (prediction, observed snapshot) pair is independent.
     let observed = observed_positions(snapshots)?;
     let mut jobs = Jobs::new(&observed);
-    let mut rows = Vec::with_capacity(split.train.len() + split.test.len());
+    let mut rows =
+        Vec::with_capacity(split.train.len() + split.validation.len() + split.test.len());
     for &index in &split.train {
         let role = if index == 0 { Role::Start } else { Role::Train };
         rows.push(jobs.row(index, role, &fc.positions[index], config.w2)?);
+    }
+    for &index in &split.validation {
+        rows.push(jobs.row(index, Role::Validation, &fc.positions[index], config.w2)?);
     }
     for (position, &index) in split.test.iter().enumerate() {
         // A forecast split has no interpolations: its test rows are the forecast's.
@@ -282,6 +292,7 @@ pub fn evaluate_with_predictions(
         test_w1: pick(Role::Test, false),
         train_w2: pick(Role::Train, true),
         test_w2: pick(Role::Test, true),
+        validation_w1: pick(Role::Validation, false),
         baselines: baseline_plan.scores(&values),
         scores,
         test_w1_from_last: MeanSe::of(&from_last_values),
@@ -301,6 +312,7 @@ fn check_split(snapshots: &Snapshots, split: &Split) -> Result<()> {
         .train
         .iter()
         .chain(&split.test)
+        .chain(&split.validation)
         .find(|&&k| k >= snapshots.len())
     {
         Some(k) => Err(Error::config(

@@ -83,6 +83,19 @@ pub struct RunConfig {
     pub split: SplitConfig,
 }
 
+impl RunConfig {
+    /// The split for `n_snapshots` snapshots, with the validation snapshots of
+    /// `train.model_selection` taken out of the training ones.
+    ///
+    /// # Errors
+    /// As [`SplitConfig::resolve`] and [`crate::ModelSelection::apply`].
+    pub fn resolve_split(&self, n_snapshots: usize) -> Result<Split> {
+        self.train
+            .model_selection
+            .apply(self.split.resolve(n_snapshots)?)
+    }
+}
+
 /// Receives progress from [`Run::train`]; libraries never print, the CLI implements this.
 pub trait TrainObserver {
     /// After every training step.
@@ -148,7 +161,7 @@ impl Run {
                 "a run already exists here: resume it instead",
             ));
         }
-        let split = config.split.resolve(snapshots.len())?;
+        let split = config.resolve_split(snapshots.len())?;
         config.eval.validate()?;
         let model = Model::new(config.model.clone(), device)?;
         let train = snapshots.select(&split.train)?;
@@ -190,7 +203,7 @@ impl Run {
         let text = fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
         let config: RunConfig =
             ron::from_str(&text).map_err(|e| Error::file(&config_path, e.to_string()))?;
-        let split = config.split.resolve(snapshots.len())?;
+        let split = config.resolve_split(snapshots.len())?;
         config.eval.validate()?;
         let model = Model::new(config.model.clone(), device)?;
         let train = snapshots.select(&split.train)?;

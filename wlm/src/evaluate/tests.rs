@@ -251,6 +251,7 @@ fn a_split_index_the_data_lack_is_an_error_naming_the_split() -> anyhow::Result<
     let split = Split {
         train: vec![0, 1, 2],
         test: vec![3, 12],
+        validation: Vec::new(),
     };
     for message in [
         evaluate(&model, &data, &split, &EvalConfig::default())

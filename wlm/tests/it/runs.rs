@@ -499,3 +499,102 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_tensor() -> anyhow::Result<()> {
     assert_eq!(params(&run)?, before, "nothing is changed by a failed load");
     Ok(())
 }
+
+/// `data` with snapshot `k`'s positions shifted by `shift` in every coordinate.
+fn shifted(
+    data: &wlm_data::Snapshots,
+    k: usize,
+    shift: f64,
+) -> anyhow::Result<wlm_data::Snapshots> {
+    let positions = (0..data.len())
+        .map(|j| {
+            let p = data.positions(j).to_vec();
+            if j == k {
+                p.iter().map(|x| x + shift).collect()
+            } else {
+                p
+            }
+        })
+        .collect();
+    let velocities = (0..data.len())
+        .map(|j| data.velocities(j).map(<[f64]>::to_vec))
+        .collect();
+    Ok(wlm_data::Snapshots::new(
+        data.times().to_vec(),
+        data.dim(),
+        positions,
+        Some(velocities),
+    )?)
+}
+
+/// A validation snapshot is left out of the loss: moving it leaves every training loss
+/// bit for bit unchanged, while the selection score (its W1, reported as the evaluation's
+/// `validation_w1` and in `metrics.csv`) follows it; moving a training snapshot changes the
+/// losses (the comparison can fail).
+#[test]
+fn validation_snapshots_are_scored_but_never_trained_on() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 5)?;
+    let root = tempfile::tempdir()?;
+    let mut c = config(4);
+    c.train.eval_every = 2;
+    c.train.model_selection = ModelSelection::Validation(vec![2]);
+    let train = |data: wlm_data::Snapshots, name: &str| -> anyhow::Result<_> {
+        let dir = root.path().join(name);
+        let mut run = Run::create(&dir, c.clone(), data, &Device::Cpu)?;
+        assert_eq!(run.split().train, vec![0, 1, 3]);
+        assert_eq!(run.split().validation, vec![2]);
+        let mut losses = Losses::default();
+        run.train(&mut losses)?;
+        let (evaluation, _) = run.finish()?;
+        Ok((losses.0.into_inner(), evaluation, selection_scores(&dir)?))
+    };
+    let (losses, evaluation, scores) = train(data.clone(), "base")?;
+    let validation = evaluation.validation_w1.expect("a validation score").mean;
+    let row = evaluation
+        .scores
+        .iter()
+        .find(|s| s.index == 2)
+        .expect("row 2");
+    assert_eq!(row.role, wlm::Role::Validation);
+    assert_eq!(validation, row.w1);
+    assert_eq!(scores.last().map(|s| s.1), Some(validation), "{scores:?}");
+    assert_eq!(scores.iter().map(|s| s.0).collect::<Vec<_>>(), vec![2, 4]);
+    // Train W1 covers the loss's snapshots only.
+    let train_rows: Vec<usize> = evaluation
+        .scores
+        .iter()
+        .filter(|s| s.role == wlm::Role::Train)
+        .map(|s| s.index)
+        .collect();
+    assert_eq!(train_rows, vec![1, 3]);
+
+    let (moved_losses, moved_eval, _) = train(shifted(&data, 2, 0.7)?, "moved_validation")?;
+    assert_eq!(moved_losses, losses);
+    let moved_validation = moved_eval.validation_w1.expect("a validation score").mean;
+    assert!(
+        (moved_validation - validation).abs() > 0.1,
+        "{moved_validation} vs {validation}"
+    );
+    let (train_moved, _, _) = train(shifted(&data, 3, 0.7)?, "moved_train")?;
+    assert_ne!(train_moved, losses);
+    Ok(())
+}
+
+#[test]
+fn validation_indices_must_be_training_snapshots() -> anyhow::Result<()> {
+    let data = drifting_clouds(6, 24, 5)?;
+    for (indices, needle) in [
+        (vec![], "at least one"),
+        (vec![0], "validation snapshot 0"),
+        (vec![4], "validation snapshot 4"), // a test snapshot (n_train 4)
+        (vec![9], "validation snapshot 9"),
+        (vec![1, 2, 3], "at least 2 training snapshots"),
+    ] {
+        let mut c = config(2);
+        c.train.model_selection = ModelSelection::Validation(indices.clone());
+        let err = create_error(c, data.clone())?;
+        assert!(err.contains("train.model_selection"), "{indices:?}: {err}");
+        assert!(err.contains(needle), "{indices:?}: {err}");
+    }
+    Ok(())
+}
