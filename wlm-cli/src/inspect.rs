@@ -49,6 +49,12 @@ pub(crate) fn inspect(path: &Path, flags: &DataFlags) -> Result<String> {
         format!("{with_v} of {} snapshots", s.len())
     };
     let _ = writeln!(out, "velocities:  {velocities}");
+    if format == Format::H5ad {
+        let (columns, matrices) = wlm_data::h5ad_contents(path)?;
+        let matrices: Vec<String> = matrices.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "obs columns: {}", columns.join(", "));
+        let _ = writeln!(out, "matrices:    {}", matrices.join(", "));
+    }
     let _ = writeln!(
         out,
         "{:>5}  {:>12}  {:>8}  {:>4}  name",
@@ -67,12 +73,6 @@ pub(crate) fn inspect(path: &Path, flags: &DataFlags) -> Result<String> {
                 "no"
             },
         );
-    }
-    if format == Format::H5ad {
-        let (columns, matrices) = wlm_data::h5ad_contents(path)?;
-        let matrices: Vec<String> = matrices.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "obs columns: {}", columns.join(", "));
-        let _ = writeln!(out, "matrices:    {}", matrices.join(", "));
     }
     Ok(out)
 }

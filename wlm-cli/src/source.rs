@@ -12,15 +12,6 @@ use crate::config::{DataConfig, DataSource};
 use crate::data::load_config_data;
 
 impl DataFlags {
-    /// Whether any flag is given.
-    pub(crate) fn any(&self) -> bool {
-        self.time_key.is_some()
-            || self.embedding.is_some()
-            || self.velocity_key.is_some()
-            || self.n_components.is_some()
-            || self.format.is_some()
-    }
-
     /// The first flag given, as typed (for messages).
     fn first_given(&self) -> Option<&'static str> {
         [

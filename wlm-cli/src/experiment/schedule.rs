@@ -76,6 +76,8 @@ fn sbatch_script(args: &ExperimentArgs, n_runs: usize, plan_dir: &Path, commands
     );
     let _ = writeln!(s, "#SBATCH --cpus-per-task=2");
     let _ = writeln!(s, "#SBATCH --time=24:00:00");
+    // A requeued task resumes its run's checkpoint.
+    let _ = writeln!(s, "#SBATCH --requeue");
     s.push_str("set -euo pipefail\n");
     let _ = writeln!(s, "RUNLIST={}", quote(&commands.to_string_lossy()));
     s.push_str(concat!(

@@ -173,8 +173,8 @@ fn training_from_an_anndata_file_derives_a_config_and_forecasts_at_any_time() {
     )
     .unwrap();
     assert_eq!(back.times(), &[0.5, 1.5]);
-    for k in 0..2 {
-        assert!(max_difference(back.positions(k), &reference[k]) <= 1e-12);
+    for (k, expected) in reference.iter().enumerate() {
+        assert!(max_difference(back.positions(k), expected) <= 1e-12);
         assert_eq!(back.velocities(k).map(<[f64]>::len), Some(48));
     }
     let text = ok(&wlm_in(
