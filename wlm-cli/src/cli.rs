@@ -247,7 +247,7 @@ pub(crate) struct TrainArgs {
     /// Train on this data file with a config derived from the data (no --config): the
     /// dimension, the Sinkhorn blur, a model sized from the numbers of points, dimensions
     /// and snapshots, learned friction; `--set` still applies.
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with_all = ["config", "resume"])]
     pub(crate) data: Option<PathBuf>,
     /// How to read --data.
     #[command(flatten)]

@@ -215,3 +215,36 @@ pub(crate) fn forecast(args: &ForecastArgs, mode: Mode) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observed_intervals_get_the_configured_steps_and_longer_ones_more() {
+        let observed = [0.0, 0.5, 1.5, 2.0];
+        // The data's own times: s steps each, whatever their lengths.
+        assert_eq!(step_counts(&observed, 0.0, &observed[1..], 4), [4, 4, 4]);
+        // Past the last: steps no longer than the longest observed step (1.0 / 4).
+        assert_eq!(step_counts(&observed, 2.0, &[3.0, 5.5, 5.6], 4), [4, 10, 4]);
+        // Between snapshots, and from a later start.
+        assert_eq!(step_counts(&observed, 0.5, &[0.7, 1.0], 2), [2, 2]);
+        for (t0, times, per) in [(0.0, vec![0.1, 7.3], 3), (1.5, vec![1.6, 2.0, 40.0], 5)] {
+            let steps = step_counts(&observed, t0, &times, per);
+            let mut previous = t0;
+            for (t, n) in times.iter().zip(steps) {
+                assert!(n >= per && (t - previous) / n as f64 <= 1.0 / per as f64 + 1e-12);
+                previous = *t;
+            }
+        }
+    }
+
+    #[test]
+    fn times_must_be_finite_and_increase_from_the_start() {
+        assert!(check_times(&[1.0, 2.5], 0.5, 0).is_ok());
+        let err = |times: &[f64]| check_times(times, 1.0, 2).unwrap_err().to_string();
+        assert!(err(&[1.0]).contains("not after the start time 1 (snapshot 2"));
+        assert!(err(&[2.0, 2.0]).contains("2 (value 1) does not increase after 2"));
+        assert!(err(&[2.0, f64::INFINITY]).contains("value 1 (inf) is not finite"));
+    }
+}

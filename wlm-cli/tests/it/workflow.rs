@@ -395,10 +395,69 @@ fn evaluations_are_written_as_json_csv_and_markdown_with_the_same_numbers() {
         assert_eq!(fields[0].parse::<usize>().unwrap(), score.index);
         assert_eq!(fields[3].parse::<f64>().unwrap(), score.w1);
     }
+    // The same data named by the flags on the command line: the same evaluation.
+    let flags = [
+        "--data",
+        "data.h5ad",
+        "--time-key",
+        "day",
+        "--n-components",
+        "2",
+    ];
+    let mut args = vec!["eval", "--run-dir", "run", "--out", "m2.ron", "--quiet"];
+    args.extend(flags);
+    ok(&wlm_in(p, &args));
+    assert_eq!(std::fs::read_to_string(p.join("m2.ron")).unwrap(), ron_text);
+    // Interpolations by extension, in the input's AnnData layout.
+    let mut args = vec![
+        "interpolate",
+        "--run-dir",
+        "run",
+        "--out",
+        "i.h5ad",
+        "--quiet",
+    ];
+    args.extend(flags);
+    ok(&wlm_in(p, &args));
+    let npz = wlm_data::load_particles_npz(p.join("run/interpolation.npz"), None).unwrap();
+    let back = wlm_data::load_h5ad(
+        p.join("i.h5ad"),
+        &H5adConfig {
+            time_key: "day".into(),
+            ..H5adConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(back.times(), &[2.0]);
+    assert_eq!(back.positions(0), npz.positions(0));
+
     let md = std::fs::read_to_string(p.join("m.md")).unwrap();
     assert!(md.contains("exact W1 per snapshot"), "{md}");
     let err = fails(&wlm_in(p, &["eval", "--run-dir", "run", "--out", "m.xml"]));
     assert!(err.contains("m.xml") && err.contains(".json"), "{err}");
+
+    // --forecast-from K: snapshots 0..K train.
+    let mut args = vec!["train", "--data", "data.h5ad", "--run-dir", "fc", "--quiet"];
+    args.extend([
+        "--time-key",
+        "day",
+        "--n-components",
+        "2",
+        "--forecast-from",
+        "3",
+    ]);
+    args.extend([
+        "--set",
+        "train.steps=1",
+        "--set",
+        "eval.steps_per_interval=1",
+    ]);
+    ok(&wlm_in(p, &args));
+    let stored = std::fs::read_to_string(p.join("fc/experiment.ron")).unwrap();
+    assert!(
+        stored.contains("Forecast(") && stored.contains("n_train: 3"),
+        "{stored}"
+    );
 
     // A split the data cannot have names the flag.
     let mut args = vec!["train", "--data", "data.h5ad", "--run-dir", "bad"];
