@@ -190,6 +190,28 @@ fn training_from_an_anndata_file_derives_a_config_and_forecasts_at_any_time() {
     ));
     assert!(text.contains("points:      24 per snapshot"), "{text}");
     assert!(text.contains("0.5") && text.contains("1.5"), "{text}");
+    // ... and by `wlm distance` against the same forecast as .npz: W1 0 at both times.
+    forecast(p, &["--times", "0.5,1.5", "--out", "between.npz"]);
+    for k in ["0", "1"] {
+        let w1: f64 = ok(&wlm_in(
+            p,
+            &[
+                "distance",
+                "between.h5ad",
+                "between.npz",
+                "--time-key",
+                "day",
+                "--snapshot-a",
+                k,
+                "--snapshot-b",
+                k,
+            ],
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+        assert!(w1.abs() < 1e-12, "snapshot {k}: {w1}");
+    }
     check_with_anndata(p, &back);
 
     // Every integrator step: 6 steps of 0.5 to time 3, the last the library's state.
