@@ -22,15 +22,15 @@ pub(crate) enum Command {
     /// Simulate a population and write its snapshots as a particle .npz.
     #[command(subcommand)]
     Simulate(Simulate),
-    /// Train a model from a RON config, writing a run directory.
+    /// Train a model from a RON config, or from a data file alone, writing a run directory.
     Train(TrainArgs),
-    /// Forecast from a trained run: one rollout from the first snapshot through all times.
-    Forecast(EvalArgs),
+    /// Forecast from a trained run: one rollout from a snapshot through all (or given) times.
+    Forecast(ForecastArgs),
     /// Interpolate held-out snapshots of a trained run from the snapshot before each.
     Interpolate(EvalArgs),
     /// Evaluate a trained run (forecast or interpolation, as its config says) with baselines.
     Eval(EvalArgs),
-    /// Distance between two point clouds (.npy (N, d) or CSV).
+    /// Distance between two point clouds (.npy (N, d), CSV, or a snapshot of any data file).
     Distance(DistanceArgs),
     /// Describe a data file: times, sizes, dimension, velocities.
     Inspect(InspectArgs),
@@ -91,6 +91,63 @@ pub(crate) struct ExperimentArgs {
     /// Folder of the experiments' run directories and results.
     #[arg(long, default_value = "runs/experiments")]
     pub(crate) out: PathBuf,
+    /// Write the run set for a scheduler instead of training: `slurm` (a job-array script,
+    /// one resumable `wlm train` per array index) or `commands` (one command per line).
+    #[arg(long, value_enum, conflicts_with = "collect")]
+    pub(crate) plan: Option<PlanKind>,
+    /// Gather the finished run directories of a planned sweep into `results.md`.
+    #[arg(long)]
+    pub(crate) collect: bool,
+}
+
+/// The schedulers `wlm experiment --plan` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlanKind {
+    /// A Slurm job-array script with its run list.
+    Slurm,
+    /// A plain list of commands, one per run (GNU parallel, any scheduler).
+    Commands,
+}
+
+/// The data file formats, for `--format` where the extension does not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DataFormat {
+    /// Particle .npz (`positions`, optional `velocities` and `times`).
+    Particles,
+    /// snapMMD .npz (`Xs` at times `dts`).
+    SnapMmd,
+    /// TrajectoryNet .npz (`pcs`, `sample_labels`, `pcs_delta`).
+    TrajectoryNet,
+    /// .npy positions (T, N, d).
+    Npy,
+    /// Long-format CSV (`time,x0,…[,v0,…]`).
+    Csv,
+    /// AnnData .h5ad.
+    H5ad,
+}
+
+/// How to read a data file: the flags of every command that reads data.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct DataFlags {
+    /// Column of `obs` holding each cell's time (.h5ad; default `time`); the label key of a
+    /// TrajectoryNet .npz.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) time_key: Option<String>,
+    /// Positions: an `obsm` key (default `X_pca`), `X`, or `layers/NAME` (.h5ad); the
+    /// embedding key of a TrajectoryNet .npz.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) embedding: Option<String>,
+    /// Velocities, with the same columns as the positions: an `obsm` key, `X` or
+    /// `layers/NAME` (.h5ad; default none); the velocity key of a TrajectoryNet .npz.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) velocity_key: Option<String>,
+    /// Keep only the first N components of positions and velocities (default: all).
+    #[arg(long, value_name = "N")]
+    pub(crate) n_components: Option<usize>,
+    /// The file's format, where its extension does not say it (default: from the extension
+    /// and, for .npz, the keys inside).
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<DataFormat>,
 }
 
 /// `wlm simulate ...`.
@@ -182,6 +239,25 @@ pub(crate) struct TrainArgs {
     /// Continue from the run directory's last checkpoint.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// Continue the run directory's checkpoint if it has one (its config must be the one
+    /// given), start it otherwise, and do nothing if it is finished: what a scheduler that
+    /// may run a job twice needs (`wlm experiment --plan`).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) resume_or_start: bool,
+    /// Train on this data file with a config derived from the data (no --config): the
+    /// dimension, the Sinkhorn blur, a model sized from the numbers of points, dimensions
+    /// and snapshots, learned friction; `--set` still applies.
+    #[arg(long, conflicts_with_all = ["config", "resume"])]
+    pub(crate) data: Option<PathBuf>,
+    /// How to read --data.
+    #[command(flatten)]
+    pub(crate) data_flags: DataFlags,
+    /// With --data: hold these snapshots out (interpolation), e.g. `--holdout 1,3`.
+    #[arg(long, value_delimiter = ',', conflicts_with = "forecast_from")]
+    pub(crate) holdout: Vec<usize>,
+    /// With --data: train on the snapshots before this index, forecast the rest.
+    #[arg(long, value_name = "INDEX")]
+    pub(crate) forecast_from: Option<usize>,
 }
 
 /// `wlm forecast`, `wlm interpolate`, `wlm eval`.
@@ -198,13 +274,42 @@ pub(crate) struct EvalArgs {
     /// Data file to use instead of the one named in the run's config.
     #[arg(long)]
     pub(crate) data: Option<PathBuf>,
-    /// Output file: the predictions (.npz) for forecast and interpolate, the evaluation
-    /// (.ron) for eval; default inside the run directory.
+    /// How to read --data.
+    #[command(flatten)]
+    pub(crate) data_flags: DataFlags,
+    /// Output file, its format by extension: the predictions (.npz, .h5ad, .csv) for
+    /// forecast and interpolate; the evaluation (.ron, .json, .csv, .md) for eval. Default
+    /// inside the run directory.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Integrator steps per observed interval (default: the run's `eval.steps_per_interval`).
     #[arg(long)]
     pub(crate) substeps: Option<usize>,
+}
+
+/// `wlm forecast`.
+#[derive(Debug, Args)]
+pub(crate) struct ForecastArgs {
+    /// The run, the data and the output.
+    #[command(flatten)]
+    pub(crate) eval: EvalArgs,
+    /// Predict at these times (increasing, after the start's time; between snapshots or past
+    /// the last), e.g. `--times 12,14`. Default: every observed time after the start.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub(crate) times: Vec<f64>,
+    /// Index of the snapshot the rollout starts from.
+    #[arg(long = "from", value_name = "INDEX", default_value_t = 0)]
+    pub(crate) from: usize,
+    /// Write the state after every integrator step, not only at the prediction times.
+    #[arg(long)]
+    pub(crate) trajectories: bool,
+    /// Start from this many points drawn with replacement from the start cloud (with their
+    /// velocities), instead of the cloud itself.
+    #[arg(long, value_name = "N")]
+    pub(crate) n_samples: Option<usize>,
+    /// Seed of the --n-samples draw (SeedRng).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
 }
 
 /// The metrics of `wlm distance`.
@@ -223,7 +328,8 @@ pub(crate) enum Metric {
 /// `wlm distance`.
 #[derive(Debug, Args)]
 pub(crate) struct DistanceArgs {
-    /// First point cloud: .npy (N, d) or CSV (one point per row).
+    /// First point cloud: .npy (N, d), CSV (one point per row), or a data file of snapshots
+    /// (any format `wlm inspect` reads; pick one with --snapshot-a).
     pub(crate) a: PathBuf,
     /// Second point cloud.
     pub(crate) b: PathBuf,
@@ -239,6 +345,15 @@ pub(crate) struct DistanceArgs {
     /// Sinkhorn ε-annealing factor in (0, 1).
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub(crate) scaling: f64,
+    /// Snapshot index in the first file, when it holds several.
+    #[arg(long, value_name = "INDEX")]
+    pub(crate) snapshot_a: Option<usize>,
+    /// Snapshot index in the second file, when it holds several.
+    #[arg(long, value_name = "INDEX")]
+    pub(crate) snapshot_b: Option<usize>,
+    /// How to read the files (both).
+    #[command(flatten)]
+    pub(crate) data_flags: DataFlags,
 }
 
 /// `wlm inspect`.
@@ -246,6 +361,9 @@ pub(crate) struct DistanceArgs {
 pub(crate) struct InspectArgs {
     /// The data file (.npz, .npy, .csv, .h5ad).
     pub(crate) file: PathBuf,
+    /// How to read it.
+    #[command(flatten)]
+    pub(crate) data_flags: DataFlags,
 }
 
 /// `wlm plot`.

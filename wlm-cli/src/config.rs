@@ -62,6 +62,10 @@ pub(crate) struct DataConfig {
     /// Seed of the subsampling, SeedRng (xoshiro256++, wlm-numeric). Default 0.
     #[serde(default)]
     pub(crate) seed: u64,
+    /// Keep only the first `n` components of positions and velocities (sources whose own
+    /// config has no such field; `wlm train --data FILE --n-components N`). Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) n_components: Option<usize>,
 }
 
 /// The data sources.
@@ -192,6 +196,9 @@ impl ExperimentConfig {
         self.model.validate()?;
         self.train.validate()?;
         self.eval.validate()?;
+        if self.data.n_components == Some(0) {
+            bail!("invalid config field `data.n_components`: must be at least 1");
+        }
         if self.data.max_particles == Some(0) {
             bail!("invalid config field `data.max_particles`: must be at least 1");
         }

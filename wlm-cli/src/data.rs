@@ -51,6 +51,9 @@ pub(crate) fn load_config_data(config: &DataConfig) -> Result<Snapshots> {
                 retime(&snapshots, times.to_vec()).context("invalid config field `data.times`")?;
         }
     }
+    if let Some(n) = config.n_components {
+        snapshots = first_components(&snapshots, n)?;
+    }
     if let Some(max) = config.max_particles {
         snapshots = subsample(&snapshots, max, config.seed)?;
     }
@@ -71,6 +74,30 @@ fn parts(s: &Snapshots) -> (Vec<Vec<f64>>, Vec<Option<Vec<f64>>>) {
 fn retime(s: &Snapshots, times: Vec<f64>) -> Result<Snapshots> {
     let (p, v) = parts(s);
     Ok(Snapshots::new(times, s.dim(), p, Some(v))?)
+}
+
+/// The first `n` coordinates of every point (and velocity).
+fn first_components(s: &Snapshots, n: usize) -> Result<Snapshots> {
+    let d = s.dim();
+    if n == 0 || n > d {
+        bail!("invalid config field `data.n_components` (--n-components): {n} components asked for but the data have {d} (need 1..={d})");
+    }
+    if n == d {
+        return Ok(s.clone());
+    }
+    let cut = |values: &[f64]| -> Vec<f64> {
+        values
+            .chunks_exact(d)
+            .flat_map(|row| row[..n].to_vec())
+            .collect()
+    };
+    let positions = (0..s.len()).map(|k| cut(s.positions(k))).collect();
+    let velocities = (0..s.len()).map(|k| s.velocities(k).map(cut)).collect();
+    let out = Snapshots::new(s.times().to_vec(), n, positions, Some(velocities))?;
+    Ok(match s.names() {
+        Some(names) => out.with_names(names.to_vec())?,
+        None => out,
+    })
 }
 
 fn without_velocities(s: &Snapshots) -> Result<Snapshots> {

@@ -13,10 +13,9 @@ use anyhow::{bail, Context, Result};
 use wlm::{Evaluation, MeanSe, Role};
 
 use crate::cli::{ExperimentArgs, ExperimentName, PotentialName, Scale};
-use crate::config::EXPERIMENT_FILE;
 use crate::config::{from_ron, ExperimentConfig};
 use crate::progress::Mode;
-use crate::runs::{read_experiment, train_config, write_text};
+use crate::runs::{check_same_config, is_finished, last_metrics, train_config, write_text};
 
 /// The file each experiment's summary is written to, in `<out>/<experiment>/`.
 pub(crate) const RESULTS_FILE: &str = "results.md";
@@ -239,73 +238,29 @@ pub(crate) fn plan(args: &ExperimentArgs) -> Result<Vec<PlannedRun>> {
     Ok(runs)
 }
 
-/// Last `(step, friction, wall_seconds)` of a run's `metrics.csv`; `None` before the first
-/// step.
-fn last_metrics(dir: &Path) -> Result<Option<(usize, f64, f64)>> {
-    let path = dir.join(wlm::METRICS_FILE);
+/// The result of a finished run in `dir`, or `None` when `dir` holds no run or an unfinished
+/// one.
+///
+/// # Errors
+/// A run of another config in `dir`; unreadable files.
+pub(crate) fn finished_result(run: &PlannedRun, dir: &Path) -> Result<Option<RunResult>> {
+    if !dir.join(wlm::CHECKPOINT_FILE).exists() {
+        return Ok(None);
+    }
+    check_same_config(&run.config, dir)?;
+    if !is_finished(&run.config, dir)? {
+        return Ok(None);
+    }
+    let path = dir.join(wlm::EVALUATION_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let Some(line) = text.lines().skip(1).filter(|l| !l.trim().is_empty()).last() else {
-        return Ok(None);
-    };
-    let fields: Vec<&str> = line.split(',').collect();
-    let bad = |what: &str| format!("{}: bad `{what}` in line `{line}`", path.display());
-    // Finite numbers only, and a step that is a count: "nan" or "-3" would otherwise become a
-    // silent NaN in the results or step 0.
-    let parse = |k: usize, what: &str| -> Result<f64> {
-        fields
-            .get(k)
-            .and_then(|f| f.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-            .with_context(|| bad(what))
-    };
-    let step = fields
-        .first()
-        .and_then(|f| f.trim().parse::<usize>().ok())
-        .with_context(|| bad("step"))?;
-    Ok(Some((
-        step,
-        parse(4, "friction")?,
-        parse(5, "wall_seconds")?,
-    )))
+    let evaluation =
+        from_ron::<Evaluation>(&text).with_context(|| format!("invalid {}", path.display()))?;
+    Ok(Some(result_of(run, dir, evaluation)?))
 }
 
-/// Trains (or resumes, or reuses) one run and returns its result.
-fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
-    let evaluation_path = dir.join(wlm::EVALUATION_FILE);
-    let exists = dir.join(wlm::CHECKPOINT_FILE).exists();
-    if exists {
-        let stored = read_experiment(dir)?;
-        let mut planned = run.config.clone();
-        planned.data.source.absolutize();
-        if stored != planned {
-            bail!(
-                "{} holds a run with a different config than this experiment plans \
-                 (compare its {EXPERIMENT_FILE}); choose another --out or remove it",
-                dir.display()
-            );
-        }
-    }
-    let step = if exists {
-        last_metrics(dir)?.map_or(0, |m| m.0)
-    } else {
-        0
-    };
-    let total = run.config.train.steps;
-    let evaluation = if exists && step >= total && evaluation_path.is_file() {
-        if mode != Mode::Quiet {
-            eprintln!(
-                "{}: finished earlier, reusing its evaluation",
-                dir.display()
-            );
-        }
-        let text = std::fs::read_to_string(&evaluation_path)
-            .with_context(|| format!("cannot read {}", evaluation_path.display()))?;
-        from_ron::<Evaluation>(&text)
-            .with_context(|| format!("invalid {}", evaluation_path.display()))?
-    } else {
-        train_config(&run.config, dir, exists, mode)?
-    };
+/// A run's result: its evaluation, with the last step, friction and wall time of its metrics.
+fn result_of(run: &PlannedRun, dir: &Path, evaluation: Evaluation) -> Result<RunResult> {
     let (steps, friction, wall_seconds) =
         last_metrics(dir)?.unwrap_or((0, run.config.model.friction.gamma, 0.0));
     Ok(RunResult {
@@ -317,11 +272,33 @@ fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
     })
 }
 
+/// Trains (or resumes, or reuses) one run and returns its result.
+fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
+    if let Some(result) = finished_result(run, dir)? {
+        if mode != Mode::Quiet {
+            eprintln!(
+                "{}: finished earlier, reusing its evaluation",
+                dir.display()
+            );
+        }
+        return Ok(result);
+    }
+    let exists = dir.join(wlm::CHECKPOINT_FILE).exists();
+    let evaluation = train_config(&run.config, dir, exists, mode)?;
+    result_of(run, dir, evaluation)
+}
+
 /// `wlm experiment`: trains every run of the experiment, then writes and prints its results.
 ///
 /// # Errors
 /// Planning, training, evaluation and I/O failures, naming the run.
 pub(crate) fn experiment(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
+    if let Some(kind) = args.plan {
+        return schedule::write_plan(args, kind, mode);
+    }
+    if args.collect {
+        return schedule::collect(args, mode);
+    }
     let runs = plan(args)?;
     let root = args.out.join(experiment_name(args.name));
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
@@ -341,8 +318,20 @@ pub(crate) fn experiment(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
             run_one(run, &dir, mode).with_context(|| format!("run `{}` failed", run.name))?;
         results.push(result);
     }
-    let text = results_markdown(args, &results);
-    let path = root.join(RESULTS_FILE);
+    write_results(args, &results, mode)
+}
+
+/// Writes `<out>/<experiment>/results.md` and prints it.
+///
+/// # Errors
+/// Write failures.
+pub(crate) fn write_results(
+    args: &ExperimentArgs,
+    results: &[RunResult],
+    mode: Mode,
+) -> Result<PathBuf> {
+    let text = results_markdown(args, results);
+    let path = args.out.join(experiment_name(args.name)).join(RESULTS_FILE);
     write_text(&path, &text)?;
     println!("{text}");
     if mode != Mode::Quiet {
@@ -360,7 +349,7 @@ fn fmt_mean_se(m: Option<MeanSe>) -> String {
 }
 
 /// The command line that reproduces the results (as typed, with the effective defaults).
-fn command_line(args: &ExperimentArgs) -> String {
+pub(crate) fn command_line(args: &ExperimentArgs) -> String {
     let mut c = format!("wlm experiment {}", experiment_name(args.name));
     if let Some(d) = &args.data {
         let _ = write!(c, " --data {}", d.display());
@@ -543,5 +532,6 @@ fn reads_file(source: &crate::config::DataSource) -> bool {
     !matches!(source, DataSource::Boids(_) | DataSource::GfSde(_))
 }
 
+mod schedule;
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,18 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use wlm_data::load_any;
+use wlm_data::Format;
 
-/// A human-readable description of a data file: format, snapshots, times, sizes, dimension,
-/// velocities.
+use crate::cli::DataFlags;
+
+/// A human-readable description of a data file read as the flags say: format, snapshots,
+/// times, sizes, dimension, velocities; for an AnnData file also its `obs` columns and
+/// matrices (what `--time-key` and `--embedding` can name).
 ///
 /// # Errors
 /// Unknown formats and loader errors, naming the file.
-pub(crate) fn inspect(path: &Path) -> Result<String> {
-    let (format, s) = load_any(path)?;
+pub(crate) fn inspect(path: &Path, flags: &DataFlags) -> Result<String> {
+    let (format, s) = crate::source::load(path, flags)?;
     let mut out = String::new();
     let sizes: Vec<usize> = (0..s.len()).map(|k| s.n_particles(k)).collect();
     let with_v = (0..s.len()).filter(|&k| s.velocities(k).is_some()).count();
@@ -46,6 +49,12 @@ pub(crate) fn inspect(path: &Path) -> Result<String> {
         format!("{with_v} of {} snapshots", s.len())
     };
     let _ = writeln!(out, "velocities:  {velocities}");
+    if format == Format::H5ad {
+        let (columns, matrices) = wlm_data::h5ad_contents(path)?;
+        let matrices: Vec<String> = matrices.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "obs columns: {}", columns.join(", "));
+        let _ = writeln!(out, "matrices:    {}", matrices.join(", "));
+    }
     let _ = writeln!(
         out,
         "{:>5}  {:>12}  {:>8}  {:>4}  name",

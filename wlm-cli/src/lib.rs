@@ -11,16 +11,20 @@ mod cli;
 mod config;
 mod data;
 mod demo;
+mod derived;
 mod distance;
 mod experiment;
 mod figures;
+mod forecast;
 mod inspect;
+mod output;
 mod overrides;
 mod plot;
 mod progress;
 mod report;
 mod runs;
 mod simulate;
+mod source;
 
 use clap::Parser;
 
@@ -88,11 +92,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Command::Train(a) => {
             runs::train(&a, mode)?;
         }
-        Command::Forecast(a) => runs::forecast(&a, mode)?,
+        Command::Forecast(a) => forecast::forecast(&a, mode)?,
         Command::Interpolate(a) => runs::interpolate(&a, mode)?,
         Command::Eval(a) => runs::eval(&a, mode)?,
         Command::Distance(a) => println!("{}", distance::distance(&a)?),
-        Command::Inspect(a) => print!("{}", inspect::inspect(&a.file)?),
+        Command::Inspect(a) => print!("{}", inspect::inspect(&a.file, &a.data_flags)?),
         Command::Plot(a) => {
             let mut config = runs::read_experiment(&a.run_dir)?;
             match a.dims[..] {

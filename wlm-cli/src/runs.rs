@@ -13,11 +13,12 @@ use wlm::{Evaluation, Model, Run, Split, StepReport, TrainObserver, Trainer};
 use wlm_data::Snapshots;
 
 use crate::cli::{EvalArgs, TrainArgs};
-use crate::config::{from_ron, ExperimentConfig, EXPERIMENT_FILE, INTERPOLATION_FILE};
+use crate::config::{from_ron, DataSource, ExperimentConfig, EXPERIMENT_FILE, INTERPOLATION_FILE};
 use crate::data::load_config_data;
 use crate::progress::{Mode, Progress};
 use crate::report::{evaluation_table, simple_table};
-use wlm_data::load_any;
+use crate::source::output_layout;
+use wlm_data::H5adConfig;
 
 /// Prints training progress.
 struct Observer {
@@ -74,7 +75,30 @@ pub(crate) fn check_data(config: &ExperimentConfig, snapshots: &Snapshots) -> Re
 /// # Errors
 /// Config, data, training and I/O failures.
 pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
+    if args.data.is_none() {
+        args.data_flags.require_file("--data FILE")?;
+        if !args.holdout.is_empty() || args.forecast_from.is_some() {
+            bail!("--holdout and --forecast-from choose the split of --data FILE; with --config, set `split` in the config (--set 'split=Holdout(indices: [1])')");
+        }
+    }
+    if args.resume_or_start {
+        let config = match (&args.config, &args.data) {
+            (Some(path), _) => ExperimentConfig::load(path, &args.set)?,
+            (None, Some(data)) => crate::derived::derived_config(data, args)?,
+            (None, None) => bail!("--resume-or-start needs --config or --data"),
+        };
+        let dir = args
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| default_run_dir(&config));
+        resume_or_start(&config, &dir, mode)?;
+        return Ok(dir);
+    }
     let config = match (&args.config, args.resume) {
+        (None, false) if args.data.is_some() => {
+            let data = args.data.as_deref().unwrap_or(Path::new(""));
+            crate::derived::derived_config(data, args)?
+        }
         (Some(path), false) => ExperimentConfig::load(path, &args.set)?,
         (_, true) => {
             if !args.set.is_empty() {
@@ -89,7 +113,9 @@ pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
             };
             read_experiment(&dir)?
         }
-        (None, false) => bail!("--config is required (or --resume with --run-dir)"),
+        (None, false) => {
+            bail!("--config or --data is required (or --resume with --run-dir)")
+        }
     };
     let dir = args
         .run_dir
@@ -97,6 +123,85 @@ pub(crate) fn train(args: &TrainArgs, mode: Mode) -> Result<PathBuf> {
         .unwrap_or_else(|| default_run_dir(&config));
     train_config(&config, &dir, args.resume, mode)?;
     Ok(dir)
+}
+
+/// Whether the run in `dir` has done all `config.train.steps` and has its evaluation.
+///
+/// # Errors
+/// An unreadable `metrics.csv`.
+pub(crate) fn is_finished(config: &ExperimentConfig, dir: &Path) -> Result<bool> {
+    Ok(dir.join(wlm::CHECKPOINT_FILE).exists()
+        && dir.join(wlm::EVALUATION_FILE).is_file()
+        && last_metrics(dir)?.is_some_and(|m| m.0 >= config.train.steps))
+}
+
+/// Fails unless the run directory `dir` was started with `config` (data paths absolute).
+///
+/// # Errors
+/// A different config, or an unreadable one.
+pub(crate) fn check_same_config(config: &ExperimentConfig, dir: &Path) -> Result<()> {
+    let stored = read_experiment(dir)?;
+    let mut planned = config.clone();
+    planned.data.source.absolutize();
+    if stored != planned {
+        bail!(
+            "{} holds a run with a different config than this one (compare its \
+             {EXPERIMENT_FILE}); choose another run directory or remove it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `wlm train --resume-or-start`: starts the run, resumes it, or leaves it when finished.
+fn resume_or_start(config: &ExperimentConfig, dir: &Path, mode: Mode) -> Result<()> {
+    let exists = dir.join(wlm::CHECKPOINT_FILE).exists();
+    if exists {
+        check_same_config(config, dir)?;
+        if is_finished(config, dir)? {
+            if mode != Mode::Quiet {
+                eprintln!("{}: finished earlier, nothing to do", dir.display());
+            }
+            return Ok(());
+        }
+    }
+    train_config(config, dir, exists, mode)?;
+    Ok(())
+}
+
+/// Last `(step, friction, wall_seconds)` of a run's `metrics.csv`; `None` before the first
+/// step.
+///
+/// # Errors
+/// An unreadable file, or a last line whose step, friction or wall time is not a finite
+/// number.
+pub(crate) fn last_metrics(dir: &Path) -> Result<Option<(usize, f64, f64)>> {
+    let path = dir.join(wlm::METRICS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let Some(line) = text.lines().skip(1).filter(|l| !l.trim().is_empty()).last() else {
+        return Ok(None);
+    };
+    let fields: Vec<&str> = line.split(',').collect();
+    let bad = |what: &str| format!("{}: bad `{what}` in line `{line}`", path.display());
+    // Finite numbers only, and a step that is a count: "nan" or "-3" would otherwise become a
+    // silent NaN in the results or step 0.
+    let parse = |k: usize, what: &str| -> Result<f64> {
+        fields
+            .get(k)
+            .and_then(|f| f.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .with_context(|| bad(what))
+    };
+    let step = fields
+        .first()
+        .and_then(|f| f.trim().parse::<usize>().ok())
+        .with_context(|| bad("step"))?;
+    Ok(Some((
+        step,
+        parse(4, "friction")?,
+        parse(5, "wall_seconds")?,
+    )))
 }
 
 /// `runs/<name>`.
@@ -169,6 +274,7 @@ pub(crate) fn train_config(
             &snapshots,
             &indices,
             &interpolated,
+            &output_layout(&config.data.source),
         )?;
     }
     if mode != Mode::Quiet && total > first {
@@ -213,13 +319,19 @@ pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// Model weights for evaluation: plain weights, or a trainer restored from a checkpoint
 /// (whose EMA weights are used when the config asks for them).
-enum Weights {
+pub(crate) enum Weights {
     Plain(Model),
     Checkpoint(Box<Trainer>),
 }
 
 impl Weights {
-    fn with_model<T>(&self, use_ema: bool, f: impl FnOnce(&Model) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the model (with the EMA weights swapped in when `use_ema` and the weights
+    /// come from a checkpoint).
+    pub(crate) fn with_model<T>(
+        &self,
+        use_ema: bool,
+        f: impl FnOnce(&Model) -> Result<T>,
+    ) -> Result<T> {
         match self {
             Self::Plain(model) => f(model),
             Self::Checkpoint(trainer) if use_ema => {
@@ -236,12 +348,19 @@ impl Weights {
 }
 
 /// A trained run loaded for evaluation.
-struct Loaded {
-    config: ExperimentConfig,
-    snapshots: Snapshots,
-    split: Split,
-    weights: Weights,
-    source: PathBuf,
+pub(crate) struct Loaded {
+    /// The run's config (`eval` adjusted to the command line).
+    pub(crate) config: ExperimentConfig,
+    /// The data (the run's, or `--data`).
+    pub(crate) snapshots: Snapshots,
+    /// Where the data came from (the layout of `.h5ad` outputs).
+    pub(crate) data_source: DataSource,
+    /// The run's split of the data.
+    pub(crate) split: Split,
+    /// The weights.
+    pub(crate) weights: Weights,
+    /// The weights' file.
+    pub(crate) source: PathBuf,
 }
 
 /// The `--checkpoint` value that names the run's model-selection weights
@@ -254,7 +373,12 @@ fn is_checkpoint(path: &Path) -> Result<bool> {
     Ok(tensors.contains_key("meta/step"))
 }
 
-fn load_run(args: &EvalArgs) -> Result<Loaded> {
+/// Loads a run directory's config, its data (or `--data`) and weights.
+///
+/// # Errors
+/// Missing or invalid files; data of another dimension than the model's (listing what an
+/// AnnData file holds).
+pub(crate) fn load_run(args: &EvalArgs) -> Result<Loaded> {
     let dir = &args.run_dir;
     let mut config = read_experiment(dir)?;
     // `Model` evaluation velocities start from what training started from, unless set.
@@ -263,10 +387,22 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
         config.eval.steps_per_interval = n;
         config.eval.validate()?;
     }
-    let snapshots = match &args.data {
-        Some(path) => load_any(path)?.1,
-        None => load_config_data(&config.data)?,
+    let (snapshots, data_source) = match &args.data {
+        Some(path) => {
+            let (_, data) = crate::source::data_config(path, &args.data_flags)?;
+            (load_config_data(&data)?, data.source)
+        }
+        None => {
+            args.data_flags.require_file("--data FILE")?;
+            (load_config_data(&config.data)?, config.data.source.clone())
+        }
     };
+    crate::source::check_width(
+        config.model_dim(),
+        &snapshots,
+        &data_source,
+        &args.data_flags,
+    )?;
     let split = check_data(&config, &snapshots)?;
     let device = Device::Cpu;
     let preferred = if config.eval.use_ema {
@@ -305,6 +441,7 @@ fn load_run(args: &EvalArgs) -> Result<Loaded> {
     Ok(Loaded {
         config,
         snapshots,
+        data_source,
         split,
         weights,
         source,
@@ -340,65 +477,12 @@ fn write_interpolations(
     snapshots: &Snapshots,
     indices: &[usize],
     predictions: &[Tensor],
+    layout: &H5adConfig,
 ) -> Result<()> {
     let times: Vec<f64> = indices.iter().map(|&h| snapshots.times()[h]).collect();
     let predicted = Snapshots::from_tensors(times, predictions, None)
         .context("the interpolation produced invalid values")?;
-    wlm_data::write_particles_npz(path, &predicted)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// `wlm forecast`: one rollout from snapshot 0 through every observed time.
-///
-/// # Errors
-/// Loading, simulation and I/O failures.
-pub(crate) fn forecast(args: &EvalArgs, mode: Mode) -> Result<()> {
-    let loaded = load_run(args)?;
-    let eval = &loaded.config.eval;
-    let fc = loaded.weights.with_model(eval.use_ema, |model| {
-        let v0 = wlm::initial_velocities(model, &loaded.snapshots, 0, &loaded.split.train, eval)?;
-        Ok(wlm::forecast_with_velocities(
-            model,
-            &loaded.snapshots,
-            0,
-            &v0,
-            eval.steps_per_interval,
-        )?)
-    })?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.run_dir.join(wlm::FORECAST_FILE));
-    wlm_data::write_particles_npz(&out, &fc.to_snapshots()?)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    let pairs: Vec<(usize, &Tensor)> = (1..loaded.snapshots.len())
-        .map(|k| (k, &fc.positions[k]))
-        .collect();
-    let w1 = wlm::w1_scores(&loaded.snapshots, &pairs)?;
-    let mut rows = Vec::new();
-    for (&(k, _), w) in pairs.iter().zip(w1) {
-        let role = if loaded.split.test.contains(&k) {
-            1.0
-        } else {
-            0.0
-        };
-        rows.push((k, loaded.snapshots.times()[k], vec![w, role]));
-    }
-    println!(
-        "{}",
-        simple_table(
-            &format!(
-                "forecast from snapshot 0 ({}), exact W1",
-                loaded.source.display()
-            ),
-            &["model W1", "held out (1 = yes)"],
-            &rows
-        )
-    );
-    if mode != Mode::Quiet {
-        eprintln!("predictions: {}", out.display());
-    }
-    Ok(())
+    crate::output::write_snapshots(path, &predicted, layout)
 }
 
 /// `wlm interpolate`: each test snapshot from the observed snapshot before it.
@@ -425,7 +509,13 @@ pub(crate) fn interpolate(args: &EvalArgs, mode: Mode) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run_dir.join(INTERPOLATION_FILE));
-    write_interpolations(&out, &loaded.snapshots, test, &predictions)?;
+    write_interpolations(
+        &out,
+        &loaded.snapshots,
+        test,
+        &predictions,
+        &output_layout(&loaded.data_source),
+    )?;
     let baselines = wlm::interpolation_baselines(&loaded.snapshots, test)?;
     let pairs: Vec<(usize, &Tensor)> = test.iter().copied().zip(&predictions).collect();
     let w1 = wlm::w1_scores(&loaded.snapshots, &pairs)?;
@@ -476,8 +566,7 @@ pub(crate) fn eval(args: &EvalArgs, mode: Mode) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run_dir.join(wlm::EVALUATION_FILE));
-    let text = ron::ser::to_string_pretty(&evaluation, ron::ser::PrettyConfig::default())?;
-    write_text(&out, &text)?;
+    crate::output::write_evaluation(&out, &evaluation)?;
     println!("{}", evaluation_table(&evaluation));
     if mode != Mode::Quiet {
         eprintln!("evaluation: {}", out.display());

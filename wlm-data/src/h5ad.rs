@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use hdf5_pure::{AttrValue, DType, Dataset, File, FileBuilder, FormatError};
+use hdf5_pure::{AttrValue, DType, Dataset, File, FormatError};
 use serde::{Deserialize, Serialize};
 
-use crate::fs::{read_file, write_atomic};
+use crate::fs::read_file;
 use crate::npz::MEMORY;
 use crate::{Error, Result, Snapshots};
 
@@ -199,6 +199,76 @@ impl Reader<'_> {
         Ok((shape, values))
     }
 
+    /// The matrices of the file (`X`, `obsm/*`, `layers/*`) with their shapes or encodings.
+    fn matrices(&self) -> Vec<H5adMatrixInfo> {
+        let mut out = Vec::new();
+        let describe = |key: &str, matrix: H5adMatrix, out: &mut Vec<H5adMatrixInfo>| {
+            let shape = self.file.dataset(key).ok().and_then(|d| d.shape().ok());
+            let shape = shape.map(|s| {
+                s.iter()
+                    .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+                    .collect()
+            });
+            let encoding = self.encoding(key).unwrap_or_else(|| "array".into());
+            out.push(H5adMatrixInfo {
+                matrix,
+                shape,
+                encoding,
+            });
+        };
+        if self.file.dataset("X").is_ok() || self.is_group("X") {
+            describe("X", H5adMatrix::X, &mut out);
+        }
+        for (group, make) in [
+            ("obsm", H5adMatrix::Obsm as fn(String) -> H5adMatrix),
+            ("layers", H5adMatrix::Layer),
+        ] {
+            let Ok(g) = self.file.group(group) else {
+                continue;
+            };
+            let mut names = [
+                g.datasets().unwrap_or_default(),
+                g.groups().unwrap_or_default(),
+            ]
+            .concat();
+            names.sort();
+            for name in names {
+                describe(&format!("{group}/{name}"), make(name), &mut out);
+            }
+        }
+        out
+    }
+
+    /// The columns of `obs`, sorted (its index and anndata 0.7's `__categories` left out).
+    fn obs_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = self
+            .file
+            .group("obs")
+            .and_then(|g| Ok([g.datasets()?, g.groups()?].concat()))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c != "_index" && c != "__categories")
+            .collect();
+        columns.sort();
+        columns
+    }
+
+    /// `missing` with the list of the file's matrices, for a matrix that does not exist.
+    fn missing_matrix(&self, key: &str) -> Error {
+        let list: Vec<String> = self.matrices().iter().map(ToString::to_string).collect();
+        self.err(
+            key,
+            format!(
+                "missing: the file holds {}",
+                if list.is_empty() {
+                    "no matrices".to_string()
+                } else {
+                    list.join(", ")
+                }
+            ),
+        )
+    }
+
     fn strings(&self, key: &str) -> Result<Vec<String>> {
         self.dataset(key)?
             .read_string()
@@ -245,15 +315,7 @@ impl Reader<'_> {
             self.categorical(&key, &codes, &legacy_categories)
         } else {
             if self.file.dataset(&key).is_err() {
-                let mut columns: Vec<String> = self
-                    .file
-                    .group("obs")
-                    .and_then(|g| Ok([g.datasets()?, g.groups()?].concat()))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|c| c != "_index" && c != "__categories")
-                    .collect();
-                columns.sort();
+                let columns = self.obs_columns();
                 return Err(self.err(&key, format!("missing: obs has the columns {columns:?}")));
             }
             let ds = self.dataset(&key)?;
@@ -337,6 +399,9 @@ impl Reader<'_> {
         nan_rows_ok: bool,
     ) -> Result<(usize, Vec<f64>)> {
         let key = m.path();
+        if !self.is_group(&key) && self.file.dataset(&key).is_err() {
+            return Err(self.missing_matrix(&key));
+        }
         if self.is_group(&key) {
             let enc = self.encoding(&key).unwrap_or_else(|| "a group".into());
             return Err(self.err(&key, format!("is {enc}: only dense matrices are supported")));
@@ -466,124 +531,50 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
         })
 }
 
-fn text(s: &str) -> AttrValue {
-    AttrValue::VarLenString(s.into())
+/// One matrix of an AnnData file, as [`h5ad_matrices`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H5adMatrixInfo {
+    /// Where it is.
+    pub matrix: H5adMatrix,
+    /// Its shape, for a dense array; `None` for a sparse matrix or another group.
+    pub shape: Option<Vec<usize>>,
+    /// Its `encoding-type` (`array`, `csr_matrix`, …; `array` when the file names none).
+    pub encoding: String,
 }
 
-/// Writes snapshots as an AnnData `.h5ad` file that [`load_h5ad`] with the same `config`
-/// reads back, and that anndata (≥ 0.8) reads: `obs` holds a `float64` column
-/// `config.time_key` and a string index `0, 1, …`; positions go to `config.embedding` (with
-/// `X` also setting `var` to one variable per dimension); if `config.velocity` is set, the
-/// velocities go there, with NaN rows for the snapshots that have none (all rows NaN if none
-/// has). Names are not stored. `n_components` is ignored. The write is atomic.
+impl std::fmt::Display for H5adMatrixInfo {
+    /// `X_pca (300×50)`, `X (csr_matrix, not readable)`, `layers/spliced (300×2000)`: the
+    /// name as `--embedding` takes it for `X` and `obsm`, the HDF5 path for layers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match &self.matrix {
+            H5adMatrix::X => "X".to_string(),
+            H5adMatrix::Obsm(key) => key.clone(),
+            H5adMatrix::Layer(key) => format!("layers/{key}"),
+        };
+        match &self.shape {
+            Some(shape) => {
+                let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+                write!(f, "{name} ({})", dims.join("×"))
+            }
+            None => write!(f, "{name} ({}, not readable)", self.encoding),
+        }
+    }
+}
+
+/// The matrices of an AnnData file (`X`, every `obsm` entry, every layer) with their shapes,
+/// and the columns of `obs`, for messages that list what a file holds.
 ///
 /// # Errors
-/// [`Error::Invalid`] if `config.velocity` names the same matrix as the positions;
-/// [`Error::Format`] if the HDF5 file cannot be built; [`Error::Io`] if writing fails.
-pub fn write_h5ad(
-    path: impl AsRef<Path>,
-    snapshots: &Snapshots,
-    config: &H5adConfig,
-) -> Result<()> {
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not HDF5.
+pub fn h5ad_contents(path: impl AsRef<Path>) -> Result<(Vec<String>, Vec<H5adMatrixInfo>)> {
     let path = path.as_ref();
-    if config.velocity.as_ref() == Some(&config.embedding) {
-        return Err(Error::Invalid(format!(
-            "velocities and positions cannot both be written to {}",
-            config.embedding.path()
-        )));
-    }
-    let dim = snapshots.dim();
-    let cells: usize = (0..snapshots.len()).map(|k| snapshots.n_particles(k)).sum();
-    let mut times = Vec::with_capacity(cells);
-    let mut positions = Vec::with_capacity(cells * dim);
-    for k in 0..snapshots.len() {
-        times.extend(std::iter::repeat_n(
-            snapshots.times()[k],
-            snapshots.n_particles(k),
-        ));
-        positions.extend_from_slice(snapshots.positions(k));
-    }
-    let velocities = config.velocity.as_ref().map(|m| {
-        let v = crate::particles::velocities_with_nan(snapshots)
-            .unwrap_or_else(|| vec![f64::NAN; positions.len()]);
-        (m.clone(), v)
-    });
-
-    let mut fb = FileBuilder::new();
-    fb.set_attr("encoding-type", text("anndata"));
-    fb.set_attr("encoding-version", text("0.1.0"));
-
-    let index: Vec<String> = (0..cells).map(|i| i.to_string()).collect();
-    let index: Vec<&str> = index.iter().map(String::as_str).collect();
-    let mut obs = fb.create_group("obs");
-    obs.set_attr("encoding-type", text("dataframe"));
-    obs.set_attr("encoding-version", text("0.2.0"));
-    obs.set_attr("_index", text("_index"));
-    obs.set_attr(
-        "column-order",
-        AttrValue::VarLenStringArray(vec![config.time_key.clone()]),
-    );
-    obs.create_dataset("_index")
-        .with_vlen_strings(&index)
-        .set_attr("encoding-type", text("string-array"))
-        .set_attr("encoding-version", text("0.2.0"));
-    obs.create_dataset(&config.time_key)
-        .with_f64_data(&times)
-        .set_attr("encoding-type", text("array"))
-        .set_attr("encoding-version", text("0.2.0"));
-    fb.add_group(obs.finish());
-
-    let n_vars = if matches!(config.embedding, H5adMatrix::X) {
-        dim
-    } else {
-        0
-    };
-    let var_index: Vec<String> = (0..n_vars).map(|i| format!("x{i}")).collect();
-    let var_index: Vec<&str> = var_index.iter().map(String::as_str).collect();
-    let mut var = fb.create_group("var");
-    var.set_attr("encoding-type", text("dataframe"));
-    var.set_attr("encoding-version", text("0.2.0"));
-    var.set_attr("_index", text("_index"));
-    var.set_attr("column-order", AttrValue::VarLenStringArray(Vec::new()));
-    var.create_dataset("_index")
-        .with_vlen_strings(&var_index)
-        .set_attr("encoding-type", text("string-array"))
-        .set_attr("encoding-version", text("0.2.0"));
-    fb.add_group(var.finish());
-
-    let mut matrices = vec![(config.embedding.clone(), positions)];
-    if let Some((m, v)) = velocities {
-        matrices.push((m, v));
-    }
-    let shape = [cells as u64, dim as u64];
-    let mut obsm = fb.create_group("obsm");
-    let mut layers = fb.create_group("layers");
-    for g in [&mut obsm, &mut layers] {
-        g.set_attr("encoding-type", text("dict"));
-        g.set_attr("encoding-version", text("0.1.0"));
-    }
-    for (m, values) in &matrices {
-        let ds = match m {
-            H5adMatrix::X => fb.create_dataset("X"),
-            H5adMatrix::Obsm(key) => obsm.create_dataset(key),
-            H5adMatrix::Layer(key) => layers.create_dataset(key),
-        };
-        ds.with_f64_data(values)
-            .with_shape(&shape)
-            .set_attr("encoding-type", text("array"))
-            .set_attr("encoding-version", text("0.2.0"));
-    }
-    fb.add_group(obsm.finish());
-    fb.add_group(layers.finish());
-    for name in ["uns", "obsp", "varm", "varp"] {
-        let mut g = fb.create_group(name);
-        g.set_attr("encoding-type", text("dict"));
-        g.set_attr("encoding-version", text("0.1.0"));
-        fb.add_group(g.finish());
-    }
-    let bytes = fb.finish().map_err(|e| Error::Format {
+    let file = File::from_bytes(read_file(path)?).map_err(|e| Error::Format {
         path: path.to_owned(),
-        problem: format!("cannot build the HDF5 file: {e}"),
+        problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
     })?;
-    write_atomic(path, &bytes)
+    let reader = Reader { file, path };
+    Ok((reader.obs_columns(), reader.matrices()))
 }
+
+mod write;
+pub use write::write_h5ad;

@@ -111,7 +111,9 @@ pub use error::{Error, Result};
 pub use format::{detect_format, load_any, Format};
 pub use fs::write_atomic;
 pub use gf_sde::{GfSdeConfig, Pairing, VelocitySnapshots};
-pub use h5ad::{load_h5ad, parse_h5ad, write_h5ad, H5adConfig, H5adMatrix};
+pub use h5ad::{
+    h5ad_contents, load_h5ad, parse_h5ad, write_h5ad, H5adConfig, H5adMatrix, H5adMatrixInfo,
+};
 pub use npy::{encode_npy, parse_npy, NpyArray, NpyDtype, NpyError};
 pub use npy_file::{load_npy, parse_npy_snapshots, write_npy};
 pub use npz::{

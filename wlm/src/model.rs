@@ -375,7 +375,36 @@ impl Model {
         times: &[f64],
         steps_per_interval: usize,
     ) -> Result<Vec<State>> {
-        if steps_per_interval == 0 {
+        let steps = vec![steps_per_interval; times.len()];
+        self.simulate_steps(x0, v0, t0, times, &steps, false)
+    }
+
+    /// [`Model::simulate`] with `steps[k]` integrator steps from the previous time to
+    /// `times[k]`; with `every_step`, the state after every step is returned (the last of
+    /// each interval being the state at `times[k]`), otherwise the states at `times`.
+    ///
+    /// # Shapes
+    /// `x0`, `v0`: `(n_particles, dim)`; one `(n_particles, dim)` state per time (per step).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for times not after `t0` or not increasing, `steps` of another length
+    /// than `times`, or a 0 in it; tensor and force failures.
+    pub fn simulate_steps(
+        &self,
+        x0: &Tensor,
+        v0: &Tensor,
+        t0: f64,
+        times: &[f64],
+        steps: &[usize],
+        every_step: bool,
+    ) -> Result<Vec<State>> {
+        if steps.len() != times.len() {
+            return Err(Error::config(
+                "steps",
+                format!("{} step counts for {} times", steps.len(), times.len()),
+            ));
+        }
+        if steps.contains(&0) {
             return Err(Error::config("steps_per_interval", "must be at least 1"));
         }
         let gamma = self.friction_tensor()?.detach();
@@ -387,15 +416,15 @@ impl Model {
         state.acceleration = state.acceleration.detach();
         let mut previous = t0;
         let mut out = Vec::with_capacity(times.len());
-        for &t in times {
+        for (&t, &n_steps) in times.iter().zip(steps) {
             if t.is_nan() || t <= previous {
                 return Err(Error::config(
                     "times",
                     format!("simulation times must increase from {t0}: got {t} after {previous}"),
                 ));
             }
-            let h = (t - previous) / steps_per_interval as f64;
-            for _ in 0..steps_per_interval {
+            let h = (t - previous) / n_steps as f64;
+            for _ in 0..n_steps {
                 let next = self.config.integrator.step(&field, &state, h, &gamma)?;
                 state = State {
                     positions: next.positions.detach(),
@@ -403,9 +432,14 @@ impl Model {
                     acceleration: next.acceleration.detach(),
                     time: next.time,
                 };
+                if every_step {
+                    out.push(state.clone());
+                }
             }
             previous = t;
-            out.push(state.clone());
+            if !every_step {
+                out.push(state.clone());
+            }
         }
         Ok(out)
     }

@@ -290,7 +290,7 @@ fn errors_name_the_hdf5_path() {
                 embedding: H5adMatrix::Obsm("X_umap".into()),
                 ..day_config()
             },
-            "key `obsm/X_umap`: missing",
+            "key `obsm/X_umap`: missing: the file holds X (csr_matrix, not readable), X_pca (6×3), layers/velocity (6×3)",
         ),
         (
             good.clone(),
@@ -375,6 +375,36 @@ fn nan_in_the_embedding_names_the_cell() {
         .to_string();
     assert!(
         msg.contains("key `obsm/X_pca`: cell 1, component 1 is not finite (NaN)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_contents_list_obs_columns_and_matrices_with_shapes_and_sparse_encodings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.h5ad");
+    std::fs::write(&path, anndata_like(&[2, 0, 1, 0, 2, 1], true)).unwrap();
+    let (columns, matrices) = wlm_data::h5ad_contents(&path).unwrap();
+    assert_eq!(columns, ["day", "hours"]);
+    let listed: Vec<String> = matrices.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        listed,
+        [
+            "X (csr_matrix, not readable)",
+            "X_pca (6×3)",
+            "layers/velocity (6×3)"
+        ]
+    );
+    assert_eq!(matrices[1].matrix, H5adMatrix::Obsm("X_pca".into()));
+    assert_eq!(matrices[1].shape, Some(vec![6, 3]));
+    // A missing embedding lists them too, the sparse X included.
+    let config = H5adConfig {
+        embedding: H5adMatrix::Obsm("X_tsne".into()),
+        ..day_config()
+    };
+    let msg = load_h5ad(&path, &config).unwrap_err().to_string();
+    assert!(
+        msg.contains("obsm/X_tsne") && msg.contains("X (csr_matrix, not readable), X_pca (6×3)"),
         "{msg}"
     );
 }
