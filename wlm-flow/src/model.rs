@@ -99,7 +99,7 @@ impl FlowModel {
     /// failures.
     pub fn trajectory(&self, x: &[f64], t_from: f64, times: &[f64]) -> Result<Vec<Vec<f64>>> {
         let dim = self.chain.dim();
-        if x.is_empty() || x.len() % dim != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(dim) {
             return Err(Error::Data(format!(
                 "a start of {} values is not a cloud of {dim}-dimensional points",
                 x.len()

@@ -39,7 +39,7 @@ impl AnisotropicBasis {
     /// [`Error::Data`] for an empty cloud or one with non-finite values; [`Error::Config`]
     /// for frequencies outside (0, π).
     pub fn fit(x: &[f64], dim: usize, omega_base: f64, omega_ratio: f64) -> Result<Self> {
-        if dim == 0 || x.is_empty() || x.len() % dim != 0 {
+        if dim == 0 || x.is_empty() || !x.len().is_multiple_of(dim) {
             return Err(Error::Data(format!(
                 "cannot fit principal directions to {} values in {dim} dimensions",
                 x.len()
@@ -96,7 +96,7 @@ impl AnisotropicBasis {
     }
 
     /// `Rᵀ y` (no centre added).
-    fn from_principal(&self, y: &[f64], out: &mut [f64]) {
+    fn to_data_offset(&self, y: &[f64], out: &mut [f64]) {
         let dim = self.dim();
         out.fill(0.0);
         for (k, yk) in y.iter().enumerate() {
@@ -173,7 +173,7 @@ impl Path {
                         w0 * y0[k] + w1 * y1[k]
                     })
                     .collect();
-                basis.from_principal(&y, out);
+                basis.to_data_offset(&y, out);
                 for (o, c) in out.iter_mut().zip(&basis.center) {
                     *o += c;
                 }
@@ -203,7 +203,7 @@ impl Path {
                         w0 * y0[k] + w1 * y1[k]
                     })
                     .collect();
-                basis.from_principal(&u, out);
+                basis.to_data_offset(&u, out);
             }
         }
     }
