@@ -38,6 +38,9 @@ pub(crate) enum Command {
     Plot(PlotArgs),
     /// Simulate Boids, train a small model, forecast and plot, with no input files.
     Demo(DemoArgs),
+    /// Flow-matching baselines (OT-CFM, I-CFM, Lagrangian flow matching): train, interpolate, forecast.
+    #[command(subcommand)]
+    Flow(crate::flow::FlowCommand),
     /// Run a reference experiment (METHOD.md §5): train every run, evaluate, write a results table.
     Experiment(ExperimentArgs),
 }

@@ -14,6 +14,7 @@ mod demo;
 mod distance;
 mod experiment;
 mod figures;
+mod flow;
 mod inspect;
 mod overrides;
 mod plot;
@@ -114,6 +115,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             }
         }
         Command::Demo(a) => demo::demo(&a, mode)?,
+        Command::Flow(c) => flow::run(&c, mode)?,
         Command::Experiment(a) => {
             experiment::experiment(&a, mode)?;
         }
