@@ -94,6 +94,13 @@ pub(crate) struct ExperimentArgs {
     /// Folder of the experiments' run directories and results.
     #[arg(long, default_value = "runs/experiments")]
     pub(crate) out: PathBuf,
+    /// Flow-matching baselines to add as extra columns (`wlm flow` on each run's data, split
+    /// and seed), e.g. `--flow otcfm,icfm,lfm`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) flow: Vec<crate::flow_experiment::FlowMethod>,
+    /// Override a value of every flow baseline's config, e.g. `--flow-set flow.train.steps=500`.
+    #[arg(long = "flow-set", value_name = "KEY=VALUE")]
+    pub(crate) flow_set: Vec<String>,
 }
 
 /// `wlm simulate ...`.

@@ -341,7 +341,11 @@ pub(crate) fn experiment(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
             run_one(run, &dir, mode).with_context(|| format!("run `{}` failed", run.name))?;
         results.push(result);
     }
-    let text = results_markdown(args, &results);
+    let mut text = results_markdown(args, &results);
+    if !args.flow.is_empty() {
+        text +=
+            &crate::flow_experiment::flow_section(&runs, &args.flow, &args.flow_set, &root, mode)?;
+    }
     let path = root.join(RESULTS_FILE);
     write_text(&path, &text)?;
     println!("{text}");
@@ -382,6 +386,13 @@ fn command_line(args: &ExperimentArgs) -> String {
     }
     for s in &args.set {
         let _ = write!(c, " --set '{s}'");
+    }
+    if !args.flow.is_empty() {
+        let f: Vec<&str> = args.flow.iter().map(|m| m.key()).collect();
+        let _ = write!(c, " --flow {}", f.join(","));
+        for s in &args.flow_set {
+            let _ = write!(c, " --flow-set '{s}'");
+        }
     }
     let _ = write!(c, " --out {}", args.out.display());
     c

@@ -15,6 +15,7 @@ mod distance;
 mod experiment;
 mod figures;
 mod flow;
+mod flow_experiment;
 mod inspect;
 mod overrides;
 mod plot;

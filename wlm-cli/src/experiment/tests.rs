@@ -36,6 +36,8 @@ fn args(name: ExperimentName) -> ExperimentArgs {
         potentials: Vec::new(),
         set: Vec::new(),
         out: PathBuf::from("runs/experiments"),
+        flow: Vec::new(),
+        flow_set: Vec::new(),
     }
 }
 
