@@ -414,6 +414,23 @@ mod tests {
     )"#;
 
     #[test]
+    fn every_flow_config_in_the_configs_folder_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("flow_") && name.ends_with(".ron") {
+                let c = FlowExperiment::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert!(c.name.starts_with("flow_"), "{name}: {}", c.name);
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "only {n} flow configs");
+    }
+
+    #[test]
     fn flow_configs_parse_override_and_name_bad_fields() {
         let c = FlowExperiment::parse(GOOD, &[]).unwrap();
         assert_eq!(c.flow.train.steps, 3);

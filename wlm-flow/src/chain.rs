@@ -227,6 +227,11 @@ mod tests {
         let mut f = Vec::new();
         chain.push_features(1.25, &mut f);
         assert_eq!(f, vec![0.25, 0.0, 1.0]);
+        // Absolute time: chain time 1.5 is halfway from t = 3 to t = 10.
+        let chain = Chain::new(&snapshots(), &[0, 2, 4], false, TimeInput::Absolute).unwrap();
+        let mut f = Vec::new();
+        chain.push_features(1.5, &mut f);
+        assert_eq!(f, vec![6.5]);
         assert!(Chain::new(&snapshots(), &[3], false, TimeInput::Chain).is_err());
         assert!(Chain::new(&snapshots(), &[0, 9], false, TimeInput::Chain).is_err());
     }
