@@ -424,6 +424,10 @@ mod tests {
                 let c = FlowExperiment::load(&path, &[])
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 assert!(c.name.starts_with("flow_"), "{name}: {}", c.name);
+                // What a run directory stores parses back to the same config.
+                let text =
+                    ron::ser::to_string_pretty(&c, ron::ser::PrettyConfig::default()).unwrap();
+                assert_eq!(FlowExperiment::parse(&text, &[]).unwrap(), c, "{name}");
                 n += 1;
             }
         }
