@@ -38,6 +38,9 @@ pub(crate) enum Command {
     Plot(PlotArgs),
     /// Simulate Boids, train a small model, forecast and plot, with no input files.
     Demo(DemoArgs),
+    /// Flow-matching baselines (OT-CFM, I-CFM, Lagrangian flow matching): train, interpolate, forecast.
+    #[command(subcommand)]
+    Flow(crate::flow::FlowCommand),
     /// Run a reference experiment (METHOD.md §5): train every run, evaluate, write a results table.
     Experiment(ExperimentArgs),
 }
@@ -98,6 +101,13 @@ pub(crate) struct ExperimentArgs {
     /// Gather the finished run directories of a planned sweep into `results.md`.
     #[arg(long)]
     pub(crate) collect: bool,
+    /// Flow-matching baselines to add as extra columns (`wlm flow` on each run's data, split
+    /// and seed), e.g. `--flow otcfm,icfm,lfm`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) flow: Vec<crate::flow_experiment::FlowMethod>,
+    /// Override a value of every flow baseline's config, e.g. `--flow-set flow.train.steps=500`.
+    #[arg(long = "flow-set", value_name = "KEY=VALUE")]
+    pub(crate) flow_set: Vec<String>,
 }
 
 /// The schedulers `wlm experiment --plan` writes for.

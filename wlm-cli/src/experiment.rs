@@ -293,6 +293,9 @@ fn run_one(run: &PlannedRun, dir: &Path, mode: Mode) -> Result<RunResult> {
 /// # Errors
 /// Planning, training, evaluation and I/O failures, naming the run.
 pub(crate) fn experiment(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
+    if (args.plan.is_some() || args.collect) && !args.flow.is_empty() {
+        bail!("--flow runs its baselines locally: it cannot be combined with --plan or --collect");
+    }
     if let Some(kind) = args.plan {
         return schedule::write_plan(args, kind, mode);
     }
@@ -318,19 +321,26 @@ pub(crate) fn experiment(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
             run_one(run, &dir, mode).with_context(|| format!("run `{}` failed", run.name))?;
         results.push(result);
     }
-    write_results(args, &results, mode)
+    let flow = if args.flow.is_empty() {
+        String::new()
+    } else {
+        crate::flow_experiment::flow_section(&runs, &args.flow, &args.flow_set, &root, mode)?
+    };
+    write_results(args, &results, &flow, mode)
 }
 
-/// Writes `<out>/<experiment>/results.md` and prints it.
+/// Writes `<out>/<experiment>/results.md` (the runs' table, then `extra`, e.g. the flow
+/// baselines' section) and prints it.
 ///
 /// # Errors
 /// Write failures.
 pub(crate) fn write_results(
     args: &ExperimentArgs,
     results: &[RunResult],
+    extra: &str,
     mode: Mode,
 ) -> Result<PathBuf> {
-    let text = results_markdown(args, results);
+    let text = results_markdown(args, results) + extra;
     let path = args.out.join(experiment_name(args.name)).join(RESULTS_FILE);
     write_text(&path, &text)?;
     println!("{text}");
@@ -371,6 +381,13 @@ pub(crate) fn command_line(args: &ExperimentArgs) -> String {
     }
     for s in &args.set {
         let _ = write!(c, " --set '{s}'");
+    }
+    if !args.flow.is_empty() {
+        let f: Vec<&str> = args.flow.iter().map(|m| m.key()).collect();
+        let _ = write!(c, " --flow {}", f.join(","));
+        for s in &args.flow_set {
+            let _ = write!(c, " --flow-set '{s}'");
+        }
     }
     let _ = write!(c, " --out {}", args.out.display());
     c

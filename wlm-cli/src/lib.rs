@@ -16,6 +16,8 @@ mod distance;
 mod experiment;
 mod figures;
 mod forecast;
+mod flow;
+mod flow_experiment;
 mod inspect;
 mod output;
 mod overrides;
@@ -118,6 +120,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             }
         }
         Command::Demo(a) => demo::demo(&a, mode)?,
+        Command::Flow(c) => flow::run(&c, mode)?,
         Command::Experiment(a) => {
             experiment::experiment(&a, mode)?;
         }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use wlm::{Evaluation, Role};
 use wlm_data::{H5adConfig, Snapshots};
 
-use crate::report::evaluation_table;
+use crate::report::{evaluation_table, role_name};
 use crate::runs::write_text;
 
 fn extension(path: &Path) -> String {
@@ -36,14 +36,6 @@ pub(crate) fn write_snapshots(path: &Path, s: &Snapshots, layout: &H5adConfig) -
         ),
     };
     written.with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Start => "start",
-        Role::Train => "train",
-        Role::Test => "test",
-    }
 }
 
 /// One row per snapshot: `index,time,role,model_w1,model_w2`, then one column per baseline

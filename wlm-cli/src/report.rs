@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use wlm::{Evaluation, MeanSe, Role};
 
-fn role_name(role: Role) -> &'static str {
+/// The role's name in tables and CSV files.
+pub(crate) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Start => "start",
         Role::Train => "train",

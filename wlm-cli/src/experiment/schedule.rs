@@ -189,7 +189,7 @@ pub(crate) fn collect(args: &ExperimentArgs, mode: Mode) -> Result<PathBuf> {
             missing.join(", ")
         );
     }
-    write_results(args, &results, mode)
+    write_results(args, &results, "", mode)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ fn args(name: ExperimentName) -> ExperimentArgs {
         out: PathBuf::from("runs/experiments"),
         plan: None,
         collect: false,
+        flow: Vec::new(),
+        flow_set: Vec::new(),
     }
 }
 

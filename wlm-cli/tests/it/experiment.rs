@@ -118,3 +118,49 @@ fn experiment_errors_name_the_missing_data_and_the_bad_field() {
     let err = fails(&wlm_in(dir.path(), &["experiment", "weather"]));
     assert!(err.contains("weather"), "{err}");
 }
+
+#[test]
+fn flow_baselines_join_an_experiment_as_extra_columns() {
+    let Some(data) = shared_data() else {
+        eprintln!("skipped: ../shared/data is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = data.to_string_lossy().into_owned();
+    let mut args = vec![
+        "experiment",
+        "ocean-small",
+        "--data",
+        &data,
+        "--out",
+        "exp",
+        "--flow",
+        "otcfm,icfm,lfm,lfm-aniso",
+        "--flow-set",
+        "flow.train.steps=3",
+        "--flow-set",
+        "flow.network.width=8",
+    ];
+    args.extend(TINY);
+    let out = ok(&wlm_in(dir.path(), &args));
+    for needle in [
+        "## Flow-matching baselines",
+        "| OT-CFM | I-CFM | LFM ω=1 | LFM aniso |",
+        "| holdout-1-3-5-7 | 1 |",
+        "--flow otcfm,icfm,lfm,lfm-aniso --flow-set 'flow.train.steps=3'",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing from\n{out}");
+    }
+    let run = dir
+        .path()
+        .join("exp/ocean-small/holdout-1-3-5-7-seed0-flow-lfm-aniso");
+    assert!(run.join("scores.ron").is_file() && run.join("interpolation.npz").is_file());
+    // Run again: the finished flow runs are reused.
+    let again = wlm_in(dir.path(), &args);
+    ok(&again);
+    assert!(
+        stderr(&again).contains("reusing its scores"),
+        "{}",
+        stderr(&again)
+    );
+}

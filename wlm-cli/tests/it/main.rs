@@ -6,6 +6,7 @@ mod configs;
 mod data_commands;
 mod demo;
 mod experiment;
+mod flow;
 mod runs;
 #[path = "../../../testing/shared_folder.rs"]
 mod shared_folder;
