@@ -53,9 +53,11 @@ fn read_clouds(
         let array = read_array(item, &what)?;
         let d = match array.shape[..] {
             [n, d] if n > 0 && d > 0 => d,
-            ref shape => return Err(value_error(format!(
+            ref shape => {
+                return Err(value_error(format!(
                 "{what}: expected a non-empty 2-d array (points, dimensions), got shape {shape:?}"
-            ))),
+            )))
+            }
         };
         match dim {
             Some(expected) if expected != d => {
