@@ -9,6 +9,7 @@ naming the argument; unreadable files raise ``OSError``. Heavy work releases the
 from __future__ import annotations
 
 import os
+import pathlib
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -155,7 +156,7 @@ class Run:
         """Continues training to the configured number of steps (as :func:`train`), then
         writes the final outputs."""
     @property
-    def dir(self) -> str:
+    def dir(self) -> pathlib.Path:
         """The run directory."""
     @property
     def config(self) -> Dict[str, Any]:

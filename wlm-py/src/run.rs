@@ -63,12 +63,14 @@ impl TrainObserver for Observer {
 /// reports progress and checks for signals. On Ctrl-C (or an exception from a progress
 /// callback) it writes a checkpoint at the last finished step and re-raises. Then writes the
 /// final outputs ([`Run::finish`]).
-fn train_to_end(py: Python<'_>, run: &mut Run, mut progress: Progress<'_>) -> PyResult<()> {
+fn train_to_end<'py>(py: Python<'py>, run: &mut Run, mut progress: Progress<'py>) -> PyResult<()> {
     let total = run.config().train.steps;
     while run.trainer().step_count() < total {
         let mut observer = Observer::default();
-        py.detach(|| run.train_for(1, &mut observer))
-            .map_err(from_wlm)?;
+        if let Err(e) = py.detach(|| run.train_for(1, &mut observer)) {
+            let _ = progress.finish(py);
+            return Err(from_wlm(e));
+        }
         let stop = progress
             .update(py, &observer.info, total)
             .and_then(|()| py.check_signals());
@@ -103,7 +105,15 @@ fn temporary_run_dir() -> PyResult<PathBuf> {
     Ok(dir.keep())
 }
 
-/// Trains a model on `snapshots` (see `wlm.pyi`).
+/// Trains a model on `snapshots` as `wlm train` does and returns the finished `Run`.
+///
+/// `config`: None (defaults), a dict in the RON schema of the run configuration (`model`,
+/// `train`, `eval`, `split`; structs are dicts, enum variants `{"Variant": {...}}` or their
+/// name), or a path to such a RON file; unknown keys raise ValueError naming their dotted
+/// path. `run_dir`: where the run's files go (default: a new `wlm-run-*` folder in the
+/// temporary directory). `progress`: True (a bar on stderr), False, or a callable taking a
+/// dict per step. Steps run with the GIL released; Ctrl-C stops after the current step,
+/// writes a checkpoint and raises KeyboardInterrupt (continue with `Run.load(dir).train()`).
 #[pyfunction]
 #[pyo3(
     signature = (snapshots, config=None, run_dir=None, progress=None),
@@ -150,7 +160,9 @@ pub(crate) fn train(
     Ok(PyRun { run })
 }
 
-/// A training run in its directory (see `wlm.pyi`).
+/// A training run in its directory: configuration, checkpoint, metrics and outputs. Made by
+/// `wlm.train` or `Run.load(run_dir)`; predicts with `forecast`, `interpolate`, scores with
+/// `evaluate`, and exposes the learned `energy` and `force`.
 #[pyclass(name = "Run", module = "wlm")]
 pub(crate) struct PyRun {
     run: Run,
