@@ -1,5 +1,7 @@
 """`wlm.Snapshots`: from numpy arrays, and from AnnData against the Rust `.h5ad` loader."""
 
+import pickle
+
 import anndata
 import numpy as np
 import pandas as pd
@@ -72,6 +74,7 @@ def test_constructor_reads_float32_fortran_and_strided_arrays_as_float64():
     s32 = wlm.Snapshots([a.astype(np.float32), b.astype(np.float32)], [0.0, 1.0])
     np.testing.assert_array_equal(s32.positions[0], a.astype(np.float32).astype(np.float64))
     assert s32.positions[0].dtype == np.float64
+    assert pickle.loads(pickle.dumps(reference)) == reference
     assert reference.n_particles == [6, 4] and len(reference) == 2
     assert reference.velocities[0] is None
     np.testing.assert_array_equal(reference.velocities[1], 2 * b)
