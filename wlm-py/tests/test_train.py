@@ -122,8 +122,13 @@ def test_interrupted_training_keeps_a_checkpoint_and_resumes_to_the_same_run(tmp
         if report["step"] == 3:
             signal.raise_signal(signal.SIGINT)  # Ctrl-C
 
-    with pytest.raises(KeyboardInterrupt):
-        wlm.train(snapshots(), CONFIG, run_dir=tmp_path / "cut", progress=interrupt_at_3)
+    # Python's own Ctrl-C handler (a shell starts background jobs with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wlm.train(snapshots(), CONFIG, run_dir=tmp_path / "cut", progress=interrupt_at_3)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert seen == [1, 2, 3]
     resumed = wlm.Run.load(tmp_path / "cut")
     assert resumed.step == 3
@@ -141,6 +146,8 @@ def test_ctrl_c_during_a_step_stops_after_it(tmp_path):
         sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
         import wlm
         from test_train import snapshots, CONFIG
+        # Python's own Ctrl-C handler (a shell starts background jobs with SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         config = dict(CONFIG, train=dict(CONFIG["train"], steps=100000, checkpoint_every=0, eval_every=0))
         started = threading.Event()
         def kill():
@@ -156,7 +163,7 @@ def test_ctrl_c_during_a_step_stops_after_it(tmp_path):
             print("interrupted")
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "interrupted"
     run = wlm.Run.load(tmp_path / "run")
