@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use wlm::{Evaluation, Role};
+use wlm::Evaluation;
 use wlm_data::{H5adConfig, Snapshots};
 
 use crate::report::{evaluation_table, role_name};

@@ -6,6 +6,9 @@ use std::path::Path;
 use hdf5_pure::{AttrValue, DType, Dataset, File, FormatError};
 use serde::{Deserialize, Serialize};
 
+use crate::cells::{
+    group_cells, numeric_category_times, string_category_times, CellTable, GroupError,
+};
 use crate::fs::read_file;
 use crate::npz::MEMORY;
 use crate::{Error, Result, Snapshots};
@@ -337,26 +340,14 @@ impl Reader<'_> {
         let cat_ds = self.dataset(categories)?;
         let labels: Vec<(f64, String)> = match cat_ds.dtype() {
             Ok(DType::String | DType::VariableLengthString) => {
-                let names = self.strings(categories)?;
-                let parsed: Option<Vec<f64>> = names
-                    .iter()
-                    .map(|s| s.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
-                    .collect();
-                match parsed {
-                    Some(values) => values.into_iter().zip(names).collect(),
-                    None => names
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, s)| (i as f64, s))
-                        .collect(),
-                }
+                string_category_times(self.strings(categories)?)
             }
             _ => {
                 let values = self.numeric(categories)?.1;
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                     return Err(self.err(categories, format!("category {i} is not finite")));
                 }
-                values.into_iter().map(|v| (v, format!("{v}"))).collect()
+                numeric_category_times(&values)
             }
         };
         let mut times = Vec::with_capacity(codes.len());
@@ -479,56 +470,20 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
         None => None,
     };
 
-    let mut unique = column.times.clone();
-    unique.sort_by(f64::total_cmp);
-    unique.dedup();
-    let mut clouds = vec![Vec::new(); unique.len()];
-    let mut vel_clouds = vec![Vec::new(); unique.len()];
-    for (i, t) in column.times.iter().enumerate() {
-        let s = unique.partition_point(|u| u < t);
-        clouds[s].extend_from_slice(&positions[i * dim..(i + 1) * dim]);
-        if let Some(v) = &velocities {
-            vel_clouds[s].extend_from_slice(&v[i * dim..(i + 1) * dim]);
-        }
-    }
-    let velocities = match (&velocities, &config.velocity) {
-        (Some(_), Some(m)) => {
-            let mut out = Vec::with_capacity(unique.len());
-            for (s, v) in vel_clouds.into_iter().enumerate() {
-                if v.iter().all(|x| x.is_nan()) {
-                    out.push(None);
-                } else if v.iter().any(|x| x.is_nan()) {
-                    return Err(reader.err(
-                        &m.path(),
-                        format!(
-                            "snapshot {s} (time {}) has velocities on some cells but NaN on others",
-                            unique[s]
-                        ),
-                    ));
-                } else {
-                    out.push(Some(v));
-                }
-            }
-            Some(out)
-        }
-        _ => None,
+    let table = CellTable {
+        times: &column.times,
+        names: &column.names,
+        dim,
+        positions: &positions,
+        velocities: velocities.as_deref(),
     };
-    let names = unique
-        .iter()
-        .map(|t| {
-            column
-                .names
-                .iter()
-                .find(|(v, _)| v == t)
-                .map_or_else(|| format!("{t}"), |(_, name)| name.clone())
-        })
-        .collect();
-    Snapshots::new(unique, dim, clouds, velocities)
-        .and_then(|s| s.with_names(names))
-        .map_err(|e| Error::Format {
+    group_cells(&table).map_err(|e| match (e, &config.velocity) {
+        (e @ GroupError::MixedVelocities { .. }, Some(m)) => reader.err(&m.path(), e.to_string()),
+        (e, _) => Error::Format {
             path: path.to_owned(),
             problem: e.to_string(),
-        })
+        },
+    })
 }
 
 /// One matrix of an AnnData file, as [`h5ad_matrices`] lists it.

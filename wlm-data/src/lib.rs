@@ -90,6 +90,7 @@
 //! `docs/METHOD.md` §4–6 in the repository: the blur, the GF-SDE data and the data sets.
 
 mod blur;
+mod cells;
 mod csv;
 mod error;
 mod format;
@@ -106,6 +107,9 @@ mod snapshots;
 mod trajectorynet;
 
 pub use blur::{estimate_blur, BlurConfig};
+pub use cells::{
+    group_cells, numeric_category_times, string_category_times, CellTable, GroupError,
+};
 pub use csv::{load_csv, parse_csv, write_csv};
 pub use error::{Error, Result};
 pub use format::{detect_format, load_any, Format};

@@ -169,7 +169,9 @@ impl ModelConfig {
 pub struct Model {
     config: ModelConfig,
     varmap: VarMap,
-    energy: Box<dyn Energy>,
+    /// `Send + Sync` so that a model (and a run) can move to another thread, e.g. one that
+    /// trains while a Python interpreter runs on.
+    energy: Box<dyn Energy + Send + Sync>,
     friction: Option<Var>,
     device: Device,
 }
@@ -193,7 +195,7 @@ impl Model {
         let varmap = VarMap::new();
         let dtype = config.precision.dtype();
         let vb = wlm_energy::seeded_var_builder(&varmap, config.init_seed, dtype, device);
-        let energy: Box<dyn Energy> = match &config.energy {
+        let energy: Box<dyn Energy + Send + Sync> = match &config.energy {
             EnergyConfig::Attention(c) => Box::new(c.init(vb.clone())?),
             EnergyConfig::MeanField(c) => Box::new(c.init(vb.clone())?),
             EnergyConfig::Analytic { potential, .. } => Box::new(potential.clone()),
