@@ -7,10 +7,7 @@ use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::par_chunked;
-use super::same_shape::{
-    apply_same_shape, same_shape_op1, same_shape_op2, SameShapeOp, SameShapeVjp, UnaryWithVjp,
-};
-use super::{Backward2, Kernel1, Kernel2, Shaped};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 const CHUNK: usize = 16_384;
 
@@ -83,53 +80,18 @@ fn vjp_bwd_all<T: Float>(z: &[T], g: &[T], ybar: &[T]) -> (Vec<T>, Vec<T>) {
 
 struct GeluOp;
 
-impl SameShapeOp for GeluOp {
-    const NAME: &'static str = "wlm-gelu";
-    const WHAT: &'static str = "gelu";
-    const ROWS: bool = false;
-}
-
-impl UnaryWithVjp for GeluOp {
-    type Vjp = GeluVjpOp;
-    const VJP_OF_RESULT: bool = false;
-    fn vjp(&self) -> GeluVjpOp {
-        GeluVjpOp
-    }
-}
-
-same_shape_op1!(GeluOp);
-
 struct GeluVjpOp;
 
-impl SameShapeOp for GeluVjpOp {
-    const NAME: &'static str = "wlm-gelu-vjp";
-    const WHAT: &'static str = "gelu_vjp";
-    const ROWS: bool = false;
-}
-
-impl SameShapeVjp for GeluVjpOp {
-    const BACKWARD_READS_RESULT: bool = false;
-}
-
-same_shape_op2!(GeluVjpOp);
-
-impl Kernel1 for Shaped<'_, GeluOp> {
-    fn apply<T: Float>(&self, z: &[T]) -> Result<Vec<T>> {
-        Ok(gelu_all(z))
-    }
-}
-
-impl Backward2 for Shaped<'_, GeluVjpOp> {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_all(s[0], s[1], s[2])
-    }
-}
-
-impl Kernel2 for Shaped<'_, GeluVjpOp> {
-    fn apply<T: Float>(&self, z: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_all(z, g))
-    }
-}
+same_shape_ops!(
+    GeluOp("wlm-gelu", "gelu") => GeluVjpOp("wlm-gelu-vjp", "gelu_vjp"),
+    rows: false,
+    vjp: |_op| GeluVjpOp,
+    vjp_of_result: false,
+    forward: |_op, _d, z| gelu_all(z),
+    vjp_forward: |_op, _d, z, g| vjp_all(z, g),
+    vjp_backward: |_op, _d, s| vjp_bwd_all(s[0], s[1], s[2]),
+    backward_reads_result: false,
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,10 +9,7 @@ use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_sum, rows_per_task};
-use super::same_shape::{
-    apply_same_shape, same_shape_op1, same_shape_op2, SameShapeOp, SameShapeVjp, UnaryWithVjp,
-};
-use super::{Backward2, Kernel1, Kernel2, Shaped};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 /// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
 pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -150,59 +147,25 @@ fn vjp_bwd_rows<T: Float>(
     (xbar, gbar)
 }
 
-impl Kernel1 for Shaped<'_, NormalizeOp> {
-    fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>> {
-        Ok(normalize_rows(x, self.1, self.0.eps))
-    }
-}
-
-impl Backward2 for Shaped<'_, NormalizeVjpOp> {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_rows(s[0], s[1], s[2], s[3], self.1, self.0.eps)
-    }
-}
-
-impl Kernel2 for Shaped<'_, NormalizeVjpOp> {
-    fn apply<T: Float>(&self, x: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_rows(x, g, self.1, self.0.eps))
-    }
-}
-
 struct NormalizeOp {
     eps: f64,
 }
-
-impl SameShapeOp for NormalizeOp {
-    const NAME: &'static str = "wlm-layer-norm";
-    const WHAT: &'static str = "layer_norm";
-    const ROWS: bool = true;
-}
-
-impl UnaryWithVjp for NormalizeOp {
-    type Vjp = NormalizeVjpOp;
-    const VJP_OF_RESULT: bool = false;
-    fn vjp(&self) -> NormalizeVjpOp {
-        NormalizeVjpOp { eps: self.eps }
-    }
-}
-
-same_shape_op1!(NormalizeOp);
 
 struct NormalizeVjpOp {
     eps: f64,
 }
 
-impl SameShapeOp for NormalizeVjpOp {
-    const NAME: &'static str = "wlm-layer-norm-vjp";
-    const WHAT: &'static str = "layer_norm_vjp";
-    const ROWS: bool = true;
-}
-
-impl SameShapeVjp for NormalizeVjpOp {
-    const BACKWARD_READS_RESULT: bool = true;
-}
-
-same_shape_op2!(NormalizeVjpOp);
+same_shape_ops!(
+    NormalizeOp("wlm-layer-norm", "layer_norm")
+        => NormalizeVjpOp("wlm-layer-norm-vjp", "layer_norm_vjp"),
+    rows: true,
+    vjp: |op| NormalizeVjpOp { eps: op.eps },
+    vjp_of_result: false,
+    forward: |op, h, x| normalize_rows(x, h, op.eps),
+    vjp_forward: |op, h, x, g| vjp_rows(x, g, h, op.eps),
+    vjp_backward: |op, h, s| vjp_bwd_rows(s[0], s[1], s[2], s[3], h, op.eps),
+    backward_reads_result: true,
+);
 
 #[cfg(test)]
 mod tests {

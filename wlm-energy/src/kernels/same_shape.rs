@@ -1,9 +1,8 @@
 //! The candle custom-op plumbing shared by the fused ops whose output has their input's shape (LayerNorm, softmax, GELU) and by their VJPs.
 //!
-//! An op describes itself with [`SameShapeOp`] (and [`UnaryWithVjp`] or [`SameShapeVjp`]) and
-//! implements [`Kernel1`] / [`Kernel2`] / [`Backward2`] on `Shaped<Op>`; [`same_shape_op1!`] and
-//! [`same_shape_op2!`] then write its `CustomOp1` / `CustomOp2` impl: shape checks, the f32/f64
-//! dispatch and the backward wiring, once for every op.
+//! A file declares its op pair with one [`same_shape_ops!`]: names, kernels and the VJP; the
+//! `CustomOp1` / `CustomOp2` impls (shape checks, the f32/f64 dispatch, the backward wiring)
+//! are written here once for every op.
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -143,9 +142,80 @@ where
     Ok((Some(a_bar), Some(b_bar)))
 }
 
-/// `impl CustomOp1 for $op` through [`cpu_fwd1`] and [`bwd1`] (`$op`: a [`UnaryWithVjp`]).
-macro_rules! same_shape_op1 {
-    ($op:ty) => {
+/// Declares a fused op and its VJP op on tensors of one shape: their [`SameShapeOp`],
+/// [`UnaryWithVjp`] and [`SameShapeVjp`] impls, their three kernels on `Shaped<Op>`
+/// ([`Kernel1`], [`Kernel2`], [`Backward2`]) and candle's `CustomOp1` / `CustomOp2` through
+/// [`cpu_fwd1`], [`bwd1`], [`cpu_fwd2`] and [`bwd2`].
+///
+/// Each kernel is written as a closure over the op, the `Shaped` dimension and the op's float
+/// slices (of any `T: Float`); `vjp` makes the VJP op from the op.
+macro_rules! same_shape_ops {
+    (
+        $op:ident($name:literal, $what:literal) => $vjp:ident($vjp_name:literal, $vjp_what:literal),
+        rows: $rows:literal,
+        vjp: |$s:ident| $make_vjp:expr,
+        vjp_of_result: $of_result:literal,
+        forward: |$fo:ident, $fd:ident, $x:ident| $forward:expr,
+        vjp_forward: |$vo:ident, $vd:ident, $a:ident, $b:ident| $vjp_forward:expr,
+        vjp_backward: |$bo:ident, $bd:ident, $inputs:ident| $vjp_backward:expr,
+        backward_reads_result: $reads:literal $(,)?
+    ) => {
+        impl $crate::kernels::same_shape::SameShapeOp for $op {
+            const NAME: &'static str = $name;
+            const WHAT: &'static str = $what;
+            const ROWS: bool = $rows;
+        }
+
+        impl $crate::kernels::same_shape::SameShapeOp for $vjp {
+            const NAME: &'static str = $vjp_name;
+            const WHAT: &'static str = $vjp_what;
+            const ROWS: bool = $rows;
+        }
+
+        impl $crate::kernels::same_shape::UnaryWithVjp for $op {
+            type Vjp = $vjp;
+            const VJP_OF_RESULT: bool = $of_result;
+            fn vjp(&self) -> $vjp {
+                let $s = self;
+                $make_vjp
+            }
+        }
+
+        impl $crate::kernels::same_shape::SameShapeVjp for $vjp {
+            const BACKWARD_READS_RESULT: bool = $reads;
+        }
+
+        impl $crate::kernels::Kernel1 for $crate::kernels::Shaped<'_, $op> {
+            fn apply<T: $crate::kernels::float::Float>(
+                &self,
+                $x: &[T],
+            ) -> candle_core::Result<Vec<T>> {
+                let ($fo, $fd) = (self.0, self.1);
+                Ok($forward)
+            }
+        }
+
+        impl $crate::kernels::Kernel2 for $crate::kernels::Shaped<'_, $vjp> {
+            fn apply<T: $crate::kernels::float::Float>(
+                &self,
+                $a: &[T],
+                $b: &[T],
+            ) -> candle_core::Result<Vec<T>> {
+                let ($vo, $vd) = (self.0, self.1);
+                Ok($vjp_forward)
+            }
+        }
+
+        impl $crate::kernels::Backward2 for $crate::kernels::Shaped<'_, $vjp> {
+            fn apply<T: $crate::kernels::float::Float>(
+                &self,
+                $inputs: &[&[T]],
+            ) -> (Vec<T>, Vec<T>) {
+                let ($bo, $bd) = (self.0, self.1);
+                $vjp_backward
+            }
+        }
+
         impl candle_core::CustomOp1 for $op {
             fn name(&self) -> &'static str {
                 <$op as $crate::kernels::same_shape::SameShapeOp>::NAME
@@ -168,16 +238,10 @@ macro_rules! same_shape_op1 {
                 $crate::kernels::same_shape::bwd1(self, arg, res, grad_res)
             }
         }
-    };
-}
-pub(crate) use same_shape_op1;
 
-/// `impl CustomOp2 for $op` through [`cpu_fwd2`] and [`bwd2`] (`$op`: a [`SameShapeVjp`]).
-macro_rules! same_shape_op2 {
-    ($op:ty) => {
-        impl candle_core::CustomOp2 for $op {
+        impl candle_core::CustomOp2 for $vjp {
             fn name(&self) -> &'static str {
-                <$op as $crate::kernels::same_shape::SameShapeOp>::NAME
+                <$vjp as $crate::kernels::same_shape::SameShapeOp>::NAME
             }
 
             fn cpu_fwd(
@@ -203,4 +267,4 @@ macro_rules! same_shape_op2 {
         }
     };
 }
-pub(crate) use same_shape_op2;
+pub(crate) use same_shape_ops;

@@ -7,10 +7,7 @@ use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_max, row_sum, rows_per_task};
-use super::same_shape::{
-    apply_same_shape, same_shape_op1, same_shape_op2, SameShapeOp, SameShapeVjp, UnaryWithVjp,
-};
-use super::{Backward2, Kernel1, Kernel2, Shaped};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 /// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
 /// [`softmax_vjp`]).
@@ -123,59 +120,24 @@ fn vjp_bwd_rows<T: Float>(
     (pbar, dpbar)
 }
 
-impl Kernel1 for Shaped<'_, SoftmaxOp> {
-    fn apply<T: Float>(&self, s: &[T]) -> Result<Vec<T>> {
-        Ok(softmax_rows(s, self.1, self.0.scale))
-    }
-}
-
-impl Backward2 for Shaped<'_, SoftmaxVjpOp> {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_rows(s[0], s[1], s[2], self.1, self.0.scale)
-    }
-}
-
-impl Kernel2 for Shaped<'_, SoftmaxVjpOp> {
-    fn apply<T: Float>(&self, p: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_rows(p, g, self.1, self.0.scale))
-    }
-}
-
 struct SoftmaxOp {
     scale: f64,
 }
-
-impl SameShapeOp for SoftmaxOp {
-    const NAME: &'static str = "wlm-softmax";
-    const WHAT: &'static str = "softmax";
-    const ROWS: bool = true;
-}
-
-impl UnaryWithVjp for SoftmaxOp {
-    type Vjp = SoftmaxVjpOp;
-    const VJP_OF_RESULT: bool = true;
-    fn vjp(&self) -> SoftmaxVjpOp {
-        SoftmaxVjpOp { scale: self.scale }
-    }
-}
-
-same_shape_op1!(SoftmaxOp);
 
 struct SoftmaxVjpOp {
     scale: f64,
 }
 
-impl SameShapeOp for SoftmaxVjpOp {
-    const NAME: &'static str = "wlm-softmax-vjp";
-    const WHAT: &'static str = "softmax_vjp";
-    const ROWS: bool = true;
-}
-
-impl SameShapeVjp for SoftmaxVjpOp {
-    const BACKWARD_READS_RESULT: bool = false;
-}
-
-same_shape_op2!(SoftmaxVjpOp);
+same_shape_ops!(
+    SoftmaxOp("wlm-softmax", "softmax") => SoftmaxVjpOp("wlm-softmax-vjp", "softmax_vjp"),
+    rows: true,
+    vjp: |op| SoftmaxVjpOp { scale: op.scale },
+    vjp_of_result: true,
+    forward: |op, n_cols, s| softmax_rows(s, n_cols, op.scale),
+    vjp_forward: |op, n_cols, p, dp| vjp_rows(p, dp, n_cols, op.scale),
+    vjp_backward: |op, n_cols, s| vjp_bwd_rows(s[0], s[1], s[2], n_cols, op.scale),
+    backward_reads_result: false,
+);
 
 #[cfg(test)]
 mod tests {
