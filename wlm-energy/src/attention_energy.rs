@@ -455,7 +455,6 @@ impl Energy for AttentionEnergy {
 mod tests {
     use super::*;
     use crate::testing::{entry_rel, force_vs_autograd, perturbed_model, random, small_config};
-    use candle_core::Var;
 
     fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
         let (energy, varmap) = perturbed_model(config, seed, DType::F64)?;
