@@ -221,6 +221,7 @@ fn every_level_matches_the_portable_kernel_on_ragged_sizes_padding_and_tiny_term
                         );
                         // f32 is judged against the portable kernel's own f32 error (both
                         // round the same logits, whose size sets the error).
+                        // (The f64 and f32 calls differ only in `T`, which a closure cannot take.)
                         let (gen32, gen32_grad) = pass::<f32>(
                             SimdLevel::Generic,
                             &x,
