@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use wlm_benches::short_group;
 
 // --- GF-SDE ---
 // Owned by the wlm-data issue. METHOD.md §5's data set: N 1000, d 2, 21 snapshots, dt 0.01,
@@ -11,11 +12,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use wlm_data::{GfSdeConfig, Pairing, VelocitySnapshots};
 
 fn gf_sde(c: &mut Criterion) {
-    let mut group = c.benchmark_group("gf_sde_generate_n1000_t21");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    let mut group = short_group(
+        c,
+        "gf_sde_generate_n1000_t21",
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
     let cases = [
         (
             "paired_velocities_all",
@@ -84,11 +86,12 @@ fn reference_flock(n_boids: usize) -> Flock {
 }
 
 fn boids_step(c: &mut Criterion) {
-    let mut group = c.benchmark_group("boids_step");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = short_group(
+        c,
+        "boids_step",
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
     for n_boids in [1_000, 10_000, 100_000] {
         let mut flock = spread_flock(n_boids, NeighbourSearch::CellList);
         group.bench_function(

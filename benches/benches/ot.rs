@@ -17,6 +17,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
+use wlm_benches::{process_cpu_time, short_group};
 use wlm_ot::{sinkhorn, wasserstein_1, SinkhornConfig};
 
 /// `n` points uniform in the unit cube, the first coordinate shifted by `shift` (as in the
@@ -33,23 +34,31 @@ fn f32_tensor(v: &[f64], n: usize, dim: usize) -> Tensor {
     Tensor::from_vec(v, (n, dim), &Device::Cpu).expect("tensor")
 }
 
+/// The benchmarked Sinkhorn case: `n` uniform points against `n` shifted by 0.5 (f32), exponent
+/// `p`, blur 0.05, scaling 0.9.
+fn sinkhorn_case(n: usize, dim: usize, p: u32) -> (Tensor, Tensor, SinkhornConfig) {
+    let x = f32_tensor(&cloud(n, dim, 0.0, 1), n, dim);
+    let y = f32_tensor(&cloud(n, dim, 0.5, 2), n, dim);
+    let config = SinkhornConfig {
+        p,
+        blur: 0.05,
+        scaling: 0.9,
+        ..Default::default()
+    };
+    (x, y, config)
+}
+
 fn sinkhorn_value_and_gradient(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sinkhorn_f32");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = short_group(
+        c,
+        "sinkhorn_f32",
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
     for n in [1000, 4000, 20000] {
         for dim in [2, 5] {
             for p in [2, 1] {
-                let x = f32_tensor(&cloud(n, dim, 0.0, 1), n, dim);
-                let y = f32_tensor(&cloud(n, dim, 0.5, 2), n, dim);
-                let config = SinkhornConfig {
-                    p,
-                    blur: 0.05,
-                    scaling: 0.9,
-                    ..Default::default()
-                };
+                let (x, y, config) = sinkhorn_case(n, dim, p);
                 let id = BenchmarkId::new(format!("p{p}_d{dim}"), n);
                 group.bench_with_input(id, &(x, y), |b, (x, y)| {
                     b.iter(|| sinkhorn(x, y, &config).expect("sinkhorn"))
@@ -61,11 +70,12 @@ fn sinkhorn_value_and_gradient(c: &mut Criterion) {
 }
 
 fn exact_w1(c: &mut Criterion) {
-    let mut group = c.benchmark_group("wasserstein_1_f64");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = short_group(
+        c,
+        "wasserstein_1_f64",
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
     let n = 1000;
     for dim in [2, 5] {
         let x = Tensor::from_vec(cloud(n, dim, 0.0, 3), (n, dim), &Device::Cpu).expect("x");
@@ -82,11 +92,12 @@ fn exact_w1(c: &mut Criterion) {
 /// This machine's scalar `f32::exp` (libm) throughput, the yardstick for the kernel's
 /// nanoseconds per evaluation (one exp per pair per pass): 2^16 calls per iteration.
 fn scalar_exp(c: &mut Criterion) {
-    let mut group = c.benchmark_group("scalar_expf");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2));
+    let mut group = short_group(
+        c,
+        "scalar_expf",
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    );
     let args: Vec<f32> = (0..1 << 16).map(|k| -(k as f32) * 1e-3).collect();
     group.bench_function("libm_65536_calls", |b| {
         b.iter(|| {
@@ -96,26 +107,6 @@ fn scalar_exp(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// CPU time of this process (all threads).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn process_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Wall-clock stand-in where the CPU clock is not wired up.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn process_cpu_time() -> Duration {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed()
 }
 
 /// Runs `f` until at least `budget` of wall time has passed (at least `min_calls` times) and
@@ -160,14 +151,7 @@ fn cpu_report(sizes: &[usize]) {
                 if !format!("p{p}_d{dim}").contains(&filter) {
                     continue;
                 }
-                let x = f32_tensor(&cloud(n, dim, 0.0, 1), n, dim);
-                let y = f32_tensor(&cloud(n, dim, 0.5, 2), n, dim);
-                let config = SinkhornConfig {
-                    p,
-                    blur: 0.05,
-                    scaling: 0.9,
-                    ..Default::default()
-                };
+                let (x, y, config) = sinkhorn_case(n, dim, p);
                 let steps = sinkhorn(&x, &y, &config).expect("sinkhorn").eps_list.len();
                 let evals = ((steps + 2) * 4 * n * n) as f64;
                 let (calls, cpu, wall) = time_calls(Duration::from_secs(3), 3, || {

@@ -21,6 +21,7 @@ use wlm::{
     EnergyConfig, GradientMethod, Model, ModelConfig, Precision, TrainConfig, Trainer,
     VelocitySource,
 };
+use wlm_benches::{cpu_seconds, short_group};
 use wlm_data::Snapshots;
 use wlm_energy::AttentionEnergyConfig;
 
@@ -90,11 +91,12 @@ fn trainer(
 }
 
 fn training_step(c: &mut Criterion) {
-    let mut group = c.benchmark_group("training_step");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    let mut group = short_group(
+        c,
+        "training_step",
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
     for (name, n, k, p, boids) in CASES {
         let mut t = trainer(n, k, p, boids, GradientMethod::ReverseSweep, KEEP);
         group.bench_function(name, |b| b.iter(|| t.step().expect("training step")));
@@ -160,32 +162,8 @@ fn once(spec: &str) {
     }
 }
 
-/// User + system CPU seconds of this process (from `/proc/self/stat`; 0 if unavailable).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 criterion_group!(benches, training_step);
 
 fn main() {
-    wlm_benches::tune_process();
-    if let Ok(spec) = std::env::var("WLM_TRAINING_ONCE") {
-        once(&spec);
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    wlm_benches::main_with_once("WLM_TRAINING_ONCE", once, benches);
 }

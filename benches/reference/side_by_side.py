@@ -56,6 +56,7 @@ REPO = HERE.parents[1]
 # ref_model: model config of the reference's train.py, plus explicit CLI flags
 # ours: our config, and how our data are made
 # k / quick_k: the fixed training horizon (number of training snapshots after 0 reached)
+# (A table on purpose: the cases share their fields, so `duplicates` pairs the rows.)
 CASES: dict[str, dict] = {
     "ocean_small": dict(
         title="ocean small vortex interpolation (hold out 1,3,5,7)",

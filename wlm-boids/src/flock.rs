@@ -210,7 +210,8 @@ impl Rules {
     }
 
     /// [`Rules::steer`] with the dimension `D` fixed at compile time (fixed-size arrays,
-    /// loops unrolled): the same operations in the same order as [`Rules::steer_any`].
+    /// loops unrolled): the same operations in the same order as [`Rules::steer_any`]. Kept as
+    /// that function's twin on purpose: the fixed-size arrays are what makes it fast.
     fn steer_in<const D: usize>(
         &self,
         x_i: &[f64],

@@ -25,6 +25,8 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Snapshots> {
     csv(&read_file(path)?, path)
 }
 
+// Every format has this `load_*` (a path) / `parse_*` (bytes) pair over one private parser, on
+// purpose (`duplicates` pairs them across the loaders): two documented entry points each.
 /// [`load_csv`] on the bytes of a file; errors name the file `<memory>`.
 ///
 /// # Errors

@@ -125,13 +125,8 @@ impl Snapshots {
                     cloud.len()
                 )));
             }
-            if let Some(pos) = cloud.iter().position(|v| !v.is_finite()) {
-                return Err(bad(format!(
-                    "position of point {} (coordinate {}) is not finite ({})",
-                    pos / dim,
-                    pos % dim,
-                    cloud[pos]
-                )));
+            if let Some(problem) = non_finite(cloud, dim, "position") {
+                return Err(bad(problem));
             }
             if let Some(vel) = &velocities[index] {
                 if vel.len() != cloud.len() {
@@ -142,13 +137,8 @@ impl Snapshots {
                         cloud.len() / dim
                     )));
                 }
-                if let Some(pos) = vel.iter().position(|v| !v.is_finite()) {
-                    return Err(bad(format!(
-                        "velocity of point {} (coordinate {}) is not finite ({})",
-                        pos / dim,
-                        pos % dim,
-                        vel[pos]
-                    )));
+                if let Some(problem) = non_finite(vel, dim, "velocity") {
+                    return Err(bad(problem));
                 }
             }
         }
@@ -314,6 +304,18 @@ impl Snapshots {
         };
         Self::new(times, dim, pos, vel)
     }
+}
+
+/// `"<what> of point i (coordinate k) is not finite (v)"` for the first non-finite entry of the
+/// row-major `values` (`dim` per point), if any.
+fn non_finite(values: &[f64], dim: usize, what: &str) -> Option<String> {
+    let pos = values.iter().position(|v| !v.is_finite())?;
+    Some(format!(
+        "{what} of point {} (coordinate {}) is not finite ({})",
+        pos / dim,
+        pos % dim,
+        values[pos]
+    ))
 }
 
 fn rank2(t: &Tensor, what: &str, index: usize) -> Result<(usize, usize)> {

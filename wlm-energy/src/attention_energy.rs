@@ -454,8 +454,7 @@ impl Energy for AttentionEnergy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{entry_rel, perturbed_model, random, small_config};
-    use candle_core::Var;
+    use crate::testing::{entry_rel, force_vs_autograd, perturbed_model, random, small_config};
 
     fn model(config: &AttentionEnergyConfig, seed: u64) -> Result<(AttentionEnergy, VarMap)> {
         let (energy, varmap) = perturbed_model(config, seed, DType::F64)?;
@@ -470,12 +469,8 @@ mod tests {
                     let config = small_config(dim, heads, 2, time_features);
                     let (energy, _varmap) = model(&config, 7)?;
                     for &n in &[1usize, 2, 17, 64] {
-                        let x = Var::from_tensor(&random(&[n, dim], n as u64, -2.0, 2.0)?)?;
-                        let t = 0.3;
-                        let grads = energy.energy(x.as_tensor(), t)?.backward()?;
-                        let minus_grad = grads.get(x.as_tensor()).expect("grad").neg()?;
-                        let force = energy.force(x.as_tensor(), t)?;
-                        let err = entry_rel(&force, &minus_grad)?;
+                        let x = random(&[n, dim], n as u64, -2.0, 2.0)?;
+                        let err = force_vs_autograd(&energy, &x, 0.3)?;
                         assert!(
                             err < 1e-10,
                             "heads={heads} time={time_features} d={dim} n={n}: {err}"

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::weights::{perturb_constant_parameters, seeded_var_builder};
-use crate::{AttentionEnergy, AttentionEnergyConfig};
+use crate::{AttentionEnergy, AttentionEnergyConfig, Energy};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
@@ -42,6 +42,16 @@ pub(crate) fn autograd_vjp(x: &Var, y: &Tensor, g: &Tensor) -> Result<Tensor> {
         .get(x.as_tensor())
         .cloned()
         .unwrap_or(x.as_tensor().zeros_like()?))
+}
+
+/// The entry-wise relative error ([`entry_rel`]) of `energy`'s hand-written force at `x`, time
+/// `t`, against `−∇ₓE` by candle's autograd.
+pub(crate) fn force_vs_autograd(energy: &impl Energy, x: &Tensor, t: f64) -> Result<f64> {
+    let x = Var::from_tensor(x)?;
+    let grads = energy.energy(x.as_tensor(), t)?.backward()?;
+    let minus_grad = grads.get(x.as_tensor()).expect("grad").neg()?;
+    let force = energy.force(x.as_tensor(), t)?;
+    entry_rel(&force, &minus_grad)
 }
 
 /// A seeded attention energy whose constant-initialised parameters (biases, LayerNorm) are

@@ -125,6 +125,9 @@ fn rcp14(m: f64) -> f64 {
 
 /// numpy's float64 `log` on AVX-512 (SVML `__svml_log8`): `x = 2^e m`, `m ∈ [1, 2)`,
 /// `rcp ≈ 1/m` rounded to 1/32, `log x = e ln2 − log(rcp) + log1p(rcp·m − 1)`.
+///
+/// Its block of bit-exact constants has the shape of [`np_exp`]'s (`duplicates` pairs them): each
+/// function transcribes its own SVML routine, and the coefficients are all that they share.
 pub(crate) fn np_log(x: f64) -> f64 {
     const P256: f64 = f(0x3FBC81CD309D7C70);
     const P320: f64 = f(0xBFC007357E93AF62);

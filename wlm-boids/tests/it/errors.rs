@@ -11,6 +11,14 @@ fn message(result: wlm_boids::Result<wlm_data::Snapshots>) -> String {
 fn bad_inputs_give_messages_naming_the_problem() {
     let ok = FlockingConfig::default();
     let start = Start::random_2d(10, 0);
+    let given = |positions: Vec<f64>, velocities: Vec<f64>| {
+        let start = Start::Given {
+            positions,
+            velocities,
+            dim: 2,
+        };
+        ok.simulate(&start, 2, 1)
+    };
     let cases: Vec<(wlm_boids::Result<wlm_data::Snapshots>, &str)> = vec![
         (
             FlockingConfig {
@@ -53,39 +61,15 @@ fn bad_inputs_give_messages_naming_the_problem() {
             "invalid start: dim must be at least 1",
         ),
         (
-            ok.simulate(
-                &Start::Given {
-                    positions: vec![0.0; 6],
-                    velocities: vec![0.0; 4],
-                    dim: 2,
-                },
-                2,
-                1,
-            ),
+            given(vec![0.0; 6], vec![0.0; 4]),
             "invalid start: velocities have 4 values but positions have 6 (3 boids × 2)",
         ),
         (
-            ok.simulate(
-                &Start::Given {
-                    positions: vec![0.0; 5],
-                    velocities: vec![0.0; 5],
-                    dim: 2,
-                },
-                2,
-                1,
-            ),
+            given(vec![0.0; 5], vec![0.0; 5]),
             "invalid start: 5 position values is not a multiple of dim 2",
         ),
         (
-            ok.simulate(
-                &Start::Given {
-                    positions: vec![0.0, 1.0, f64::INFINITY, 0.0],
-                    velocities: vec![0.0; 4],
-                    dim: 2,
-                },
-                2,
-                1,
-            ),
+            given(vec![0.0, 1.0, f64::INFINITY, 0.0], vec![0.0; 4]),
             "invalid start: position of boid 1 (coordinate 0) is not finite (inf)",
         ),
     ];

@@ -77,16 +77,21 @@ fn simulate_records_the_start_then_every_steps_per_record_steps() {
     assert_eq!(snapshots.velocities(2), Some(flock.velocities()));
 }
 
+/// One boid at `(6, 0)`, outside the default box `±5`, with velocity `velocity`.
+fn lone_boid_at_x6(velocity: [f64; 2]) -> Flock {
+    let start = Start::Given {
+        positions: vec![6.0, 0.0],
+        velocities: velocity.to_vec(),
+        dim: 2,
+    };
+    Flock::new(FlockingConfig::default(), &start).unwrap()
+}
+
 #[test]
 fn the_boundary_turns_a_boid_heading_out_of_the_box_back_in() {
     // Alone at x = 6 (outside ±5), heading outwards and upwards: the boundary must reduce the
     // outward component every step until it points inwards, and bring the boid back.
-    let start = Start::Given {
-        positions: vec![6.0, 0.0],
-        velocities: vec![0.6, 0.8],
-        dim: 2,
-    };
-    let mut flock = Flock::new(FlockingConfig::default(), &start).unwrap();
+    let mut flock = lone_boid_at_x6([0.6, 0.8]);
     let mut outward = 0.6;
     let mut steps = 0;
     while flock.positions()[0] > 5.0 {
@@ -140,12 +145,7 @@ proptest! {
 fn a_boid_heading_exactly_outwards_is_not_turned_back() {
     // A documented quirk of the reference rules: the push dt · 0.5 = 0.25 is smaller than the
     // unit speed, so `normalise(v − 0.25 e_x)` points straight out again.
-    let start = Start::Given {
-        positions: vec![6.0, 0.0],
-        velocities: vec![1.0, 0.0],
-        dim: 2,
-    };
-    let mut flock = Flock::new(FlockingConfig::default(), &start).unwrap();
+    let mut flock = lone_boid_at_x6([1.0, 0.0]);
     for _ in 0..10 {
         flock.step();
     }

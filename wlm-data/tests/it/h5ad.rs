@@ -159,22 +159,17 @@ fn a_file_written_by_anndata_loads() {
     assert_eq!(&s.velocities(1).unwrap()[3..6], &[-0.05, -0.1, -0.15]);
 
     // Integer categories 0, 2, 4 are times; a float column too.
-    let by_number = H5adConfig {
-        time_key: "day_number".into(),
-        ..H5adConfig::default()
-    };
-    assert_eq!(
-        load_h5ad(fixture(), &by_number).unwrap().times(),
-        &[0.0, 2.0, 4.0]
-    );
-    let by_time = H5adConfig {
-        time_key: "time".into(),
-        ..H5adConfig::default()
-    };
-    assert_eq!(
-        load_h5ad(fixture(), &by_time).unwrap().times(),
-        &[0.0, 0.5, 1.0]
-    );
+    for (time_key, times) in [("day_number", [0.0, 2.0, 4.0]), ("time", [0.0, 0.5, 1.0])] {
+        let config = H5adConfig {
+            time_key: time_key.into(),
+            ..H5adConfig::default()
+        };
+        assert_eq!(
+            load_h5ad(fixture(), &config).unwrap().times(),
+            &times,
+            "{time_key}"
+        );
+    }
 
     // X (float32) with a layer as velocity.
     let genes = H5adConfig {

@@ -28,6 +28,7 @@ enum Loader {
     Npy,
 }
 
+// A table on purpose: one row per file (`duplicates` pairs rows of the same shape).
 const EXPECTED: &[Expected] = &[
     Expected {
         file: "oceans/oceans_with_v0.npz",

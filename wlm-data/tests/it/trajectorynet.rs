@@ -43,13 +43,18 @@ fn config() -> TrajectoryNetConfig {
     }
 }
 
-#[test]
-fn labels_become_sorted_snapshots_with_global_zscores() {
-    let bytes = zip_archive(&[
+/// The archive with all three arrays: `pcs`, `sample_labels` and `pcs_delta`.
+fn full_archive() -> Vec<u8> {
+    zip_archive(&[
         ("pcs.npy", pcs()),
         ("sample_labels.npy", labels()),
         ("pcs_delta.npy", deltas()),
-    ]);
+    ])
+}
+
+#[test]
+fn labels_become_sorted_snapshots_with_global_zscores() {
+    let bytes = full_archive();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("eb_small.npz");
     std::fs::write(&path, &bytes).unwrap();
@@ -88,11 +93,7 @@ fn labels_become_sorted_snapshots_with_global_zscores() {
 
 #[test]
 fn options_turn_off_standardization_and_velocities() {
-    let bytes = zip_archive(&[
-        ("pcs.npy", pcs()),
-        ("sample_labels.npy", labels()),
-        ("pcs_delta.npy", deltas()),
-    ]);
+    let bytes = full_archive();
     let raw = TrajectoryNetConfig {
         standardize: false,
         velocity_key: None,

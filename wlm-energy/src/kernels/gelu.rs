@@ -3,11 +3,11 @@
 //! `gelu(z) = z Φ(z)`, `gelu'(z) = Φ(z) + z φ(z)`, `gelu''(z) = φ(z) (2 − z²)`, with
 //! `Φ(z) = ½(1 + erf(z/√2))` and `φ(z) = exp(−z²/2)/√(2π)`.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::par_chunked;
-use super::{run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 const CHUNK: usize = 16_384;
 
@@ -18,10 +18,7 @@ pub(crate) fn gelu(z: &Tensor) -> Result<Tensor> {
 
 /// `g ⊙ gelu'(z)`, differentiable in `z` and `g`.
 pub(crate) fn gelu_vjp(z: &Tensor, g: &Tensor) -> Result<Tensor> {
-    if z.dims() != g.dims() {
-        bail!("gelu_vjp: shapes differ, {:?} and {:?}", z.dims(), g.dims());
-    }
-    z.contiguous()?.apply_op2(&g.contiguous()?, GeluVjpOp)
+    apply_same_shape(z, g, GeluVjpOp)
 }
 
 #[inline(always)]
@@ -83,77 +80,18 @@ fn vjp_bwd_all<T: Float>(z: &[T], g: &[T], ybar: &[T]) -> (Vec<T>, Vec<T>) {
 
 struct GeluOp;
 
-impl CustomOp1 for GeluOp {
-    fn name(&self) -> &'static str {
-        "wlm-gelu"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = run_kernel1(self, storage, layout, "gelu")?;
-        Ok((out, layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluVjpOp)?,
-        ))
-    }
-}
-
 struct GeluVjpOp;
 
-impl Kernel1 for GeluOp {
-    fn apply<T: Float>(&self, z: &[T]) -> Result<Vec<T>> {
-        Ok(gelu_all(z))
-    }
-}
-
-impl Backward2 for GeluVjpOp {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_all(s[0], s[1], s[2])
-    }
-}
-
-impl Kernel2 for GeluVjpOp {
-    fn apply<T: Float>(&self, z: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_all(z, g))
-    }
-}
-
-impl CustomOp2 for GeluVjpOp {
-    fn name(&self) -> &'static str {
-        "wlm-gelu-vjp"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            bail!(
-                "gelu_vjp: shapes differ, {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let out = run_kernel2(self, (s1, l1), (s2, l2), "gelu_vjp")?;
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        z: &Tensor,
-        g: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (zbar, gbar) = run_backward2(self, &[z, g, grad_res], "gelu_vjp backward")?;
-        Ok((Some(zbar), Some(gbar)))
-    }
-}
+same_shape_ops!(
+    GeluOp("wlm-gelu", "gelu") => GeluVjpOp("wlm-gelu-vjp", "gelu_vjp"),
+    rows: false,
+    vjp: |_op| GeluVjpOp,
+    vjp_of_result: false,
+    forward: |_op, _d, z| gelu_all(z),
+    vjp_forward: |_op, _d, z, g| vjp_all(z, g),
+    vjp_backward: |_op, _d, s| vjp_bwd_all(s[0], s[1], s[2]),
+    backward_reads_result: false,
+);
 
 #[cfg(test)]
 mod tests {

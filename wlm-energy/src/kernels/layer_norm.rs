@@ -5,13 +5,11 @@
 //! a cotangent `ȳ` of the VJP's output `dx`: `ĝ̄ = J ȳ` and
 //! `x̄ = −(⟨ȳ, dx⟩/(σH)) x̂ − J w`, `w = (⟨ĝ, x̂⟩/(σH)) ȳ + (⟨ȳ, x̂⟩/(σH)) ĝ`.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_sum, rows_per_task};
-use super::{
-    row_len, run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2, Shaped,
-};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 /// `x̂` of every row (last dimension), differentiable (backward `J ȳ`).
 pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -20,15 +18,7 @@ pub(crate) fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// `J ĝ` of every row, differentiable in `x` and `ĝ`.
 pub(crate) fn normalize_vjp(x: &Tensor, g_hat: &Tensor, eps: f64) -> Result<Tensor> {
-    if x.dims() != g_hat.dims() {
-        bail!(
-            "layer_norm_vjp: shapes differ, {:?} and {:?}",
-            x.dims(),
-            g_hat.dims()
-        );
-    }
-    x.contiguous()?
-        .apply_op2(&g_hat.contiguous()?, NormalizeVjpOp { eps })
+    apply_same_shape(x, g_hat, NormalizeVjpOp { eps })
 }
 
 /// Writes `x̂` of `x` into `xhat` and returns `1/σ`.
@@ -157,91 +147,25 @@ fn vjp_bwd_rows<T: Float>(
     (xbar, gbar)
 }
 
-impl Kernel1 for Shaped<'_, NormalizeOp> {
-    fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>> {
-        Ok(normalize_rows(x, self.1, self.0.eps))
-    }
-}
-
-impl Backward2 for Shaped<'_, NormalizeVjpOp> {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_rows(s[0], s[1], s[2], s[3], self.1, self.0.eps)
-    }
-}
-
-impl Kernel2 for Shaped<'_, NormalizeVjpOp> {
-    fn apply<T: Float>(&self, x: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_rows(x, g, self.1, self.0.eps))
-    }
-}
-
 struct NormalizeOp {
     eps: f64,
-}
-
-impl CustomOp1 for NormalizeOp {
-    fn name(&self) -> &'static str {
-        "wlm-layer-norm"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let h = row_len(layout.shape(), "layer_norm")?;
-        let out = run_kernel1(&Shaped(self, h), storage, layout, "layer_norm")?;
-        Ok((out, layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &NormalizeVjpOp { eps: self.eps },
-        )?))
-    }
 }
 
 struct NormalizeVjpOp {
     eps: f64,
 }
 
-impl CustomOp2 for NormalizeVjpOp {
-    fn name(&self) -> &'static str {
-        "wlm-layer-norm-vjp"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            bail!(
-                "layer_norm_vjp: shapes differ, {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let h = row_len(l1.shape(), "layer_norm_vjp")?;
-        let out = run_kernel2(&Shaped(self, h), (s1, l1), (s2, l2), "layer_norm_vjp")?;
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let h = row_len(x.shape(), "layer_norm_vjp backward")?;
-        let (xbar, gbar) = run_backward2(
-            &Shaped(self, h),
-            &[x, g, res, grad_res],
-            "layer_norm_vjp backward",
-        )?;
-        Ok((Some(xbar), Some(gbar)))
-    }
-}
+same_shape_ops!(
+    NormalizeOp("wlm-layer-norm", "layer_norm")
+        => NormalizeVjpOp("wlm-layer-norm-vjp", "layer_norm_vjp"),
+    rows: true,
+    vjp: |op| NormalizeVjpOp { eps: op.eps },
+    vjp_of_result: false,
+    forward: |op, h, x| normalize_rows(x, h, op.eps),
+    vjp_forward: |op, h, x, g| vjp_rows(x, g, h, op.eps),
+    vjp_backward: |op, h, s| vjp_bwd_rows(s[0], s[1], s[2], s[3], h, op.eps),
+    backward_reads_result: true,
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ pub(crate) mod gelu;
 pub(crate) mod gemm;
 pub(crate) mod layer_norm;
 mod rows;
+mod same_shape;
 pub(crate) mod softmax;
 
 pub(crate) use attention_hvp::backward_all as attention_vjp_backward;

@@ -3,13 +3,11 @@
 //! `P = softmax_rows(scale · S)`; `VJP(P, dP) = scale · P ⊙ (dP − rowsum(dP ⊙ P))` (the gradient
 //! with respect to the *unscaled* logits). Rows are the last dimension; rayon over rows.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Tensor};
 
 use super::float::{simd_dispatch, Float};
 use super::rows::{par_chunked, row_dot, row_max, row_sum, rows_per_task};
-use super::{
-    row_len, run_backward2, run_kernel1, run_kernel2, Backward2, Kernel1, Kernel2, Shaped,
-};
+use super::same_shape::{apply_same_shape, same_shape_ops};
 
 /// `softmax_rows(scale · s)` over the last dimension, differentiable (its backward is
 /// [`softmax_vjp`]).
@@ -19,15 +17,7 @@ pub(crate) fn softmax(s: &Tensor, scale: f64) -> Result<Tensor> {
 
 /// `scale · p ⊙ (dp − rowsum(dp ⊙ p))`, differentiable in both arguments.
 pub(crate) fn softmax_vjp(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Tensor> {
-    if p.dims() != dp.dims() {
-        bail!(
-            "softmax_vjp: shapes differ, {:?} and {:?}",
-            p.dims(),
-            dp.dims()
-        );
-    }
-    p.contiguous()?
-        .apply_op2(&dp.contiguous()?, SoftmaxVjpOp { scale })
+    apply_same_shape(p, dp, SoftmaxVjpOp { scale })
 }
 
 #[inline(always)]
@@ -130,92 +120,24 @@ fn vjp_bwd_rows<T: Float>(
     (pbar, dpbar)
 }
 
-impl Kernel1 for Shaped<'_, SoftmaxOp> {
-    fn apply<T: Float>(&self, s: &[T]) -> Result<Vec<T>> {
-        Ok(softmax_rows(s, self.1, self.0.scale))
-    }
-}
-
-impl Backward2 for Shaped<'_, SoftmaxVjpOp> {
-    fn apply<T: Float>(&self, s: &[&[T]]) -> (Vec<T>, Vec<T>) {
-        vjp_bwd_rows(s[0], s[1], s[2], self.1, self.0.scale)
-    }
-}
-
-impl Kernel2 for Shaped<'_, SoftmaxVjpOp> {
-    fn apply<T: Float>(&self, p: &[T], g: &[T]) -> Result<Vec<T>> {
-        Ok(vjp_rows(p, g, self.1, self.0.scale))
-    }
-}
-
 struct SoftmaxOp {
     scale: f64,
-}
-
-impl CustomOp1 for SoftmaxOp {
-    fn name(&self) -> &'static str {
-        "wlm-softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let n_cols = row_len(layout.shape(), "softmax")?;
-        let out = run_kernel1(&Shaped(self, n_cols), storage, layout, "softmax")?;
-        Ok((out, layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let grad = grad_res.contiguous()?;
-        Ok(Some(res.apply_op2_no_bwd(
-            &grad,
-            &SoftmaxVjpOp { scale: self.scale },
-        )?))
-    }
 }
 
 struct SoftmaxVjpOp {
     scale: f64,
 }
 
-impl CustomOp2 for SoftmaxVjpOp {
-    fn name(&self) -> &'static str {
-        "wlm-softmax-vjp"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            bail!(
-                "softmax_vjp: shapes differ, {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let n_cols = row_len(l1.shape(), "softmax_vjp")?;
-        let out = run_kernel2(&Shaped(self, n_cols), (s1, l1), (s2, l2), "softmax_vjp")?;
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        p: &Tensor,
-        dp: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let n_cols = row_len(p.shape(), "softmax_vjp backward")?;
-        let (pbar, dpbar) = run_backward2(
-            &Shaped(self, n_cols),
-            &[p, dp, grad_res],
-            "softmax_vjp backward",
-        )?;
-        Ok((Some(pbar), Some(dpbar)))
-    }
-}
+same_shape_ops!(
+    SoftmaxOp("wlm-softmax", "softmax") => SoftmaxVjpOp("wlm-softmax-vjp", "softmax_vjp"),
+    rows: true,
+    vjp: |op| SoftmaxVjpOp { scale: op.scale },
+    vjp_of_result: true,
+    forward: |op, n_cols, s| softmax_rows(s, n_cols, op.scale),
+    vjp_forward: |op, n_cols, p, dp| vjp_rows(p, dp, n_cols, op.scale),
+    vjp_backward: |op, n_cols, s| vjp_bwd_rows(s[0], s[1], s[2], n_cols, op.scale),
+    backward_reads_result: false,
+);
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,10 @@ pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64, r
 
 /// A seeded model with its constant-initialised parameters perturbed (as the parity fixtures
 /// do), plain kernels.
+///
+/// The twin of the unit tests' `testing::perturbed_model` (`duplicates` pairs them), kept apart:
+/// an integration test cannot reach that `cfg(test)` module, and the perturbation seeds differ
+/// (`seed + 1000` here, as the parity fixtures were made; `seed + 100` there).
 pub(crate) fn seeded_model(
     config: &AttentionEnergyConfig,
     seed: u64,

@@ -1,18 +1,29 @@
 //! Weights on disk: save → load round trips, and candle's own `VarMap::load` reads our files.
 
+use std::path::PathBuf;
+
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use wlm_energy::{load_weights, Energy, Kernels};
+use wlm_energy::{load_weights, AttentionEnergy, AttentionEnergyConfig, Energy, Kernels};
 
 use crate::common::{random, seeded_model, small_config};
 
-#[test]
-fn save_then_load_gives_identical_energies() -> anyhow::Result<()> {
+/// The seed-1 f64 model of `config` saved to `energy.safetensors` in a temporary folder: the
+/// model, the folder (removed when dropped) and the file's path.
+fn saved_model(
+    config: &AttentionEnergyConfig,
+) -> anyhow::Result<(AttentionEnergy, tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("energy.safetensors");
-    let config = small_config(2, true);
-    let (original, varmap) = seeded_model(&config, 1, DType::F64)?;
+    let (model, varmap) = seeded_model(config, 1, DType::F64)?;
     varmap.save(&path)?;
+    Ok((model, dir, path))
+}
+
+#[test]
+fn save_then_load_gives_identical_energies() -> anyhow::Result<()> {
+    let config = small_config(2, true);
+    let (original, _dir, path) = saved_model(&config)?;
     let x = random(&[10, 2], 3, -2.0, 2.0, DType::F64)?;
     let want = original.energy(&x, 0.4)?.to_scalar::<f64>()?;
 
@@ -40,11 +51,8 @@ fn save_then_load_gives_identical_energies() -> anyhow::Result<()> {
 
 #[test]
 fn f64_weights_load_into_an_f32_model() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("energy.safetensors");
     let config = small_config(2, false);
-    let (original, varmap) = seeded_model(&config, 1, DType::F64)?;
-    varmap.save(&path)?;
+    let (original, _dir, path) = saved_model(&config)?;
     let (model32, varmap32) = seeded_model(&config, 2, DType::F32)?;
     load_weights(&varmap32, &path)?;
     let x = random(&[10, 2], 3, -2.0, 2.0, DType::F64)?;

@@ -412,6 +412,8 @@ mod tests {
         unsafe { check_sqrt() }
     }
 
+    // The twin of `avx2/tests.rs`'s `check_sqrt` at 16 lanes, kept apart: each must be compiled
+    // for its own instruction set (`target_feature`), which a shared generic body cannot be.
     #[target_feature(enable = "avx512f,avx512dq")]
     fn check_sqrt() {
         let mut worst = 0.0_f64;

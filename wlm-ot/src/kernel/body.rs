@@ -129,6 +129,8 @@ macro_rules! softmin_kernel {
             (ops::reduce_add(acc), ops::reduce_max(vmax))
         }
 
+        // Its parameter list repeats `softmin_rows`'s above on purpose: that function only turns
+        // the run-time dimension into the const `D` that this one is monomorphised over.
         #[target_feature(enable = $features)]
         fn rows_of_dim<const P2: bool, const GRAD: bool, const D: usize>(
             columns: &Columns<'_, T>,

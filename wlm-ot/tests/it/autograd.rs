@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use wlm_ot::{sinkhorn, sinkhorn_divergence, sinkhorn_divergence_weighted, SinkhornConfig};
 
-use crate::common::{assert_close, rng, tensor, uniform_cloud, values};
+use crate::common::{assert_close, rng, shifted_pair, tensor, uniform_cloud, values};
 
 #[test]
 fn backward_of_x_equals_the_envelope_gradient() {
@@ -42,9 +42,7 @@ fn backward_of_x_equals_the_envelope_gradient() {
 
 #[test]
 fn backward_reaches_y_when_y_is_a_variable() {
-    let mut r = rng(22);
-    let x = tensor(&uniform_cloud(&mut r, 20, 2, 0.0, 1.0), 20, 2);
-    let y = tensor(&uniform_cloud(&mut r, 15, 2, 0.5, 1.5), 15, 2);
+    let (x, y) = shifted_pair(22, 20, 15);
     let config = SinkhornConfig::default();
     let y_var = Var::from_tensor(&y).expect("var");
     let s = sinkhorn_divergence(&x, y_var.as_tensor(), &config).expect("divergence");
@@ -73,9 +71,7 @@ fn three_times_the_divergence_has_three_times_the_gradient() {
 
 #[test]
 fn divergence_value_equals_the_solver_value_and_weights_enter() {
-    let mut r = rng(24);
-    let x = tensor(&uniform_cloud(&mut r, 10, 2, 0.0, 1.0), 10, 2);
-    let y = tensor(&uniform_cloud(&mut r, 8, 2, 0.5, 1.5), 8, 2);
+    let (x, y) = shifted_pair(24, 10, 8);
     let config = SinkhornConfig::default();
     let s = sinkhorn_divergence(&x, &y, &config).expect("divergence");
     let want = sinkhorn(&x, &y, &config).expect("sinkhorn").value;

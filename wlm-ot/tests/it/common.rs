@@ -82,3 +82,39 @@ pub(crate) fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rto
         panic!("{what}: {msg}");
     }
 }
+
+/// Two 2-d clouds from `rng(seed)`: `n_x` points uniform in `[0, 1)²`, then `n_y` in
+/// `[0.5, 1.5)²`.
+pub(crate) fn shifted_pair(seed: u64, n_x: usize, n_y: usize) -> (Tensor, Tensor) {
+    let mut r = rng(seed);
+    let x = tensor(&uniform_cloud(&mut r, n_x, 2, 0.0, 1.0), n_x, 2);
+    let y = tensor(&uniform_cloud(&mut r, n_y, 2, 0.5, 1.5), n_y, 2);
+    (x, y)
+}
+
+/// One geomloss Sinkhorn fixture (`fixtures/sinkhorn/case_*.json` of the shared folder): the
+/// solver's parameters, the clouds, and geomloss's value, gradient and schedule.
+#[derive(serde::Deserialize)]
+pub(crate) struct SinkhornCase {
+    pub(crate) p: u32,
+    pub(crate) blur: f64,
+    pub(crate) scaling: f64,
+    pub(crate) x: Vec<Vec<f64>>,
+    pub(crate) y: Vec<Vec<f64>>,
+    pub(crate) value: f64,
+    pub(crate) grad_x: Vec<Vec<f64>>,
+    pub(crate) eps_list: Vec<f64>,
+    pub(crate) diameter: f64,
+}
+
+impl SinkhornCase {
+    /// The case's solver parameters, the rest default.
+    pub(crate) fn config(&self) -> wlm_ot::SinkhornConfig {
+        wlm_ot::SinkhornConfig {
+            p: self.p,
+            blur: self.blur,
+            scaling: self.scaling,
+            ..Default::default()
+        }
+    }
+}

@@ -3,24 +3,15 @@
 //! back to the CPU with identical results.
 
 use candle_core::{DType, Tensor};
-use serde::Deserialize;
 use wlm_ot::{
     cuda_available, sinkhorn, with_device_preference, DevicePreference, SinkhornConfig,
     SinkhornOutput,
 };
 
 use crate::common::{
-    check_close, load_cases, rng, tensor, tensor_from_rows, uniform_cloud, values,
+    check_close, load_cases, rng, shifted_pair, tensor, tensor_from_rows, uniform_cloud, values,
+    SinkhornCase,
 };
-
-#[derive(Deserialize)]
-struct Case {
-    p: u32,
-    blur: f64,
-    scaling: f64,
-    x: Vec<Vec<f64>>,
-    y: Vec<Vec<f64>>,
-}
 
 fn run(pref: DevicePreference, x: &Tensor, y: &Tensor, c: &SinkhornConfig) -> SinkhornOutput {
     with_device_preference(pref, || sinkhorn(x, y, c)).expect("sinkhorn")
@@ -63,9 +54,7 @@ fn requesting_cuda_without_a_device_gives_the_cpu_result() {
         eprintln!("a CUDA device is present: the fallback is not exercised");
         return;
     }
-    let mut r = rng(11);
-    let x = tensor(&uniform_cloud(&mut r, 40, 2, 0.0, 1.0), 40, 2);
-    let y = tensor(&uniform_cloud(&mut r, 30, 2, 0.5, 1.5), 30, 2);
+    let (x, y) = shifted_pair(11, 40, 30);
     let c = SinkhornConfig::default();
     let cpu = run(DevicePreference::Cpu, &x, &y, &c);
     let cuda = run(DevicePreference::Cuda, &x, &y, &c);
@@ -92,13 +81,8 @@ fn gpu_matches_cpu_on_the_fixtures_f64_and_f32() {
         eprintln!("no CUDA device found: skipping");
         return;
     }
-    for (name, case) in &load_cases::<Case>("sinkhorn") {
-        let c = SinkhornConfig {
-            p: case.p,
-            blur: case.blur,
-            scaling: case.scaling,
-            ..Default::default()
-        };
+    for (name, case) in &load_cases::<SinkhornCase>("sinkhorn") {
+        let c = case.config();
         let (x, y) = (tensor_from_rows(&case.x), tensor_from_rows(&case.y));
         assert_parity(&format!("{name} f64"), &x, &y, &c, 1e-10);
         let (x, y) = (

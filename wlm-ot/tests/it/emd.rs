@@ -5,7 +5,7 @@ use proptest::test_runner::RngSeed;
 use serde::Deserialize;
 use wlm_ot::{wasserstein_1, wasserstein_2};
 
-use crate::common::{load_cases, rng, tensor, tensor_from_rows, uniform_cloud};
+use crate::common::{load_cases, rng, shifted_pair, tensor, tensor_from_rows, uniform_cloud};
 
 #[derive(Deserialize)]
 struct EmdCase {
@@ -105,9 +105,7 @@ fn one_dimensional_w1_is_the_mean_gap_of_sorted_samples() {
 
 #[test]
 fn transport_between_identical_clouds_is_zero_and_w2_dominates_w1() {
-    let mut r = rng(32);
-    let x = tensor(&uniform_cloud(&mut r, 50, 2, 0.0, 1.0), 50, 2);
-    let y = tensor(&uniform_cloud(&mut r, 70, 2, 0.5, 1.5), 70, 2);
+    let (x, y) = shifted_pair(32, 50, 70);
     assert!(wasserstein_1(&x, &x).expect("w1").abs() < 1e-15);
     let (w1, w2) = (
         wasserstein_1(&x, &y).expect("w1"),

@@ -1,23 +1,9 @@
 //! Parity with geomloss 0.3.1 on the shared Sinkhorn fixtures (f64 and f32).
 
-use candle_core::{DType, Var};
-use serde::Deserialize;
-use wlm_ot::{sinkhorn, sinkhorn_divergence, SinkhornConfig};
+use candle_core::{DType, Tensor, Var};
+use wlm_ot::{sinkhorn, sinkhorn_divergence, SinkhornOutput};
 
-use crate::common::{assert_close, load_cases, tensor_from_rows, values};
-
-#[derive(Deserialize)]
-struct SinkhornCase {
-    p: u32,
-    blur: f64,
-    scaling: f64,
-    x: Vec<Vec<f64>>,
-    y: Vec<Vec<f64>>,
-    value: f64,
-    grad_x: Vec<Vec<f64>>,
-    eps_list: Vec<f64>,
-    diameter: f64,
-}
+use crate::common::{assert_close, load_cases, tensor_from_rows, values, SinkhornCase};
 
 /// The natural unit of a gradient entry, `∂S/∂x_i = a_i · (mean of ∇₁C)`: `|∇₁C| ≤ diameter`
 /// for `p = 2` and `≤ 1` for `p = 1`, and `a_i = 1/N`.
@@ -35,45 +21,50 @@ fn err_stats(got: &[f64], want: &[f64], unit: f64) -> (f64, f64) {
         })
 }
 
-impl SinkhornCase {
-    fn config(&self) -> SinkhornConfig {
-        SinkhornConfig {
-            p: self.p,
-            blur: self.blur,
-            scaling: self.scaling,
-            ..Default::default()
-        }
-    }
+/// The solver in `dtype` on one case against geomloss: value within `value_tol` relative,
+/// gradient `|Δ| ≤ grad_atol·unit + grad_rtol·|geomloss|`; returns the output and the inputs.
+fn solve_and_compare(
+    name: &str,
+    case: &SinkhornCase,
+    dtype: DType,
+    value_tol: f64,
+    grad_atol: f64,
+    grad_rtol: f64,
+) -> (SinkhornOutput, Tensor, Tensor) {
+    let x = tensor_from_rows(&case.x).to_dtype(dtype).expect("x");
+    let y = tensor_from_rows(&case.y).to_dtype(dtype).expect("y");
+    let out = sinkhorn(&x, &y, &case.config()).expect("sinkhorn");
+    assert_eq!(out.grad_x.dtype(), dtype, "{name}: gradient dtype");
+    let value_err = ((out.value - case.value) / case.value).abs();
+    assert!(
+        value_err < value_tol,
+        "{name}: {dtype:?} value {} vs {} (rel {value_err:e})",
+        out.value,
+        case.value
+    );
+    let want: Vec<f64> = case.grad_x.iter().flatten().copied().collect();
+    let got = values(&out.grad_x);
+    let (abs_u, rel) = err_stats(&got, &want, grad_unit(case));
+    eprintln!(
+        "{name}: {dtype:?} value rel err {value_err:.1e}, grad err {abs_u:.1e} units, rel {rel:.1e}"
+    );
+    assert_close(
+        &format!("{name}: {dtype:?} grad_x"),
+        &got,
+        &want,
+        grad_atol * grad_unit(case),
+        grad_rtol,
+    );
+    (out, x, y)
 }
 
 #[test]
 fn f64_value_gradient_and_schedule_match_geomloss() {
     let cases = load_cases::<SinkhornCase>("sinkhorn");
     for (name, case) in &cases {
-        let (x, y) = (tensor_from_rows(&case.x), tensor_from_rows(&case.y));
-        let out = sinkhorn(&x, &y, &case.config()).expect("sinkhorn");
+        let (out, _, _) = solve_and_compare(name, case, DType::F64, 1e-10, 1e-10, 1e-8);
         assert_eq!(out.diameter, case.diameter, "{name}: diameter");
         assert_eq!(out.eps_list, case.eps_list, "{name}: eps_list");
-        let value_err = ((out.value - case.value) / case.value).abs();
-        assert!(
-            value_err < 1e-10,
-            "{name}: value {} vs {} (rel {value_err:e})",
-            out.value,
-            case.value
-        );
-        let want: Vec<f64> = case.grad_x.iter().flatten().copied().collect();
-        let got = values(&out.grad_x);
-        let (abs_u, rel) = err_stats(&got, &want, grad_unit(case));
-        eprintln!(
-            "{name}: f64 value rel err {value_err:.1e}, grad err {abs_u:.1e} units, rel {rel:.1e}"
-        );
-        assert_close(
-            &format!("{name}: grad_x"),
-            &got,
-            &want,
-            1e-10 * grad_unit(case),
-            1e-8,
-        );
     }
 }
 
@@ -81,30 +72,7 @@ fn f64_value_gradient_and_schedule_match_geomloss() {
 fn f32_value_and_gradient_match_geomloss_within_1e_4() {
     let cases = load_cases::<SinkhornCase>("sinkhorn");
     for (name, case) in &cases {
-        let x = tensor_from_rows(&case.x).to_dtype(DType::F32).expect("f32");
-        let y = tensor_from_rows(&case.y).to_dtype(DType::F32).expect("f32");
-        let out = sinkhorn(&x, &y, &case.config()).expect("sinkhorn");
-        assert_eq!(out.grad_x.dtype(), DType::F32);
-        let value_err = ((out.value - case.value) / case.value).abs();
-        assert!(
-            value_err < 1e-4,
-            "{name}: f32 value {} vs {} (rel {value_err:e})",
-            out.value,
-            case.value
-        );
-        let want: Vec<f64> = case.grad_x.iter().flatten().copied().collect();
-        let got = values(&out.grad_x);
-        let (abs_u, rel) = err_stats(&got, &want, grad_unit(case));
-        eprintln!(
-            "{name}: f32 value rel err {value_err:.1e}, grad err {abs_u:.1e} units, rel {rel:.1e}"
-        );
-        assert_close(
-            &format!("{name}: f32 grad_x"),
-            &got,
-            &want,
-            1e-5 * grad_unit(case),
-            1e-4,
-        );
+        let (out, x, y) = solve_and_compare(name, case, DType::F32, 1e-4, 1e-5, 1e-4);
         let s = sinkhorn_divergence(&x, &y, &case.config()).expect("divergence");
         assert_eq!(s.dtype(), DType::F32);
         assert_eq!(s.to_scalar::<f32>().expect("scalar"), out.value as f32);

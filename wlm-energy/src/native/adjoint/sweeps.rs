@@ -314,6 +314,9 @@ impl<T: Float> NativeNet<'_, T> {
     ) -> Vec<T> {
         let (n, hd, ff, heads, c) = (self.n, self.hidden, self.ff, self.heads, self.head_dim());
         let scale = (1.0 / c as f64).sqrt();
+        // Pass C mirrors Pass B above and the VJP pass of `native.rs` (`duplicates` pairs their
+        // six-buffer row splits): each pass owns its buffers and reads as its formula; a shared
+        // splitter over differing buffer sets would hide which rows each rayon task writes.
         // Pass C: the feed-forward residual and LayerNorm 2, then the attention output
         // projection: ā = r W_d, z̄ = gelu'(z) ⊙ ā + inj, ū2 = z̄ W_up,
         // r1 = r + inj + J(h1)(ū2 ⊙ γ2), Ō = r1 W_o.

@@ -5,14 +5,22 @@ use super::*;
 use crate::kernel::dispatch::{available_simd, run_passes_with, SimdLevel};
 use crate::kernel::{Cloud, Cost, PassSpec, Real};
 
-#[test]
-fn exp2_is_within_a_few_ulp_of_libm_and_is_zero_below_the_normal_range() {
-    if !supported() {
-        return;
-    }
-    // SAFETY: AVX2 and FMA were detected above.
-    unsafe { check_exp2() }
+/// `#[test] fn $name` that runs the `#[target_feature(enable = "avx2,fma")]` function `$check`
+/// where the CPU has AVX2 and FMA (and passes elsewhere).
+macro_rules! avx2_test {
+    ($name:ident => $check:ident) => {
+        #[test]
+        fn $name() {
+            if !supported() {
+                return;
+            }
+            // SAFETY: AVX2 and FMA were detected above.
+            unsafe { $check() }
+        }
+    };
 }
+
+avx2_test!(exp2_is_within_a_few_ulp_of_libm_and_is_zero_below_the_normal_range => check_exp2);
 
 #[target_feature(enable = "avx2,fma")]
 fn check_exp2() {
@@ -89,14 +97,7 @@ fn check_exp2() {
     assert!(!ops64::any(ops64::gt(tv, ops64::splat(0.0))));
 }
 
-#[test]
-fn horizontal_reductions_see_every_lane() {
-    if !supported() {
-        return;
-    }
-    // SAFETY: AVX2 and FMA were detected above.
-    unsafe { check_reductions() }
-}
+avx2_test!(horizontal_reductions_see_every_lane => check_reductions);
 
 #[target_feature(enable = "avx2,fma")]
 fn check_reductions() {
@@ -116,14 +117,7 @@ fn check_reductions() {
     }
 }
 
-#[test]
-fn rsqrt_newton_square_root_is_accurate_to_single_precision() {
-    if !supported() {
-        return;
-    }
-    // SAFETY: AVX2 and FMA were detected above.
-    unsafe { check_sqrt() }
-}
+avx2_test!(rsqrt_newton_square_root_is_accurate_to_single_precision => check_sqrt);
 
 #[target_feature(enable = "avx2,fma")]
 fn check_sqrt() {
@@ -227,6 +221,7 @@ fn every_level_matches_the_portable_kernel_on_ragged_sizes_padding_and_tiny_term
                         );
                         // f32 is judged against the portable kernel's own f32 error (both
                         // round the same logits, whose size sets the error).
+                        // (The f64 and f32 calls differ only in `T`, which a closure cannot take.)
                         let (gen32, gen32_grad) = pass::<f32>(
                             SimdLevel::Generic,
                             &x,
