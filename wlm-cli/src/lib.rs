@@ -6,7 +6,6 @@
 //! The method and the reference experiments it runs are described in `docs/METHOD.md` in the
 //! repository.
 
-mod canvas;
 mod cli;
 mod config;
 mod data;
@@ -15,6 +14,7 @@ mod distance;
 mod experiment;
 mod figures;
 mod inspect;
+mod landscape;
 mod overrides;
 mod plot;
 mod progress;
@@ -110,6 +110,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 );
             }
             for p in written {
+                println!("{}", p.display());
+            }
+        }
+        Command::Landscape(a) => {
+            for p in landscape::landscape(&a, mode)? {
                 println!("{}", p.display());
             }
         }

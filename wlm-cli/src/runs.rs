@@ -212,13 +212,19 @@ pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// Model weights for evaluation: plain weights, or a trainer restored from a checkpoint
 /// (whose EMA weights are used when the config asks for them).
-enum Weights {
+pub(crate) enum Weights {
     Plain(Model),
     Checkpoint(Box<Trainer>),
 }
 
 impl Weights {
-    fn with_model<T>(&self, use_ema: bool, f: impl FnOnce(&Model) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the model (with the EMA weights swapped in where `use_ema` and the
+    /// weights are a checkpoint).
+    pub(crate) fn with_model<T>(
+        &self,
+        use_ema: bool,
+        f: impl FnOnce(&Model) -> Result<T>,
+    ) -> Result<T> {
         match self {
             Self::Plain(model) => f(model),
             Self::Checkpoint(trainer) if use_ema => {
@@ -235,11 +241,11 @@ impl Weights {
 }
 
 /// A trained run loaded for evaluation.
-struct Loaded {
-    config: ExperimentConfig,
-    snapshots: Snapshots,
+pub(crate) struct Loaded {
+    pub(crate) config: ExperimentConfig,
+    pub(crate) snapshots: Snapshots,
     split: Split,
-    weights: Weights,
+    pub(crate) weights: Weights,
     source: PathBuf,
 }
 
@@ -253,7 +259,7 @@ fn is_checkpoint(path: &Path) -> Result<bool> {
     Ok(tensors.contains_key("meta/step"))
 }
 
-fn load_run(args: &EvalArgs) -> Result<Loaded> {
+pub(crate) fn load_run(args: &EvalArgs) -> Result<Loaded> {
     let dir = &args.run_dir;
     let mut config = read_experiment(dir)?;
     // `Model` evaluation velocities start from what training started from, unless set.

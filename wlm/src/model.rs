@@ -169,7 +169,7 @@ impl ModelConfig {
 pub struct Model {
     config: ModelConfig,
     varmap: VarMap,
-    energy: Box<dyn Energy>,
+    energy: Box<dyn Energy + Send + Sync>,
     friction: Option<Var>,
     device: Device,
 }
@@ -193,7 +193,7 @@ impl Model {
         let varmap = VarMap::new();
         let dtype = config.precision.dtype();
         let vb = wlm_energy::seeded_var_builder(&varmap, config.init_seed, dtype, device);
-        let energy: Box<dyn Energy> = match &config.energy {
+        let energy: Box<dyn Energy + Send + Sync> = match &config.energy {
             EnergyConfig::Attention(c) => Box::new(c.init(vb.clone())?),
             EnergyConfig::MeanField(c) => Box::new(c.init(vb.clone())?),
             EnergyConfig::Analytic { potential, .. } => Box::new(potential.clone()),
@@ -244,8 +244,9 @@ impl Model {
         &self.varmap
     }
 
-    /// The energy network.
-    pub fn energy(&self) -> &dyn Energy {
+    /// The energy network (shareable across threads, as the landscape's parallel probes
+    /// need).
+    pub fn energy(&self) -> &(dyn Energy + Send + Sync) {
         self.energy.as_ref()
     }
 

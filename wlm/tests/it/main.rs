@@ -3,6 +3,7 @@
 //! harmonic-trap forecast and velocity estimates on data with known velocities.
 
 mod common;
+mod landscape;
 mod optim;
 mod parity;
 mod runs;
