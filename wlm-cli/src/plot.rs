@@ -236,10 +236,17 @@ pub(crate) fn quantile_range(values: &[f64], q: f64) -> (f64, f64) {
     (at(q), at(1.0 - q))
 }
 
-/// Font sizes in pixels: title, axis descriptions, tick labels and legends.
+// Font sizes in pixels. Even sizes only: plotters' ab_glyph path places each glyph at
+// `(size / 2 + top) as i32`, which for an odd size truncates differently above and below
+// zero and lifts some glyphs (the decimal point) one pixel off the baseline.
+/// Titles.
 const TITLE_SIZE: u32 = 20;
-const DESC_SIZE: u32 = 15;
-const LABEL_SIZE: u32 = 13;
+/// Axis descriptions and panel titles.
+const DESC_SIZE: u32 = 16;
+/// Legends.
+const LABEL_SIZE: u32 = 14;
+/// Tick labels.
+const TICK_SIZE: u32 = 12;
 
 /// The corner of the plot whose legend box would cover the fewest points, as a fraction of
 /// the ranges (`points` already in `(x, y)` data coordinates, `log_y` applied to `y_range`).
@@ -321,7 +328,7 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Resu
                 .x_desc(&chart.x_label)
                 .y_desc(&chart.y_label)
                 .axis_desc_style((FONT, DESC_SIZE))
-                .label_style((FONT, LABEL_SIZE))
+                .label_style((FONT, TICK_SIZE))
                 .light_line_style(RGBColor(238, 238, 238))
                 .bold_line_style(RGBColor(215, 215, 215))
                 .y_label_formatter(&|v| format_log_tick(*v))
@@ -336,7 +343,7 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Resu
                 .x_desc(&chart.x_label)
                 .y_desc(&chart.y_label)
                 .axis_desc_style((FONT, DESC_SIZE))
-                .label_style((FONT, LABEL_SIZE))
+                .label_style((FONT, TICK_SIZE))
                 .light_line_style(RGBColor(238, 238, 238))
                 .bold_line_style(RGBColor(215, 215, 215))
                 .draw()
@@ -516,7 +523,7 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Result<Imag
                     ""
                 })
                 .axis_desc_style((FONT, LABEL_SIZE))
-                .label_style((FONT, LABEL_SIZE - 1))
+                .label_style((FONT, TICK_SIZE))
                 .x_labels(5)
                 .y_labels(5)
                 .light_line_style(WHITE)
@@ -672,5 +679,37 @@ mod tests {
             "{} vs {text_width}",
             image.width()
         );
+    }
+
+    /// Every glyph of "1 . 1" at every size the figures use sits on one baseline (the lowest
+    /// inked row of each glyph is the same).
+    #[test]
+    fn glyphs_share_a_baseline_at_every_figure_font_size() {
+        for size in [TITLE_SIZE, DESC_SIZE, LABEL_SIZE, TICK_SIZE] {
+            let image = Image::draw(120, 40, |root| {
+                root.draw_text("1 . 1", &(FONT, size).into_font().color(&BLACK), (4, 6))
+                    .map_err(|e| anyhow!("{e}"))
+            })
+            .unwrap();
+            let ink = |x: usize, y: usize| image.pixel(x, y).unwrap()[0] < 128;
+            let mut bottoms = Vec::new();
+            let mut current: Option<usize> = None;
+            for x in 0..image.width() {
+                let lowest = (0..image.height()).rev().find(|&y| ink(x, y));
+                match (lowest, current) {
+                    (Some(y), c) => current = Some(c.map_or(y, |c| c.max(y))),
+                    (None, Some(c)) => {
+                        bottoms.push(c);
+                        current = None;
+                    }
+                    (None, None) => {}
+                }
+            }
+            assert_eq!(bottoms.len(), 3, "size {size}: glyph runs {bottoms:?}");
+            assert!(
+                bottoms.iter().all(|&b| b == bottoms[0]),
+                "size {size}: glyph bottoms {bottoms:?}"
+            );
+        }
     }
 }

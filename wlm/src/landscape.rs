@@ -116,7 +116,7 @@ impl Plane {
         if dim == 2 {
             return Self::coordinate(2);
         }
-        if points.is_empty() || points.len() % dim != 0 {
+        if points.is_empty() || !points.len().is_multiple_of(dim) {
             return Err(Error::Data(format!(
                 "principal plane: {} values are not a positive number of points of dimension \
                  {dim}",
@@ -152,10 +152,10 @@ impl Plane {
         order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
         let axis = |k: usize| {
             let mut a: Vec<f64> = (0..dim).map(|i| vectors[i * dim + order[k]]).collect();
-            let largest =
-                a.iter()
-                    .copied()
-                    .fold(0.0, |m: f64, x| if x.abs() > m.abs() { x } else { m });
+            let largest = a
+                .iter()
+                .copied()
+                .fold(0.0, |m: f64, x| if x.abs() > m.abs() { x } else { m });
             if largest < 0.0 {
                 a.iter_mut().for_each(|x| *x = -*x);
             }
@@ -312,7 +312,7 @@ pub fn landscape(
 ) -> Result<Landscape> {
     let dim = plane.dim();
     check_dim(dim)?;
-    if population.is_empty() || population.len() % dim != 0 {
+    if population.is_empty() || !population.len().is_multiple_of(dim) {
         return Err(Error::Data(format!(
             "landscape: {} population values are not a positive number of particles of \
              dimension {dim}",

@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    color, draw_error, quantile_range, Image, Rgb, DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
+    color, draw_error, quantile_range, Image, Rgb, DESC_SIZE, FONT, LABEL_SIZE, TICK_SIZE,
+    TITLE_SIZE,
 };
 
 /// Everything the landscape figure shows.
@@ -152,7 +153,7 @@ pub(crate) fn landscape_figure(
             .x_desc(&fig.x_label)
             .y_desc(&fig.y_label)
             .axis_desc_style((FONT, DESC_SIZE))
-            .label_style((FONT, LABEL_SIZE))
+            .label_style((FONT, TICK_SIZE))
             .disable_mesh()
             .draw()
             .map_err(|e| err(e.to_string()))?;
@@ -232,7 +233,7 @@ pub(crate) fn landscape_figure(
             .disable_x_axis()
             .y_desc("E(X ∪ {y}) − E(X)")
             .axis_desc_style((FONT, LABEL_SIZE))
-            .label_style((FONT, LABEL_SIZE - 1))
+            .label_style((FONT, TICK_SIZE))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         cb.draw_series((0..LEVELS).map(|l| {
@@ -285,18 +286,19 @@ mod tests {
     fn filled_contours_of_a_bowl_put_the_low_level_in_the_middle() {
         let image = landscape_figure(&figure(21), 640, 520).unwrap();
         assert_eq!((image.width(), image.height()), (640, 520));
-        let centre = |levels: &[usize]| {
-            let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+        // Pixels of the given levels left of the colour bar (which shows every level too):
+        // their count, centre of mass and bounding-box centre.
+        let pixels = |levels: &[usize]| {
+            let mut found = Vec::new();
             for y in 0..image.height() {
-                // Left of the colour bar, which shows every level too.
                 for x in 0..image.width() - 110 {
                     let p = image.pixel(x, y);
                     if levels.iter().any(|&l| p == Some(level_color(l))) {
-                        (sx, sy, n) = (sx + x as f64, sy + y as f64, n + 1.0);
+                        found.push((x as f64, y as f64));
                     }
                 }
             }
-            (sx / n, sy / n, n)
+            found
         };
         for l in 0..LEVELS {
             assert!(
@@ -304,13 +306,32 @@ mod tests {
                 "level {l} missing"
             );
         }
-        let all: Vec<usize> = (0..LEVELS).collect();
-        let (ax, ay, n_all) = centre(&all);
-        let (lx, ly, n_low) = centre(&[0]);
-        assert!(n_all > 100_000.0 && n_low > 1000.0, "{n_all} {n_low}");
+        let all = pixels(&(0..LEVELS).collect::<Vec<_>>());
+        let low = pixels(&[0]);
         assert!(
-            (ax - lx).abs() < 8.0 && (ay - ly).abs() < 8.0,
-            "{ax},{ay} vs {lx},{ly}"
+            all.len() > 100_000 && low.len() > 1000,
+            "{} {}",
+            all.len(),
+            low.len()
+        );
+        let bounds_centre = |p: &[(f64, f64)]| {
+            let (x0, x1) = p
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), q| (a.min(q.0), b.max(q.0)));
+            let (y0, y1) = p
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), q| (a.min(q.1), b.max(q.1)));
+            (0.5 * (x0 + x1), 0.5 * (y0 + y1))
+        };
+        let (cx, cy) = bounds_centre(&all);
+        let n = low.len() as f64;
+        let (lx, ly) = (
+            low.iter().map(|p| p.0).sum::<f64>() / n,
+            low.iter().map(|p| p.1).sum::<f64>() / n,
+        );
+        assert!(
+            (cx - lx).abs() < 5.0 && (cy - ly).abs() < 5.0,
+            "{cx},{cy} vs {lx},{ly}"
         );
     }
 

@@ -5,6 +5,7 @@ mod configs;
 mod data_commands;
 mod demo;
 mod experiment;
+mod landscape;
 mod runs;
 #[path = "../../../testing/shared_folder.rs"]
 mod shared_folder;
