@@ -344,6 +344,8 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Resu
                 .y_desc(&chart.y_label)
                 .axis_desc_style((FONT, DESC_SIZE))
                 .label_style((FONT, TICK_SIZE))
+                .x_label_formatter(&tick_label(x_range))
+                .y_label_formatter(&tick_label(y_range))
                 .light_line_style(RGBColor(238, 238, 238))
                 .bold_line_style(RGBColor(215, 215, 215))
                 .draw()
@@ -412,6 +414,41 @@ where
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Tick labels of a linear axis over `(lo, hi)`: as many decimals as 1-2-5 ticks about a
+/// twelfth of the span apart need, no negative zero, scientific notation for very large or small values.
+pub(crate) fn tick_label(range: (f64, f64)) -> impl Fn(&f64) -> String {
+    let span = (range.1 - range.0).abs();
+    // The finest 1-2-5 step plotters may choose (at most about 12 labels).
+    let step = if span.is_finite() && span > 0.0 {
+        let raw = span / 12.0;
+        let magnitude = 10f64.powf(raw.log10().floor());
+        [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * magnitude)
+            .find(|&s| s >= raw * (1.0 - 1e-12))
+            .unwrap_or(10.0 * magnitude)
+    } else {
+        1.0
+    };
+    let decimals = (-(step.log10() + 1e-9).floor()).max(0.0) as usize;
+    let largest = range.0.abs().max(range.1.abs());
+    move |value: &f64| {
+        if largest >= 1e5 || (largest < 1e-3 && largest > 0.0) {
+            return format!("{value:.1e}");
+        }
+        let text = format!("{value:.decimals$}");
+        if text
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c == '0' || c == '.')
+        {
+            text.trim_start_matches('-').to_string()
+        } else {
+            text
+        }
+    }
 }
 
 /// A label for a tick of a logarithmic axis.
@@ -524,6 +561,8 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Result<Imag
                 })
                 .axis_desc_style((FONT, LABEL_SIZE))
                 .label_style((FONT, TICK_SIZE))
+                .x_label_formatter(&tick_label(x_range))
+                .y_label_formatter(&tick_label(y_range))
                 .x_labels(5)
                 .y_labels(5)
                 .light_line_style(WHITE)
@@ -607,6 +646,19 @@ mod tests {
         let levels = count_grey_levels(&image);
         assert!(levels > 30, "only {levels} grey levels");
         assert!(image.encode_png().unwrap().starts_with(b"\x89PNG"));
+    }
+
+    #[test]
+    fn tick_labels_have_enough_decimals_and_no_negative_zero() {
+        let f = tick_label((-1.2, 0.6));
+        assert_eq!(
+            [f(&-0.0), f(&-1e-17), f(&0.2), f(&-1.0)],
+            ["0.0", "0.0", "0.2", "-1.0"]
+        );
+        let f = tick_label((0.0, 8.0));
+        assert_eq!([f(&2.0), f(&-0.0)], ["2", "0"]);
+        assert_eq!(tick_label((0.0, 0.004))(&0.0025), "0.0025");
+        assert_eq!(tick_label((0.0, 2e6))(&1e6), "1.0e6");
     }
 
     #[test]

@@ -299,6 +299,9 @@ pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 /// # Shapes
 /// `population`: `(n_particles, plane.dim())` row-major; the result as [`Landscape`].
 ///
+/// In `f32` the energy is a difference of two totals, so it carries a rounding error of order
+/// `1e-7 · |E(X)|`; compute in `f64` (an `f64` model) where that matters.
+///
 /// # Errors
 /// [`Error::Data`] for an empty population, one whose length is not a multiple of the plane's
 /// dimension, non-finite positions or grid values, an empty grid; energies or forces of the

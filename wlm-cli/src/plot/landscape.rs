@@ -7,8 +7,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    color, draw_error, quantile_range, Image, Rgb, DESC_SIZE, FONT, LABEL_SIZE, TICK_SIZE,
-    TITLE_SIZE,
+    color, draw_error, quantile_range, tick_label, Image, Rgb, DESC_SIZE, FONT, LABEL_SIZE,
+    TICK_SIZE, TITLE_SIZE,
 };
 
 /// Everything the landscape figure shows.
@@ -154,6 +154,8 @@ pub(crate) fn landscape_figure(
             .y_desc(&fig.y_label)
             .axis_desc_style((FONT, DESC_SIZE))
             .label_style((FONT, TICK_SIZE))
+            .x_label_formatter(&tick_label((u0, u1)))
+            .y_label_formatter(&tick_label((v0, v1)))
             .disable_mesh()
             .draw()
             .map_err(|e| err(e.to_string()))?;
@@ -234,6 +236,7 @@ pub(crate) fn landscape_figure(
             .y_desc("E(X ∪ {y}) − E(X)")
             .axis_desc_style((FONT, LABEL_SIZE))
             .label_style((FONT, TICK_SIZE))
+            .y_label_formatter(&tick_label((lo, hi)))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         cb.draw_series((0..LEVELS).map(|l| {
