@@ -331,6 +331,7 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Resu
                 .label_style((FONT, TICK_SIZE))
                 .light_line_style(RGBColor(238, 238, 238))
                 .bold_line_style(RGBColor(215, 215, 215))
+                .x_label_formatter(&tick_label(x_range))
                 .y_label_formatter(&|v| format_log_tick(*v))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
