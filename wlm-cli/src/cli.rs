@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Inspect(InspectArgs),
     /// Draw the plots of a run directory as PNG files.
     Plot(PlotArgs),
+    /// The learned energy landscape: energy and force of a probe added to a snapshot.
+    Landscape(LandscapeArgs),
     /// Simulate Boids, train a small model, forecast and plot, with no input files.
     Demo(DemoArgs),
     /// Flow-matching baselines (OT-CFM, I-CFM, Lagrangian flow matching): train, interpolate, forecast.
@@ -271,7 +273,7 @@ pub(crate) struct TrainArgs {
 }
 
 /// `wlm forecast`, `wlm interpolate`, `wlm eval`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct EvalArgs {
     /// Run directory written by `wlm train`.
     #[arg(long)]
@@ -405,4 +407,28 @@ pub(crate) struct DemoArgs {
     /// Seed of the simulation and of training.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+}
+
+/// `wlm landscape`.
+#[derive(Debug, Args)]
+pub(crate) struct LandscapeArgs {
+    /// Run directory written by `wlm train`.
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Index of the snapshot whose population the probe joins (at its time).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) snapshot: usize,
+    /// Grid points per axis.
+    #[arg(long, default_value_t = 40)]
+    pub(crate) grid: usize,
+    /// Checkpoint or weights file to use instead of the run's final (EMA) weights; `best`:
+    /// the run's `best.safetensors`.
+    #[arg(long)]
+    pub(crate) checkpoint: Option<PathBuf>,
+    /// Data file to use instead of the one named in the run's config.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// Output folder (default: `<run dir>/plots`); writes `landscape-<snapshot>.npz` and `.png`.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
 }

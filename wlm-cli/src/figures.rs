@@ -7,10 +7,9 @@ use anyhow::{bail, Context, Result};
 use wlm::{Evaluation, Split};
 use wlm_data::Snapshots;
 
-use crate::canvas::Rgb;
 use crate::config::{from_ron, ExperimentConfig, INTERPOLATION_FILE};
 use crate::plot::{
-    line_chart, scatter_grid, LineChart, ScatterGrid, ScatterPanel, Series, Style, PALETTE,
+    line_chart, scatter_grid, LineChart, Rgb, ScatterGrid, ScatterPanel, Series, Style, PALETTE,
 };
 
 /// One row of `metrics.csv`.
@@ -213,7 +212,7 @@ pub(crate) fn plot_run(
             legend: vec![("observed".into(), TRUE_COLOR), (what.into(), PRED_COLOR)],
         };
         let path = out.join("snapshots.png");
-        scatter_grid(&grid, 220).save_png(&path)?;
+        scatter_grid(&grid, 220)?.save_png(&path)?;
         written.push(path);
     }
     // W1 per time.
@@ -267,7 +266,7 @@ pub(crate) fn plot_run(
             marker,
         };
         let path = out.join("w1.png");
-        line_chart(&chart, 720, 440).save_png(&path)?;
+        line_chart(&chart, 720, 440)?.save_png(&path)?;
         written.push(path);
     }
     // Loss and friction.
@@ -332,7 +331,7 @@ pub(crate) fn plot_run(
                 marker: best.map(|(step, _)| (step, "best".to_string())),
             };
             let path = out.join("loss.png");
-            line_chart(&chart, 720, 440).save_png(&path)?;
+            line_chart(&chart, 720, 440)?.save_png(&path)?;
             written.push(path);
             let chart = LineChart {
                 title: format!(
@@ -356,7 +355,7 @@ pub(crate) fn plot_run(
                 marker: None,
             };
             let path = out.join("friction.png");
-            line_chart(&chart, 720, 440).save_png(&path)?;
+            line_chart(&chart, 720, 440)?.save_png(&path)?;
             written.push(path);
         }
     }

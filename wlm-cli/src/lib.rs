@@ -6,7 +6,6 @@
 //! The method and the reference experiments it runs are described in `docs/METHOD.md` in the
 //! repository.
 
-mod canvas;
 mod cli;
 mod config;
 mod data;
@@ -19,6 +18,7 @@ mod flow;
 mod flow_experiment;
 mod forecast;
 mod inspect;
+mod landscape;
 mod output;
 mod overrides;
 mod plot;
@@ -116,6 +116,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 );
             }
             for p in written {
+                println!("{}", p.display());
+            }
+        }
+        Command::Landscape(a) => {
+            for p in landscape::landscape(&a, mode)? {
                 println!("{}", p.display());
             }
         }

@@ -1,7 +1,25 @@
-//! Charts drawn on a [`Canvas`]: line charts (W1 per time, loss, friction) and grids of
-//! scatter panels (true vs predicted snapshots).
+//! Figures drawn with plotters' bitmap backend and an embedded font: line charts (W1 per
+//! time, loss, friction) and grids of scatter panels (true vs predicted snapshots); the
+//! landscape figure is in `plot/landscape.rs`.
+//!
+//! Text is rendered by `ab_glyph` from the embedded DejaVu Sans (`assets/DejaVuSans.ttf`,
+//! Bitstream Vera licence beside it), so drawing needs no system font and no system library.
 
-use crate::canvas::{text_width, Canvas, Rgb, BLACK, GREY, GRID, WHITE};
+mod landscape;
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+pub(crate) use landscape::{landscape_figure, LandscapeFigure};
+
+/// An RGB colour.
+pub(crate) type Rgb = [u8; 3];
 
 /// Colours of successive series (blue, orange, green, red, purple, brown).
 pub(crate) const PALETTE: [Rgb; 6] = [
@@ -12,6 +30,117 @@ pub(crate) const PALETTE: [Rgb; 6] = [
     [148, 103, 189],
     [140, 86, 75],
 ];
+
+/// The font family every figure uses (registered from the embedded TTF).
+const FONT: &str = "sans-serif";
+
+/// Registers the embedded font with plotters, once.
+fn register_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The bytes are a valid TrueType font (a unit test draws text with them).
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        );
+    });
+}
+
+fn color(rgb: Rgb) -> RGBColor {
+    RGBColor(rgb[0], rgb[1], rgb[2])
+}
+
+/// A drawing failure as an error naming the figure.
+fn draw_error(figure: &str) -> impl Fn(String) -> anyhow::Error + '_ {
+    move |e| anyhow!("cannot draw the figure `{figure}`: {e}")
+}
+
+/// An RGB image held in memory.
+pub(crate) struct Image {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+impl Image {
+    /// Draws on a white `width × height` image with `draw`, given the root drawing area.
+    ///
+    /// # Errors
+    /// The errors of `draw`.
+    pub(crate) fn draw(
+        width: usize,
+        height: usize,
+        draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+    ) -> Result<Self> {
+        register_font();
+        let mut pixels = vec![255u8; width * height * 3];
+        {
+            let size = (
+                u32::try_from(width).context("figure too wide")?,
+                u32::try_from(height).context("figure too high")?,
+            );
+            let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+            draw(&root)?;
+            root.present().map_err(|e| anyhow!("cannot draw: {e}"))?;
+        }
+        Ok(Self {
+            width,
+            height,
+            pixels,
+        })
+    }
+
+    /// Width in pixels.
+    #[cfg(test)]
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in pixels.
+    #[cfg(test)]
+    pub(crate) fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Colour of pixel `(x, y)` (for tests), `None` outside the image.
+    #[cfg(test)]
+    pub(crate) fn pixel(&self, x: usize, y: usize) -> Option<Rgb> {
+        (x < self.width && y < self.height).then(|| {
+            let i = (y * self.width + x) * 3;
+            [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+        })
+    }
+
+    /// The image as PNG bytes.
+    ///
+    /// # Errors
+    /// Encoding failures.
+    pub(crate) fn encode_png(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().context("cannot encode png header")?;
+            writer
+                .write_image_data(&self.pixels)
+                .context("cannot encode png data")?;
+            writer.finish().context("cannot finish png")?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the image as a PNG file, atomically.
+    ///
+    /// # Errors
+    /// Encoding or I/O failures, naming the file.
+    pub(crate) fn save_png(&self, path: &Path) -> Result<()> {
+        let bytes = self.encode_png()?;
+        wlm_data::write_atomic(path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +154,7 @@ pub(crate) enum Style {
 /// One named series of `(x, y)` points.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
-    /// Legend label.
+    /// Legend label (no legend entry when empty).
     pub(crate) label: String,
     /// The points, in drawing order. Non-finite points are skipped.
     pub(crate) points: Vec<(f64, f64)>,
@@ -78,40 +207,8 @@ pub(crate) struct ScatterGrid {
     pub(crate) legend: Vec<(String, Rgb)>,
 }
 
-/// Maps data coordinates to pixels inside a rectangle.
-#[derive(Debug, Clone, Copy)]
-struct Frame {
-    left: f64,
-    top: f64,
-    right: f64,
-    bottom: f64,
-    x_range: (f64, f64),
-    y_range: (f64, f64),
-    log_y: bool,
-}
-
-impl Frame {
-    fn px(&self, x: f64) -> f64 {
-        let (lo, hi) = self.x_range;
-        self.left + (x - lo) / (hi - lo) * (self.right - self.left)
-    }
-
-    fn py(&self, y: f64) -> f64 {
-        let y = if self.log_y { y.log10() } else { y };
-        let (lo, hi) = self.y_range;
-        self.bottom - (y - lo) / (hi - lo) * (self.bottom - self.top)
-    }
-
-    fn contains(&self, px: f64, py: f64) -> bool {
-        px >= self.left - 0.5
-            && px <= self.right + 0.5
-            && py >= self.top - 0.5
-            && py <= self.bottom + 0.5
-    }
-}
-
 /// A range `(lo, hi)` with `lo < hi` covering the values, padded by `pad` of its width.
-fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+pub(crate) fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite()) {
         lo = lo.min(v);
@@ -129,7 +226,7 @@ fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 }
 
 /// Robust bounds: the `q` and `1 − q` quantiles of the values.
-fn quantile_range(values: &[f64], q: f64) -> (f64, f64) {
+pub(crate) fn quantile_range(values: &[f64], q: f64) -> (f64, f64) {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return (0.0, 1.0);
@@ -139,100 +236,219 @@ fn quantile_range(values: &[f64], q: f64) -> (f64, f64) {
     (at(q), at(1.0 - q))
 }
 
-/// About five "nice" tick positions (1, 2, 2.5 or 5 × 10^k apart) inside `(lo, hi)`.
-pub(crate) fn nice_ticks(lo: f64, hi: f64) -> (Vec<f64>, f64) {
-    let span = hi - lo;
-    if !(span.is_finite() && span > 0.0) {
-        return (vec![lo], 1.0);
-    }
-    let raw = span / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+// Font sizes in pixels. Even sizes only: plotters' ab_glyph path places each glyph at
+// `(size / 2 + top) as i32`, which for an odd size truncates differently above and below
+// zero and lifts some glyphs (the decimal point) one pixel off the baseline.
+/// Titles.
+const TITLE_SIZE: u32 = 20;
+/// Axis descriptions and panel titles.
+const DESC_SIZE: u32 = 16;
+/// Legends.
+const LABEL_SIZE: u32 = 14;
+/// Tick labels.
+const TICK_SIZE: u32 = 12;
+
+/// The corner of the plot whose legend box would cover the fewest points, as a fraction of
+/// the ranges (`points` already in `(x, y)` data coordinates, `log_y` applied to `y_range`).
+fn legend_position(
+    points: &[(f64, f64)],
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+) -> SeriesLabelPosition {
+    let fraction = |v: f64, (lo, hi): (f64, f64)| (v - lo) / (hi - lo);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let covered = |&(_, right, upper): &(SeriesLabelPosition, bool, bool)| {
+        points
+            .iter()
+            .filter(|&&(x, y)| {
+                let (fx, fy) = (fraction(x, x_range), fraction(y, y_range));
+                (if right { fx > 0.6 } else { fx < 0.4 })
+                    && (if upper { fy > 0.7 } else { fy < 0.3 })
+            })
+            .count()
+    };
+    corners
         .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last).map(|k| k as f64 * step).collect();
-    (ticks, step)
+        .min_by_key(|c| covered(c))
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0.clone())
 }
 
-/// A tick label for `value` on an axis whose ticks are `step` apart.
-pub(crate) fn format_tick(value: f64, step: f64) -> String {
-    let value = if value.abs() < step * 1e-9 {
-        0.0
+/// Draws a line chart on a `width × height` image.
+///
+/// # Errors
+/// Drawing failures.
+pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Result<Image> {
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
+    let all: Vec<(f64, f64)> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(finite)
+        .collect();
+    let log_y = chart.log_y && !all.is_empty() && all.iter().all(|&(_, y)| y > 0.0);
+    let x_range = padded_range(all.iter().map(|p| p.0), 0.02);
+    let y_range = if log_y {
+        let (lo, hi) = padded_range(all.iter().map(|p| p.1.log10()), 0.05);
+        (10f64.powf(lo), 10f64.powf(hi))
     } else {
-        value
+        padded_range(all.iter().map(|p| p.1), 0.05)
     };
-    let a = value.abs();
-    if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        return format!("{value:.1e}");
-    }
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    let decimals = if (step * 10f64.powi(decimals as i32) - 2.5).abs() < 1e-9 {
-        decimals + 1
+    let fraction_points: Vec<(f64, f64)> = if log_y {
+        all.iter().map(|&(x, y)| (x, y.log10())).collect()
     } else {
-        decimals
+        all.clone()
     };
-    format!("{value:.decimals$}")
-}
-
-/// Draws axes, grid, ticks and labels of `frame` on the canvas.
-fn draw_axes(canvas: &mut Canvas, frame: &Frame, x_label: &str, y_label: &str) {
-    let (l, t, r, b) = (
-        frame.left as i64,
-        frame.top as i64,
-        frame.right as i64,
-        frame.bottom as i64,
-    );
-    let (x_ticks, x_step) = nice_ticks(frame.x_range.0, frame.x_range.1);
-    let (y_ticks, y_step) = nice_ticks(frame.y_range.0, frame.y_range.1);
-    for &x in &x_ticks {
-        let px = frame.px(x).round() as i64;
-        canvas.line(px, t, px, b, GRID);
-    }
-    for &y in &y_ticks {
-        let py = if frame.log_y {
-            frame.py(10f64.powf(y))
+    let fraction_y = if log_y {
+        (y_range.0.log10(), y_range.1.log10())
+    } else {
+        y_range
+    };
+    let legend = legend_position(&fraction_points, x_range, fraction_y);
+    let err = draw_error(&chart.title);
+    Image::draw(width, height, |root| {
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let builder = |root| {
+            let mut b = ChartBuilder::on(root);
+            b.caption(&chart.title, (FONT, TITLE_SIZE))
+                .margin(12)
+                .x_label_area_size(48)
+                .y_label_area_size(72);
+            b
+        };
+        if log_y {
+            let mut c = builder(root)
+                .build_cartesian_2d(x_range.0..x_range.1, (y_range.0..y_range.1).log_scale())
+                .map_err(|e| err(e.to_string()))?;
+            c.configure_mesh()
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .axis_desc_style((FONT, DESC_SIZE))
+                .label_style((FONT, TICK_SIZE))
+                .light_line_style(RGBColor(238, 238, 238))
+                .bold_line_style(RGBColor(215, 215, 215))
+                .x_label_formatter(&tick_label(x_range))
+                .y_label_formatter(&|v| format_log_tick(*v))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            draw_lines(&mut c, chart, y_range, legend).map_err(|e| err(e.to_string()))?;
         } else {
-            frame.py(y)
+            let mut c = builder(root)
+                .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)
+                .map_err(|e| err(e.to_string()))?;
+            c.configure_mesh()
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .axis_desc_style((FONT, DESC_SIZE))
+                .label_style((FONT, TICK_SIZE))
+                .x_label_formatter(&tick_label(x_range))
+                .y_label_formatter(&tick_label(y_range))
+                .light_line_style(RGBColor(238, 238, 238))
+                .bold_line_style(RGBColor(215, 215, 215))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            draw_lines(&mut c, chart, y_range, legend).map_err(|e| err(e.to_string()))?;
         }
-        .round() as i64;
-        canvas.line(l, py, r, py, GRID);
+        Ok(())
+    })
+}
+
+/// The series, the marker and the legend of a line chart on a chart context of any vertical
+/// coordinate (linear or logarithmic).
+fn draw_lines<'a, Y>(
+    c: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    chart: &LineChart,
+    y_range: (f64, f64),
+    legend: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
+    if let Some((x, label)) = &chart.marker {
+        let grey = RGBColor(120, 120, 120);
+        c.draw_series(DashedLineSeries::new(
+            [(*x, y_range.0), (*x, y_range.1)],
+            6,
+            5,
+            grey.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
+        c.draw_series(std::iter::once(Text::new(
+            format!(" {label}"),
+            (*x, y_range.1),
+            (FONT, LABEL_SIZE).into_font().color(&grey),
+        )))
+        .map_err(|e| e.to_string())?;
     }
-    canvas.rect(l, t, r, b, BLACK);
-    for &x in &x_ticks {
-        let px = frame.px(x).round() as i64;
-        canvas.line(px, b, px, b + 4, BLACK);
-        let label = format_tick(x, x_step);
-        canvas.text(px - text_width(&label, 1) / 2, b + 7, &label, 1, BLACK);
+    for series in &chart.series {
+        let points: Vec<(f64, f64)> = series.points.iter().copied().filter(finite).collect();
+        let rgb = color(series.color);
+        let line = c
+            .draw_series(LineSeries::new(points.clone(), rgb.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        if !series.label.is_empty() {
+            let markers = series.style == Style::LineMarkers;
+            line.label(&series.label).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (22, 0)], rgb.stroke_width(2))
+                    + Circle::new((11, 0), if markers { 3 } else { 0 }, rgb.filled())
+            });
+        }
+        if series.style == Style::LineMarkers || points.len() == 1 {
+            c.draw_series(points.iter().map(|&p| Circle::new(p, 3, rgb.filled())))
+                .map_err(|e| e.to_string())?;
+        }
     }
-    let mut widest = 0;
-    for &y in &y_ticks {
-        let (value, py) = if frame.log_y {
-            (10f64.powf(y), frame.py(10f64.powf(y)))
+    if chart.series.iter().any(|s| !s.label.is_empty()) {
+        c.configure_series_labels()
+            .position(legend)
+            .margin(10)
+            .label_font((FONT, LABEL_SIZE))
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Tick labels of a linear axis over `(lo, hi)`: as many decimals as 1-2-5 ticks about a
+/// twelfth of the span apart need, no negative zero, scientific notation for very large or small values.
+pub(crate) fn tick_label(range: (f64, f64)) -> impl Fn(&f64) -> String {
+    let span = (range.1 - range.0).abs();
+    // The finest 1-2-5 step plotters may choose (at most about 12 labels).
+    let step = if span.is_finite() && span > 0.0 {
+        let raw = span / 12.0;
+        let magnitude = 10f64.powf(raw.log10().floor());
+        [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * magnitude)
+            .find(|&s| s >= raw * (1.0 - 1e-12))
+            .unwrap_or(10.0 * magnitude)
+    } else {
+        1.0
+    };
+    let decimals = (-(step.log10() + 1e-9).floor()).max(0.0) as usize;
+    let largest = range.0.abs().max(range.1.abs());
+    move |value: &f64| {
+        if largest >= 1e5 || (largest < 1e-3 && largest > 0.0) {
+            return format!("{value:.1e}");
+        }
+        let text = format!("{value:.decimals$}");
+        if text
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c == '0' || c == '.')
+        {
+            text.trim_start_matches('-').to_string()
         } else {
-            (y, frame.py(y))
-        };
-        let py = py.round() as i64;
-        canvas.line(l - 4, py, l, py, BLACK);
-        let label = if frame.log_y {
-            format_log_tick(value)
-        } else {
-            format_tick(value, y_step)
-        };
-        let w = text_width(&label, 1);
-        widest = widest.max(w);
-        canvas.text(l - 7 - w, py - 4, &label, 1, BLACK);
-    }
-    if !x_label.is_empty() {
-        let w = text_width(x_label, 1);
-        canvas.text((l + r) / 2 - w / 2, b + 20, x_label, 1, BLACK);
-    }
-    if !y_label.is_empty() {
-        let h = text_width(y_label, 1);
-        canvas.text_vertical(l - 7 - widest - 14, (t + b) / 2 - h / 2, y_label, 1, BLACK);
+            text
+        }
     }
 }
 
@@ -247,158 +463,27 @@ fn format_log_tick(value: f64) -> String {
     }
 }
 
-/// Draws a line chart on a `width × height` canvas.
-pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Canvas {
-    let mut canvas = Canvas::new(width, height, WHITE);
-    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let all: Vec<(f64, f64)> = chart
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(finite)
-        .collect();
-    let log_y = chart.log_y && !all.is_empty() && all.iter().all(|&(_, y)| y > 0.0);
-    let x_range = padded_range(all.iter().map(|p| p.0), 0.02);
-    let y_range = if log_y {
-        padded_range(all.iter().map(|p| p.1.log10()), 0.05)
-    } else {
-        padded_range(all.iter().map(|p| p.1), 0.05)
-    };
-    let title_h = 30.0;
-    let frame = Frame {
-        left: 80.0,
-        top: title_h + 10.0,
-        right: width as f64 - 20.0,
-        bottom: height as f64 - 45.0,
-        x_range,
-        y_range,
-        log_y,
-    };
-    canvas.text(
-        (width as i64 - text_width(&chart.title, 2)) / 2,
-        10,
-        &chart.title,
-        2,
-        BLACK,
-    );
-    draw_axes(&mut canvas, &frame, &chart.x_label, &chart.y_label);
-    if let Some((x, label)) = &chart.marker {
-        let px = frame.px(*x).round() as i64;
-        if frame.contains(px as f64, frame.top) {
-            let mut y = frame.top as i64;
-            while y < frame.bottom as i64 {
-                canvas.line(px, y, px, (y + 4).min(frame.bottom as i64), GREY);
-                y += 8;
-            }
-            canvas.text(px + 4, frame.top as i64 + 4, label, 1, GREY);
-        }
-    }
-    for series in &chart.series {
-        let pts: Vec<(f64, f64)> = series
-            .points
-            .iter()
-            .copied()
-            .filter(finite)
-            .map(|(x, y)| (frame.px(x), frame.py(y)))
-            .collect();
-        for pair in pts.windows(2) {
-            if frame.contains(pair[0].0, pair[0].1) && frame.contains(pair[1].0, pair[1].1) {
-                canvas.thick_line(pair[0], pair[1], 2, series.color);
-            }
-        }
-        if series.style == Style::LineMarkers || pts.len() == 1 {
-            for &(px, py) in &pts {
-                canvas.dot(px, py, 3.0, series.color, 1.0);
-            }
-        }
-    }
-    let entries: Vec<(String, Rgb)> = chart
-        .series
-        .iter()
-        .map(|s| (s.label.clone(), s.color))
-        .collect();
-    let (w, h) = legend_size(&entries);
-    // The corner whose legend box covers the fewest data points.
-    let pixels: Vec<(f64, f64)> = chart
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied().filter(finite))
-        .map(|(x, y)| (frame.px(x), frame.py(y)))
-        .collect();
-    let (l, t, r, b) = (
-        frame.left as i64 + 8 + w,
-        frame.top as i64 + 8,
-        frame.right as i64 - 8,
-        frame.bottom as i64 - 8 - h,
-    );
-    let corners = [(r, t), (l, t), (r, b), (l, b)];
-    let covered = |&(right, top): &(i64, i64)| {
-        pixels
-            .iter()
-            .filter(|&&(px, py)| {
-                px >= (right - w - 4) as f64
-                    && px <= (right + 4) as f64
-                    && py >= (top - 4) as f64
-                    && py <= (top + h + 4) as f64
-            })
-            .count()
-    };
-    let best = corners
-        .iter()
-        .min_by_key(|c| covered(c))
-        .copied()
-        .unwrap_or((r, t));
-    draw_legend(&mut canvas, best.0, best.1, &entries);
-    canvas
-}
-
-/// Width and height in pixels of the legend box of `entries`.
-fn legend_size(entries: &[(String, Rgb)]) -> (i64, i64) {
-    let shown: Vec<&(String, Rgb)> = entries.iter().filter(|e| !e.0.is_empty()).collect();
-    let widest = shown.iter().map(|e| text_width(&e.0, 1)).max().unwrap_or(0);
-    (widest + 30, 14 * shown.len() as i64 + 6)
-}
-
-/// Legend box with its top-right corner at `(right, top)`.
-fn draw_legend(canvas: &mut Canvas, right: i64, top: i64, entries: &[(String, Rgb)]) {
-    let entries: Vec<&(String, Rgb)> = entries.iter().filter(|e| !e.0.is_empty()).collect();
-    if entries.is_empty() {
-        return;
-    }
-    let owned: Vec<(String, Rgb)> = entries.iter().map(|e| (*e).clone()).collect();
-    let (w, h) = legend_size(&owned);
-    let left = right - w;
-    canvas.fill_rect(left, top, right, top + h, WHITE);
-    canvas.rect(left, top, right, top + h, GREY);
-    for (k, (label, color)) in entries.iter().enumerate() {
-        let y = top + 5 + 14 * k as i64;
-        canvas.fill_rect(left + 5, y + 1, left + 17, y + 7, *color);
-        canvas.text(left + 22, y, label, 1, BLACK);
-    }
-}
-
 /// Draws a grid of scatter panels with shared axis ranges.
 ///
 /// The ranges cover the 0.5%–99.5% quantiles of all points, so a few runaway predictions do
 /// not squeeze the rest into a corner; points outside are not drawn.
-pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Canvas {
+///
+/// # Errors
+/// Drawing failures.
+pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Result<Image> {
+    register_font();
     let columns = grid.columns.max(1);
     let rows = grid.panels.len().div_ceil(columns).max(1);
-    let margin_left = 70usize;
-    let margin_top = 56usize;
-    let gap = 60usize;
-    let panels_width = margin_left + columns * panel_size + (columns - 1) * gap + 20;
+    let (margin_top, legend_height) = (40usize, 30usize);
+    let panel_width = panel_size + 40;
+    let panels_width = 40 + columns * panel_width;
     // Wide enough for the title too (a long run name over few panels).
-    let width = panels_width.max(usize::try_from(text_width(&grid.title, 2)).unwrap_or(0) + 20);
-    let height = margin_top + rows * (panel_size + gap) + 10;
-    let mut canvas = Canvas::new(width, height, WHITE);
-    canvas.text(
-        (width as i64 - text_width(&grid.title, 2)) / 2,
-        8,
-        &grid.title,
-        2,
-        BLACK,
-    );
+    let title_width = (FONT, TITLE_SIZE)
+        .into_font()
+        .box_size(&grid.title)
+        .map_or(0, |(w, _)| w as usize);
+    let width = panels_width.max(title_width + 40);
+    let height = margin_top + legend_height + rows * (panel_size + 40) + 10;
     let xs: Vec<f64> = grid
         .panels
         .iter()
@@ -417,104 +502,128 @@ pub(crate) fn scatter_grid(grid: &ScatterGrid, panel_size: usize) -> Canvas {
         let (lo, hi) = quantile_range(&ys, 0.005);
         padded_range([lo, hi].into_iter(), 0.05)
     };
-    // Legend, centred under the title.
-    let mut x = width as i64 / 2
-        - grid
+    let per_panel = xs.len() / grid.panels.len().max(1);
+    let (radius, alpha) = if per_panel > 2000 {
+        (1, 0.5)
+    } else {
+        (2, 0.65)
+    };
+    let err = draw_error(&grid.title);
+    Image::draw(width, height, |root| {
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let (top, panels) = root.split_vertically((margin_top + legend_height) as i32);
+        let (title_area, legend_area) = top.split_vertically(margin_top as i32);
+        title_area
+            .draw_text(
+                &grid.title,
+                &(FONT, TITLE_SIZE)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+                (width as i32 / 2, margin_top as i32 / 2),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        let font = (FONT, LABEL_SIZE).into_font();
+        let widths: Vec<i32> = grid
             .legend
             .iter()
-            .map(|(l, _)| text_width(l, 1) + 36)
-            .sum::<i64>()
-            / 2;
-    for (label, color) in &grid.legend {
-        canvas.dot(x as f64 + 5.0, 34.0, 4.0, *color, 1.0);
-        canvas.text(x + 14, 30, label, 1, BLACK);
-        x += text_width(label, 1) + 36;
-    }
-    let n_points: usize = grid
-        .panels
-        .iter()
-        .map(|p| p.clouds.iter().map(|c| c.0.len()).sum::<usize>())
-        .sum();
-    let per_panel = n_points / grid.panels.len().max(1);
-    let (radius, alpha) = if per_panel > 2000 {
-        (1.2, 0.5)
-    } else {
-        (2.0, 0.65)
-    };
-    for (k, panel) in grid.panels.iter().enumerate() {
-        let (row, col) = (k / columns, k % columns);
-        let left = (margin_left + col * (panel_size + gap)) as f64;
-        let top = (margin_top + row * (panel_size + gap)) as f64 + 14.0;
-        let frame = Frame {
-            left,
-            top,
-            right: left + panel_size as f64,
-            bottom: top + panel_size as f64 - 14.0,
-            x_range,
-            y_range,
-            log_y: false,
-        };
-        canvas.text(
-            (left + panel_size as f64 / 2.0) as i64 - text_width(&panel.title, 1) / 2,
-            top as i64 - 12,
-            &panel.title,
-            1,
-            BLACK,
-        );
-        draw_axes(
-            &mut canvas,
-            &frame,
-            &grid.x_label,
-            if col == 0 { &grid.y_label } else { "" },
-        );
-        for (points, color) in &panel.clouds {
-            for &(x, y) in points {
-                let (px, py) = (frame.px(x), frame.py(y));
-                if x.is_finite() && y.is_finite() && frame.contains(px, py) {
-                    canvas.dot(px, py, radius, *color, alpha);
-                }
+            .map(|(l, _)| font.box_size(l).map_or(0, |(w, _)| w as i32) + 40)
+            .collect();
+        let mut x = width as i32 / 2 - widths.iter().sum::<i32>() / 2;
+        for ((label, rgb), w) in grid.legend.iter().zip(&widths) {
+            let y = legend_height as i32 / 2;
+            legend_area
+                .draw(&Circle::new((x + 6, y), 5, color(*rgb).filled()))
+                .map_err(|e| err(e.to_string()))?;
+            legend_area
+                .draw_text(
+                    label,
+                    &font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+                    (x + 16, y),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            x += w;
+        }
+        let cells = panels.split_evenly((rows, columns));
+        for (k, (panel, area)) in grid.panels.iter().zip(&cells).enumerate() {
+            let mut c = ChartBuilder::on(area)
+                .caption(&panel.title, (FONT, DESC_SIZE))
+                .margin(6)
+                .x_label_area_size(36)
+                .y_label_area_size(44)
+                .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)
+                .map_err(|e| err(e.to_string()))?;
+            c.configure_mesh()
+                .x_desc(&grid.x_label)
+                .y_desc(if k % columns == 0 {
+                    grid.y_label.as_str()
+                } else {
+                    ""
+                })
+                .axis_desc_style((FONT, LABEL_SIZE))
+                .label_style((FONT, TICK_SIZE))
+                .x_label_formatter(&tick_label(x_range))
+                .y_label_formatter(&tick_label(y_range))
+                .x_labels(5)
+                .y_labels(5)
+                .light_line_style(WHITE)
+                .bold_line_style(RGBColor(230, 230, 230))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            let inside = |&&(x, y): &&(f64, f64)| {
+                x.is_finite()
+                    && y.is_finite()
+                    && (x_range.0..=x_range.1).contains(&x)
+                    && (y_range.0..=y_range.1).contains(&y)
+            };
+            for (points, rgb) in &panel.clouds {
+                let style = color(*rgb).mix(alpha).filled();
+                c.draw_series(
+                    points
+                        .iter()
+                        .filter(inside)
+                        .map(|&p| Circle::new(p, radius, style)),
+                )
+                .map_err(|e| err(e.to_string()))?;
             }
         }
-    }
-    canvas
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nice_ticks_lie_inside_the_range_and_are_evenly_spaced() {
-        for &(lo, hi) in &[
-            (0.0, 1.0),
-            (-3.7, 12.2),
-            (1e-4, 3e-4),
-            (0.95, 1.05),
-            (-1e6, 2e6),
-        ] {
-            let (ticks, step) = nice_ticks(lo, hi);
-            assert!(
-                ticks.len() >= 2 && ticks.len() <= 11,
-                "{lo}..{hi}: {ticks:?}"
-            );
-            assert!(ticks.iter().all(|&t| t >= lo - 1e-12 && t <= hi + 1e-12));
-            for pair in ticks.windows(2) {
-                assert!((pair[1] - pair[0] - step).abs() < 1e-9 * step.max(1.0));
+    /// Pixels of `image` within `tolerance` of `rgb` in every channel.
+    pub(super) fn count_near(image: &Image, rgb: Rgb, tolerance: u8) -> usize {
+        let mut found = 0;
+        for y in 0..image.height() {
+            for x in 0..image.width() {
+                let p = image.pixel(x, y).unwrap();
+                found += usize::from((0..3).all(|c| p[c].abs_diff(rgb[c]) <= tolerance));
             }
         }
+        found
+    }
+
+    /// Pixels neither white nor a pure grey (anti-aliased text is a blend of black on white:
+    /// greys; series are coloured).
+    fn count_grey_levels(image: &Image) -> usize {
+        let mut levels = std::collections::BTreeSet::new();
+        for y in 0..image.height() {
+            for x in 0..image.width() {
+                let p = image.pixel(x, y).unwrap();
+                if p[0] == p[1] && p[1] == p[2] {
+                    levels.insert(p[0]);
+                }
+            }
+        }
+        levels.len()
     }
 
     #[test]
-    fn tick_labels_show_enough_decimals() {
-        assert_eq!(format_tick(0.5, 0.5), "0.5");
-        assert_eq!(format_tick(0.25, 0.25), "0.25");
-        assert_eq!(format_tick(2.0, 1.0), "2");
-        assert_eq!(format_tick(1e-17, 0.2), "0.0");
-        assert_eq!(format_tick(2e-5, 1e-5), "2.0e-5");
-    }
-
-    #[test]
-    fn line_chart_draws_series_colours() {
+    fn line_chart_draws_series_colours_and_anti_aliased_text() {
         let chart = LineChart {
             title: "W1 per time".into(),
             x_label: "time".into(),
@@ -530,14 +639,46 @@ mod tests {
             log_y: false,
             marker: Some((10.0, "test".into())),
         };
-        let canvas = line_chart(&chart, 400, 300);
-        let mut found = 0;
-        for y in 0..canvas.height() {
-            for x in 0..canvas.width() {
-                found += usize::from(canvas.pixel(x, y) == Some(PALETTE[0]));
-            }
-        }
+        let image = line_chart(&chart, 400, 300).unwrap();
+        assert_eq!((image.width(), image.height()), (400, 300));
+        let found = count_near(&image, PALETTE[0], 0);
         assert!(found > 100, "only {found} pixels of the series colour");
+        // Anti-aliased glyph edges give many grey levels; a 1-bit font gives two or three.
+        let levels = count_grey_levels(&image);
+        assert!(levels > 30, "only {levels} grey levels");
+        assert!(image.encode_png().unwrap().starts_with(b"\x89PNG"));
+    }
+
+    #[test]
+    fn tick_labels_have_enough_decimals_and_no_negative_zero() {
+        let f = tick_label((-1.2, 0.6));
+        assert_eq!(
+            [f(&-0.0), f(&-1e-17), f(&0.2), f(&-1.0)],
+            ["0.0", "0.0", "0.2", "-1.0"]
+        );
+        let f = tick_label((0.0, 8.0));
+        assert_eq!([f(&2.0), f(&-0.0)], ["2", "0"]);
+        assert_eq!(tick_label((0.0, 0.004))(&0.0025), "0.0025");
+        assert_eq!(tick_label((0.0, 2e6))(&1e6), "1.0e6");
+    }
+
+    #[test]
+    fn log_axis_chart_of_positive_values_draws() {
+        let chart = LineChart {
+            title: "loss".into(),
+            series: vec![Series {
+                label: String::new(),
+                points: (1..50)
+                    .map(|k| (f64::from(k), 1.0 / f64::from(k)))
+                    .collect(),
+                color: PALETTE[3],
+                style: Style::Line,
+            }],
+            log_y: true,
+            ..LineChart::default()
+        };
+        let image = line_chart(&chart, 300, 200).unwrap();
+        assert!(count_near(&image, PALETTE[3], 0) > 50);
     }
 
     #[test]
@@ -563,9 +704,10 @@ mod tests {
             y_label: "x1".into(),
             legend: vec![("true".into(), PALETTE[0])],
         };
-        let canvas = scatter_grid(&grid, 150);
-        assert!(canvas.width() > 300 && canvas.height() > 300);
-        assert!(canvas.encode_png().is_ok());
+        let image = scatter_grid(&grid, 150).unwrap();
+        assert!(image.width() > 300 && image.height() > 300);
+        assert!(count_near(&image, PALETTE[0], 0) > 10);
+        assert!(image.encode_png().is_ok());
     }
 
     #[test]
@@ -582,11 +724,45 @@ mod tests {
             y_label: "x1".into(),
             legend: vec![],
         };
-        let canvas = scatter_grid(&grid, 150);
+        register_font();
+        let text_width = (FONT, TITLE_SIZE).into_font().box_size(&title).unwrap().0;
+        let image = scatter_grid(&grid, 150).unwrap();
         assert!(
-            canvas.width() as i64 >= text_width(&title, 2),
-            "{}",
-            canvas.width()
+            image.width() >= text_width as usize && text_width > 300,
+            "{} vs {text_width}",
+            image.width()
         );
+    }
+
+    /// Every glyph of "1 . 1" at every size the figures use sits on one baseline (the lowest
+    /// inked row of each glyph is the same).
+    #[test]
+    fn glyphs_share_a_baseline_at_every_figure_font_size() {
+        for size in [TITLE_SIZE, DESC_SIZE, LABEL_SIZE, TICK_SIZE] {
+            let image = Image::draw(120, 40, |root| {
+                root.draw_text("1 . 1", &(FONT, size).into_font().color(&BLACK), (4, 6))
+                    .map_err(|e| anyhow!("{e}"))
+            })
+            .unwrap();
+            let ink = |x: usize, y: usize| image.pixel(x, y).unwrap()[0] < 128;
+            let mut bottoms = Vec::new();
+            let mut current: Option<usize> = None;
+            for x in 0..image.width() {
+                let lowest = (0..image.height()).rev().find(|&y| ink(x, y));
+                match (lowest, current) {
+                    (Some(y), c) => current = Some(c.map_or(y, |c| c.max(y))),
+                    (None, Some(c)) => {
+                        bottoms.push(c);
+                        current = None;
+                    }
+                    (None, None) => {}
+                }
+            }
+            assert_eq!(bottoms.len(), 3, "size {size}: glyph runs {bottoms:?}");
+            assert!(
+                bottoms.iter().all(|&b| b == bottoms[0]),
+                "size {size}: glyph bottoms {bottoms:?}"
+            );
+        }
     }
 }

@@ -32,6 +32,7 @@
 //! |---|---|---|
 //! | [`Snapshots`] | validated clouds at increasing times, optional velocities and names; candle conversions | `O(values)` to build |
 //! | [`load_particles_npz`], [`write_particles_npz`] | `.npz` with `positions`, `velocities` `(T, N, d)` (ocean files, predictions) | `O(file)` |
+//! | [`write_npz`] | named `float64` arrays as an `.npz` (the landscape's grids) | `O(values)` |
 //! | [`load_snapmmd_npz`] | `.npz` with `Xs` `(T, N, d)` at times `dts` (snapMMD files) | `O(file)` |
 //! | [`load_npy`], [`write_npy`] | `.npy` `(T, N, d)` positions (SBIRR files) | `O(file)` |
 //! | [`load_trajectorynet_npz`] | `pcs`, `sample_labels`, `pcs_delta`, z-scored ([`TrajectoryNetConfig`]) | `O(file)` |
@@ -122,7 +123,7 @@ pub use npy::{encode_npy, parse_npy, NpyArray, NpyDtype, NpyError};
 pub use npy_file::{load_npy, parse_npy_snapshots, write_npy};
 pub use npz::{
     load_npz_array, load_particles_npz, load_snapmmd_npz, npz_keys, parse_particles_npz,
-    parse_snapmmd_npz, write_particles_npz,
+    parse_snapmmd_npz, write_npz, write_particles_npz,
 };
 pub use potential::Potential;
 pub use score::{kde_score, probability_flow_velocity, ScoreSign};

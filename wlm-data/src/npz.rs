@@ -303,13 +303,26 @@ pub fn write_particles_npz(path: impl AsRef<Path>, snapshots: &Snapshots) -> Res
     let positions: Vec<f64> = (0..snapshots.len())
         .flat_map(|k| snapshots.positions(k).iter().copied())
         .collect();
-    let mut arrays = vec![
-        ("positions", encode_npy(&shape, &positions)),
-        ("times", encode_npy(&[snapshots.len()], snapshots.times())),
+    let times = [snapshots.len()];
+    let mut arrays: Vec<(&str, &[usize], &[f64])> = vec![
+        ("positions", &shape, &positions),
+        ("times", &times, snapshots.times()),
     ];
-    if let Some(velocities) = velocities_with_nan(snapshots) {
-        arrays.push(("velocities", encode_npy(&shape, &velocities)));
+    let velocities = velocities_with_nan(snapshots);
+    if let Some(velocities) = &velocities {
+        arrays.push(("velocities", &shape, velocities));
     }
+    write_npz(path, &arrays)
+}
+
+/// Writes named `float64` arrays `(key, shape, row-major values)` as an uncompressed `.npz`
+/// (as `numpy.savez` writes; `numpy.load(path)[key]` reads each back), atomically.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the key whose values do not fill its shape; [`Error::Format`] or
+/// [`Error::Io`] if building or writing the archive fails.
+pub fn write_npz(path: impl AsRef<Path>, arrays: &[(&str, &[usize], &[f64])]) -> Result<()> {
+    let path = path.as_ref();
     let zip_err = |e: ZipError| Error::Format {
         path: path.to_owned(),
         problem: format!("cannot build the zip archive: {e}"),
@@ -318,8 +331,9 @@ pub fn write_particles_npz(path: impl AsRef<Path>, snapshots: &Snapshots) -> Res
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .large_file(true);
-    for (key, bytes) in arrays {
-        let bytes = bytes.map_err(|e| Error::Invalid(e.to_string()))?;
+    for &(key, shape, values) in arrays {
+        let bytes =
+            encode_npy(shape, values).map_err(|e| Error::Invalid(format!("array `{key}`: {e}")))?;
         zip.start_file(format!("{key}.npy"), options)
             .map_err(zip_err)?;
         zip.write_all(&bytes)
@@ -380,5 +394,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("1 values for 2 snapshots"), "{msg}");
+    }
+
+    #[test]
+    fn write_npz_round_trips_named_arrays_and_names_a_bad_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npz");
+        let grid = [0.5, -1.0, 2.0, 3.5, 1e-300, f64::NAN];
+        write_npz(&path, &[("grid", &[2, 3], &grid), ("scalar", &[], &[7.0])]).unwrap();
+        assert_eq!(npz_keys(&path).unwrap(), ["grid", "scalar"]);
+        let read = load_npz_array(&path, "grid").unwrap();
+        assert_eq!(read.shape, [2, 3]);
+        assert_eq!(read.data[..5], grid[..5]);
+        assert!(read.data[5].is_nan());
+        assert_eq!(load_npz_array(&path, "scalar").unwrap().data, [7.0]);
+        let err = write_npz(&path, &[("force", &[2, 2], &[1.0])]).unwrap_err();
+        assert!(err.to_string().contains("array `force`"), "{err}");
     }
 }

@@ -28,6 +28,7 @@
 //! | [`Run`] | a run directory: `config.ron`, `metrics.csv`, checkpoints, final outputs; [`Run::resume`] | — |
 //! | [`forecast`], [`interpolate`] | graph-free rollouts at `steps_per_interval` steps per interval | one force per step |
 //! | [`evaluate`], [`evaluate_with_predictions`], [`baselines`] | exact W1 (and W2) per snapshot, mean ± SE over train/test; the rollouts kept for writing | the rollouts, then one exact OT per score, in parallel (`O(N·M)` memory each) |
+//! | [`landscape`] | `E(X ∪ {y}) − E(X)` and the force on a probe `y` on a grid of a [`Plane`] (PCA plane above 2-D) | one energy + force pass on `N + 1` particles per grid point, in parallel |
 //! | [`w1_scores`] | exact W1 of given predictions against their snapshots | one exact OT each, in parallel |
 //! | [`ot_finite_difference`] | velocities of a snapshot from the exact OT plans to its neighbours (forward, backward, central) | one or two exact OT problems |
 //! | [`initial_velocities`], [`carry_velocities`] | a rollout's start velocities from a [`VelocitySource`] (data, zero, OT estimate, the model's own rollout carried along an OT plan) | as above, or a rollout from snapshot 0 + one exact OT |
@@ -65,6 +66,7 @@ mod config;
 mod ema;
 mod error;
 mod evaluate;
+mod landscape;
 mod loss;
 mod model;
 mod optim;
@@ -85,6 +87,7 @@ pub use evaluate::{
     initial_velocities, interpolate, interpolate_with_velocities, interpolation_baselines,
     w1_scores, BaselineScore, Evaluation, Forecast, MeanSe, Predictions, Role, SnapshotScore,
 };
+pub use landscape::{landscape, linspace, EnergyAt, Landscape, Plane, PopulationEnergy};
 pub use loss::{LossGradients, RolloutLoss};
 pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER};
 pub use optim::{AdamW, AdamWGroup};

@@ -246,8 +246,9 @@ impl Model {
         &self.varmap
     }
 
-    /// The energy network.
-    pub fn energy(&self) -> &dyn Energy {
+    /// The energy network (shareable across threads, as the landscape's parallel probes
+    /// need).
+    pub fn energy(&self) -> &(dyn Energy + Send + Sync) {
         self.energy.as_ref()
     }
 

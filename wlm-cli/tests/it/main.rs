@@ -7,6 +7,7 @@ mod data_commands;
 mod demo;
 mod experiment;
 mod flow;
+mod landscape;
 mod runs;
 #[path = "../../../testing/shared_folder.rs"]
 mod shared_folder;

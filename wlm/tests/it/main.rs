@@ -5,6 +5,7 @@
 #[path = "../../../testing/close.rs"]
 mod close;
 mod common;
+mod landscape;
 mod optim;
 mod parity;
 mod runs;
