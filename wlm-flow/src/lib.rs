@@ -85,7 +85,6 @@ mod error;
 mod model;
 mod network;
 mod path;
-mod pca;
 mod train;
 
 pub use chain::Chain;

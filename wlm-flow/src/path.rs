@@ -17,7 +17,7 @@
 
 use crate::config::PathKind;
 use crate::error::{Error, Result};
-use crate::pca::{mean_and_covariance, symmetric_eigen};
+use wlm_numeric::{mean_and_covariance, symmetric_eigen};
 
 /// Principal axes of the training data and one harmonic frequency per axis.
 #[derive(Clone, Debug, PartialEq)]

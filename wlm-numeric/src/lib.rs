@@ -25,10 +25,12 @@
 
 mod cpu;
 mod exp;
+mod linalg;
 mod memory;
 mod rng;
 
 pub use cpu::{has_avx2_fma, has_avx512};
 pub use exp::{exp_f32, exp_nonpositive_f32, exp_nonpositive_f64};
+pub use linalg::{mean_and_covariance, symmetric_eigen};
 pub use memory::available_memory_bytes;
 pub use rng::SeedRng;

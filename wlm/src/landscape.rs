@@ -131,27 +131,11 @@ impl Plane {
                 i % dim
             )));
         }
-        let n = (points.len() / dim) as f64;
-        let mut mean = vec![0.0; dim];
-        for p in points.chunks_exact(dim) {
-            for (m, x) in mean.iter_mut().zip(p) {
-                *m += x / n;
-            }
-        }
-        let mut covariance = vec![0.0; dim * dim];
-        for p in points.chunks_exact(dim) {
-            for i in 0..dim {
-                let di = p[i] - mean[i];
-                for j in 0..dim {
-                    covariance[i * dim + j] += di * (p[j] - mean[j]) / n;
-                }
-            }
-        }
-        let (values, vectors) = symmetric_eigen(&covariance, dim);
-        let mut order: Vec<usize> = (0..dim).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        let (mean, covariance) = wlm_numeric::mean_and_covariance(points, dim);
+        // Rows of `directions`: eigenvectors by decreasing eigenvalue.
+        let (_, directions) = wlm_numeric::symmetric_eigen(&covariance, dim);
         let axis = |k: usize| {
-            let mut a: Vec<f64> = (0..dim).map(|i| vectors[i * dim + order[k]]).collect();
+            let mut a = directions[k * dim..(k + 1) * dim].to_vec();
             let largest = a
                 .iter()
                 .copied()
@@ -205,62 +189,6 @@ fn check_dim(dim: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Eigen-decomposition of a symmetric `n × n` matrix (row-major) by cyclic Jacobi rotations:
-/// eigenvalues and eigenvectors as the columns of an `n × n` row-major matrix.
-fn symmetric_eigen(matrix: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = matrix.to_vec();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    let scale = a
-        .iter()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .sqrt()
-        .max(f64::MIN_POSITIVE);
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j] * a[i * n + j])
-            .sum::<f64>()
-            .sqrt();
-        if off <= 1e-15 * scale {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq.abs() <= f64::MIN_POSITIVE {
-                    continue;
-                }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                // A ← Jᵀ A J with the rotation J in the (p, q) plane.
-                for k in 0..n {
-                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|i| a[i * n + i]).collect(), v)
 }
 
 /// The landscape on a grid: energies and in-plane forces of a probe at every grid point.
@@ -384,26 +312,6 @@ pub fn landscape(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jacobi_eigenvectors_satisfy_the_eigen_equation() {
-        let mut rng = wlm_numeric::SeedRng::seed_from(7);
-        let n = 5;
-        let b: Vec<f64> = (0..n * n).map(|_| rng.normal()).collect();
-        // A = Bᵀ B, symmetric positive semi-definite.
-        let a: Vec<f64> = (0..n * n)
-            .map(|ij| (0..n).map(|k| b[k * n + ij / n] * b[k * n + ij % n]).sum())
-            .collect();
-        let (values, vectors) = symmetric_eigen(&a, n);
-        for c in 0..n {
-            for i in 0..n {
-                let av: f64 = (0..n).map(|k| a[i * n + k] * vectors[k * n + c]).sum();
-                assert!((av - values[c] * vectors[i * n + c]).abs() < 1e-10, "{av}");
-            }
-            let norm: f64 = (0..n).map(|i| vectors[i * n + c].powi(2)).sum();
-            assert!((norm - 1.0).abs() < 1e-12);
-        }
-    }
 
     #[test]
     fn principal_plane_of_an_elongated_cloud_follows_its_long_axes() {

@@ -1,10 +1,11 @@
-//! Principal directions of a point cloud: the covariance's eigenvectors by cyclic Jacobi
-//! rotations (small dimensions only; exact to rounding).
+//! Small dense linear algebra: a cloud's mean and covariance, and the eigenvectors of a
+//! symmetric matrix by cyclic Jacobi rotations (small dimensions only; exact to rounding). The
+//! principal directions of `wlm-flow`'s anisotropic paths and of `wlm`'s landscape plane.
 
 /// Eigen-decomposition of the symmetric `dim × dim` row-major matrix `a` by cyclic Jacobi
 /// rotations. Returns `(eigenvalues, eigenvectors)`, sorted by decreasing eigenvalue;
 /// eigenvector `k` is row `k` of the returned row-major matrix (orthonormal rows).
-pub(crate) fn symmetric_eigen(a: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn symmetric_eigen(a: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let mut m = a.to_vec();
     // `v` accumulates the rotations: columns are eigenvectors.
     let mut v = vec![0.0; dim * dim];
@@ -62,7 +63,7 @@ pub(crate) fn symmetric_eigen(a: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Mean and covariance (divided by `n`) of the row-major `(n, dim)` cloud `x`.
-pub(crate) fn mean_and_covariance(x: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn mean_and_covariance(x: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (x.len() / dim).max(1) as f64;
     let mut mean = vec![0.0; dim];
     for row in x.chunks_exact(dim) {
@@ -84,7 +85,7 @@ pub(crate) fn mean_and_covariance(x: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wlm_numeric::SeedRng;
+    use crate::SeedRng;
 
     #[test]
     fn eigenpairs_satisfy_the_definition_and_are_orthonormal() {
