@@ -169,14 +169,7 @@ impl ExperimentConfig {
     /// # Errors
     /// As [`ExperimentConfig::load`].
     pub(crate) fn parse(text: &str, overrides: &[String]) -> Result<Self> {
-        let mut text = text.to_string();
-        for item in overrides {
-            let (key, value) = item
-                .split_once('=')
-                .with_context(|| format!("invalid --set `{item}`: expected KEY=VALUE"))?;
-            text = set_path(&text, key.trim(), value.trim())
-                .with_context(|| format!("invalid --set `{item}`"))?;
-        }
+        let text = apply_overrides(text, overrides)?;
         let config: Self = from_ron(&text).map_err(|e| {
             if overrides.is_empty() {
                 e
@@ -259,40 +252,29 @@ impl DataSource {
     }
 }
 
+/// `text` with every `--set KEY=VALUE` of `overrides` applied in order.
+///
+/// # Errors
+/// An item without `=`, or a key or value [`set_path`] refuses, naming the item.
+pub(crate) fn apply_overrides(text: &str, overrides: &[String]) -> Result<String> {
+    let mut text = text.to_string();
+    for item in overrides {
+        let (key, value) = item
+            .split_once('=')
+            .with_context(|| format!("invalid --set `{item}`: expected KEY=VALUE"))?;
+        text = set_path(&text, key.trim(), value.trim())
+            .with_context(|| format!("invalid --set `{item}`"))?;
+    }
+    Ok(text)
+}
+
 /// Deserialises RON text, rejecting unknown fields at any depth and naming the field of any
 /// error with its dotted path and position.
 ///
 /// # Errors
 /// Syntax errors, unknown fields, wrong types.
 pub(crate) fn from_ron<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    let mut de = ron::Deserializer::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut unknown: Vec<String> = Vec::new();
-    let result = {
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let ignoring = serde_ignored::Deserializer::new(&mut de, &mut record);
-        serde_path_to_error::deserialize(ignoring)
-    };
-    match result {
-        Ok(value) => {
-            de.end().map_err(|e| {
-                let spanned = de.span_error(e);
-                anyhow::anyhow!("{}: {}", spanned.span.start, spanned.code)
-            })?;
-            if let Some(path) = unknown.first() {
-                bail!("unknown field `{path}`");
-            }
-            Ok(value)
-        }
-        Err(err) => {
-            let path = err.path().to_string();
-            let spanned = de.span_error(err.into_inner());
-            let at = spanned.span.start;
-            if path.is_empty() || path == "." {
-                bail!("{at}: {}", spanned.code)
-            }
-            bail!("field `{path}` ({at}): {}", spanned.code)
-        }
-    }
+    wlm::from_ron_strict(text).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[cfg(test)]

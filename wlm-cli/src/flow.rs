@@ -20,7 +20,6 @@ use wlm_flow::{FlowConfig, FlowModel, FlowTrainer};
 
 use crate::config::{from_ron, DataConfig, INTERPOLATION_FILE};
 use crate::data::load_config_data;
-use crate::overrides::set_path;
 use crate::progress::{Mode, Progress};
 use crate::report::simple_table;
 
@@ -91,14 +90,7 @@ impl FlowExperiment {
     /// # Errors
     /// Malformed RON, unknown fields, bad overrides and out-of-range values, naming the field.
     pub(crate) fn parse(text: &str, overrides: &[String]) -> Result<Self> {
-        let mut text = text.to_string();
-        for item in overrides {
-            let (key, value) = item
-                .split_once('=')
-                .with_context(|| format!("invalid --set `{item}`: expected KEY=VALUE"))?;
-            text = set_path(&text, key.trim(), value.trim())
-                .with_context(|| format!("invalid --set `{item}`"))?;
-        }
+        let text = crate::config::apply_overrides(text, overrides)?;
         let config: Self = from_ron(&text)?;
         config.flow.validate()?;
         if config.data.max_particles == Some(0) {

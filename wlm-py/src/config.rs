@@ -59,41 +59,7 @@ fn config_error(e: wlm::Error) -> PyErr {
 fn read_ron(path: &Path) -> PyResult<RunConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| io_error(format!("config: cannot read {}: {e}", path.display()), &e))?;
-    from_ron(&text).map_err(|e| value_error(format!("config: {}: {e}", path.display())))
-}
-
-/// Deserialises RON text, rejecting unknown fields at any depth; errors name the field's
-/// dotted path and the position (as `wlm train`'s config reader).
-fn from_ron<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    let mut de = ron::Deserializer::from_str(text).map_err(|e| e.to_string())?;
-    let mut unknown: Vec<String> = Vec::new();
-    let result = {
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let ignoring = serde_ignored::Deserializer::new(&mut de, &mut record);
-        serde_path_to_error::deserialize(ignoring)
-    };
-    match result {
-        Ok(value) => {
-            de.end().map_err(|e| {
-                let spanned = de.span_error(e);
-                format!("{}: {}", spanned.span.start, spanned.code)
-            })?;
-            match unknown.first() {
-                Some(path) => Err(format!("unknown field `{path}`")),
-                None => Ok(value),
-            }
-        }
-        Err(err) => {
-            let path = err.path().to_string();
-            let spanned = de.span_error(err.into_inner());
-            let at = spanned.span.start;
-            if path.is_empty() || path == "." {
-                Err(format!("{at}: {}", spanned.code))
-            } else {
-                Err(format!("field `{path}` ({at}): {}", spanned.code))
-            }
-        }
-    }
+    wlm::from_ron_strict(&text).map_err(|e| value_error(format!("config: {}: {e}", path.display())))
 }
 
 /// Deserialises a JSON value, rejecting unknown fields at any depth; errors name the field's

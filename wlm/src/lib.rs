@@ -71,6 +71,7 @@ mod loss;
 mod model;
 mod optim;
 mod rng;
+mod ron_strict;
 mod run;
 mod safetensors_file;
 mod trainer;
@@ -92,6 +93,7 @@ pub use loss::{LossGradients, RolloutLoss};
 pub use model::{EnergyConfig, FrictionConfig, Model, ModelConfig, Precision, FRICTION_PARAMETER};
 pub use optim::{AdamW, AdamWGroup};
 pub use rng::TrainRng;
+pub use ron_strict::from_ron_strict;
 pub use run::{
     BestScore, Run, RunConfig, TrainObserver, BEST_FILE, BEST_WEIGHTS_FILE, CHECKPOINT_FILE,
     CONFIG_FILE, EMA_WEIGHTS_FILE, EVALUATION_FILE, FORECAST_FILE, METRICS_FILE, WEIGHTS_FILE,

@@ -83,6 +83,17 @@ pub struct RunConfig {
     pub split: SplitConfig,
 }
 
+/// The split and a fresh trainer on its training snapshots, after checking the evaluation
+/// settings: what [`Run::create`] and [`Run::resume`] both start from.
+fn prepare(config: &RunConfig, snapshots: &Snapshots, device: &Device) -> Result<(Split, Trainer)> {
+    let split = config.resolve_split(snapshots.len())?;
+    config.eval.validate()?;
+    let model = Model::new(config.model.clone(), device)?;
+    let train = snapshots.select(&split.train)?;
+    let trainer = Trainer::new(model, config.train.clone(), &train)?;
+    Ok((split, trainer))
+}
+
 impl RunConfig {
     /// The split for `n_snapshots` snapshots, with the validation snapshots of
     /// `train.model_selection` taken out of the training ones.
@@ -161,11 +172,7 @@ impl Run {
                 "a run already exists here: resume it instead",
             ));
         }
-        let split = config.resolve_split(snapshots.len())?;
-        config.eval.validate()?;
-        let model = Model::new(config.model.clone(), device)?;
-        let train = snapshots.select(&split.train)?;
-        let trainer = Trainer::new(model, config.train.clone(), &train)?;
+        let (split, trainer) = prepare(&config, &snapshots, device)?;
         config.train.loss.blur = Some(trainer.blur());
         config.eval = config.eval.with_training_start(&config.train);
         write_atomic(&dir.join(CONFIG_FILE), &to_ron(&config)?)?;
@@ -203,11 +210,7 @@ impl Run {
         let text = fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
         let config: RunConfig =
             ron::from_str(&text).map_err(|e| Error::file(&config_path, e.to_string()))?;
-        let split = config.resolve_split(snapshots.len())?;
-        config.eval.validate()?;
-        let model = Model::new(config.model.clone(), device)?;
-        let train = snapshots.select(&split.train)?;
-        let mut trainer = Trainer::new(model, config.train.clone(), &train)?;
+        let (split, mut trainer) = prepare(&config, &snapshots, device)?;
         trainer.load_checkpoint(dir.join(CHECKPOINT_FILE))?;
         truncate_metrics(&dir.join(METRICS_FILE), trainer.step_count())?;
         let best = read_best(&dir.join(BEST_FILE))?;
