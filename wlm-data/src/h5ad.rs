@@ -96,7 +96,15 @@ pub fn parse_h5ad(bytes: &[u8], config: &H5adConfig) -> Result<Snapshots> {
 struct Reader<'a> {
     file: File,
     path: &'a Path,
+    /// Bytes in the file: a dataset cannot hold more than [`MAX_VALUES_PER_BYTE`] values per
+    /// byte of it.
+    file_len: u64,
 }
+
+/// Values a file can hold per byte: stored values take at least a byte each, and deflate
+/// expands a byte to at most 1032 (the bound of the `.npz` reader). A dataset declaring more
+/// would read fill values or fail; it is refused before anything is allocated for it.
+const MAX_VALUES_PER_BYTE: u64 = 1032;
 
 /// A time column: per-cell times and, per distinct time, a name.
 struct TimeColumn {
@@ -177,9 +185,21 @@ impl Reader<'_> {
         // The shape is declared by the file; a deflated dataset can declare far more than the
         // file holds. Refuse one whose f64 values could not fit before reading it.
         let needed = count.and_then(|c| u64::try_from(c).ok()?.checked_mul(8));
+        let most = self.file_len.saturating_mul(MAX_VALUES_PER_BYTE);
         match (needed, wlm_numeric::available_memory_bytes()) {
             (None, _) => {
                 return Err(self.err(key, format!("shape {shape:?} has too many values")));
+            }
+            (Some(needed), _) if needed / 8 > most => {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "shape {shape:?} declares {} values, more than a {}-byte file can \
+                         hold ({MAX_VALUES_PER_BYTE} per byte at most)",
+                        needed / 8,
+                        self.file_len
+                    ),
+                ));
             }
             (Some(needed), Some(available)) if needed > available => {
                 return Err(self.err(
@@ -447,11 +467,16 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
             problem: "empty file: not an HDF5 (.h5ad) file".into(),
         });
     }
+    let file_len = bytes.len() as u64;
     let file = File::from_bytes(bytes).map_err(|e| Error::Format {
         path: path.to_owned(),
         problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
     })?;
-    let reader = Reader { file, path };
+    let reader = Reader {
+        file,
+        path,
+        file_len,
+    };
     let column = reader.time_column(&config.time_key)?;
     let time_key = format!("obs/{}", config.time_key);
     if let Some(i) = column.times.iter().position(|t| !t.is_finite()) {
@@ -523,11 +548,17 @@ impl std::fmt::Display for H5adMatrixInfo {
 /// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not HDF5.
 pub fn h5ad_contents(path: impl AsRef<Path>) -> Result<(Vec<String>, Vec<H5adMatrixInfo>)> {
     let path = path.as_ref();
-    let file = File::from_bytes(read_file(path)?).map_err(|e| Error::Format {
+    let bytes = read_file(path)?;
+    let file_len = bytes.len() as u64;
+    let file = File::from_bytes(bytes).map_err(|e| Error::Format {
         path: path.to_owned(),
         problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
     })?;
-    let reader = Reader { file, path };
+    let reader = Reader {
+        file,
+        path,
+        file_len,
+    };
     Ok((reader.obs_columns(), reader.matrices()))
 }
 

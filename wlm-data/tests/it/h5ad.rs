@@ -403,3 +403,23 @@ fn the_contents_list_obs_columns_and_matrices_with_shapes_and_sparse_encodings()
         "{msg}"
     );
 }
+
+/// A 55 KB file (found by the `h5ad` fuzz target) whose datasets declare far more values than
+/// its bytes can hold: an error naming the dataset, read without allocating for the declared
+/// size (the fuzz target's 2 GiB limit caught 2.7 GB before the bound).
+#[test]
+fn a_dataset_declaring_more_values_than_the_file_holds_is_refused() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/h5ad_declared_size_bomb.h5ad"
+    ))
+    .expect("fixture");
+    let config = H5adConfig {
+        velocity: Some(H5adMatrix::Obsm("velocity".into())),
+        ..H5adConfig::default()
+    };
+    let err = parse_h5ad(&bytes, &config)
+        .expect_err("a declared-size bomb must not load")
+        .to_string();
+    assert!(err.contains("more than a"), "{err}");
+}
