@@ -293,9 +293,20 @@ impl Reader<'_> {
     }
 
     fn strings(&self, key: &str) -> Result<Vec<String>> {
-        self.dataset(key)?
-            .read_string()
-            .map_err(|e| self.hdf5_err(key, &e))
+        let ds = self.dataset(key)?;
+        let shape = ds.shape().map_err(|e| self.hdf5_err(key, &e))?;
+        let count = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let most = self.file_len.saturating_mul(MAX_VALUES_PER_BYTE);
+        if count.is_none_or(|c| c > most) {
+            return Err(self.err(
+                key,
+                format!(
+                    "shape {shape:?} declares more strings than a {}-byte file can hold",
+                    self.file_len
+                ),
+            ));
+        }
+        ds.read_string().map_err(|e| self.hdf5_err(key, &e))
     }
 
     fn time_column(&self, time_key: &str) -> Result<TimeColumn> {
