@@ -42,7 +42,7 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Flow-matching baselines (OT-CFM, I-CFM, Lagrangian flow matching): train, interpolate, forecast.
     #[command(subcommand)]
-    Flow(crate::flow::FlowCommand),
+    Flow(FlowCommand),
     /// Run a reference experiment (METHOD.md §5): train every run, evaluate, write a results table.
     Experiment(ExperimentArgs),
 }
@@ -106,7 +106,7 @@ pub(crate) struct ExperimentArgs {
     /// Flow-matching baselines to add as extra columns (`wlm flow` on each run's data, split
     /// and seed), e.g. `--flow otcfm,icfm,lfm`.
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub(crate) flow: Vec<crate::flow_experiment::FlowMethod>,
+    pub(crate) flow: Vec<FlowMethod>,
     /// Override a value of every flow baseline's config, e.g. `--flow-set flow.train.steps=500`.
     #[arg(long = "flow-set", value_name = "KEY=VALUE")]
     pub(crate) flow_set: Vec<String>,
@@ -119,23 +119,6 @@ pub(crate) enum PlanKind {
     Slurm,
     /// A plain list of commands, one per run (GNU parallel, any scheduler).
     Commands,
-}
-
-/// The data file formats, for `--format` where the extension does not tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum DataFormat {
-    /// Particle .npz (`positions`, optional `velocities` and `times`).
-    Particles,
-    /// snapMMD .npz (`Xs` at times `dts`).
-    SnapMmd,
-    /// TrajectoryNet .npz (`pcs`, `sample_labels`, `pcs_delta`).
-    TrajectoryNet,
-    /// .npy positions (T, N, d).
-    Npy,
-    /// Long-format CSV (`time,x0,…[,v0,…]`).
-    Csv,
-    /// AnnData .h5ad.
-    H5ad,
 }
 
 /// How to read a data file: the flags of every command that reads data.
@@ -158,8 +141,9 @@ pub(crate) struct DataFlags {
     pub(crate) n_components: Option<usize>,
     /// The file's format, where its extension does not say it (default: from the extension
     /// and, for .npz, the keys inside).
-    #[arg(long, value_enum)]
-    pub(crate) format: Option<DataFormat>,
+    /// particles, snap-mmd, trajectory-net, npy, csv or h5ad.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<wlm_data::Format>,
 }
 
 /// `wlm simulate ...`.
@@ -297,6 +281,21 @@ pub(crate) struct EvalArgs {
     /// Integrator steps per observed interval (default: the run's `eval.steps_per_interval`).
     #[arg(long)]
     pub(crate) substeps: Option<usize>,
+    /// Velocities that start each restart (interpolations, forecasts not from snapshot 0),
+    /// instead of the run's `eval.initial_velocities`: Data, Zero, OtForward, OtBackward,
+    /// OtCentral or Model.
+    #[arg(long, value_name = "SOURCE", value_parser = parse_velocity_source)]
+    pub(crate) initial_velocities: Option<wlm::VelocitySource>,
+}
+
+/// The names `--initial-velocities` takes: those of `eval.initial_velocities` in a config.
+const VELOCITY_SOURCES: &str = "Data, Zero, OtForward, OtBackward, OtCentral, Model";
+
+/// Parses a [`wlm::VelocitySource`] by its config name.
+fn parse_velocity_source(text: &str) -> std::result::Result<wlm::VelocitySource, String> {
+    ron::from_str(text.trim()).map_err(|_| {
+        format!("unknown velocity source `{text}`: expected one of {VELOCITY_SOURCES}")
+    })
 }
 
 /// `wlm forecast`.
@@ -431,4 +430,56 @@ pub(crate) struct LandscapeArgs {
     /// Output folder (default: `<run dir>/plots`); writes `landscape-<snapshot>.npz` and `.png`.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+}
+
+/// `wlm flow ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowCommand {
+    /// Train a flow-matching baseline from a RON config, write its predictions and W1 scores.
+    Train(FlowTrainArgs),
+    /// Interpolate the held-out snapshots of a trained flow run from the snapshot before each.
+    Interpolate(FlowEvalArgs),
+    /// Carry snapshot 0 of a trained flow run through every observed time.
+    Forecast(FlowEvalArgs),
+}
+
+/// `wlm flow train`.
+#[derive(Debug, Args)]
+pub(crate) struct FlowTrainArgs {
+    /// The flow experiment's RON config (e.g. configs/flow_ocean_small.ron).
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Override a config value, e.g. `--set flow.train.steps=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Run directory (default: `runs/<config name>`).
+    #[arg(long)]
+    pub(crate) run_dir: Option<PathBuf>,
+}
+
+/// `wlm flow interpolate`, `wlm flow forecast`.
+#[derive(Debug, Args)]
+pub(crate) struct FlowEvalArgs {
+    /// Run directory written by `wlm flow train`.
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Output file (.npz); default inside the run directory.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Solver steps per unit of chain time (default: the run's `flow.predict.steps_per_interval`).
+    #[arg(long)]
+    pub(crate) substeps: Option<usize>,
+}
+
+/// The flow-matching baselines an experiment can add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FlowMethod {
+    /// Exact minibatch OT coupling, linear path.
+    Otcfm,
+    /// Independent coupling, linear path.
+    Icfm,
+    /// Lagrangian flow matching: harmonic path, ω = 1, exact OT coupling.
+    Lfm,
+    /// Anisotropic LFM: ω from 0.8 to 1.6 over the principal directions, its own OT coupling.
+    LfmAniso,
 }

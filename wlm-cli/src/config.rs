@@ -224,9 +224,17 @@ impl ExperimentConfig {
     /// # Errors
     /// Serialisation failures (none are expected).
     pub(crate) fn to_ron(&self) -> Result<String> {
-        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
-            .context("cannot write the config as RON")
+        to_ron(self)
     }
+}
+
+/// Pretty RON text of a config or a record the CLI writes.
+///
+/// # Errors
+/// A value RON cannot represent.
+pub(crate) fn to_ron<T: Serialize>(value: &T) -> Result<String> {
+    ron::ser::to_string_pretty(value, ron::ser::PrettyConfig::default())
+        .context("cannot write the value as RON")
 }
 
 impl DataSource {

@@ -24,8 +24,8 @@ use crate::cli::TrainArgs;
 use crate::config::{ExperimentConfig, PlotConfig};
 use crate::data::load_config_data;
 
-/// Attention sizes `(heads, hidden, blocks, ff)` for `points` points in `dim` dimensions.
-pub(crate) fn model_size(points: usize, dim: usize) -> (usize, usize, usize, usize) {
+/// The attention energy for `points` points in `dim` dimensions (sizes in the module docs).
+pub(crate) fn attention_for(points: usize, dim: usize) -> AttentionEnergyConfig {
     let (heads, hidden, blocks, ff) = if points <= 2_000 {
         (2, 16, 1, 32)
     } else if points <= 20_000 {
@@ -34,7 +34,14 @@ pub(crate) fn model_size(points: usize, dim: usize) -> (usize, usize, usize, usi
         (4, 64, 3, 256)
     };
     let hidden = hidden.max((4 * dim).div_ceil(heads) * heads);
-    (heads, hidden, blocks, ff.max(2 * hidden))
+    AttentionEnergyConfig {
+        dim,
+        heads,
+        hidden,
+        blocks,
+        ff: ff.max(2 * hidden),
+        ..AttentionEnergyConfig::default()
+    }
 }
 
 /// The split of `--holdout` / `--forecast-from` (default: every snapshot trains).
@@ -81,7 +88,6 @@ pub(crate) fn derived_config(data: &Path, args: &TrainArgs) -> Result<Experiment
     let dim = snapshots.dim();
     let points: usize = (0..n_snapshots).map(|k| snapshots.n_particles(k)).sum();
     let mean_points = points / n_snapshots;
-    let (heads, hidden, blocks, ff) = model_size(points, dim);
 
     let mut config = ExperimentConfig {
         name: data
@@ -96,14 +102,7 @@ pub(crate) fn derived_config(data: &Path, args: &TrainArgs) -> Result<Experiment
         split,
         plot: PlotConfig::default(),
     };
-    config.model.energy = EnergyConfig::Attention(AttentionEnergyConfig {
-        dim,
-        heads,
-        hidden,
-        blocks,
-        ff,
-        ..AttentionEnergyConfig::default()
-    });
+    config.model.energy = EnergyConfig::Attention(attention_for(points, dim));
     config.model.friction = FrictionConfig {
         gamma: 1.0,
         learnable: true,
@@ -144,20 +143,18 @@ mod tests {
 
     #[test]
     fn model_sizes_grow_with_the_points_and_fit_the_dimension() {
-        assert_eq!(model_size(300, 2), (2, 16, 1, 32));
-        assert_eq!(model_size(5 * 300, 5), (2, 20, 1, 40));
-        assert_eq!(model_size(10_000, 2), (2, 32, 2, 64));
-        assert_eq!(model_size(100_000, 50), (4, 200, 3, 400));
+        let sizes = |points, dim| {
+            let c = attention_for(points, dim);
+            assert_eq!(c.dim, dim);
+            (c.heads, c.hidden, c.blocks, c.ff)
+        };
+        assert_eq!(sizes(300, 2), (2, 16, 1, 32));
+        assert_eq!(sizes(5 * 300, 5), (2, 20, 1, 40));
+        assert_eq!(sizes(10_000, 2), (2, 32, 2, 64));
+        assert_eq!(sizes(100_000, 50), (4, 200, 3, 400));
         for (points, dim) in [(10, 1), (3_000, 7), (50_000, 3), (100, 33)] {
-            let (heads, hidden, blocks, ff) = model_size(points, dim);
-            let c = AttentionEnergyConfig {
-                dim,
-                heads,
-                hidden,
-                blocks,
-                ff,
-                ..AttentionEnergyConfig::default()
-            };
+            let c = attention_for(points, dim);
+            let (heads, hidden, ff) = (c.heads, c.hidden, c.ff);
             c.validate().unwrap();
             assert!(hidden >= 4 * dim && hidden % heads == 0 && ff >= 2 * hidden);
         }

@@ -8,20 +8,21 @@
 //! `wlm interpolate` and `wlm forecast`, and `scores.ron` (exact W1 per test snapshot, by
 //! `wlm::w1_scores`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use wlm::{Split, SplitConfig};
 use wlm_data::Snapshots;
 use wlm_flow::{FlowConfig, FlowModel, FlowTrainer};
 
-use crate::config::{from_ron, DataConfig, INTERPOLATION_FILE};
+use crate::cli::FlowCommand;
+use crate::config::{from_ron, to_ron, DataConfig, INTERPOLATION_FILE};
 use crate::data::load_config_data;
 use crate::progress::{Mode, Progress};
 use crate::report::simple_table;
+use crate::runs::{training_banner, write_text};
 
 /// The config of a flow run inside its directory.
 const CONFIG_FILE: &str = "config.ron";
@@ -29,45 +30,6 @@ const CONFIG_FILE: &str = "config.ron";
 const WEIGHTS_FILE: &str = "flow.safetensors";
 /// The scores inside a flow run directory.
 pub(crate) const SCORES_FILE: &str = "scores.ron";
-
-/// `wlm flow ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum FlowCommand {
-    /// Train a flow-matching baseline from a RON config, write its predictions and W1 scores.
-    Train(FlowTrainArgs),
-    /// Interpolate the held-out snapshots of a trained flow run from the snapshot before each.
-    Interpolate(FlowEvalArgs),
-    /// Carry snapshot 0 of a trained flow run through every observed time.
-    Forecast(FlowEvalArgs),
-}
-
-/// `wlm flow train`.
-#[derive(Debug, Args)]
-pub(crate) struct FlowTrainArgs {
-    /// The flow experiment's RON config (e.g. configs/flow_ocean_small.ron).
-    #[arg(long, short)]
-    pub(crate) config: PathBuf,
-    /// Override a config value, e.g. `--set flow.train.steps=500`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub(crate) set: Vec<String>,
-    /// Run directory (default: `runs/<config name>`).
-    #[arg(long)]
-    pub(crate) run_dir: Option<PathBuf>,
-}
-
-/// `wlm flow interpolate`, `wlm flow forecast`.
-#[derive(Debug, Args)]
-pub(crate) struct FlowEvalArgs {
-    /// Run directory written by `wlm flow train`.
-    #[arg(long)]
-    pub(crate) run_dir: PathBuf,
-    /// Output file (.npz); default inside the run directory.
-    #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
-    /// Solver steps per unit of chain time (default: the run's `flow.predict.steps_per_interval`).
-    #[arg(long)]
-    pub(crate) substeps: Option<usize>,
-}
 
 /// A flow-matching experiment: data and split as in `wlm train`, and the flow model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,21 +171,11 @@ pub(crate) fn train(config: &FlowExperiment, dir: &Path, mode: Mode) -> Result<F
         .with_context(|| format!("cannot create the run directory {}", dir.display()))?;
     let mut stored = config.clone();
     stored.data.source.absolutize();
-    let text = ron::ser::to_string_pretty(&stored, ron::ser::PrettyConfig::default())?;
-    wlm_data::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
-        .with_context(|| format!("cannot write {}", dir.join(CONFIG_FILE).display()))?;
+    write_text(&dir.join(CONFIG_FILE), &to_ron(&stored)?)?;
     let total = config.flow.train.steps;
     if mode != Mode::Quiet {
-        eprintln!(
-            "training flow `{}`: {} snapshots of {} points in {} dimensions, split {} train / {} test, {} steps",
-            config.name,
-            snapshots.len(),
-            snapshots.n_particles(0),
-            snapshots.dim(),
-            split.train.len(),
-            split.test.len(),
-            total
-        );
+        let what = format!("flow `{}`", config.name);
+        eprintln!("{}", training_banner(&what, &snapshots, &split, total));
     }
     let mut trainer = FlowTrainer::new(&config.flow, &snapshots, &split.train)?;
     let mut progress = Progress::new("train", 0, total, mode);
@@ -246,9 +198,7 @@ pub(crate) fn train(config: &FlowExperiment, dir: &Path, mode: Mode) -> Result<F
         INTERPOLATION_FILE
     });
     let scores = predict_and_score(&loaded, forecast, &out, seconds)?;
-    let text = ron::ser::to_string_pretty(&scores, ron::ser::PrettyConfig::default())?;
-    wlm_data::write_atomic(&dir.join(SCORES_FILE), text.as_bytes())
-        .with_context(|| format!("cannot write {}", dir.join(SCORES_FILE).display()))?;
+    write_text(&dir.join(SCORES_FILE), &to_ron(&scores)?)?;
     if mode != Mode::Quiet {
         eprintln!(
             "trained {total} steps in {seconds:.1} s; run directory: {}",
@@ -417,8 +367,7 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 assert!(c.name.starts_with("flow_"), "{name}: {}", c.name);
                 // What a run directory stores parses back to the same config.
-                let text =
-                    ron::ser::to_string_pretty(&c, ron::ser::PrettyConfig::default()).unwrap();
+                let text = to_ron(&c).unwrap();
                 assert_eq!(FlowExperiment::parse(&text, &[]).unwrap(), c, "{name}");
                 n += 1;
             }

@@ -10,26 +10,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use wlm::MeanSe;
 
+use crate::cli::FlowMethod;
 use crate::config::from_ron;
-use crate::experiment::PlannedRun;
+use crate::experiment::plan::PlannedRun;
 use crate::flow::{FlowExperiment, FlowScores, SCORES_FILE};
 use crate::progress::Mode;
-
-/// The flow-matching baselines an experiment can add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum FlowMethod {
-    /// Exact minibatch OT coupling, linear path.
-    Otcfm,
-    /// Independent coupling, linear path.
-    Icfm,
-    /// Lagrangian flow matching: harmonic path, ω = 1, exact OT coupling.
-    Lfm,
-    /// Anisotropic LFM: ω from 0.8 to 1.6 over the principal directions, its own OT coupling.
-    LfmAniso,
-}
 
 impl FlowMethod {
     fn label(self) -> &'static str {

@@ -48,6 +48,15 @@ pub fn check_config(text: &str, overrides: &[String]) -> anyhow::Result<String> 
     config::ExperimentConfig::parse(text, overrides)?.to_ron()
 }
 
+/// Parses a flow-matching config (`wlm flow train --config`) with `--set` overrides, checks
+/// every field, and returns it as RON (what a flow run directory stores).
+///
+/// # Errors
+/// As [`check_config`], for the fields of a flow config.
+pub fn check_flow_config(text: &str, overrides: &[String]) -> anyhow::Result<String> {
+    config::to_ron(&flow::FlowExperiment::parse(text, overrides)?)
+}
+
 /// Runs the `wlm` command with the given arguments (without the program name).
 ///
 /// `--help` and `--version` print and return `Ok`; a usage error is returned as an error

@@ -85,7 +85,7 @@ fn evaluation_csv(e: &Evaluation) -> String {
 /// Another extension (naming it); write failures, naming the file.
 pub(crate) fn write_evaluation(path: &Path, e: &Evaluation) -> Result<()> {
     let text = match extension(path).as_str() {
-        "ron" => ron::ser::to_string_pretty(e, ron::ser::PrettyConfig::default())?,
+        "ron" => crate::config::to_ron(e)?,
         "json" => serde_json::to_string_pretty(e)?,
         "csv" => evaluation_csv(e),
         "md" => format!("```\n{}\n```\n", evaluation_table(e).trim_end()),

@@ -243,16 +243,15 @@ pub(crate) fn train_config(
     let first = run.trainer().step_count();
     let total = run.config().train.steps;
     if mode != Mode::Quiet {
+        let resuming = if first > 0 {
+            format!(" (resuming at step {first})")
+        } else {
+            String::new()
+        };
+        let what = format!("`{}`", config.name);
         eprintln!(
-            "training `{}`: {} snapshots of {} points in {} dimensions, split {} train / {} test, {} steps{}",
-            config.name,
-            snapshots.len(),
-            snapshots.n_particles(0),
-            snapshots.dim(),
-            split.train.len(),
-            split.test.len(),
-            total,
-            if first > 0 { format!(" (resuming at step {first})") } else { String::new() }
+            "{}{resuming}",
+            training_banner(&what, &snapshots, &split, total)
         );
     }
     let mut observer = Observer {
@@ -310,6 +309,23 @@ pub(crate) fn read_experiment(dir: &Path) -> Result<ExperimentConfig> {
         )
     })?;
     from_ron(&text).with_context(|| format!("invalid {}", path.display()))
+}
+
+/// The line that opens a training run (WLM or flow): what trains, on which data and split.
+pub(crate) fn training_banner(
+    what: &str,
+    snapshots: &Snapshots,
+    split: &Split,
+    steps: usize,
+) -> String {
+    format!(
+        "training {what}: {} snapshots of {} points in {} dimensions, split {} train / {} test, {steps} steps",
+        snapshots.len(),
+        snapshots.n_particles(0),
+        snapshots.dim(),
+        split.train.len(),
+        split.test.len(),
+    )
 }
 
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
@@ -385,8 +401,11 @@ pub(crate) fn load_run(args: &EvalArgs) -> Result<Loaded> {
     config.eval = config.eval.with_training_start(&config.train);
     if let Some(n) = args.substeps {
         config.eval.steps_per_interval = n;
-        config.eval.validate()?;
     }
+    if let Some(source) = args.initial_velocities {
+        config.eval.initial_velocities = source;
+    }
+    config.eval.validate()?;
     let (snapshots, data_source) = match &args.data {
         Some(path) => {
             let (_, data) = crate::source::data_config(path, &args.data_flags)?;

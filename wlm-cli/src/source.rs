@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use wlm_data::{Format, H5adConfig, H5adMatrix, Snapshots, TrajectoryNetConfig};
 
-use crate::cli::{DataFlags, DataFormat};
+use crate::cli::DataFlags;
 use crate::config::{DataConfig, DataSource};
 use crate::data::load_config_data;
 
@@ -48,24 +48,13 @@ fn matrix(key: &str) -> H5adMatrix {
     }
 }
 
-fn format_of(flag: DataFormat) -> Format {
-    match flag {
-        DataFormat::Particles => Format::Particles,
-        DataFormat::SnapMmd => Format::SnapMmd,
-        DataFormat::TrajectoryNet => Format::TrajectoryNet,
-        DataFormat::Npy => Format::Npy,
-        DataFormat::Csv => Format::Csv,
-        DataFormat::H5ad => Format::H5ad,
-    }
-}
-
 /// The format of `path`: `--format`, or guessed from the extension (and `.npz` keys).
 ///
 /// # Errors
 /// An unknown extension or `.npz` layout, naming the file and suggesting `--format`.
 pub(crate) fn format(path: &Path, flags: &DataFlags) -> Result<Format> {
     match flags.format {
-        Some(f) => Ok(format_of(f)),
+        Some(f) => Ok(f),
         None => wlm_data::detect_format(path).context(
             "name the format with --format (particles, snap-mmd, trajectory-net, npy, csv, h5ad)",
         ),

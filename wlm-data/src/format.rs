@@ -26,6 +26,29 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order of [`Format::name`]'s list.
+    pub const ALL: [Format; 6] = [
+        Self::Particles,
+        Self::SnapMmd,
+        Self::TrajectoryNet,
+        Self::Npy,
+        Self::Csv,
+        Self::H5ad,
+    ];
+
+    /// The format's name on a command line (`--format`): `particles`, `snap-mmd`,
+    /// `trajectory-net`, `npy`, `csv` or `h5ad`; [`str::parse`] reads it back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Particles => "particles",
+            Self::SnapMmd => "snap-mmd",
+            Self::TrajectoryNet => "trajectory-net",
+            Self::Npy => "npy",
+            Self::Csv => "csv",
+            Self::H5ad => "h5ad",
+        }
+    }
+
     /// A short description, for messages and `wlm inspect`.
     pub fn describe(self) -> &'static str {
         match self {
@@ -36,6 +59,27 @@ impl Format {
             Self::Csv => "long-format CSV (time, x0, ...)",
             Self::H5ad => "AnnData .h5ad",
         }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// Reads a [`Format::name`] (ASCII case ignored).
+    ///
+    /// # Errors
+    /// An unknown name, listing the names.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown format `{text}`: expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -109,6 +153,22 @@ pub fn load_any(path: impl AsRef<Path>) -> Result<(Format, Snapshots)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_names_read_back_and_unknown_names_list_them() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+            assert_eq!(f.name().to_uppercase().parse::<Format>(), Ok(f));
+        }
+        let names: std::collections::BTreeSet<&str> =
+            Format::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names.len(), Format::ALL.len());
+        let err = "hdf5".parse::<Format>().unwrap_err();
+        assert!(
+            err.contains("`hdf5`") && err.contains("snap-mmd, trajectory-net"),
+            "{err}"
+        );
+    }
 
     fn two_snapshots() -> Snapshots {
         Snapshots::new(

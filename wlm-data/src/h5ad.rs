@@ -112,6 +112,25 @@ struct TimeColumn {
     names: Vec<(f64, String)>,
 }
 
+impl<'a> Reader<'a> {
+    /// Opens the HDF5 file read into `bytes` from `path`.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if the bytes are not HDF5.
+    fn open(path: &'a Path, bytes: Vec<u8>) -> Result<Self> {
+        let file_len = bytes.len() as u64;
+        let file = File::from_bytes(bytes).map_err(|e| Error::Format {
+            path: path.to_owned(),
+            problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
+        })?;
+        Ok(Self {
+            file,
+            path,
+            file_len,
+        })
+    }
+}
+
 impl Reader<'_> {
     fn err(&self, key: &str, problem: String) -> Error {
         Error::Key {
@@ -478,16 +497,7 @@ fn h5ad(bytes: Vec<u8>, path: &Path, config: &H5adConfig) -> Result<Snapshots> {
             problem: "empty file: not an HDF5 (.h5ad) file".into(),
         });
     }
-    let file_len = bytes.len() as u64;
-    let file = File::from_bytes(bytes).map_err(|e| Error::Format {
-        path: path.to_owned(),
-        problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
-    })?;
-    let reader = Reader {
-        file,
-        path,
-        file_len,
-    };
+    let reader = Reader::open(path, bytes)?;
     let column = reader.time_column(&config.time_key)?;
     let time_key = format!("obs/{}", config.time_key);
     if let Some(i) = column.times.iter().position(|t| !t.is_finite()) {
@@ -560,16 +570,7 @@ impl std::fmt::Display for H5adMatrixInfo {
 pub fn h5ad_contents(path: impl AsRef<Path>) -> Result<(Vec<String>, Vec<H5adMatrixInfo>)> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let file_len = bytes.len() as u64;
-    let file = File::from_bytes(bytes).map_err(|e| Error::Format {
-        path: path.to_owned(),
-        problem: format!("not a readable HDF5 (.h5ad) file: {e}"),
-    })?;
-    let reader = Reader {
-        file,
-        path,
-        file_len,
-    };
+    let reader = Reader::open(path, bytes)?;
     Ok((reader.obs_columns(), reader.matrices()))
 }
 

@@ -64,8 +64,10 @@
 //! - Bad configs are [`Error::Config`] naming the field (`flow.path.omega` for `ω ∉ (0, π)`,
 //!   `flow.sigma`, `flow.train.batch_size`, …); fewer than two training snapshots or a bad
 //!   index is [`Error::Data`]; a non-finite loss stops training with [`Error::Diverged`].
-//! - The harmonic path bends towards the origin of the coordinates it runs in: with
-//!   `standardize` (the default) that is the training data's mean.
+//! - The harmonic path curves about the origin of the coordinates it runs in, bulging away
+//!   from it like an orbit arc (its offset from the straight line is a non-negative
+//!   combination of `x₀` and `x₁` for `ω ∈ (0, π)`): with `standardize` (the default) that
+//!   origin is the training data's mean.
 //! - Times past the last training snapshot are extrapolation: chain time continues with the
 //!   last interval's length, and the field there was never trained.
 //! - Exact OT on a minibatch of `b` points per side stores `24 b²` bytes; `b` in the hundreds is
@@ -73,6 +75,7 @@
 //!
 //! # References
 //!
+//! - `docs/METHOD.md` §7 in the repository: the chain, paths, couplings, training and prediction.
 //! - A. Tong et al., *Improving and generalizing flow-based generative models with minibatch
 //!   optimal transport*, TMLR 2024 (I-CFM, OT-CFM; TorchCFM).
 //! - *Lagrangian Flow Matching: a least-action framework for principled path design*, 2026

@@ -184,8 +184,19 @@ impl Run {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
         }
-        let best = None;
-        Ok(Self {
+        Ok(Self::assemble(dir, config, snapshots, split, trainer, None))
+    }
+
+    /// A run from its parts, nothing scored yet in this process.
+    fn assemble(
+        dir: PathBuf,
+        config: RunConfig,
+        snapshots: Snapshots,
+        split: Split,
+        trainer: Trainer,
+        best: Option<BestScore>,
+    ) -> Self {
+        Self {
             dir,
             config,
             snapshots,
@@ -193,7 +204,7 @@ impl Run {
             trainer,
             scored: None,
             best,
-        })
+        }
     }
 
     /// Reopens the run in `dir` at its checkpoint; continuing it gives exactly the losses an
@@ -214,15 +225,7 @@ impl Run {
         trainer.load_checkpoint(dir.join(CHECKPOINT_FILE))?;
         truncate_metrics(&dir.join(METRICS_FILE), trainer.step_count())?;
         let best = read_best(&dir.join(BEST_FILE))?;
-        Ok(Self {
-            dir,
-            config,
-            snapshots,
-            split,
-            trainer,
-            scored: None,
-            best,
-        })
+        Ok(Self::assemble(dir, config, snapshots, split, trainer, best))
     }
 
     /// The run directory.

@@ -13,13 +13,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    command_line, experiment_name, finished_result, last_metrics, plan, write_results,
-    ExperimentArgs,
-};
-use crate::cli::PlanKind;
+use super::plan::{experiment_name, plan};
+use super::results::{command_line, finished_result, write_results};
+use crate::cli::{ExperimentArgs, PlanKind};
 use crate::progress::Mode;
-use crate::runs::write_text;
+use crate::runs::{last_metrics, write_text};
 
 /// The folder of the plan files, under the experiment's folder.
 pub(crate) const PLAN_DIR: &str = "plan";

@@ -1,5 +1,15 @@
-//! Tests of the experiment planner and its results table.
-use super::*;
+//! Tests of the experiment planner and of reading a run's last metrics.
+use std::path::PathBuf;
+
+use super::plan::{base_config, plan};
+use crate::cli::{ExperimentArgs, ExperimentName, Scale};
+use crate::config::{DataSource, ExperimentConfig};
+use crate::runs::last_metrics;
+
+/// Whether `source` reads a file (so `--data` matters).
+fn reads_file(source: &DataSource) -> bool {
+    !matches!(source, DataSource::Boids(_) | DataSource::GfSde(_))
+}
 
 #[test]
 fn bad_numbers_in_the_last_metrics_line_are_errors_naming_the_column() {

@@ -53,6 +53,11 @@ impl Cells {
 /// `obsm/X_pca` `(cells, 3)` float32 and `obsm/velocity_pca` `(cells, 3)` float64, both
 /// chunked and gzip-compressed, `obsm/X_umap` `(cells, 2)`; `var` with 4 genes. Values
 /// are drawn from the tests' LCG; day `k`'s clouds move by `0.3 k` so the days differ.
+///
+/// Deliberately not `wlm_data::write_h5ad` (whose obs part this resembles, and `duplicates`
+/// pairs them): the reader is tested on what anndata itself writes, so the file is built
+/// independently of our writer, with layouts the writer never produces (categorical times,
+/// a sparse `X`, chunked gzip `obsm`, interleaved days).
 pub(crate) fn write_anndata(path: &Path, n_days: usize, per_day: usize) -> Cells {
     let cells = n_days * per_day;
     let mut positions = vec![Vec::new(); n_days];

@@ -88,10 +88,39 @@ pub(crate) fn small_snapshots(t: usize, n: usize) -> Snapshots {
     Snapshots::new(times, 2, positions, Some(velocities)).unwrap()
 }
 
+/// A temporary folder holding `data.npz` (6 snapshots of 16 points with velocities) and the
+/// config `tiny.ron` (whose source is `Particles("data.npz")`).
+pub(crate) fn tiny_run_folder(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    wlm_data::write_particles_npz(dir.path().join("data.npz"), &small_snapshots(6, 16)).unwrap();
+    std::fs::write(dir.path().join("tiny.ron"), config).unwrap();
+    dir
+}
+
 /// The shared data folder (`../shared/data` next to the repository), if present.
 /// Absent: `None` on a developer's checkout, a failure under `CI=true`.
 pub(crate) fn shared_data() -> Option<PathBuf> {
     crate::shared_folder::shared("data")
+}
+
+/// A committed config `configs/NAME.ron`, and the `--set` that points its data source
+/// (`KIND("FILE")` under the shared data folder `data`) there when the shared folder is not
+/// beside the repository (`$WLM_SHARED`); empty when it is.
+pub(crate) fn repository_config(
+    name: &str,
+    data: &Path,
+    kind: &str,
+    file: &str,
+) -> (PathBuf, Vec<String>) {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = manifest.join(format!("../configs/{name}.ron"));
+    let overrides = if manifest.join("../../shared/data").is_dir() {
+        Vec::new()
+    } else {
+        let source = data.join(file).display().to_string();
+        vec!["--set".into(), format!("data.source={kind}({source:?})")]
+    };
+    (config, overrides)
 }
 
 /// Checks a PNG file: signature, IHDR, plausible size; returns (width, height).

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{ok, shared_data, wlm_in};
+use crate::common::{ok, repository_config, shared_data, wlm_in};
 
 fn configs() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
@@ -42,8 +42,6 @@ fn shared_data_configs_train_a_step() {
     };
     // The configs name their data relative to the repository (`../shared/data` beside it);
     // when the shared folder is elsewhere (`$WLM_SHARED`), point the sources there.
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let moved = !default.is_dir();
     let dir = tempfile::tempdir().unwrap();
     for (name, kind, file) in [
         ("ocean_small_cpu", "Particles", "oceans/oceans_with_v0.npz"),
@@ -54,34 +52,25 @@ fn shared_data_configs_train_a_step() {
         ),
         ("eb_cpu", "Npy", "eb/eb_300.npy"),
     ] {
-        let source = format!(
-            "data.source={kind}({:?})",
-            data.join(file).display().to_string()
-        );
-        let config =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
+        let (config, moved) = repository_config(name, &data, kind, file);
         let run = dir.path().join(name);
-        let out = ok(&wlm_in(
-            dir.path(),
-            &[
-                "train",
-                "--config",
-                config.to_str().unwrap(),
-                "--run-dir",
-                run.to_str().unwrap(),
-                "--quiet",
-                "--set",
-                "train.steps=1",
-                "--set",
-                "model.energy=Attention((dim: DIM, heads: 1, hidden: 8, blocks: 1, ff: 8, time_features: TF))"
-                    .replace("DIM", if name == "eb_cpu" { "5" } else { "2" })
-                    .replace("TF", if name == "ocean_small_cpu" { "true" } else { "false" })
-                    .as_str(),
-            ]
-            .into_iter()
-            .chain(moved.then_some(["--set", source.as_str()]).into_iter().flatten())
-            .collect::<Vec<_>>(),
-        ));
+        let energy = "model.energy=Attention((dim: DIM, heads: 1, hidden: 8, blocks: 1, ff: 8, time_features: TF))"
+            .replace("DIM", if name == "eb_cpu" { "5" } else { "2" })
+            .replace("TF", if name == "ocean_small_cpu" { "true" } else { "false" });
+        let mut args = vec![
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--quiet",
+            "--set",
+            "train.steps=1",
+            "--set",
+            &energy,
+        ];
+        args.extend(moved.iter().map(String::as_str));
+        let out = ok(&wlm_in(dir.path(), &args));
         assert!(out.contains("mean ± SE of W1"), "{name}: {out}");
     }
 }

@@ -1,8 +1,6 @@
 //! `wlm flow train`, `interpolate` and `forecast` on a tiny data set, and config errors.
 
-use std::path::PathBuf;
-
-use crate::common::{fails, ok, shared_data, small_snapshots, wlm_in};
+use crate::common::{fails, ok, repository_config, shared_data, tiny_run_folder, wlm_in};
 
 const TINY: &str = r#"// A tiny flow experiment for tests.
 (
@@ -18,10 +16,7 @@ const TINY: &str = r#"// A tiny flow experiment for tests.
 "#;
 
 fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    wlm_data::write_particles_npz(dir.path().join("data.npz"), &small_snapshots(6, 16)).unwrap();
-    std::fs::write(dir.path().join("tiny.ron"), TINY).unwrap();
-    dir
+    tiny_run_folder(TINY)
 }
 
 #[test]
@@ -141,21 +136,14 @@ fn shared_data_flow_configs_train_a_step() {
         eprintln!("skipped: ../shared/data is absent");
         return;
     };
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let moved = !default.is_dir();
     let dir = tempfile::tempdir().unwrap();
     for (name, kind, file) in [
         ("flow_ocean_small", "Particles", "oceans/oceans_with_v0.npz"),
         ("flow_eb", "Npy", "eb/eb_300.npy"),
     ] {
-        let source = format!(
-            "data.source={kind}({:?})",
-            data.join(file).display().to_string()
-        );
-        let config =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}.ron"));
+        let (config, moved) = repository_config(name, &data, kind, file);
         let run = dir.path().join(name);
-        let args = [
+        let mut args = vec![
             "flow",
             "train",
             "--config",
@@ -166,18 +154,8 @@ fn shared_data_flow_configs_train_a_step() {
             "--set",
             "flow.train.steps=2",
         ];
-        let out = ok(&wlm_in(
-            dir.path(),
-            &args
-                .into_iter()
-                .chain(
-                    moved
-                        .then_some(["--set", source.as_str()])
-                        .into_iter()
-                        .flatten(),
-                )
-                .collect::<Vec<_>>(),
-        ));
+        args.extend(moved.iter().map(String::as_str));
+        let out = ok(&wlm_in(dir.path(), &args));
         assert!(out.contains("ot_midpoint"), "{name}: {out}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{check_png, fails, ok, small_snapshots, stderr, wlm_in};
+use crate::common::{check_png, fails, ok, small_snapshots, stderr, tiny_run_folder, wlm_in};
 
 const TINY: &str = r#"// A tiny experiment for tests.
 (
@@ -19,10 +19,7 @@ const TINY: &str = r#"// A tiny experiment for tests.
 "#;
 
 fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    wlm_data::write_particles_npz(dir.path().join("data.npz"), &small_snapshots(6, 16)).unwrap();
-    std::fs::write(dir.path().join("tiny.ron"), TINY).unwrap();
-    dir
+    tiny_run_folder(TINY)
 }
 
 fn metrics_rows(run: &Path) -> usize {

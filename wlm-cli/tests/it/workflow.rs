@@ -569,8 +569,120 @@ fn inspect_and_distance_read_anndata_files_with_the_flags() {
         ],
     ));
     assert!(text.contains("snapshots:   3"), "{text}");
+    let err = fails(&wlm_in(p, &["inspect", "data.bin", "--format", "hdf5"]));
+    assert!(err.contains("hdf5") && err.contains("h5ad"), "{err}");
     // Keys for the wrong format name the flag.
     wlm_data::write_csv(p.join("s.csv"), &crate::common::small_snapshots(2, 3)).unwrap();
     let err = fails(&wlm_in(p, &["inspect", "s.csv", "--time-key", "day"]));
     assert!(err.contains("--time-key") && err.contains("s.csv"), "{err}");
+}
+
+#[test]
+fn restarts_take_the_velocity_source_named_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    // No --velocity-key: the data have no velocities, and restarts use OT estimates.
+    write_anndata(&p.join("data.h5ad"), 4, 16);
+    let mut args = vec![
+        "train",
+        "--data",
+        "data.h5ad",
+        "--run-dir",
+        "run",
+        "--quiet",
+    ];
+    args.extend(["--time-key", "day", "--n-components", "2", "--holdout", "2"]);
+    args.extend([
+        "--set",
+        "train.steps=2",
+        "--set",
+        "model.precision=F64",
+        "--set",
+        "eval.steps_per_interval=3",
+    ]);
+    ok(&wlm_in(p, &args));
+    let interpolate = |source: Option<&str>, out: &str| {
+        let mut args = vec!["interpolate", "--run-dir", "run", "--out", out, "--quiet"];
+        if let Some(source) = source {
+            args.extend(["--initial-velocities", source]);
+        }
+        ok(&wlm_in(p, &args));
+        let back = wlm_data::load_particles_npz(p.join(out), None).unwrap();
+        back.positions(0).to_vec()
+    };
+    let from_rest = interpolate(Some("Zero"), "zero.npz");
+    let estimated = interpolate(None, "ot.npz");
+    // The library's interpolation of day 2 from day 1 at rest, with the run's weights.
+    let snapshots = wlm_data::load_h5ad(
+        p.join("data.h5ad"),
+        &H5adConfig {
+            time_key: "day".into(),
+            n_components: Some(2),
+            ..H5adConfig::default()
+        },
+    )
+    .unwrap();
+    let model = model(&p.join("run"));
+    let v0 = Tensor::zeros((16, 2), candle_core::DType::F64, &Device::Cpu).unwrap();
+    let expected = wlm::interpolate_with_velocities(&model, &snapshots, 2, &v0, 3)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    assert!(max_difference(&from_rest, &expected) < 1e-12);
+    // The run's own source (OtCentral) moves the start: a different prediction.
+    assert!(max_difference(&from_rest, &estimated) > 1e-6);
+    assert_eq!(interpolate(Some("OtCentral"), "central.npz"), estimated);
+
+    // Evaluations follow the flag too.
+    ok(&wlm_in(
+        p,
+        &[
+            "eval",
+            "--run-dir",
+            "run",
+            "--out",
+            "z.ron",
+            "--quiet",
+            "--initial-velocities",
+            "Zero",
+        ],
+    ));
+    let z: wlm::Evaluation =
+        ron::from_str(&std::fs::read_to_string(p.join("z.ron")).unwrap()).unwrap();
+    ok(&wlm_in(
+        p,
+        &["eval", "--run-dir", "run", "--out", "c.ron", "--quiet"],
+    ));
+    let c: wlm::Evaluation =
+        ron::from_str(&std::fs::read_to_string(p.join("c.ron")).unwrap()).unwrap();
+    assert_ne!(z.scores, c.scores);
+
+    // Observed velocities the data do not have, and an unknown name, are named.
+    let err = fails(&wlm_in(
+        p,
+        &[
+            "interpolate",
+            "--run-dir",
+            "run",
+            "--initial-velocities",
+            "Data",
+        ],
+    ));
+    assert!(err.contains("velocit"), "{err}");
+    let err = fails(&wlm_in(
+        p,
+        &[
+            "eval",
+            "--run-dir",
+            "run",
+            "--initial-velocities",
+            "Estimated",
+        ],
+    ));
+    assert!(
+        err.contains("Estimated") && err.contains("OtCentral, Model"),
+        "{err}"
+    );
 }
