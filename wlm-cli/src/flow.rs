@@ -20,9 +20,10 @@ use wlm_flow::{FlowConfig, FlowModel, FlowTrainer};
 use crate::cli::FlowCommand;
 use crate::config::{from_ron, to_ron, DataConfig, INTERPOLATION_FILE};
 use crate::data::load_config_data;
+use crate::output::write_text;
 use crate::progress::{Mode, Progress};
 use crate::report::simple_table;
-use crate::runs::{training_banner, write_text};
+use crate::runs::training_banner;
 
 /// The config of a flow run inside its directory.
 const CONFIG_FILE: &str = "config.ron";

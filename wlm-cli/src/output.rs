@@ -9,7 +9,15 @@ use wlm::Evaluation;
 use wlm_data::{H5adConfig, Snapshots};
 
 use crate::report::{evaluation_table, role_name};
-use crate::runs::write_text;
+
+/// Writes `text` to `path` atomically (a temporary file, then a rename).
+///
+/// # Errors
+/// I/O failures, naming the file.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
+    wlm_data::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
 
 fn extension(path: &Path) -> String {
     path.extension()

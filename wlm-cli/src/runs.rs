@@ -15,6 +15,7 @@ use wlm_data::Snapshots;
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::{from_ron, DataSource, ExperimentConfig, EXPERIMENT_FILE, INTERPOLATION_FILE};
 use crate::data::load_config_data;
+use crate::output::{write_evaluation, write_snapshots, write_text};
 use crate::progress::{Mode, Progress};
 use crate::report::{evaluation_table, simple_table};
 use crate::source::output_layout;
@@ -328,11 +329,6 @@ pub(crate) fn training_banner(
     )
 }
 
-pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
-    wlm_data::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Model weights for evaluation: plain weights, or a trainer restored from a checkpoint
 /// (whose EMA weights are used when the config asks for them).
 pub(crate) enum Weights {
@@ -501,7 +497,7 @@ fn write_interpolations(
     let times: Vec<f64> = indices.iter().map(|&h| snapshots.times()[h]).collect();
     let predicted = Snapshots::from_tensors(times, predictions, None)
         .context("the interpolation produced invalid values")?;
-    crate::output::write_snapshots(path, &predicted, layout)
+    write_snapshots(path, &predicted, layout)
 }
 
 /// `wlm interpolate`: each test snapshot from the observed snapshot before it.
@@ -585,7 +581,7 @@ pub(crate) fn eval(args: &EvalArgs, mode: Mode) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run_dir.join(wlm::EVALUATION_FILE));
-    crate::output::write_evaluation(&out, &evaluation)?;
+    write_evaluation(&out, &evaluation)?;
     println!("{}", evaluation_table(&evaluation));
     if mode != Mode::Quiet {
         eprintln!("evaluation: {}", out.display());

@@ -9,8 +9,9 @@ use wlm::{Evaluation, MeanSe, Role};
 use super::plan::{experiment_name, potential_label, PlannedRun};
 use crate::cli::{ExperimentArgs, Scale};
 use crate::config::from_ron;
+use crate::output::write_text;
 use crate::progress::Mode;
-use crate::runs::{check_same_config, is_finished, last_metrics, write_text};
+use crate::runs::{check_same_config, is_finished, last_metrics};
 
 /// The file each experiment's summary is written to, in `<out>/<experiment>/`.
 pub(crate) const RESULTS_FILE: &str = "results.md";

@@ -16,8 +16,9 @@ use anyhow::{bail, Context, Result};
 use super::plan::{experiment_name, plan};
 use super::results::{command_line, finished_result, write_results};
 use crate::cli::{ExperimentArgs, PlanKind};
+use crate::output::write_text;
 use crate::progress::Mode;
-use crate::runs::{last_metrics, write_text};
+use crate::runs::last_metrics;
 
 /// The folder of the plan files, under the experiment's folder.
 pub(crate) const PLAN_DIR: &str = "plan";
