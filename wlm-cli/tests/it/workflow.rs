@@ -367,10 +367,10 @@ fn forecasts_resample_the_start_and_bad_flags_name_the_value() {
     );
 }
 
-#[test]
-fn evaluations_are_written_as_json_csv_and_markdown_with_the_same_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
+/// Writes `data.h5ad` (4 days of 16 cells; no --velocity-key, so no velocities are read and
+/// the derived config starts from OT estimates) and trains `run` for 2 steps, day 2 held out,
+/// with the `--set` values `sets`.
+fn train_holdout_2(p: &Path, sets: &[&str]) {
     write_anndata(&p.join("data.h5ad"), 4, 16);
     let mut args = vec![
         "train",
@@ -381,13 +381,18 @@ fn evaluations_are_written_as_json_csv_and_markdown_with_the_same_numbers() {
         "--quiet",
     ];
     args.extend(["--time-key", "day", "--n-components", "2", "--holdout", "2"]);
-    args.extend([
-        "--set",
-        "train.steps=2",
-        "--set",
-        "eval.steps_per_interval=1",
-    ]);
+    args.extend(["--set", "train.steps=2"]);
+    for set in sets {
+        args.extend(["--set", set]);
+    }
     ok(&wlm_in(p, &args));
+}
+
+#[test]
+fn evaluations_are_written_as_json_csv_and_markdown_with_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    train_holdout_2(p, &["eval.steps_per_interval=1"]);
     let stored = std::fs::read_to_string(p.join("run/experiment.ron")).unwrap();
     assert!(
         stored.contains("Holdout(") && stored.contains("OtCentral"),
@@ -581,26 +586,7 @@ fn inspect_and_distance_read_anndata_files_with_the_flags() {
 fn restarts_take_the_velocity_source_named_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    // No --velocity-key: the data have no velocities, and restarts use OT estimates.
-    write_anndata(&p.join("data.h5ad"), 4, 16);
-    let mut args = vec![
-        "train",
-        "--data",
-        "data.h5ad",
-        "--run-dir",
-        "run",
-        "--quiet",
-    ];
-    args.extend(["--time-key", "day", "--n-components", "2", "--holdout", "2"]);
-    args.extend([
-        "--set",
-        "train.steps=2",
-        "--set",
-        "model.precision=F64",
-        "--set",
-        "eval.steps_per_interval=3",
-    ]);
-    ok(&wlm_in(p, &args));
+    train_holdout_2(p, &["model.precision=F64", "eval.steps_per_interval=3"]);
     let interpolate = |source: Option<&str>, out: &str| {
         let mut args = vec!["interpolate", "--run-dir", "run", "--out", out, "--quiet"];
         if let Some(source) = source {
