@@ -2,7 +2,7 @@
 //! the squared-Euclidean plan (isotropic ω), and the anisotropic plan minimises its own action.
 
 use proptest::prelude::*;
-use wlm_flow::{optimal_plan, Path, PathKind};
+use wlm_flow::{couple, optimal_plan, Coupling, Path, PathKind};
 use wlm_numeric::SeedRng;
 
 /// Every permutation of `0..n` (Heap's algorithm).
@@ -132,4 +132,93 @@ fn anisotropic_plan_can_differ_from_the_squared_euclidean_plan() {
         })
         .count();
     assert!(differing > 0);
+}
+
+/// The optimal plan between uniform measures on sorted, distinct 1-D points for a strictly
+/// convex cost: the monotone (north-west corner) coupling, as `(i, j, mass)` in units of
+/// `1 / (n0 n1)` (row `i` holds `n1` units, column `j` holds `n0`).
+fn monotone_plan(n0: usize, n1: usize) -> Vec<(usize, usize, usize)> {
+    let (mut i, mut j, mut row, mut col) = (0, 0, n1, n0);
+    let mut out = Vec::new();
+    while i < n0 && j < n1 {
+        let m = row.min(col);
+        out.push((i, j, m));
+        row -= m;
+        col -= m;
+        if row == 0 {
+            i += 1;
+            row = n1;
+        }
+        if col == 0 {
+            j += 1;
+            col = n0;
+        }
+    }
+    out
+}
+
+/// Sorted, distinct 1-D points.
+fn sorted_line(rng: &mut SeedRng, n: usize) -> Vec<f64> {
+    let mut x: Vec<f64> = (0..n).map(|k| k as f64 + 0.9 * rng.uniform()).collect();
+    x.sort_by(f64::total_cmp);
+    x
+}
+
+#[test]
+fn ot_pairs_are_drawn_with_the_plan_s_probabilities_on_unequal_sizes() {
+    let mut rng = SeedRng::seed_from(17);
+    for (n0, n1) in [(2, 3), (4, 6), (5, 3)] {
+        let (x0, x1) = (sorted_line(&mut rng, n0), sorted_line(&mut rng, n1));
+        let plan = optimal_plan(&x0, &x1, 1, &Path::Linear).unwrap();
+        let total: usize = plan.iter().map(|e| e.2).sum();
+        let mut got: Vec<(usize, usize, f64)> = plan
+            .iter()
+            .map(|&(i, j, m)| (i, j, m as f64 / total as f64))
+            .collect();
+        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let expected: Vec<(usize, usize, f64)> = monotone_plan(n0, n1)
+            .into_iter()
+            .map(|(i, j, m)| (i, j, m as f64 / (n0 * n1) as f64))
+            .collect();
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "{n0}x{n1}: {got:?} vs {expected:?}"
+        );
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!((g.0, g.1), (e.0, e.1), "{n0}x{n1}");
+            assert!((g.2 - e.2).abs() < 1e-12, "{n0}x{n1}: {g:?} vs {e:?}");
+        }
+        // Pairs drawn from the plan: each entry with its probability (5σ of the binomial).
+        let draws = 60_000;
+        let pairs = couple(
+            &x0,
+            &x1,
+            1,
+            Coupling::ExactOt,
+            &Path::Linear,
+            draws,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(pairs.len(), draws);
+        for &(i, j, p) in &expected {
+            let count = pairs.iter().filter(|&&q| q == (i, j)).count() as f64;
+            let mean = draws as f64 * p;
+            let sd = (mean * (1.0 - p)).sqrt();
+            assert!(
+                (count - mean).abs() <= 5.0 * sd + 1.0,
+                "{n0}x{n1} pair ({i}, {j}): {count} draws, expected {mean:.0} ± {sd:.0}"
+            );
+        }
+        let in_plan = |q: &(usize, usize)| expected.iter().any(|e| (e.0, e.1) == *q);
+        assert!(
+            pairs.iter().all(in_plan),
+            "{n0}x{n1}: a pair outside the plan"
+        );
+    }
+    // Independent pairs are the draws in order.
+    let x: Vec<f64> = (0..8).map(f64::from).collect();
+    let pairs = couple(&x, &x, 2, Coupling::Independent, &Path::Linear, 4, &mut rng).unwrap();
+    assert_eq!(pairs, vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
 }
