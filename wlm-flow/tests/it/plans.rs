@@ -175,7 +175,7 @@ fn ot_pairs_are_drawn_with_the_plan_s_probabilities_on_unequal_sizes() {
             .iter()
             .map(|&(i, j, m)| (i, j, m as f64 / total as f64))
             .collect();
-        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        got.sort_by_key(|e| (e.0, e.1));
         let expected: Vec<(usize, usize, f64)> = monotone_plan(n0, n1)
             .into_iter()
             .map(|(i, j, m)| (i, j, m as f64 / (n0 * n1) as f64))
