@@ -296,6 +296,8 @@ pub(crate) fn line_chart(chart: &LineChart, width: usize, height: usize) -> Resu
                 .y_label_area_size(72);
             b
         };
+        // The two branches are deliberately parallel: plotters' log and linear vertical axes
+        // are different coordinate types, so the chart and its mesh are built once per type.
         if log_y {
             let mut c = builder(root)
                 .build_cartesian_2d(x_range.0..x_range.1, (y_range.0..y_range.1).log_scale())

@@ -1,5 +1,8 @@
 //! `wlm flow train`, `interpolate` and `forecast` on a tiny data set, and config errors.
 
+use std::path::Path;
+use std::process::Output;
+
 use crate::common::{fails, ok, repository_config, shared_data, tiny_run_folder, wlm_in};
 
 const TINY: &str = r#"// A tiny flow experiment for tests.
@@ -19,22 +22,18 @@ fn setup() -> tempfile::TempDir {
     tiny_run_folder(TINY)
 }
 
+/// `wlm flow train --config tiny.ron` with `extra` arguments, in `p`.
+fn flow_train(p: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["flow", "train", "--config", "tiny.ron"];
+    args.extend(extra);
+    wlm_in(p, &args)
+}
+
 #[test]
 fn flow_train_then_interpolate_and_forecast_a_run() {
     let dir = setup();
     let p = dir.path();
-    let out = ok(&wlm_in(
-        p,
-        &[
-            "flow",
-            "train",
-            "--config",
-            "tiny.ron",
-            "--run-dir",
-            "run",
-            "-q",
-        ],
-    ));
+    let out = ok(&flow_train(p, &["--run-dir", "run", "-q"]));
     assert!(
         out.contains("ot_midpoint") && out.contains("repeat_previous"),
         "{out}"
@@ -81,18 +80,7 @@ fn flow_train_then_interpolate_and_forecast_a_run() {
     assert_eq!(forecast.len(), 6);
 
     // The same run directory is not overwritten.
-    let err = fails(&wlm_in(
-        p,
-        &[
-            "flow",
-            "train",
-            "--config",
-            "tiny.ron",
-            "--run-dir",
-            "run",
-            "-q",
-        ],
-    ));
+    let err = fails(&flow_train(p, &["--run-dir", "run", "-q"]));
     assert!(err.contains("already holds a flow run"), "{err}");
 }
 
@@ -100,13 +88,9 @@ fn flow_train_then_interpolate_and_forecast_a_run() {
 fn flow_config_errors_name_the_field() {
     let dir = setup();
     let p = dir.path();
-    let err = fails(&wlm_in(
+    let err = fails(&flow_train(
         p,
         &[
-            "flow",
-            "train",
-            "--config",
-            "tiny.ron",
             "--set",
             "flow.path=Harmonic(omega: 3.5)",
             "--run-dir",
@@ -114,17 +98,7 @@ fn flow_config_errors_name_the_field() {
         ],
     ));
     assert!(err.contains("`flow.path.omega`"), "{err}");
-    let err = fails(&wlm_in(
-        p,
-        &[
-            "flow",
-            "train",
-            "--config",
-            "tiny.ron",
-            "--set",
-            "split.indices=[0]",
-        ],
-    ));
+    let err = fails(&flow_train(p, &["--set", "split.indices=[0]"]));
     assert!(err.contains("split.indices"), "{err}");
     let err = fails(&wlm_in(p, &["flow", "interpolate", "--run-dir", "nowhere"]));
     assert!(err.contains("wlm flow train"), "{err}");
