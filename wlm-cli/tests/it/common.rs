@@ -5,6 +5,31 @@ use std::process::{Command, Output};
 
 use wlm_data::Snapshots;
 
+/// `wlm experiment boids` shrunk to seconds: two seeds (3, 4) of 16 birds over 6 snapshots,
+/// 3 training, a 2-step tiny model; results in `exp/boids`. Later `--set`s override these.
+pub(crate) const TINY_BOIDS_EXPERIMENT: [&str; 20] = [
+    "experiment",
+    "boids",
+    "--seeds",
+    "3,4",
+    "--out",
+    "exp",
+    "--set",
+    "data.source.n_particles=16",
+    "--set",
+    "data.source.n_snapshots=6",
+    "--set",
+    "split.n_train=3",
+    "--set",
+    "train.batch_size=None",
+    "--set",
+    "train.steps=2",
+    "--set",
+    "model.energy=Attention((dim: 2, heads: 1, hidden: 8, blocks: 1, ff: 8))",
+    "--set",
+    "eval.steps_per_interval=1",
+];
+
 /// Runs `wlm` with `args` in `dir`.
 pub(crate) fn wlm_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wlm"))

@@ -1,7 +1,7 @@
 //! `wlm experiment`: a tiny run set trains, writes its results table, and is reused when run
 //! again; the ocean experiment reads the shared data; bad arguments name what is wrong.
 
-use crate::common::{fails, ok, shared_data, stderr, wlm_in};
+use crate::common::{fails, ok, shared_data, stderr, wlm_in, TINY_BOIDS_EXPERIMENT};
 
 /// Shrinks an experiment to seconds.
 const TINY: [&str; 8] = [
@@ -19,23 +19,13 @@ const TINY: [&str; 8] = [
 fn a_tiny_boids_experiment_writes_results_and_is_reused_when_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    let mut args = vec![
-        "experiment",
-        "boids",
-        "--seeds",
-        "3,4",
-        "--out",
-        "exp",
+    let mut args = TINY_BOIDS_EXPERIMENT.to_vec();
+    args.extend([
         "--set",
-        "data.source.n_particles=24",
+        "train.steps=3",
         "--set",
-        "data.source.n_snapshots=8",
-        "--set",
-        "split.n_train=4",
-        "--set",
-        "train.batch_size=None",
-    ];
-    args.extend(TINY);
+        "train.checkpoint_every=2",
+    ]);
     let first = wlm_in(p, &args);
     let out = ok(&first);
     let results = std::fs::read_to_string(p.join("exp/boids/results.md")).unwrap();

@@ -4,31 +4,10 @@
 
 use std::process::Command;
 
-use crate::common::{fails, ok, stderr, wlm_in};
+use crate::common::{fails, ok, stderr, wlm_in, TINY_BOIDS_EXPERIMENT};
 
 /// A two-run Boids sweep shrunk to seconds.
-const SWEEP: [&str; 20] = [
-    "experiment",
-    "boids",
-    "--seeds",
-    "3,4",
-    "--out",
-    "exp",
-    "--set",
-    "data.source.n_particles=16",
-    "--set",
-    "data.source.n_snapshots=6",
-    "--set",
-    "split.n_train=3",
-    "--set",
-    "train.batch_size=None",
-    "--set",
-    "train.steps=2",
-    "--set",
-    "model.energy=Attention((dim: 2, heads: 1, hidden: 8, blocks: 1, ff: 8))",
-    "--set",
-    "eval.steps_per_interval=1",
-];
+const SWEEP: [&str; 20] = TINY_BOIDS_EXPERIMENT;
 
 fn with(extra: &[&'static str]) -> Vec<&'static str> {
     let mut args = SWEEP.to_vec();
