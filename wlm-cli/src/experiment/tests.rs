@@ -116,3 +116,30 @@ fn every_embedded_config_parses_at_both_scales() {
         }
     }
 }
+
+#[test]
+fn the_eb_experiment_runs_the_recommended_configuration_for_data_without_velocities() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("eb")).unwrap();
+    std::fs::write(dir.path().join("eb/eb_300.npy"), b"").unwrap();
+    let mut a = args(ExperimentName::Eb);
+    a.data = Some(dir.path().to_path_buf());
+    let runs = plan(&a).unwrap();
+    assert_eq!(runs.len(), 3 * 2, "3 held-out times x 2 seeds");
+    for run in &runs {
+        let (train, eval) = (&run.config.train, &run.config.eval);
+        assert_eq!(
+            train.initial_velocities,
+            wlm::VelocitySource::OtCentral,
+            "{}",
+            run.name
+        );
+        assert_eq!(
+            eval.initial_velocities,
+            wlm::VelocitySource::OtCentral,
+            "{}",
+            run.name
+        );
+        assert!(train.random_start, "{}", run.name);
+    }
+}
