@@ -281,9 +281,9 @@ pub(crate) struct EvalArgs {
     /// Integrator steps per observed interval (default: the run's `eval.steps_per_interval`).
     #[arg(long)]
     pub(crate) substeps: Option<usize>,
-    /// Velocities that start each restart (interpolations, forecasts not from snapshot 0),
-    /// instead of the run's `eval.initial_velocities`: Data, Zero, OtForward, OtBackward,
-    /// OtCentral or Model.
+    /// Velocities that start every rollout of the evaluation (the forecast, the restarts and
+    /// the interpolations), instead of the run's `eval.initial_velocities`: Data, Zero,
+    /// OtForward, OtBackward, OtCentral or Model.
     #[arg(long, value_name = "SOURCE", value_parser = parse_velocity_source)]
     pub(crate) initial_velocities: Option<wlm::VelocitySource>,
 }
