@@ -55,9 +55,10 @@ fn matrix(key: &str) -> H5adMatrix {
 pub(crate) fn format(path: &Path, flags: &DataFlags) -> Result<Format> {
     match flags.format {
         Some(f) => Ok(f),
-        None => wlm_data::detect_format(path).context(
-            "name the format with --format (particles, snap-mmd, trajectory-net, npy, csv, h5ad)",
-        ),
+        None => wlm_data::detect_format(path).with_context(|| {
+            let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+            format!("name the format with --format ({})", names.join(", "))
+        }),
     }
 }
 
